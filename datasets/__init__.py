@@ -1,0 +1,1 @@
+"""Arrow schemas, synthetic generators and the data centre store."""

@@ -1,0 +1,25 @@
+"""gridfare: an elastic compute cluster for utility billing and railway ticketing, on Ray."""
+
+from gridfare.errors import (
+    ConfigError,
+    DataCentreError,
+    DataCentreFull,
+    GridfareError,
+    InvalidInput,
+    InvalidReading,
+    TariffError,
+    TouSplitMismatch,
+    UnknownTariff,
+)
+
+__all__ = [
+    "ConfigError",
+    "DataCentreError",
+    "DataCentreFull",
+    "GridfareError",
+    "InvalidInput",
+    "InvalidReading",
+    "TariffError",
+    "TouSplitMismatch",
+    "UnknownTariff",
+]

@@ -1,0 +1,79 @@
+"""Exact money: integer fen (0.01 CNY) and half-up rounding.
+
+Vectorized charges are computed in integer *raw* units: energy in 0.01 kWh
+(``ENERGY_SCALE``) times a price in 1e-8 CNY (``PRICE_SCALE``) gives 1e-10 CNY, which is
+``RAW_PER_FEN`` raw units per fen. Everything stays in int64, so no float ever touches
+an amount; rounding to the fen is half-up (half away from zero, as ``ROUND_HALF_UP``).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+import numpy as np
+
+from gridfare.errors import InvalidInput
+
+ENERGY_SCALE = 100  # integer energy units per kWh (0.01 kWh resolution)
+PRICE_SCALE = 10**8  # integer price units per CNY
+FEN_PER_CNY = 100
+RAW_PER_FEN = ENERGY_SCALE * PRICE_SCALE // FEN_PER_CNY  # 1e-10 CNY units per fen
+
+_FEN = Decimal("0.01")
+
+
+def to_decimal(value: object, what: str) -> Decimal:
+    """Parse ``value`` (str, int or Decimal; never float) as a Decimal, naming ``what``."""
+    if isinstance(value, float):
+        # A float has already lost the exact figure; the caller must pass the text.
+        value = repr(value)
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidInput(f"{what}: {value!r} is not a number") from exc
+    if not result.is_finite():
+        raise InvalidInput(f"{what}: {value!r} is not a finite number")
+    return result
+
+
+def scaled_int(value: Decimal, scale: int, what: str) -> int:
+    """``value * scale`` as an exact int; refuse a value finer than ``1/scale``."""
+    scaled = value * scale
+    if scaled != scaled.to_integral_value():
+        raise InvalidInput(f"{what}: {value} has more precision than 1/{scale}")
+    return int(scaled)
+
+
+def price_units(value: object, what: str) -> int:
+    """A price in CNY (per kWh, kW, kVA or month) as integer 1e-8 CNY units."""
+    return scaled_int(to_decimal(value, what), PRICE_SCALE, what)
+
+
+def round_raw_to_fen(raw: np.ndarray | int, raw_per_fen: int = RAW_PER_FEN) -> np.ndarray:
+    """Round integer raw amounts to fen, half away from zero, exactly (int64 in, int64 out)."""
+    raw = np.asarray(raw, dtype=np.int64)
+    half = raw_per_fen // 2
+    magnitude = (np.abs(raw) + half) // raw_per_fen
+    return np.where(raw < 0, -magnitude, magnitude).astype(np.int64)
+
+
+def apply_rate_to_fen(base_fen: np.ndarray, rate_bp: np.ndarray | int) -> np.ndarray:
+    """``base_fen * rate_bp / 10000`` (a rate in 1/100 of a percent) rounded half-up to fen."""
+    raw = np.asarray(base_fen, dtype=np.int64) * np.asarray(rate_bp, dtype=np.int64)
+    return round_raw_to_fen(raw, 10_000)
+
+
+def fen_to_cny(fen: int) -> Decimal:
+    """Integer fen as a Decimal CNY amount with two places."""
+    return (Decimal(int(fen)) / FEN_PER_CNY).quantize(_FEN)
+
+
+def cny_to_fen(amount: Decimal | str | int) -> int:
+    """A CNY amount rounded half-up to the fen, as integer fen."""
+    value = to_decimal(amount, "amount").quantize(_FEN, rounding=ROUND_HALF_UP)
+    return int(value * FEN_PER_CNY)
+
+
+def format_cny(fen: int) -> str:
+    """``28215`` -> ``'282.15'``."""
+    return f"{fen_to_cny(fen):.2f}"
