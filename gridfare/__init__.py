@@ -1,5 +1,6 @@
 """gridfare: an elastic compute cluster for utility billing and railway ticketing, on Ray."""
 
+from gridfare.api import connect
 from gridfare.errors import (
     ConfigError,
     DataCentreError,
@@ -22,4 +23,5 @@ __all__ = [
     "TariffError",
     "TouSplitMismatch",
     "UnknownTariff",
+    "connect",
 ]

@@ -1,0 +1,1 @@
+"""Benchmarks: each module's ``main()`` runs the real path next to its baseline in one run."""

@@ -1,0 +1,37 @@
+"""``make bench``: run every benchmark and write the table in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import platform
+from pathlib import Path
+
+import psutil
+
+BENCHMARKS = ("bench.bill_kernel",)
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", nargs="*", help="module names, e.g. bench.bill_kernel")
+    args = parser.parse_args()
+    sections = []
+    for name in args.only or BENCHMARKS:
+        module = importlib.import_module(name)
+        sections.append(module.main())
+    machine = (f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+               f"Python {platform.python_version()}, {platform.machine()}")
+    text = ["# Benchmarks", "",
+            f"Written by `make bench` on {dt.date.today()} ({machine}). Each figure comes from "
+            "a script in `bench/` that runs the real path and its baseline in the same run.", ""]
+    for section in sections:
+        text += [section, ""]
+    DOC.write_text("\n".join(text))
+    print(f"wrote {DOC}")
+
+
+if __name__ == "__main__":
+    main()

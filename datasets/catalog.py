@@ -1,0 +1,236 @@
+"""The data centre's catalog: runs and section states in DuckDB, views over the Parquet.
+
+One process writes the catalog (the single-process runner today, the ControlServer on a
+cluster). It opens the file only for the length of one transaction, so read-only users
+(the analyst API, ``gridfare status``) can get in between writes; a lock conflict is
+retried for a bounded time and then reported as a DataCentreError.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from gridfare.errors import DataCentreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    period VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,          -- running | done | failed
+    sections_total INTEGER NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS section_runs (
+    run_id VARCHAR NOT NULL,
+    section_id VARCHAR NOT NULL,
+    period VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,          -- pending | done | failed
+    accounts BIGINT,
+    billed BIGINT,
+    exceptions BIGINT,
+    total_fen BIGINT,
+    node_id VARCHAR,
+    seconds DOUBLE,
+    error VARCHAR,
+    finished_at TIMESTAMP,
+    PRIMARY KEY (run_id, section_id)
+);
+"""
+
+_VIEWS = ("accounts", "readings", "bills", "exceptions")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A billing run as the catalog holds it."""
+
+    run_id: str
+    period: str
+    status: str
+    sections_total: int
+    sections_done: int
+    sections_failed: int
+    billed: int
+    exceptions: int
+    total_fen: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SectionRecord:
+    """One section's state within a run."""
+
+    section_id: str
+    status: str
+    accounts: int | None
+    billed: int | None
+    exceptions: int | None
+    total_fen: int | None
+    node_id: str | None
+    seconds: float | None
+    error: str | None
+
+
+class Catalog:
+    """Runs and section states of one data centre, in ``catalog.duckdb``."""
+
+    def __init__(self, path: str | Path, *, lock_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self._lock_timeout_s = lock_timeout_s
+        with self._connect(read_only=False) as con:
+            con.execute(_SCHEMA)
+
+    # -- writing (one process) ------------------------------------------------------------
+
+    def start_run(
+        self,
+        run_id: str,
+        period: str,
+        sections: list[str],
+        started_at: datetime,
+    ) -> None:
+        """Record a run and its sections as pending; repeating it changes nothing."""
+        with self._connect(read_only=False) as con:
+            con.execute(
+                "INSERT INTO runs VALUES (?, ?, 'running', ?, ?, NULL) ON CONFLICT DO NOTHING",
+                [run_id, period, len(sections), started_at],
+            )
+            con.executemany(
+                "INSERT INTO section_runs (run_id, section_id, period, status) "
+                "VALUES (?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
+                [[run_id, s, period] for s in sections],
+            )
+
+    def record_section(
+        self,
+        run_id: str,
+        section_id: str,
+        *,
+        status: str,
+        accounts: int = 0,
+        billed: int = 0,
+        exceptions: int = 0,
+        total_fen: int = 0,
+        node_id: str | None = None,
+        seconds: float = 0.0,
+        error: str | None = None,
+        finished_at: datetime,
+    ) -> None:
+        """Set a section's outcome (a repeat overwrites the same row, never adds one)."""
+        if status not in ("done", "failed"):
+            raise DataCentreError(f"section {section_id}: status {status!r} is not done/failed")
+        with self._connect(read_only=False) as con:
+            updated = con.execute(
+                "UPDATE section_runs SET status = ?, accounts = ?, billed = ?, exceptions = ?, "
+                "total_fen = ?, node_id = ?, seconds = ?, error = ?, finished_at = ? "
+                "WHERE run_id = ? AND section_id = ? RETURNING section_id",
+                [
+                    status,
+                    accounts,
+                    billed,
+                    exceptions,
+                    total_fen,
+                    node_id,
+                    seconds,
+                    error,
+                    finished_at,
+                    run_id,
+                    section_id,
+                ],
+            ).fetchall()
+        if not updated:
+            raise DataCentreError(f"run {run_id}: section {section_id} is not part of the run")
+
+    def finish_run(self, run_id: str, finished_at: datetime) -> RunRecord:
+        """Close a run: done when every section is done, failed when any failed."""
+        with self._connect(read_only=False) as con:
+            con.execute(
+                "UPDATE runs SET finished_at = ?, status = CASE WHEN EXISTS (SELECT 1 FROM "
+                "section_runs s WHERE s.run_id = runs.run_id AND s.status <> 'done') "
+                "THEN 'failed' ELSE 'done' END WHERE run_id = ?",
+                [finished_at, run_id],
+            )
+        return self.run(run_id)
+
+    def refresh_views(self, globs: dict[str, str]) -> None:
+        """(Re)create views over the Parquet datasets that have files (dataset -> glob)."""
+        with self._connect(read_only=False) as con:
+            for name in _VIEWS:
+                pattern = globs.get(name)
+                if pattern is None:
+                    continue
+                try:
+                    con.execute(
+                        f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
+                        f"'{pattern}', hive_partitioning = false, union_by_name = true)"
+                    )
+                except duckdb.IOException:
+                    continue  # no files yet: the view appears after the first write
+
+    # -- reading -------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunRecord:
+        records = self._runs("WHERE r.run_id = ?", [run_id])
+        if not records:
+            raise DataCentreError(f"run {run_id!r} is not in the catalog at {self.path}")
+        return records[0]
+
+    def runs(self) -> list[RunRecord]:
+        return self._runs("", [])
+
+    def sections(self, run_id: str) -> list[SectionRecord]:
+        with self._connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT section_id, status, accounts, billed, exceptions, total_fen, node_id, "
+                "seconds, error FROM section_runs WHERE run_id = ? ORDER BY section_id",
+                [run_id],
+            ).fetchall()
+        return [SectionRecord(*row) for row in rows]
+
+    def pending_sections(self, run_id: str) -> list[str]:
+        """Sections of a run that are not done (pending or failed): what a resume bills."""
+        return [s.section_id for s in self.sections(run_id) if s.status != "done"]
+
+    def _runs(self, where: str, params: list) -> list[RunRecord]:
+        with self._connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT r.run_id, r.period, r.status, r.sections_total, "
+                "count(*) FILTER (WHERE s.status = 'done'), "
+                "count(*) FILTER (WHERE s.status = 'failed'), "
+                "coalesce(sum(s.billed), 0), coalesce(sum(s.exceptions), 0), "
+                "coalesce(sum(s.total_fen), 0), r.started_at, r.finished_at "
+                f"FROM runs r LEFT JOIN section_runs s USING (run_id) {where} "
+                "GROUP BY ALL ORDER BY r.started_at, r.run_id",
+                params,
+            ).fetchall()
+        return [RunRecord(*row) for row in rows]
+
+    @contextmanager
+    def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self._lock_timeout_s
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                # Another process holds the write lock for one short transaction: wait.
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise DataCentreError(f"catalog {self.path}: {exc}") from exc
+                time.sleep(0.05)
+            except duckdb.Error as exc:
+                raise DataCentreError(f"catalog {self.path}: {exc}") from exc
+        try:
+            yield con
+        except duckdb.Error as exc:
+            raise DataCentreError(f"catalog {self.path}: {exc}") from exc
+        finally:
+            con.close()

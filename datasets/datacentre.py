@@ -1,0 +1,514 @@
+"""The Parquet side of the data centre: hive-partitioned datasets on any ``pyarrow.fs``.
+
+Layout under the root (a local directory or a filesystem URI such as ``s3://bucket/city``)::
+
+    accounts/section=S00001/part-0.parquet
+    readings/period=2026-10/section=S00001/part-0.parquet
+    usage_history/section=S00001/part-0.parquet
+    bills/period=2026-10/section=S00001/part-0.parquet
+    exceptions/period=2026-10/section=S00001/part-0.parquet
+    catalog.duckdb
+
+Partition values are in the path *and* in the files (``period``, ``section_id``), so one
+file read alone matches its schema in ``datasets/schemas.py``. Every write is atomic and
+idempotent: the table goes to a dot-named temporary file in the target directory and is
+then moved over ``part-0.parquet``; a rerun replaces, never duplicates. Lower-layer errors
+become :class:`~gridfare.errors.DataCentreError` (``DataCentreFull`` for ENOSPC).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from datasets.schemas import ACCOUNTS, AUDIT_EXCEPTIONS, BILLS, READINGS, USAGE_HISTORY
+from gridfare.errors import DataCentreError, DataCentreFull, InvalidInput
+
+__all__ = [
+    "DATASETS",
+    "PART_NAME",
+    "DataCentre",
+    "SectionFiles",
+    "check_period",
+    "periods_before",
+    "shift_period",
+]
+
+PART_NAME = "part-0.parquet"
+
+# dataset name -> (schema, partition keys in path order)
+DATASETS: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
+    "accounts": (ACCOUNTS, ("section",)),
+    "readings": (READINGS, ("period", "section")),
+    "usage_history": (USAGE_HISTORY, ("section",)),
+    "bills": (BILLS, ("period", "section")),
+    "exceptions": (AUDIT_EXCEPTIONS, ("period", "section")),
+}
+
+HISTORY_COLUMNS = ("account_id", "period", "kwh")
+
+# Fixed writer settings: the same table always gives the same bytes (for one pyarrow version).
+_PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "row_group_size": 1 << 20,
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "store_schema": True,
+}
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_SECTION = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def check_period(period: str) -> str:
+    """Return ``period`` if it is ``YYYY-MM`` (month 01..12); else raise InvalidInput."""
+    if not isinstance(period, str) or not _PERIOD.match(period):
+        raise InvalidInput(f"period {period!r} is not YYYY-MM")
+    return period
+
+
+def shift_period(period: str, months: int) -> str:
+    """``period`` moved by ``months`` (negative: earlier). ``shift_period('2026-01', -1)``
+    is ``'2025-12'``."""
+    match = _PERIOD.match(check_period(period))
+    assert match is not None
+    index = int(match.group(1)) * 12 + int(match.group(2)) - 1 + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def periods_before(period: str, months: int) -> list[str]:
+    """The ``months`` periods before ``period``, oldest first."""
+    return [shift_period(period, -k) for k in range(months, 0, -1)]
+
+
+def _check_section(section: str) -> str:
+    if not isinstance(section, str) or not _SECTION.match(section):
+        raise InvalidInput(f"section {section!r} is not a valid section id")
+    return section
+
+
+def _is_enospc(exc: BaseException) -> bool:
+    """Whether ``exc`` (or anything it was raised from) says the device is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@dataclass(frozen=True)
+class SectionFiles:
+    """Where one section's billing result was written, and how many bytes each file has."""
+
+    bills_path: str
+    exceptions_path: str
+    bills_bytes: int
+    exceptions_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of both files."""
+        return self.bills_bytes + self.exceptions_bytes
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A table validated and ready to write to ``path`` (via a temporary file)."""
+
+    dataset: str
+    path: str
+    table: pa.Table
+
+
+class DataCentre:
+    """Hive-partitioned Parquet datasets under one root on a ``pyarrow.fs`` filesystem.
+
+    ``uri`` is a local path (relative or absolute) or a filesystem URI understood by
+    ``pyarrow.fs.FileSystem.from_uri``. Pass ``filesystem`` to use a given filesystem (a
+    test's fault-injecting wrapper, a configured S3 client); ``uri`` is then the root path
+    inside it.
+    """
+
+    def __init__(self, uri: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None):
+        text = os.fspath(uri)
+        if not text:
+            raise DataCentreError("data centre: empty URI")
+        if filesystem is not None:
+            self._fs = filesystem
+            self._root = text.rstrip("/") or "/"
+            self._uri = text
+        elif "://" in text:
+            try:
+                self._fs, root = pafs.FileSystem.from_uri(text)
+            except (OSError, pa.ArrowException, ValueError) as exc:
+                raise DataCentreError(f"data centre {text}: cannot open: {exc}") from exc
+            self._root = root.rstrip("/") or "/"
+            self._uri = text
+        else:
+            self._fs = pafs.LocalFileSystem()
+            self._root = os.path.abspath(text)
+            self._uri = self._root
+
+    def __repr__(self) -> str:
+        return f"DataCentre({self._uri!r})"
+
+    # ------------------------------------------------------------------ where things are
+    @property
+    def uri(self) -> str:
+        """The data centre's URI (an absolute path for a local data centre)."""
+        return self._uri
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        """The ``pyarrow.fs`` filesystem the data centre lives on."""
+        return self._fs
+
+    @property
+    def root(self) -> str:
+        """The root path inside :attr:`filesystem`."""
+        return self._root
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the data centre is a plain local directory (DuckDB can read it directly)."""
+        return isinstance(self._fs, pafs.LocalFileSystem)
+
+    @property
+    def catalog_path(self) -> str:
+        """Path of ``catalog.duckdb`` inside :attr:`filesystem` (a local path when local)."""
+        return f"{self._root}/catalog.duckdb"
+
+    def path(self, dataset: str, *, period: str | None = None, section: str | None = None) -> str:
+        """Path of one partition's ``part-0.parquet`` (keys as the dataset requires)."""
+        return f"{self._partition_dir(dataset, period=period, section=section)}/{PART_NAME}"
+
+    def glob(self, dataset: str) -> str | None:
+        """A DuckDB-readable glob of every file of ``dataset`` (use ``hive_partitioning``),
+        e.g. ``<root>/bills/*/*/*.parquet``; None when the data centre is not local."""
+        _, keys = self._dataset(dataset)
+        if not self.is_local:
+            return None
+        stars = "/".join("*" for _ in keys)
+        return f"{self._root}/{dataset}/{stars}/*.parquet"
+
+    def exists(self) -> bool:
+        """Whether the root directory exists."""
+        return self._info(self._root).type == pafs.FileType.Directory
+
+    # ------------------------------------------------------------------ listing
+    def sections(self, period: str) -> list[str]:
+        """Sorted ids of the sections that have readings for ``period``."""
+        check_period(period)
+        return self._partition_values(f"{self._root}/readings/period={period}")
+
+    def all_sections(self) -> list[str]:
+        """Sorted ids of every section that has accounts."""
+        return self._partition_values(f"{self._root}/accounts")
+
+    def periods(self, dataset: str = "readings") -> list[str]:
+        """Sorted periods present in a period-partitioned dataset."""
+        _, keys = self._dataset(dataset)
+        if "period" not in keys:
+            raise DataCentreError(f"data centre {self._uri}: {dataset} has no periods")
+        self._require_root()
+        infos = self._list(f"{self._root}/{dataset}", recursive=False)
+        return sorted(
+            info.base_name.split("=", 1)[1]
+            for info in infos
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("period=")
+        )
+
+    # ------------------------------------------------------------------ readers
+    def read_accounts(self, section: str) -> pa.Table:
+        """The accounts of one section (empty if the section has none)."""
+        return self._read("accounts", self.path("accounts", section=section))
+
+    def read_account_sections(
+        self, account_ids: Sequence[int] | pa.Array | None = None
+    ) -> pa.Table:
+        """``(account_id int64, section_id string)`` of every account (or of those given),
+        read across all sections in one pass."""
+        self._require_root()
+        import pyarrow.dataset as ds
+
+        directory = f"{self._root}/accounts"
+        schema = pa.schema([ACCOUNTS.field("account_id"), ACCOUNTS.field("section_id")])
+        if self._info(directory).type != pafs.FileType.Directory:
+            return schema.empty_table()
+        try:
+            dataset = ds.dataset(
+                directory, filesystem=self._fs, format="parquet", partitioning=None
+            )
+            expression = None
+            if account_ids is not None:
+                if isinstance(account_ids, (pa.Array, pa.ChunkedArray)):
+                    ids = account_ids.cast(pa.int64())
+                else:
+                    ids = pa.array(account_ids, type=pa.int64())
+                expression = ds.field("account_id").isin(ids)
+            table = dataset.to_table(columns=["account_id", "section_id"], filter=expression)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._error(f"cannot read {directory}", exc) from exc
+        return table.cast(schema)
+
+    def read_readings(self, period: str, section: str) -> pa.Table:
+        """One section's readings for ``period`` (empty if there are none)."""
+        return self._read("readings", self.path("readings", period=period, section=section))
+
+    def read_usage_history(self, section: str) -> pa.Table:
+        """One section's legacy usage history, as stored (empty if there is none)."""
+        return self._read("usage_history", self.path("usage_history", section=section))
+
+    def read_history(self, section: str, period: str, months: int = 12) -> pa.Table:
+        """Billed kWh per account for the ``months`` periods before ``period``.
+
+        Columns ``(account_id int64, period string, kwh float64)``, sorted by account and
+        period: legacy ``usage_history`` rows plus the ``bills`` of those periods, a bill
+        taking precedence over a history row for the same ``(account_id, period)``.
+        """
+        check_period(period)
+        if months < 0:
+            raise InvalidInput(f"read_history: months {months} is negative")
+        wanted = periods_before(period, months)
+        history = self.read_usage_history(section).select(list(HISTORY_COLUMNS))
+        history = history.filter(
+            pc.is_in(history["period"], value_set=pa.array(wanted, pa.string()))
+        )
+        billed = [
+            self.read_bills(earlier, section).select(list(HISTORY_COLUMNS)) for earlier in wanted
+        ]
+        billed = [table for table in billed if table.num_rows]
+        if billed:
+            bills = pa.concat_tables(billed)
+            history = history.join(
+                bills.select(["account_id", "period"]),
+                keys=["account_id", "period"],
+                join_type="left anti",
+            ).select(list(HISTORY_COLUMNS))
+            history = pa.concat_tables([history.cast(USAGE_HISTORY), bills.cast(USAGE_HISTORY)])
+        history = history.sort_by([("account_id", "ascending"), ("period", "ascending")])
+        return history.cast(USAGE_HISTORY).combine_chunks()
+
+    def read_bills(self, period: str, section: str) -> pa.Table:
+        """One section's bills for ``period`` (empty if not billed)."""
+        return self._read("bills", self.path("bills", period=period, section=section))
+
+    def read_exceptions(self, period: str, section: str) -> pa.Table:
+        """One section's audit exceptions for ``period`` (empty if none were written)."""
+        return self._read("exceptions", self.path("exceptions", period=period, section=section))
+
+    # ------------------------------------------------------------------ writers
+    def write_accounts(self, section: str, table: pa.Table) -> int:
+        """Replace one section's accounts; returns the bytes written."""
+        pending = self._prepare("accounts", table, section=section)
+        return self._commit([pending])[0]
+
+    def write_readings(self, period: str, section: str, table: pa.Table) -> int:
+        """Replace one section's readings for ``period``; returns the bytes written."""
+        pending = self._prepare("readings", table, period=period, section=section)
+        return self._commit([pending])[0]
+
+    def write_history(self, section: str, table: pa.Table) -> int:
+        """Replace one section's legacy usage history; returns the bytes written."""
+        pending = self._prepare("usage_history", table, section=section)
+        return self._commit([pending])[0]
+
+    def write_section_result(
+        self, period: str, section: str, bills: pa.Table, exceptions: pa.Table
+    ) -> SectionFiles:
+        """Replace one section's bills and audit exceptions for ``period``.
+
+        Both files are written to temporary names first, then moved into place, bills last:
+        a reader that sees the bills also sees the matching exceptions.
+        """
+        pending_exceptions = self._prepare("exceptions", exceptions, period=period, section=section)
+        pending_bills = self._prepare("bills", bills, period=period, section=section)
+        exceptions_bytes, bills_bytes = self._commit([pending_exceptions, pending_bills])
+        return SectionFiles(
+            bills_path=pending_bills.path,
+            exceptions_path=pending_exceptions.path,
+            bills_bytes=bills_bytes,
+            exceptions_bytes=exceptions_bytes,
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _dataset(self, dataset: str) -> tuple[pa.Schema, tuple[str, ...]]:
+        try:
+            return DATASETS[dataset]
+        except KeyError:
+            raise DataCentreError(
+                f"data centre {self._uri}: unknown dataset {dataset!r} "
+                f"(known: {', '.join(sorted(DATASETS))})"
+            ) from None
+
+    def _partition_dir(self, dataset: str, *, period: str | None, section: str | None) -> str:
+        _, keys = self._dataset(dataset)
+        given = {"period": period, "section": section}
+        parts = [f"{self._root}/{dataset}"]
+        for key in keys:
+            value = given[key]
+            if value is None:
+                raise DataCentreError(f"data centre {self._uri}: {dataset} needs a {key}")
+            parts.append(
+                f"{key}={check_period(value) if key == 'period' else _check_section(value)}"
+            )
+        extra = [key for key, value in given.items() if value is not None and key not in keys]
+        if extra:
+            raise DataCentreError(f"data centre {self._uri}: {dataset} has no {extra[0]} key")
+        return "/".join(parts)
+
+    def _error(self, what: str, exc: BaseException) -> DataCentreError:
+        return DataCentreError(f"data centre {self._uri}: {what}: {exc}")
+
+    def _info(self, path: str) -> pafs.FileInfo:
+        try:
+            return self._fs.get_file_info(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._error(f"cannot stat {path}", exc) from exc
+
+    def _list(self, directory: str, *, recursive: bool) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(directory, allow_not_found=True, recursive=recursive)
+        try:
+            return self._fs.get_file_info(selector)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._error(f"cannot list {directory}", exc) from exc
+
+    def _require_root(self) -> None:
+        if not self.exists():
+            raise DataCentreError(f"data centre {self._uri}: no such data centre (missing root)")
+
+    def _partition_values(self, directory: str) -> list[str]:
+        """Section ids of ``section=*/part-0.parquet`` files under ``directory``."""
+        self._require_root()
+        found = set()
+        for info in self._list(directory, recursive=True):
+            if info.type != pafs.FileType.File or info.base_name != PART_NAME:
+                continue
+            parent = info.path.rsplit("/", 2)[-2]
+            if parent.startswith("section="):
+                found.add(parent.split("=", 1)[1])
+        return sorted(found)
+
+    def _read(self, dataset: str, path: str) -> pa.Table:
+        schema, _ = self._dataset(dataset)
+        self._require_root()
+        if self._info(path).type != pafs.FileType.File:
+            return schema.empty_table()
+        try:
+            with self._fs.open_input_file(path) as source:
+                table = pq.read_table(source)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._error(f"cannot read {path}", exc) from exc
+        return _conform(table, schema, f"{dataset} file {path}")
+
+    def _prepare(
+        self,
+        dataset: str,
+        table: pa.Table,
+        *,
+        period: str | None = None,
+        section: str | None = None,
+    ) -> _Pending:
+        schema, _ = self._dataset(dataset)
+        path = self.path(dataset, period=period, section=section)
+        if not isinstance(table, pa.Table):
+            raise DataCentreError(
+                f"{dataset}: expected a pyarrow.Table, got {type(table).__name__}"
+            )
+        conformed = _conform(table, schema, dataset)
+        _check_partition_column(conformed, dataset, "period", period)
+        _check_partition_column(conformed, dataset, "section_id", section)
+        return _Pending(dataset, path, conformed)
+
+    def _commit(self, pending: Sequence[_Pending]) -> list[int]:
+        """Write every table to a temporary file, then move them all into place in order."""
+        temps: list[str] = []
+        sizes: list[int] = []
+        moved = 0
+        current = pending[0].path if pending else self._root
+        try:
+            for item in pending:
+                current = item.path
+                directory, name = item.path.rsplit("/", 1)
+                self._fs.create_dir(directory, recursive=True)
+                temp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex}"
+                temps.append(temp)
+                with self._fs.open_output_stream(temp) as sink:
+                    pq.write_table(item.table, sink, **_PARQUET_OPTIONS)
+                    sizes.append(sink.tell())
+            for index, item in enumerate(pending):
+                current = item.path
+                self._fs.move(temps[index], item.path)
+                moved = index + 1
+        except Exception as exc:
+            self._discard(temps[moved:])
+            if _is_enospc(exc):
+                raise DataCentreFull(
+                    f"data centre {self._uri}: no space left writing {current}; nothing "
+                    f"partial is visible: {exc}"
+                ) from exc
+            raise self._error(f"cannot write {current}", exc) from exc
+        return sizes
+
+    def _discard(self, paths: Iterable[str]) -> None:
+        # Best effort: a temporary name starts with a dot, so readers skip a leftover.
+        for path in paths:
+            with contextlib.suppress(OSError, pa.ArrowException):
+                self._fs.delete_file(path)
+
+
+def _conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, order, types and no metadata."""
+    names = set(table.column_names)
+    missing = [field.name for field in schema if field.name not in names]
+    if missing:
+        raise DataCentreError(f"{what}: missing column {missing[0]!r}")
+    extra = [name for name in table.column_names if name not in schema.names]
+    if extra:
+        raise DataCentreError(f"{what}: unexpected column {extra[0]!r}")
+    arrays = []
+    for field in schema:
+        column = table[field.name]
+        if column.type != field.type:
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise DataCentreError(
+                    f"{what}: column {field.name!r} of type {column.type} does not cast to "
+                    f"{field.type}: {exc}"
+                ) from exc
+        if not field.nullable and column.null_count:
+            raise DataCentreError(
+                f"{what}: column {field.name!r} has {column.null_count} nulls but is not nullable"
+            )
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _check_partition_column(table: pa.Table, dataset: str, column: str, value: str | None) -> None:
+    if value is None or column not in table.column_names or table.num_rows == 0:
+        return
+    wrong = pc.sum(pc.not_equal(table[column], value)).as_py()
+    if wrong:
+        raise DataCentreError(
+            f"{dataset}: {wrong} rows have {column} other than {value!r} (the partition)"
+        )

@@ -1,0 +1,142 @@
+"""The analyst's Python API.
+
+    >>> import gridfare
+    >>> dc = gridfare.connect("demo-data")
+    >>> dc.bills("2026-10").df()              # a DuckDB relation: .arrow(), .df(), .filter()
+    >>> dc.summary("2026-10").by_tariff       # totals per tariff
+    >>> dc.run_billing("2026-10", sections=["S000*"])
+
+Reads go straight to the Parquet datasets through an in-memory DuckDB connection, so they
+work while a run is writing (a section's file is replaced atomically, never half-written).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gridfare.errors import InvalidInput
+from gridfare.period import Period
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from datasets.catalog import RunRecord
+    from gridfare.billing.runner import RunSummary
+
+
+def connect(datacentre_uri: str) -> DataCentreClient:
+    """Open a data centre (a directory or a ``pyarrow.fs`` URI) for analysis and billing."""
+    if not datacentre_uri:
+        raise InvalidInput("connect: a data centre directory or URI is required")
+    return DataCentreClient(datacentre_uri)
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    """Totals of one period's bills: per tariff, per section, and the bill distribution."""
+
+    period: str
+    by_tariff: list[tuple]  # (tariff_code, bills, kwh, total_fen)
+    by_section: list[tuple]  # (section_id, bills, kwh, total_fen), largest total first
+    distribution: dict[str, int]  # total_fen quantiles: p10, p50, p90, p99, max
+    exceptions_by_rule: list[tuple]  # (rule, count)
+
+    def render(self) -> str:
+        from gridfare.money import format_cny
+
+        bills = sum(row[1] for row in self.by_tariff)
+        total = sum(row[3] for row in self.by_tariff)
+        lines = [f"period {self.period}: {bills:,} bills, total {format_cny(total)} CNY",
+                 "  by tariff:"]
+        for code, count, kwh, fen in self.by_tariff:
+            lines.append(f"    {code:32} {count:>9,} bills {kwh:>16,.2f} kWh "
+                         f"{format_cny(fen):>16} CNY")
+        if self.distribution:
+            lines.append("  bill distribution (CNY): " + ", ".join(
+                f"{name} {format_cny(fen)}" for name, fen in self.distribution.items()))
+        lines.append("  largest sections:")
+        for section, count, _kwh, fen in self.by_section[:5]:
+            lines.append(f"    {section:10} {count:>7,} bills {format_cny(fen):>16} CNY")
+        if self.exceptions_by_rule:
+            lines.append("  audit exceptions: " + ", ".join(
+                f"{rule} {count:,}" for rule, count in self.exceptions_by_rule))
+        return "\n".join(lines)
+
+
+class DataCentreClient:
+    """Read bills, exceptions and runs of one data centre; start billing runs."""
+
+    def __init__(self, uri: str) -> None:
+        import duckdb
+
+        from datasets.datacentre import DataCentre
+
+        self._centre = DataCentre(uri)
+        self._con = duckdb.connect()
+
+    @property
+    def uri(self) -> str:
+        return self._centre.uri
+
+    def bills(self, period: str, sections: Sequence[str] | None = None
+              ) -> duckdb.DuckDBPyRelation:
+        """One period's bills (optionally only some sections) as a DuckDB relation."""
+        return self._relation("bills", period, sections)
+
+    def exceptions(self, period: str, sections: Sequence[str] | None = None
+                   ) -> duckdb.DuckDBPyRelation:
+        """One period's audit exceptions as a DuckDB relation."""
+        return self._relation("exceptions", period, sections)
+
+    def runs(self) -> list[RunRecord]:
+        """Every billing run recorded in the catalog, oldest first."""
+        return self._catalog().runs()
+
+    def summary(self, period: str) -> PeriodSummary:
+        """Totals per tariff and per section, the bill distribution and exception counts."""
+        bills = self.bills(period)
+        by_tariff = bills.aggregate(
+            "tariff_code, count(*), sum(kwh), sum(total_fen)::BIGINT", "tariff_code"
+        ).order("tariff_code").fetchall()
+        by_section = bills.aggregate(
+            "section_id, count(*), sum(kwh), sum(total_fen)::BIGINT", "section_id"
+        ).order("4 DESC, section_id").fetchall()
+        quantiles = bills.aggregate(
+            "quantile_disc(total_fen, [0.1, 0.5, 0.9, 0.99]), max(total_fen)").fetchone()
+        distribution = {}
+        if quantiles and quantiles[1] is not None:
+            distribution = dict(zip(("p10", "p50", "p90", "p99"), quantiles[0], strict=True))
+            distribution["max"] = quantiles[1]
+        rules = self.exceptions(period).aggregate("rule, count(*)", "rule").order(
+            "2 DESC, rule").fetchall()
+        return PeriodSummary(period, by_tariff, by_section, distribution, rules)
+
+    def run_billing(self, period: str, *, sections: Sequence[str] | None = None,
+                    resume_run_id: str | None = None, tariffs_dir: str | None = None,
+                    ) -> RunSummary:
+        """Bill ``period`` (all sections, or ids/patterns) and store the results."""
+        from gridfare.billing.runner import run_billing
+        from gridfare.tariffs import load_tariff_book
+
+        catalog = self._catalog()
+        summary = run_billing(self._centre, catalog, load_tariff_book(tariffs_dir), period,
+                              sections=sections, resume_run_id=resume_run_id)
+        catalog.refresh_views(self._centre.view_globs())
+        return summary
+
+    def _catalog(self):
+        from datasets.catalog import Catalog
+
+        return Catalog(self._centre.catalog_path)
+
+    def _relation(self, dataset: str, period: str, sections: Sequence[str] | None
+                  ) -> duckdb.DuckDBPyRelation:
+        Period.parse(period)
+        table = self._centre.dataset(dataset, period)
+        relation = self._con.from_arrow(table)
+        if sections:
+            wanted = ", ".join("'" + s.replace("'", "''") + "'" for s in sections)
+            relation = relation.filter(f"section_id IN ({wanted})")
+        return relation

@@ -1,0 +1,337 @@
+"""Rate one billing section: accounts + readings in, bills + audit exceptions out.
+
+Vectorized over the section in exact int64 units (see ``gridfare.money``): registers are
+quantised to 0.01 kWh first, so every later step is integer arithmetic. One call of
+``Tariff.charge`` per tariff present in the section prices all its accounts at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datasets.schemas import AUDIT_EXCEPTIONS, BILLS, CHARGE_LINES
+from gridfare.billing import audit
+from gridfare.billing.audit import AuditRules
+from gridfare.billing.history import summarize_history
+from gridfare.errors import InvalidInput
+from gridfare.money import ENERGY_SCALE
+from gridfare.period import Period
+from gridfare.tariffs import Tariff, Usage
+
+_TOU_COLUMNS = ("critical_kwh", "peak_kwh", "flat_kwh", "valley_kwh")
+
+
+@dataclass(frozen=True)
+class SectionBills:
+    """The result of rating one section."""
+
+    section_id: str
+    period: str
+    bills: pa.Table  # schema BILLS, sorted by account_id
+    exceptions: pa.Table  # schema AUDIT_EXCEPTIONS, sorted by account_id then rule
+
+    @property
+    def total_fen(self) -> int:
+        return int(pc.sum(self.bills["total_fen"]).as_py() or 0)
+
+
+def bill_section(
+    accounts: pa.Table,
+    readings: pa.Table,
+    tariffs: Mapping[str, Tariff],
+    period: str,
+    *,
+    history: pa.Table | None = None,
+    rules: AuditRules = AuditRules(),  # noqa: B008 - frozen, so a shared default is safe
+    run_id: str = "",
+    section_id: str | None = None,
+) -> SectionBills:
+    """Audit and rate every account of one section for ``period``.
+
+    ``readings`` may hold other periods (they are ignored) and several meter points per
+    account (a replaced meter): an account's energy is the sum over its meter points.
+    ``history`` holds ``(account_id, period, kwh)`` of earlier months. An account that fails
+    an audit rule goes to exceptions with the rule and a detail, never to bills.
+    """
+    billing_period = Period.parse(period)
+    section_id = _section_of(accounts, section_id)
+    accounts = accounts.sort_by("account_id")
+    account_ids = accounts["account_id"].to_numpy()
+    if len(account_ids) > 1 and np.any(account_ids[1:] == account_ids[:-1]):
+        duplicate = int(account_ids[1:][account_ids[1:] == account_ids[:-1]][0])
+        raise InvalidInput(f"section {section_id}: account {duplicate} appears twice")
+
+    readings = readings.filter(pc.equal(readings["period"], period))
+    metered = _aggregate_readings(readings, account_ids)
+    profile = summarize_history(history, account_ids, billing_period, rules.history_months)
+    findings = _Findings(account_ids)
+    findings.extend(metered.row_findings)
+    for orphan in metered.orphans:
+        findings.add_orphan(*orphan, section_id)
+
+    n = len(account_ids)
+    active = accounts["active"].to_numpy(zero_copy_only=False).astype(bool)
+    codes = accounts["tariff_code"].to_numpy(zero_copy_only=False).astype(object)
+    has_reading = metered.rows > 0
+    clean = has_reading & ~findings.flagged(n)
+
+    findings.add_where(active & ~has_reading, audit.MISSING_READING,
+                       lambda i: f"active account has no reading for {period}")
+    known = np.array([code in tariffs for code in codes], dtype=bool)
+    findings.add_where(has_reading & ~known, audit.UNKNOWN_TARIFF,
+                       lambda i: f"tariff {codes[i]!r} is not in the tariff book")
+    findings.add_where(clean & active & (metered.kwh == 0), audit.ZERO_CONSUMPTION,
+                       lambda i: f"active account consumed 0 kWh in {period}")
+    spike_limit = np.maximum(profile.avg_kwh * rules.spike_factor,
+                             rules.spike_floor_kwh * ENERGY_SCALE)
+    findings.add_where(
+        clean & (profile.avg_kwh > 0) & (metered.kwh > spike_limit), audit.CONSUMPTION_SPIKE,
+        lambda i: (f"{_kwh(metered.kwh[i])} kWh is above {rules.spike_factor}x the "
+                   f"{rules.history_months}-month average of {_kwh(profile.avg_kwh[i])} kWh"),
+    )
+
+    capacity = _units_or_zero(accounts["capacity_kva"])
+    pf_standard = _hundredths_or_zero(accounts["pf_standard"])
+    for code in sorted(set(codes[has_reading & known])):
+        lacking = _lacking_inputs(tariffs[code], metered, capacity)
+        for what, mask in lacking.items():
+            findings.add_where(has_reading & (codes == code) & mask, audit.INPUT_NOT_METERED,
+                               lambda i, what=what, code=code:
+                               f"tariff {code} needs {what}, which this account lacks")
+
+    for code in sorted(set(codes[has_reading & known])):
+        periods = tariffs[code].tou_periods
+        for column in _TOU_COLUMNS if periods else ():
+            name = column.removesuffix("_kwh")
+            # Critical energy outside a critical tariff is priced at peak, by the tariff.
+            if name in periods or name == "critical":
+                continue
+            findings.add_where(
+                has_reading & (codes == code) & (metered.tou[column] != 0),
+                audit.TOU_SPLIT_MISMATCH,
+                lambda i, code=code, name=name, column=column:
+                f"tariff {code} has no {name} period but {_kwh(metered.tou[column][i])} kWh "
+                f"were metered {name}",
+            )
+
+    billable = has_reading & known & ~findings.flagged(n)
+    lines = {line: np.zeros(n, np.int64) for line in CHARGE_LINES}
+    for code in sorted(set(codes[billable])):
+        rows = np.flatnonzero(billable & (codes == code))
+        usage = Usage(
+            month=billing_period.month,
+            kwh=metered.kwh[rows],
+            critical=metered.tou["critical_kwh"][rows],
+            peak=metered.tou["peak_kwh"][rows],
+            flat=metered.tou["flat_kwh"][rows],
+            valley=metered.tou["valley_kwh"][rows],
+            tou_metered=metered.tou_metered[rows],
+            max_demand_kw=metered.max_demand[rows],
+            capacity_kva=capacity[rows],
+            power_factor=metered.power_factor[rows],
+            pf_standard=pf_standard[rows],
+            ytd_kwh=profile.ytd_kwh[rows],
+        )
+        for line, fen in tariffs[code].charge(usage).items():
+            lines[line][rows] = fen
+
+    keep = np.flatnonzero(billable)
+    total = np.zeros(len(keep), np.int64)
+    for line in CHARGE_LINES:
+        total += lines[line][keep]
+    pf = metered.power_factor[keep]
+    bills = pa.table(
+        {
+            "account_id": pa.array(account_ids[keep], pa.int64()),
+            "period": pa.array([period] * len(keep), pa.string()),
+            "section_id": pa.array([section_id] * len(keep), pa.string()),
+            "tariff_code": pa.array(codes[keep].tolist(), pa.string()),
+            "kwh": pa.array(metered.kwh[keep] / ENERGY_SCALE, pa.float64()),
+            "power_factor": pa.array(pf / 100, pa.float64(), mask=pf == 0),
+            **{line: pa.array(lines[line][keep], pa.int64()) for line in CHARGE_LINES},
+            "total_fen": pa.array(total, pa.int64()),
+            "run_id": pa.array([run_id] * len(keep), pa.string()),
+        },
+        schema=BILLS,
+    )
+    return SectionBills(section_id, period, bills, findings.table(period, section_id, run_id))
+
+
+def _section_of(accounts: pa.Table, section_id: str | None) -> str:
+    sections = pc.unique(accounts["section_id"]).to_pylist()
+    if section_id is None:
+        if len(sections) != 1:
+            raise InvalidInput(f"accounts span sections {sections[:5]}: bill one section at "
+                               "a time or name it with section_id")
+        return sections[0]
+    if any(s != section_id for s in sections):
+        raise InvalidInput(f"section {section_id}: accounts of other sections were passed")
+    return section_id
+
+
+@dataclass(frozen=True)
+class _Metered:
+    """Readings folded per account (index = position in the sorted account ids)."""
+
+    rows: np.ndarray  # readings per account
+    kwh: np.ndarray
+    tou: dict[str, np.ndarray]
+    tou_metered: np.ndarray
+    max_demand: np.ndarray
+    demand_metered: np.ndarray
+    power_factor: np.ndarray  # hundredths, 0 = not metered
+    row_findings: list[tuple[int, str, str]]  # (account position, rule, detail)
+    orphans: list[tuple[int, int]]  # (account_id, meter_point_id) not in the section
+
+
+def _aggregate_readings(readings: pa.Table, account_ids: np.ndarray) -> _Metered:
+    n = len(account_ids)
+    ids = readings["account_id"].to_numpy()
+    meters = readings["meter_point_id"].to_numpy()
+    pos = np.searchsorted(account_ids, ids)
+    found = np.zeros(len(ids), bool)
+    if n:
+        found = account_ids[np.minimum(pos, n - 1)] == ids
+    orphans = [(int(a), int(m)) for a, m in zip(ids[~found], meters[~found], strict=True)]
+
+    prev = _units(readings["prev_register"])
+    cur = _units(readings["cur_register"])
+    mult = readings["multiplier"].to_numpy().astype(np.int64)
+    advance = cur - prev
+    tou = {c: _units_or_zero(readings[c]) for c in _TOU_COLUMNS}
+    # Peak and valley are what every TOU meter registers; flat and critical may be absent.
+    row_tou = (readings["peak_kwh"].is_valid().to_numpy(zero_copy_only=False)
+               & readings["valley_kwh"].is_valid().to_numpy(zero_copy_only=False))
+    tou_sum = sum(tou.values())
+    negative = (prev < 0) | (cur < 0) | np.any([t < 0 for t in tou.values()], axis=0)
+    rollback = ~negative & (cur < prev)
+    mismatch = ~negative & ~rollback & row_tou & (tou_sum != advance)
+
+    row_findings: list[tuple[int, str, str]] = []
+    for mask, rule, describe in (
+        (negative, audit.NEGATIVE_REGISTER,
+         lambda r: f"meter {meters[r]}: registers prev {_kwh(prev[r])} cur {_kwh(cur[r])} "
+                   "(and TOU splits) cannot be negative"),
+        (rollback, audit.REGISTER_ROLLBACK,
+         lambda r: f"meter {meters[r]}: cur {_kwh(cur[r])} is below prev {_kwh(prev[r])}"),
+        (mismatch, audit.TOU_SPLIT_MISMATCH,
+         lambda r: f"meter {meters[r]}: TOU splits sum to {_kwh(tou_sum[r])} kWh but the "
+                   f"register advanced {_kwh(advance[r])} kWh"),
+    ):
+        for r in np.flatnonzero(mask & found):
+            row_findings.append((int(pos[r]), rule, describe(r)))
+
+    idx = pos[found]
+    rows = np.bincount(idx, minlength=n).astype(np.int64)
+    kwh = _sum_at(idx, (advance * mult)[found], n)
+    tou_totals = {c: _sum_at(idx, (tou[c] * mult)[found], n) for c in _TOU_COLUMNS}
+    tou_metered = _sum_at(idx, row_tou[found].astype(np.int64), n) == rows
+
+    demand_valid = readings["max_demand_kw"].is_valid().to_numpy(zero_copy_only=False)
+    demand = _units_or_zero(readings["max_demand_kw"]) * mult
+    max_demand = np.zeros(n, np.int64)
+    np.maximum.at(max_demand, idx, demand[found])
+    demand_metered = _sum_at(idx, demand_valid[found].astype(np.int64), n) > 0
+
+    reactive_valid = readings["reactive_kvarh"].is_valid().to_numpy(zero_copy_only=False)
+    reactive = _sum_at(idx, (_units_or_zero(readings["reactive_kvarh"]) * mult)[found], n)
+    reactive_metered = _sum_at(idx, reactive_valid[found].astype(np.int64), n) > 0
+    power_factor = _power_factor(kwh, reactive, reactive_metered & (kwh > 0))
+    return _Metered(rows, kwh, tou_totals, tou_metered & (rows > 0), max_demand,
+                    demand_metered, power_factor, row_findings, orphans)
+
+
+def _lacking_inputs(tariff: Tariff, metered: _Metered,
+                    capacity: np.ndarray) -> dict[str, np.ndarray]:
+    needs = {
+        "tou": ("a time-of-use split", ~metered.tou_metered),
+        "max_demand": ("a maximum-demand reading", ~metered.demand_metered),
+        "capacity": ("a contracted capacity", capacity <= 0),
+    }
+    return {needs[r][0]: needs[r][1] for r in sorted(tariff.requires) if r in needs}
+
+
+def _power_factor(kwh: np.ndarray, kvarh: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """cos(phi) = kWh / sqrt(kWh^2 + kvarh^2) in hundredths, half-up as the tables expect;
+    0 where ``where`` is false (no reactive metering or no energy)."""
+    p = kwh.astype(np.float64)
+    q = kvarh.astype(np.float64)
+    ratio = np.divide(p, np.sqrt(p * p + q * q), out=np.zeros(len(p)), where=where)
+    return np.floor(ratio * 100 + 0.5 + 1e-9).astype(np.int64)
+
+
+def _sum_at(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, np.int64)
+    np.add.at(out, idx, values)
+    return out
+
+
+def _units(column: pa.ChunkedArray) -> np.ndarray:
+    """kWh floats (0.01 kWh resolution) as exact int64 units of 0.01 kWh."""
+    return np.rint(column.to_numpy(zero_copy_only=False) * ENERGY_SCALE).astype(np.int64)
+
+
+def _units_or_zero(column: pa.ChunkedArray) -> np.ndarray:
+    return _units(pc.fill_null(column, 0.0))
+
+
+def _hundredths_or_zero(column: pa.ChunkedArray) -> np.ndarray:
+    return np.rint(pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False) * 100).astype(
+        np.int64
+    )
+
+
+def _kwh(units: int) -> str:
+    return f"{units / ENERGY_SCALE:.2f}"
+
+
+class _Findings:
+    """Audit exceptions being collected for one section, at most one per account and rule."""
+
+    def __init__(self, account_ids: np.ndarray) -> None:
+        self._account_ids = account_ids
+        self._rows: dict[tuple[int, str], str] = {}
+        self._flagged: set[int] = set()
+
+    def extend(self, findings: list[tuple[int, str, str]]) -> None:
+        for position, rule, detail in findings:
+            self._add(int(self._account_ids[position]), rule, detail)
+            self._flagged.add(position)
+
+    def add_orphan(self, account_id: int, meter_point_id: int, section_id: str) -> None:
+        self._add(account_id, audit.READING_WITHOUT_ACCOUNT,
+                  f"meter {meter_point_id}: account {account_id} is not in section {section_id}")
+
+    def add_where(self, mask: np.ndarray, rule: str, describe) -> None:
+        for position in np.flatnonzero(mask):
+            self._add(int(self._account_ids[position]), rule, describe(position))
+            self._flagged.add(int(position))
+
+    def flagged(self, n: int) -> np.ndarray:
+        mask = np.zeros(n, bool)
+        mask[list(self._flagged)] = True
+        return mask
+
+    def _add(self, account_id: int, rule: str, detail: str) -> None:
+        # Two meters of one account breaking one rule make one exception with both details.
+        key = (account_id, rule)
+        self._rows[key] = f"{self._rows[key]}; {detail}" if key in self._rows else detail
+
+    def table(self, period: str, section_id: str, run_id: str) -> pa.Table:
+        keys = sorted(self._rows, key=lambda k: (k[0], audit.RULES.index(k[1])))
+        return pa.table(
+            {
+                "account_id": pa.array([k[0] for k in keys], pa.int64()),
+                "period": pa.array([period] * len(keys), pa.string()),
+                "section_id": pa.array([section_id] * len(keys), pa.string()),
+                "rule": pa.array([k[1] for k in keys], pa.string()),
+                "detail": pa.array([self._rows[k] for k in keys], pa.string()),
+                "run_id": pa.array([run_id] * len(keys), pa.string()),
+            },
+            schema=AUDIT_EXCEPTIONS,
+        )

@@ -1,0 +1,178 @@
+"""Bill a period section by section and record each outcome: the single-process runner.
+
+I/O is passed in: a ``SectionStore`` (the data centre's Parquet side) and a ``RunLedger``
+(its catalog). ``bill_one_section`` is the unit of work that the distributed runner ships to
+Ray tasks, so both runners produce the same bills.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol
+
+import pyarrow as pa
+
+from gridfare.billing.audit import AuditRules
+from gridfare.billing.kernel import bill_section
+from gridfare.errors import GridfareError, InvalidInput
+from gridfare.period import Period
+from gridfare.tariffs import Tariff
+
+
+class SectionStore(Protocol):
+    """Where sections are read from and their results written to (the data centre)."""
+
+    def sections(self, period: str) -> list[str]: ...
+    def read_accounts(self, section: str) -> pa.Table: ...
+    def read_readings(self, period: str, section: str) -> pa.Table: ...
+    def read_history(self, section: str, period: str, months: int = 12) -> pa.Table: ...
+    def write_section_result(self, period: str, section: str, bills: pa.Table,
+                             exceptions: pa.Table) -> object: ...
+
+
+class RunLedger(Protocol):
+    """Where runs and section states are recorded (the catalog)."""
+
+    def start_run(self, run_id: str, period: str, sections: list[str],
+                  started_at: datetime) -> None: ...
+    def record_section(self, run_id: str, section_id: str, **outcome) -> None: ...
+    def finish_run(self, run_id: str, finished_at: datetime) -> object: ...
+    def pending_sections(self, run_id: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class SectionOutcome:
+    """What billing one section did; ``error`` is set when it failed."""
+
+    section_id: str
+    status: str  # done | failed
+    accounts: int = 0
+    billed: int = 0
+    exceptions: int = 0
+    total_fen: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    def as_record(self) -> dict[str, object]:
+        return {
+            "status": self.status, "accounts": self.accounts, "billed": self.billed,
+            "exceptions": self.exceptions, "total_fen": self.total_fen,
+            "seconds": self.seconds, "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The end signal of a run: per-section outcomes and totals."""
+
+    run_id: str
+    period: str
+    outcomes: tuple[SectionOutcome, ...]
+    seconds: float
+
+    @property
+    def failed(self) -> tuple[SectionOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "failed")
+
+    @property
+    def billed(self) -> int:
+        return sum(o.billed for o in self.outcomes)
+
+    @property
+    def exceptions(self) -> int:
+        return sum(o.exceptions for o in self.outcomes)
+
+    @property
+    def total_fen(self) -> int:
+        return sum(o.total_fen for o in self.outcomes)
+
+
+def new_run_id(period: str, now: datetime) -> str:
+    """``2026-10-20261123T140312-1a2b3c``: sortable by start, unique across processes."""
+    return f"{period}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def select_sections(available: Sequence[str], requested: Sequence[str] | None) -> list[str]:
+    """Sections named by ids or glob patterns (``S00*``); None or ``all`` means every one.
+
+    A name that matches nothing is an impossible request and is refused, naming it.
+    """
+    if not requested or list(requested) == ["all"]:
+        return sorted(available)
+    chosen: set[str] = set()
+    for name in requested:
+        matches = fnmatch.filter(available, name)
+        if not matches:
+            raise InvalidInput(f"section {name!r}: no such section has readings for the period")
+        chosen.update(matches)
+    return sorted(chosen)
+
+
+def bill_one_section(store: SectionStore, tariffs: Mapping[str, Tariff], period: str,
+                     section: str, run_id: str, rules: AuditRules = AuditRules(),  # noqa: B008
+                     ) -> SectionOutcome:
+    """Read, audit, rate and atomically store one section; a GridfareError fails it alone."""
+    started = time.perf_counter()
+    try:
+        result = bill_section(
+            store.read_accounts(section),
+            store.read_readings(period, section),
+            tariffs,
+            period,
+            history=store.read_history(section, period, rules.history_months),
+            rules=rules,
+            run_id=run_id,
+            section_id=section,
+        )
+        store.write_section_result(period, section, result.bills, result.exceptions)
+    except GridfareError as exc:
+        return SectionOutcome(section, "failed", seconds=time.perf_counter() - started,
+                              error=f"{type(exc).__name__}: {exc}")
+    return SectionOutcome(
+        section,
+        "done",
+        accounts=result.bills.num_rows + result.exceptions.num_rows,
+        billed=result.bills.num_rows,
+        exceptions=result.exceptions.num_rows,
+        total_fen=result.total_fen,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def run_billing(
+    store: SectionStore,
+    ledger: RunLedger,
+    tariffs: Mapping[str, Tariff],
+    period: str,
+    *,
+    sections: Sequence[str] | None = None,
+    resume_run_id: str | None = None,
+    rules: AuditRules = AuditRules(),  # noqa: B008
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc).replace(tzinfo=None),
+    on_section: Callable[[SectionOutcome], None] | None = None,
+) -> RunSummary:
+    """Bill ``sections`` of ``period`` one after another; with ``resume_run_id`` bill only
+    what that run has not done. Returns the run's end signal."""
+    Period.parse(period)
+    started = time.perf_counter()
+    if resume_run_id is not None:
+        run_id = resume_run_id
+        todo = ledger.pending_sections(run_id)
+    else:
+        run_id = new_run_id(period, clock())
+        todo = select_sections(store.sections(period), sections)
+        ledger.start_run(run_id, period, todo, clock())
+    outcomes = []
+    for section in todo:
+        outcome = bill_one_section(store, tariffs, period, section, run_id, rules)
+        ledger.record_section(run_id, section, finished_at=clock(), **outcome.as_record())
+        outcomes.append(outcome)
+        if on_section is not None:
+            on_section(outcome)
+    ledger.finish_run(run_id, clock())
+    return RunSummary(run_id, period, tuple(outcomes), time.perf_counter() - started)

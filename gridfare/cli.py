@@ -1,0 +1,195 @@
+"""The ``gridfare`` command. Heavy modules are imported inside each command so that
+``gridfare tariff quote`` answers in well under a second."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from gridfare.errors import GridfareError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except GridfareError as exc:
+        print(f"gridfare: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gridfare: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridfare", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    generate = commands.add_parser("generate", help="generate a synthetic city's data centre")
+    generate.add_argument("--accounts", type=int, default=200_000)
+    generate.add_argument("--sections", type=int, default=400)
+    generate.add_argument("--period", required=True, help="YYYY-MM")
+    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--out", required=True, help="data centre directory or URI")
+    generate.set_defaults(handler=_generate)
+
+    importing = commands.add_parser("import", help="import a utility's own files")
+    what = importing.add_subparsers(dest="what", required=True)
+    readings = what.add_parser("readings", help="import meter readings (CSV or Parquet)")
+    readings.add_argument("file")
+    readings.add_argument("--datacentre", required=True)
+    readings.add_argument("--period", help="refuse rows of any other period")
+    readings.add_argument("--rejects", help="rejects file (default FILE.rejects.csv)")
+    readings.set_defaults(handler=_import_readings)
+
+    tariff = commands.add_parser("tariff", help="tariffs: list and quote")
+    tariff_commands = tariff.add_subparsers(dest="tariff_command", required=True)
+    listing = tariff_commands.add_parser("list", help="list the tariff book")
+    listing.add_argument("--tariffs", help="directory of tariff files (default: samples)")
+    listing.set_defaults(handler=_tariff_list)
+    quote = tariff_commands.add_parser("quote", help="price one month of one account")
+    quote.add_argument("tariff_code")
+    quote.add_argument("--kwh", required=True)
+    for name in ("critical-kwh", "peak-kwh", "flat-kwh", "valley-kwh", "max-demand-kw",
+                 "capacity-kva", "power-factor", "pf-standard"):
+        quote.add_argument(f"--{name}")
+    quote.add_argument("--ytd-kwh", default="0", help="energy billed earlier this year")
+    quote.add_argument("--month", help="YYYY-MM (seasonal rules, annual tiers)")
+    quote.add_argument("--tariffs", help="directory of tariff files (default: samples)")
+    quote.add_argument("--json", action="store_true")
+    quote.set_defaults(handler=_tariff_quote)
+
+    bill = commands.add_parser("bill", help="bill a period's sections and store the results")
+    bill.add_argument("--datacentre", required=True)
+    bill.add_argument("--period", required=True)
+    bill.add_argument("--sections", nargs="*", help="ids or patterns (S00*); default all")
+    bill.add_argument("--resume", metavar="RUN_ID", help="bill only what RUN_ID has not done")
+    bill.add_argument("--tariffs", help="directory of tariff files (default: samples)")
+    bill.set_defaults(handler=_bill)
+
+    runs = commands.add_parser("runs", help="list billing runs")
+    runs.add_argument("--datacentre", required=True)
+    runs.set_defaults(handler=_runs)
+
+    summary = commands.add_parser("summary", help="totals of a period's bills")
+    summary.add_argument("--datacentre", required=True)
+    summary.add_argument("--period", required=True)
+    summary.set_defaults(handler=_summary)
+    return parser
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from datasets.datacentre import DataCentre
+    from datasets.generator import generate_city
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("generating sections", total=args.sections)
+        result = generate_city(
+            DataCentre(args.out, create=True), accounts=args.accounts, sections=args.sections,
+            period=args.period, seed=args.seed,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    print(f"generated {args.accounts:,} accounts in {args.sections:,} sections for "
+          f"{args.period} into {args.out}")
+    print(result.describe())
+    return 0
+
+
+def _import_readings(args: argparse.Namespace) -> int:
+    from datasets.datacentre import DataCentre
+    from datasets.importer import import_readings
+
+    result = import_readings(DataCentre(args.datacentre), args.file, period=args.period,
+                             rejects_path=args.rejects)
+    print(result.describe())
+    return 0
+
+
+def _tariff_book(directory: str | None):
+    from gridfare.tariffs import load_tariff_book
+
+    return load_tariff_book(directory)
+
+
+def _tariff_list(args: argparse.Namespace) -> int:
+    book = _tariff_book(args.tariffs)
+    for code in book.codes:
+        print(f"{code:32} {book[code].name}")
+    return 0
+
+
+def _tariff_quote(args: argparse.Namespace) -> int:
+    from gridfare.period import Period
+    from gridfare.tariffs import quote
+
+    tariff = _tariff_book(args.tariffs)[args.tariff_code]
+    result = quote(
+        tariff, kwh=args.kwh, critical_kwh=args.critical_kwh, peak_kwh=args.peak_kwh,
+        flat_kwh=args.flat_kwh, valley_kwh=args.valley_kwh, max_demand_kw=args.max_demand_kw,
+        capacity_kva=args.capacity_kva, power_factor=args.power_factor,
+        pf_standard=args.pf_standard, ytd_kwh=args.ytd_kwh,
+        month=Period.parse(args.month).month if args.month else 1,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(f"{tariff.code}: {tariff.name}")
+    for name, amount in result.lines:
+        print(f"  {name:20} {amount:>14} CNY")
+    print(f"  {'total':20} {result.total:>14} CNY")
+    return 0
+
+
+def _bill(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from datasets.catalog import Catalog
+    from datasets.datacentre import DataCentre
+    from gridfare.billing.runner import run_billing
+    from gridfare.money import format_cny
+
+    centre = DataCentre(args.datacentre)
+    catalog = Catalog(centre.catalog_path)
+    tariffs = _tariff_book(args.tariffs)
+    with Progress(transient=True) as progress:
+        task = progress.add_task(f"billing {args.period}", total=None)
+        summary = run_billing(
+            centre, catalog, tariffs, args.period, sections=args.sections,
+            resume_run_id=args.resume, on_section=lambda _: progress.advance(task),
+        )
+    catalog.refresh_views(centre.view_globs())
+    rate = summary.billed / summary.seconds if summary.seconds else 0.0
+    print(f"run {summary.run_id}: {len(summary.outcomes)} sections, {summary.billed:,} bills, "
+          f"{summary.exceptions:,} audit exceptions, total {format_cny(summary.total_fen)} CNY "
+          f"in {summary.seconds:.1f} s ({rate:,.0f} bills/s)")
+    for outcome in summary.failed:
+        print(f"  section {outcome.section_id} failed: {outcome.error}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from datasets.catalog import Catalog
+    from datasets.datacentre import DataCentre
+    from gridfare.money import format_cny
+
+    for run in Catalog(DataCentre(args.datacentre).catalog_path).runs():
+        print(f"{run.run_id}  {run.period}  {run.status:8} sections {run.sections_done}/"
+              f"{run.sections_total} (failed {run.sections_failed})  bills {run.billed:,}  "
+              f"exceptions {run.exceptions:,}  total {format_cny(run.total_fen)} CNY")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from gridfare.api import connect
+
+    print(connect(args.datacentre).summary(args.period).render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Tariff files (TOML) -> validated Tariffs. Every error names the file and the key.
+
+A tariff file: ``code`` (must equal the file stem), ``name``, ``customer_kind``, optional
+``description``, and ``[[components]]`` tables, each with a ``kind`` from ``KINDS`` and that
+kind's keys. Numbers may be TOML numbers or strings; both are read as exact decimals.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from importlib.resources import files
+from pathlib import Path
+
+from datasets.schemas import CUSTOMER_KINDS
+from gridfare.errors import TariffError
+from gridfare.tariffs import basic, fixed, funds, power_factor, tiered, tou
+from gridfare.tariffs.book import TariffBook
+from gridfare.tariffs.component import Component
+from gridfare.tariffs.params import Table
+from gridfare.tariffs.tariff import Tariff
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    from importlib.abc import Traversable
+
+    import tomli as tomllib
+
+__all__ = ["KINDS", "load_tariff", "load_tariff_book", "parse_tariff"]
+
+KINDS: dict[str, Callable[[Table], Component]] = {
+    "tiered": tiered.parse,
+    "tou": tou.parse,
+    "basic": basic.parse,
+    "power_factor": power_factor.parse,
+    "funds": funds.parse,
+    "fixed": fixed.parse_fixed,
+    "minimum": fixed.parse_minimum,
+}
+
+_CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_SUFFIX = ".toml"
+
+
+def default_directory() -> Traversable:
+    """The sample tariffs shipped in the ``datasets`` package."""
+    return files("datasets") / "samples" / "tariffs"
+
+
+def parse_tariff(text: str | bytes, filename: str) -> Tariff:
+    """Parse and validate the text of one tariff file named ``filename`` (``<code>.toml``)."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise TariffError(f"{filename}: not UTF-8 text: {exc}") from exc
+    try:
+        data = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise TariffError(f"{filename}: not valid TOML: {exc}") from exc
+    top = Table(data, file=filename)
+    code = top.string("code")
+    stem = filename[: -len(_SUFFIX)] if filename.endswith(_SUFFIX) else filename
+    if not _CODE.fullmatch(code):
+        raise top.error("code", f"{code!r} is not lowercase words joined by hyphens")
+    if code != stem:
+        raise top.error("code", f"{code!r} does not match the file name {filename!r}")
+    name = top.string("name")
+    kind = top.string("customer_kind", CUSTOMER_KINDS)
+    description = top.string("description") if top.has("description") else ""
+    components = [_component(table) for table in top.tables("components")]
+    if not components:
+        raise top.error("components", "a tariff needs at least one component")
+    _check_unique_kinds(top, components)
+    top.finish()
+    return Tariff(
+        code=code,
+        name=name,
+        customer_kind=kind,
+        components=tuple(components),
+        description=description,
+    )
+
+
+def load_tariff(path: str | os.PathLike[str] | Traversable) -> Tariff:
+    """Load and validate one tariff file."""
+    source = Path(path) if isinstance(path, (str, os.PathLike)) else path
+    try:
+        text = source.read_bytes()
+    except OSError as exc:
+        raise TariffError(f"{path}: cannot read tariff file: {exc}") from exc
+    return parse_tariff(text, source.name)
+
+
+def load_tariff_book(directory: str | os.PathLike[str] | Traversable | None = None) -> TariffBook:
+    """Load every ``*.toml`` in ``directory`` (default: the packaged sample tariffs)."""
+    folder = default_directory() if directory is None else directory
+    folder = Path(folder) if isinstance(folder, (str, os.PathLike)) else folder
+    try:
+        entries = sorted(
+            (e for e in folder.iterdir() if e.name.endswith(_SUFFIX)), key=lambda e: e.name
+        )
+    except OSError as exc:
+        raise TariffError(f"{folder}: cannot list tariff directory: {exc}") from exc
+    if not entries:
+        raise TariffError(f"{folder}: no tariff files (*.toml)")
+    return TariffBook(load_tariff(entry) for entry in entries)
+
+
+def _component(table: Table) -> Component:
+    kind = table.string("kind")
+    if kind not in KINDS:
+        raise table.error("kind", f"unknown component kind {kind!r}; known: {', '.join(KINDS)}")
+    return KINDS[kind](table)
+
+
+def _check_unique_kinds(top: Table, components: list[Component]) -> None:
+    seen: set[str] = set()
+    for i, component in enumerate(components):
+        if component.kind in seen:
+            raise top.error(f"components[{i}].kind", f"a second {component.kind!r} component")
+        seen.add(component.kind)

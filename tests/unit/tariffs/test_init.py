@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import gridfare.tariffs as tariffs
+
+
+def test_public_names():
+    assert tariffs.__all__ == sorted(tariffs.__all__)
+    assert set(tariffs.__all__) == {
+        "Quote",
+        "Tariff",
+        "TariffBook",
+        "Usage",
+        "load_tariff",
+        "load_tariff_book",
+        "quote",
+    }
+    for name in tariffs.__all__:
+        assert hasattr(tariffs, name)
