@@ -1,0 +1,4 @@
+"""Thin Ray shells around the pure core: they own state, call ``gridfare``, export metrics."""
+
+NAMESPACE = "gridfare"
+CONTROL_SERVER = "gridfare-control-server"

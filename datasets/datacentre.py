@@ -145,10 +145,16 @@ class DataCentre:
     ``uri`` is a local path (relative or absolute) or a filesystem URI understood by
     ``pyarrow.fs.FileSystem.from_uri``. Pass ``filesystem`` to use a given filesystem (a
     test's fault-injecting wrapper, a configured S3 client); ``uri`` is then the root path
-    inside it.
+    inside it. The root must exist for reads and writes; ``create=True`` makes it.
     """
 
-    def __init__(self, uri: str | os.PathLike[str], filesystem: pafs.FileSystem | None = None):
+    def __init__(
+        self,
+        uri: str | os.PathLike[str],
+        filesystem: pafs.FileSystem | None = None,
+        *,
+        create: bool = False,
+    ):
         text = os.fspath(uri)
         if not text:
             raise DataCentreError("data centre: empty URI")
@@ -167,6 +173,12 @@ class DataCentre:
             self._fs = pafs.LocalFileSystem()
             self._root = os.path.abspath(text)
             self._uri = self._root
+        self._root_known = False
+        if create:
+            try:
+                self._fs.create_dir(self._root, recursive=True)
+            except (OSError, pa.ArrowException) as exc:
+                raise self._error("cannot create the root", exc) from exc
 
     def __repr__(self) -> str:
         return f"DataCentre({self._uri!r})"
@@ -210,6 +222,11 @@ class DataCentre:
         stars = "/".join("*" for _ in keys)
         return f"{self._root}/{dataset}/{stars}/*.parquet"
 
+    def view_globs(self) -> dict[str, str]:
+        """``{dataset: glob}`` for every dataset (empty when the data centre is not local)."""
+        globs = {name: self.glob(name) for name in DATASETS}
+        return {name: pattern for name, pattern in globs.items() if pattern is not None}
+
     def exists(self) -> bool:
         """Whether the root directory exists."""
         return self._info(self._root).type == pafs.FileType.Directory
@@ -238,6 +255,27 @@ class DataCentre:
         )
 
     # ------------------------------------------------------------------ readers
+    def dataset(self, dataset: str, period: str | None = None) -> pa.Table:
+        """Every section of ``dataset`` (of ``period`` for period-partitioned datasets) as
+        one table in section order; empty if there is none."""
+        schema, keys = self._dataset(dataset)
+        if ("period" in keys) != (period is not None):
+            needs = "needs a period" if "period" in keys else "has no period"
+            raise DataCentreError(f"data centre {self._uri}: {dataset} {needs}")
+        self._require_root()
+        directory = f"{self._root}/{dataset}"
+        if period is not None:
+            directory += f"/period={check_period(period)}"
+        files = sorted(
+            info.path
+            for info in self._list(directory, recursive=True)
+            if info.type == pafs.FileType.File and info.base_name == PART_NAME
+        )
+        tables = [self._read(dataset, path) for path in files]
+        if not tables:
+            return schema.empty_table()
+        return pa.concat_tables(tables)
+
     def read_accounts(self, section: str) -> pa.Table:
         """The accounts of one section (empty if the section has none)."""
         return self._read("accounts", self.path("accounts", section=section))
@@ -393,8 +431,11 @@ class DataCentre:
             raise self._error(f"cannot list {directory}", exc) from exc
 
     def _require_root(self) -> None:
+        if self._root_known:
+            return
         if not self.exists():
             raise DataCentreError(f"data centre {self._uri}: no such data centre (missing root)")
+        self._root_known = True
 
     def _partition_values(self, directory: str) -> list[str]:
         """Section ids of ``section=*/part-0.parquet`` files under ``directory``."""
@@ -441,6 +482,7 @@ class DataCentre:
 
     def _commit(self, pending: Sequence[_Pending]) -> list[int]:
         """Write every table to a temporary file, then move them all into place in order."""
+        self._require_root()
         temps: list[str] = []
         sizes: list[int] = []
         moved = 0

@@ -125,6 +125,20 @@ class GenerationSummary:
         """Accounts carrying some kind of dirty data."""
         return sum(self.dirty.values())
 
+    def describe(self) -> str:
+        """A few lines for a person: sizes, the tariff mix and the dirty data seeded."""
+        mix = ", ".join(f"{code} {count:,}" for code, count in self.by_tariff.items() if count)
+        dirty = ", ".join(f"{kind} {count:,}" for kind, count in self.dirty.items())
+        return "\n".join(
+            [
+                f"  accounts {self.accounts:,} ({self.active:,} active) in {self.sections:,} "
+                f"sections; readings {self.readings_rows:,}; history {self.history_rows:,} rows",
+                f"  tariffs: {mix}",
+                f"  dirty ({self.dirty_total:,} accounts): {dirty}",
+                f"  {len(self.files):,} files, {self.bytes_written / 1e6:,.1f} MB",
+            ]
+        )
+
 
 def section_ids(sections: int) -> list[str]:
     """``S00001`` .. zero-padded to width 5 (wider if there are more than 99,999)."""

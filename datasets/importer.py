@@ -75,6 +75,21 @@ class ImportSummary:
         """Sorted ids of the sections whose readings were written."""
         return tuple(sorted({section for _, section in self.partitions}))
 
+    def describe(self) -> str:
+        """A few lines for a person: counts, rejects by rule, where the rejects are."""
+        lines = [
+            f"  {self.source}: {self.rows:,} rows, {self.loaded:,} loaded into "
+            f"{len(self.partitions):,} sections, {self.rejected:,} rejected"
+        ]
+        if self.by_rule:
+            lines.append(
+                "  rejected: " + ", ".join(f"{rule} {n:,}" for rule, n in self.by_rule.items())
+            )
+        lines.append(f"  rejects file: {self.rejects_path}")
+        if self.ignored_columns:
+            lines.append(f"  ignored columns: {', '.join(self.ignored_columns)}")
+        return "\n".join(lines)
+
 
 @dataclass
 class _Source:

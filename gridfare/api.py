@@ -104,7 +104,7 @@ class DataCentreClient:
             "section_id, count(*), sum(kwh), sum(total_fen)::BIGINT", "section_id"
         ).order("4 DESC, section_id").fetchall()
         quantiles = bills.aggregate(
-            "quantile_disc(total_fen, [0.1, 0.5, 0.9, 0.99]), max(total_fen)").fetchone()
+            "quantile_disc(total_fen, [0.1, 0.5, 0.9, 0.99]), max(total_fen)").fetchall()[0]
         distribution = {}
         if quantiles and quantiles[1] is not None:
             distribution = dict(zip(("p10", "p50", "p90", "p99"), quantiles[0], strict=True))

@@ -129,6 +129,7 @@ def test_layout_paths_and_glob(tmp_path: Path) -> None:
     )
     assert dc.glob("bills") == f"{tmp_path}/bills/*/*/*.parquet"
     assert dc.glob("accounts") == f"{tmp_path}/accounts/*/*.parquet"
+    assert set(dc.view_globs()) == {"accounts", "readings", "usage_history", "bills", "exceptions"}
     with pytest.raises(DataCentreError, match="unknown dataset"):
         dc.glob("nope")
     with pytest.raises(DataCentreError, match="needs a period"):
@@ -141,6 +142,7 @@ def test_file_uri_and_non_local_glob(tmp_path: Path) -> None:
     assert dc.read_accounts("S00001").num_rows == 3
     wrapped = DataCentre(str(tmp_path), filesystem=pafs.PyFileSystem(_Handler()))
     assert wrapped.glob("bills") is None
+    assert wrapped.view_globs() == {}
     assert wrapped.read_accounts("S00001").num_rows == 3
 
 
@@ -204,8 +206,8 @@ def test_writes_cast_to_the_schema_and_name_a_bad_column(tmp_path: Path) -> None
 
 def test_parquet_bytes_are_deterministic(tmp_path: Path) -> None:
     table = bills_table()
-    first = DataCentre(tmp_path / "a")
-    second = DataCentre(tmp_path / "b")
+    first = DataCentre(tmp_path / "a", create=True)
+    second = DataCentre(tmp_path / "b", create=True)
     first.write_section_result(PERIOD, "S00001", table, exceptions_table())
     second.write_section_result(PERIOD, "S00001", table, exceptions_table())
     a = Path(first.path("bills", period=PERIOD, section="S00001")).read_bytes()
@@ -229,6 +231,24 @@ def test_rerun_replaces_not_duplicates(tmp_path: Path) -> None:
     ]
 
 
+def test_whole_dataset_reads_every_section_in_order(tmp_path: Path) -> None:
+    dc = DataCentre(tmp_path)
+    assert dc.dataset("bills", PERIOD).equals(BILLS.empty_table())
+    for section in ("S00002", "S00001"):
+        dc.write_section_result(
+            PERIOD, section, bills_table(section=section), exceptions_table(section=section)
+        )
+        dc.write_accounts(section, accounts_table(section, ids=(int(section[-1]),)))
+    bills = dc.dataset("bills", PERIOD)
+    assert bills.schema == BILLS
+    assert bills["section_id"].to_pylist() == ["S00001"] * 2 + ["S00002"] * 2
+    assert dc.dataset("accounts")["account_id"].to_pylist() == [1, 2]
+    with pytest.raises(DataCentreError, match="needs a period"):
+        dc.dataset("bills")
+    with pytest.raises(DataCentreError, match="has no period"):
+        dc.dataset("accounts", PERIOD)
+
+
 # ------------------------------------------------------------------------- missing data
 def test_missing_files_read_as_empty_tables(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path)
@@ -245,6 +265,8 @@ def test_missing_files_read_as_empty_tables(tmp_path: Path) -> None:
 def test_missing_root_is_an_error_naming_the_uri(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path / "nowhere")
     for read in (
+        lambda: dc.write_accounts("S00001", accounts_table()),
+        lambda: dc.dataset("bills", PERIOD),
         lambda: dc.read_readings(PERIOD, "S00001"),
         lambda: dc.sections(PERIOD),
         lambda: dc.all_sections(),
@@ -252,6 +274,9 @@ def test_missing_root_is_an_error_naming_the_uri(tmp_path: Path) -> None:
     ):
         with pytest.raises(DataCentreError, match="nowhere"):
             read()
+    assert not (tmp_path / "nowhere").exists()
+    DataCentre(tmp_path / "nowhere", create=True).write_accounts("S00001", accounts_table())
+    assert dc.read_accounts("S00001").num_rows == 3
 
 
 def test_corrupt_file_is_a_data_centre_error(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def city(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("city")
     calls: list[tuple[int, int]] = []
     summary = generate_city(
-        DataCentre(root),
+        DataCentre(root, create=True),
         accounts=6_000,
         sections=12,
         period=PERIOD,
@@ -52,7 +52,11 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
         generate_city(
-            DataCentre(tmp_path / name), accounts=2_000, sections=10, period=PERIOD, seed=seed
+            DataCentre(tmp_path / name, create=True),
+            accounts=2_000,
+            sections=10,
+            period=PERIOD,
+            seed=seed,
         )
     a, b, c = (_files(tmp_path / name) for name in "abc")
     assert len(a) == 30
@@ -102,6 +106,7 @@ def test_city_summary_and_accounts(city) -> None:
     assert dc.all_sections() == section_ids(12)
     assert dc.sections(PERIOD) == section_ids(12)
     assert summary.active == pc.sum(accounts["active"]).as_py()
+    assert "dirty" in summary.describe() and "6,000" in summary.describe()
     assert 0.97 < summary.active / 6_000 < 0.999
 
 

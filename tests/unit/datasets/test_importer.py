@@ -25,7 +25,7 @@ HEADER = (
 @pytest.fixture
 def dc(tmp_path: Path) -> DataCentre:
     """Accounts 1..4 in S00001 and 5..8 in S00002; S00001 already has a reading for 1."""
-    centre = DataCentre(tmp_path / "dc")
+    centre = DataCentre(tmp_path / "dc", create=True)
     for section, ids in (("S00001", range(1, 5)), ("S00002", range(5, 9))):
         ids = list(ids)
         n = len(ids)
@@ -100,6 +100,7 @@ def test_csv_good_rows_load_and_each_bad_row_is_rejected_with_its_line(
     assert summary.rejected == len(BAD)
     assert summary.partitions == ((PERIOD, "S00001"), (PERIOD, "S00002"))
     assert summary.sections == ("S00001", "S00002")
+    assert "tou_split_mismatch 1" in summary.describe()
     assert summary.rejects_path == f"{source}.rejects.csv"
     rejects = pacsv.read_csv(summary.rejects_path).cast(REJECTS)
     expected = [(len(GOOD) + 2 + i, rule) for i, (_, rule) in enumerate(BAD)]

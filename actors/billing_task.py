@@ -1,0 +1,44 @@
+"""The billing node-service: one Ray task per billing command (section + chosen node)."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import ray
+
+from gridfare.billing.runner import SectionOutcome, bill_one_section
+
+# Ray names the worker process after the running task ("ray::bill_section_task"); NodeAgents
+# count these processes to report how many billing services run on their node.
+TASK_NAME = "bill_section_task"
+
+
+@functools.lru_cache(maxsize=4)
+def _centre(uri: str):
+    from datasets.datacentre import DataCentre
+
+    return DataCentre(uri)
+
+
+@functools.lru_cache(maxsize=4)
+def _tariffs(directory: str | None):
+    from gridfare.tariffs import load_tariff_book
+
+    return load_tariff_book(directory)
+
+
+@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
+def bill_section_task(uri: str, tariffs_dir: str | None, period: str, section: str,
+                      run_id: str) -> tuple[SectionOutcome, str]:
+    """Bill one section where Ray placed it; returns the outcome and the node that ran it.
+
+    Ray retries it (``max_retries``) when its worker or node dies: the section's files are
+    replaced atomically, so a retry rewrites the same bytes and never duplicates bills. A
+    GridfareError (bad data) is not retried: it comes back as a failed outcome.
+    """
+    if os.environ.get("GRIDFARE_FAIL_SECTION") == section:
+        # Fault injection for the tests: a node-service that crashes on one section.
+        raise RuntimeError(f"injected failure billing section {section}")
+    outcome = bill_one_section(_centre(uri), _tariffs(tariffs_dir), period, section, run_id)
+    return outcome, ray.get_runtime_context().get_node_id()

@@ -1,0 +1,321 @@
+"""ControlServer: the head's billing control server (source design A, mapped onto Ray).
+
+It keeps the registered nodes and their latest load reports, turns billing requests into
+billing commands with the pure policy ``gridfare.scheduling.choose_nodes``, launches each as
+a Ray task softly pinned to the chosen node, records every section's end in the catalog (it
+is the catalog's single writer) and emits a run's end signal when all its sections are done
+or failed. Hard state lives in the catalog, so a restarted ControlServer resumes the runs
+that were running; load reports are rebuilt within a second from the NodeAgents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+
+import ray
+from ray.util import metrics
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from actors import NAMESPACE
+from actors.billing_task import bill_section_task
+from actors.node_agent import NodeAgent
+from gridfare.billing.runner import SectionOutcome, new_run_id, select_sections
+from gridfare.errors import GridfareError
+from gridfare.scheduling import (
+    ClusterSnapshot,
+    DispatchPolicy,
+    NodeLoad,
+    SectionDemand,
+    choose_nodes,
+)
+
+AGENT_CHECK_INTERVAL_S = 2.0
+MAX_RESOURCE_REQUEST = 64  # bundles asked of the autoscaler at most, whatever the queue
+
+
+def control_server_name(datacentre_uri: str) -> str:
+    """One ControlServer per data centre, named after it so jobs find it again."""
+    return "gridfare-control-" + hashlib.sha1(datacentre_uri.encode()).hexdigest()[:10]
+
+
+def get_control_server(datacentre_uri: str, *, tariffs_dir: str | None = None,
+                       policy: DispatchPolicy | None = None, autoscale: bool = True
+                       ) -> ray.actor.ActorHandle:
+    """The data centre's ControlServer on the head node, created on first use."""
+    return ControlServer.options(
+        name=control_server_name(datacentre_uri),
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        lifetime="detached",
+        resources={"node:__internal_head__": 0.001},
+    ).remote(datacentre_uri, tariffs_dir, policy or DispatchPolicy(), autoscale)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class _Run:
+    run_id: str
+    period: str
+    queue: dict[str, int]  # section -> weight, waiting for a node
+    running: dict[str, str] = field(default_factory=dict)  # section -> node
+    outcomes: dict[str, SectionOutcome] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    finished: bool = False
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.queued = metrics.Gauge("gridfare_sections_queued", "sections waiting for a node",
+                                    tag_keys=("run_id",))
+        self.running = metrics.Gauge("gridfare_sections_running", "sections being billed",
+                                     tag_keys=("run_id",))
+        self.ended = metrics.Counter("gridfare_sections_ended", "sections done or failed",
+                                     tag_keys=("run_id", "status"))
+        self.accounts = metrics.Counter("gridfare_accounts_billed", "bills written",
+                                        tag_keys=("run_id",))
+        self.latency = metrics.Histogram(
+            "gridfare_section_seconds", "time to bill one section",
+            boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60], tag_keys=("node_id",))
+        self.node_cpu = metrics.Gauge("gridfare_node_cpu_percent", "reported CPU busy",
+                                      tag_keys=("node_id",))
+        self.node_io = metrics.Gauge("gridfare_node_io_busy", "reported disk busy share",
+                                     tag_keys=("node_id",))
+        self.node_procs = metrics.Gauge("gridfare_node_billing_processes",
+                                        "billing services running", tag_keys=("node_id",))
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class ControlServer:
+    def __init__(self, datacentre_uri: str, tariffs_dir: str | None,
+                 policy: DispatchPolicy, autoscale: bool) -> None:
+        from datasets.catalog import Catalog
+        from datasets.datacentre import DataCentre
+
+        self._uri = datacentre_uri
+        self._tariffs_dir = tariffs_dir
+        self._policy = policy
+        self._autoscale = autoscale
+        self._centre = DataCentre(datacentre_uri)
+        self._catalog = Catalog(self._centre.catalog_path)
+        self._loads: dict[str, NodeLoad] = {}
+        self._reports: dict[str, dict] = {}
+        self._node_cpus: dict[str, float] = {}
+        self._agents: dict[str, ray.actor.ActorHandle] = {}
+        self._runs: dict[str, _Run] = {}
+        self._metrics = _Metrics()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.Task | None = None
+        self._requested = -1
+        self._agents_checked = 0.0
+        # A restart finds the runs that were running in the catalog and carries them on.
+        for record in self._catalog.runs():
+            if record.status == "running":
+                self._adopt(record.run_id, record.period,
+                            self._catalog.pending_sections(record.run_id))
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def submit(self, period: str, sections: list[str] | None = None,
+                     resume_run_id: str | None = None) -> str:
+        """Start a billing run (or resume one) and return its run id at once."""
+        self._ensure_loop()
+        if resume_run_id is not None:
+            if resume_run_id in self._runs and not self._runs[resume_run_id].finished:
+                return resume_run_id
+            record = self._catalog.run(resume_run_id)
+            pending = self._catalog.pending_sections(resume_run_id)
+            self._catalog.reopen_run(resume_run_id)
+            self._adopt(resume_run_id, record.period, pending)
+            return resume_run_id
+        todo = select_sections(self._centre.sections(period), sections)
+        run_id = new_run_id(period, _now())
+        self._catalog.start_run(run_id, period, todo, _now())
+        self._adopt(run_id, period, todo)
+        return run_id
+
+    async def report(self, load: dict) -> None:
+        """A NodeAgent's load report (also its registration, the first time)."""
+        self._ensure_loop()
+        node = load["node_id"]
+        self._node_cpus.setdefault(node, float(load["cores"]))
+        self._reports[node] = load
+        self._loads[node] = NodeLoad(node, load["address"], self._node_cpus[node],
+                                     load["cpu_percent"], load["io_busy"],
+                                     load["billing_processes"], time.monotonic())
+        for gauge, key in ((self._metrics.node_cpu, "cpu_percent"),
+                           (self._metrics.node_io, "io_busy"),
+                           (self._metrics.node_procs, "billing_processes")):
+            gauge.set(load[key], tags={"node_id": node})
+
+    def progress(self, run_id: str) -> dict:
+        """Counts of a run's sections by state and the nodes working on it."""
+        run = self._runs.get(run_id)
+        if run is None:
+            record = self._catalog.run(run_id)
+            return {"run_id": run_id, "period": record.period, "finished": True,
+                    "queued": 0, "running": 0, "done": record.sections_done,
+                    "failed": record.sections_failed, "total": record.sections_total,
+                    "nodes": {}}
+        done = sum(o.status == "done" for o in run.outcomes.values())
+        nodes: dict[str, int] = {}
+        for node in run.running.values():
+            nodes[node] = nodes.get(node, 0) + 1
+        return {"run_id": run_id, "period": run.period, "finished": run.finished,
+                "queued": len(run.queue), "running": len(run.running), "done": done,
+                "failed": len(run.outcomes) - done,
+                "total": len(run.queue) + len(run.running) + len(run.outcomes),
+                "nodes": nodes}
+
+    def end_signal(self, run_id: str) -> dict | None:
+        """The run's end signal once every section is done or failed, else None."""
+        run = self._runs.get(run_id)
+        if run is not None and not run.finished:
+            return None
+        record = self._catalog.run(run_id)
+        sections = self._catalog.sections(run_id)
+        return {
+            "run_id": run_id, "period": record.period, "status": record.status,
+            "sections_done": record.sections_done, "sections_failed": record.sections_failed,
+            "billed": record.billed, "exceptions": record.exceptions,
+            "total_fen": record.total_fen,
+            "failed": {s.section_id: s.error for s in sections if s.status == "failed"},
+        }
+
+    def nodes(self) -> list[dict]:
+        """Registered nodes with their latest report and age in seconds."""
+        now = time.monotonic()
+        return [{**self._reports[n], "cpus": load.cpus, "age_s": now - load.reported_at}
+                for n, load in sorted(self._loads.items())]
+
+    # -- the dispatch loop ----------------------------------------------------------------
+
+    def _adopt(self, run_id: str, period: str, sections: list[str]) -> None:
+        sizes = self._centre.section_sizes(period)
+        self._runs[run_id] = _Run(run_id, period, {s: sizes.get(s, 0) for s in sections})
+        if self._wake is not None:
+            self._wake.set()
+
+    def _ensure_loop(self) -> None:
+        if self._loop is None or self._loop.done():
+            self._wake = asyncio.Event()
+            self._loop = asyncio.get_running_loop().create_task(self._dispatch_forever())
+
+    async def _dispatch_forever(self) -> None:
+        while True:
+            now = time.monotonic()
+            if now - self._agents_checked > AGENT_CHECK_INTERVAL_S:
+                self._agents_checked = now
+                self._ensure_agents()
+            self._dispatch(now)
+            self._finish_runs()
+            self._request_resources()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    def _ensure_agents(self) -> None:
+        """Start a NodeAgent on every live node that has none; forget dead nodes."""
+        alive = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
+        for node_id, info in alive.items():
+            self._node_cpus[node_id] = float(info.get("Resources", {}).get("CPU", 0.0))
+            if node_id in self._agents:
+                continue
+            agent = NodeAgent.options(
+                name=f"gridfare-agent-{node_id[:16]}",
+                namespace=NAMESPACE,
+                get_if_exists=True,
+                lifetime="detached",
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote(ray.get_runtime_context().current_actor)
+            agent.start.remote()
+            self._agents[node_id] = agent
+        for node_id in set(self._agents) - set(alive):
+            del self._agents[node_id]
+            self._loads.pop(node_id, None)
+            self._reports.pop(node_id, None)
+
+    def _dispatch(self, now: float) -> None:
+        in_flight: dict[str, int] = {}
+        for run in self._runs.values():
+            for node in run.running.values():
+                in_flight[node] = in_flight.get(node, 0) + 1
+        # Ray's CPU resource, not the machine's cores, is what a node offers to billing.
+        loads = tuple(replace(load, cpus=self._node_cpus.get(load.node_id, load.cpus))
+                      for load in self._loads.values())
+        for run in list(self._runs.values()):
+            if not run.queue:
+                continue
+            demands = [SectionDemand(s, w) for s, w in run.queue.items()]
+            plan = choose_nodes(ClusterSnapshot(now, loads, dict(in_flight)), demands,
+                                self._policy)
+            for command in plan.commands:
+                del run.queue[command.section_id]
+                run.running[command.section_id] = command.node_id
+                in_flight[command.node_id] = in_flight.get(command.node_id, 0) + 1
+                asyncio.get_running_loop().create_task(
+                    self._bill(run, command.section_id, command.node_id))
+            self._metrics.queued.set(len(run.queue), tags={"run_id": run.run_id})
+            self._metrics.running.set(len(run.running), tags={"run_id": run.run_id})
+
+    async def _bill(self, run: _Run, section: str, node: str) -> None:
+        started = time.monotonic()
+        ref = bill_section_task.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
+        ).remote(self._uri, self._tariffs_dir, run.period, section, run.run_id)
+        try:
+            outcome, node = await ref
+        except ray.exceptions.RayError as exc:
+            outcome = SectionOutcome(section, "failed", seconds=time.monotonic() - started,
+                                     error=_one_line(exc))
+        try:
+            self._catalog.record_section(run.run_id, section, node_id=node,
+                                         finished_at=_now(), **outcome.as_record())
+        except GridfareError:
+            # The catalog is unreachable: leave the section pending so a resume re-bills it.
+            run.queue[section] = 0
+            run.running.pop(section, None)
+            raise
+        run.running.pop(section, None)
+        run.outcomes[section] = outcome
+        self._metrics.ended.inc(1, tags={"run_id": run.run_id, "status": outcome.status})
+        if outcome.billed:
+            self._metrics.accounts.inc(outcome.billed, tags={"run_id": run.run_id})
+        self._metrics.latency.observe(outcome.seconds, tags={"node_id": node})
+        self._wake.set()
+
+    def _finish_runs(self) -> None:
+        for run in self._runs.values():
+            if not run.finished and not run.queue and not run.running:
+                self._catalog.finish_run(run.run_id, _now())
+                run.finished = True
+                self._metrics.queued.set(0, tags={"run_id": run.run_id})
+                self._metrics.running.set(0, tags={"run_id": run.run_id})
+
+    def _request_resources(self) -> None:
+        """Ask the autoscaler for one CPU per waiting or running section (bounded)."""
+        if not self._autoscale:
+            return
+        wanted = min(MAX_RESOURCE_REQUEST, sum(len(r.queue) + len(r.running)
+                                               for r in self._runs.values()))
+        if wanted == self._requested:
+            return
+        from ray.autoscaler.sdk import request_resources
+
+        request_resources(bundles=[{"CPU": 1}] * wanted)
+        self._requested = wanted
+
+
+def _one_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:500]
+
