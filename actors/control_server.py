@@ -11,6 +11,7 @@ that were running; load reports are rebuilt within a second from the NodeAgents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field, replace
@@ -23,8 +24,12 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from actors import NAMESPACE
 from actors.billing_task import bill_section_task
 from actors.node_agent import NodeAgent
-from gridfare.billing.runner import SectionOutcome, new_run_id, select_sections
-from gridfare.errors import GridfareError
+from gridfare.billing.runner import (
+    RECORD_INTERVAL_S,
+    SectionOutcome,
+    new_run_id,
+    select_sections,
+)
 from gridfare.scheduling import (
     ClusterSnapshot,
     DispatchPolicy,
@@ -66,6 +71,7 @@ class _Run:
     queue: dict[str, int]  # section -> weight, waiting for a node
     running: dict[str, str] = field(default_factory=dict)  # section -> node
     outcomes: dict[str, SectionOutcome] = field(default_factory=dict)
+    unrecorded: list[dict] = field(default_factory=list)  # ended, not yet in the catalog
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
 
@@ -114,6 +120,7 @@ class ControlServer:
         self._loop: asyncio.Task | None = None
         self._requested = -1
         self._agents_checked = 0.0
+        self._flushed = 0.0
         # A restart finds the runs that were running in the catalog and carries them on.
         for record in self._catalog.runs():
             if record.status == "running":
@@ -214,13 +221,13 @@ class ControlServer:
                 self._agents_checked = now
                 self._ensure_agents()
             self._dispatch(now)
+            if now - self._flushed >= RECORD_INTERVAL_S:
+                self._record_outcomes()
             self._finish_runs()
             self._request_resources()
             self._wake.clear()
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
-            except asyncio.TimeoutError:
-                pass
 
     def _ensure_agents(self) -> None:
         """Start a NodeAgent on every live node that has none; forget dead nodes."""
@@ -276,14 +283,7 @@ class ControlServer:
         except ray.exceptions.RayError as exc:
             outcome = SectionOutcome(section, "failed", seconds=time.monotonic() - started,
                                      error=_one_line(exc))
-        try:
-            self._catalog.record_section(run.run_id, section, node_id=node,
-                                         finished_at=_now(), **outcome.as_record())
-        except GridfareError:
-            # The catalog is unreachable: leave the section pending so a resume re-bills it.
-            run.queue[section] = 0
-            run.running.pop(section, None)
-            raise
+        run.unrecorded.append(outcome.as_record(node_id=node, finished_at=_now()))
         run.running.pop(section, None)
         run.outcomes[section] = outcome
         self._metrics.ended.inc(1, tags={"run_id": run.run_id, "status": outcome.status})
@@ -292,9 +292,22 @@ class ControlServer:
         self._metrics.latency.observe(outcome.seconds, tags={"node_id": node})
         self._wake.set()
 
+    def _record_outcomes(self) -> None:
+        """Write ended sections to the catalog, one transaction per run and interval.
+
+        If the ControlServer dies first, those sections are still pending in the catalog
+        and the restarted one bills them again: same bytes, one catalog row each.
+        """
+        self._flushed = time.monotonic()
+        for run in self._runs.values():
+            if run.unrecorded:
+                self._catalog.record_sections(run.run_id, run.unrecorded)
+                run.unrecorded = []
+
     def _finish_runs(self) -> None:
         for run in self._runs.values():
             if not run.finished and not run.queue and not run.running:
+                self._record_outcomes()
                 self._catalog.finish_run(run.run_id, _now())
                 run.finished = True
                 self._metrics.queued.set(0, tags={"run_id": run.run_id})

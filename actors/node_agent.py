@@ -9,6 +9,7 @@ raylet (worker processes titled ``ray::bill_section_task``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -83,8 +84,7 @@ class NodeAgent:
 
     async def _report_forever(self) -> None:
         while True:
-            try:
+            # While the ControlServer restarts a report fails; the next reaches the new one.
+            with contextlib.suppress(ray.exceptions.RayActorError):
                 await self._control.report.remote(self.load())
-            except ray.exceptions.RayActorError:
-                pass  # the ControlServer is restarting; the next report reaches the new one
             await asyncio.sleep(REPORT_INTERVAL_S)

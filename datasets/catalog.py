@@ -9,13 +9,14 @@ retried for a bounded time and then reported as a DataCentreError.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from gridfare.errors import DataCentreError
 
@@ -46,6 +47,14 @@ CREATE TABLE IF NOT EXISTS section_runs (
 """
 
 _VIEWS = ("accounts", "readings", "bills", "exceptions")
+_OUTCOME_FIELDS = ("accounts", "billed", "exceptions", "total_fen", "node_id", "seconds",
+                   "error", "finished_at")
+_OUTCOME_SCHEMA = pa.schema([
+    ("section_id", pa.string()), ("status", pa.string()), ("accounts", pa.int64()),
+    ("billed", pa.int64()), ("exceptions", pa.int64()), ("total_fen", pa.int64()),
+    ("node_id", pa.string()), ("seconds", pa.float64()), ("error", pa.string()),
+    ("finished_at", pa.timestamp("us")),
+])
 
 
 @dataclass(frozen=True)
@@ -104,51 +113,50 @@ class Catalog:
                 "INSERT INTO runs VALUES (?, ?, 'running', ?, ?, NULL) ON CONFLICT DO NOTHING",
                 [run_id, period, len(sections), started_at],
             )
-            con.executemany(
+            con.execute(
                 "INSERT INTO section_runs (run_id, section_id, period, status) "
-                "VALUES (?, ?, ?, 'pending') ON CONFLICT DO NOTHING",
-                [[run_id, s, period] for s in sections],
+                "SELECT ?, unnest(?::VARCHAR[]), ?, 'pending' ON CONFLICT DO NOTHING",
+                [run_id, list(sections), period],
             )
 
-    def record_section(
-        self,
-        run_id: str,
-        section_id: str,
-        *,
-        status: str,
-        accounts: int = 0,
-        billed: int = 0,
-        exceptions: int = 0,
-        total_fen: int = 0,
-        node_id: str | None = None,
-        seconds: float = 0.0,
-        error: str | None = None,
-        finished_at: datetime,
-    ) -> None:
-        """Set a section's outcome (a repeat overwrites the same row, never adds one)."""
-        if status not in ("done", "failed"):
-            raise DataCentreError(f"section {section_id}: status {status!r} is not done/failed")
+    def record_sections(self, run_id: str, outcomes: Sequence[Mapping[str, object]]) -> None:
+        """Set the outcome of several sections in one transaction.
+
+        Each outcome names ``section_id`` and ``status`` (done or failed) and may carry
+        accounts, billed, exceptions, total_fen, node_id, seconds, error and finished_at. A
+        repeat overwrites the same rows, never adds one; a section outside the run is refused.
+        """
+        if not outcomes:
+            return
+        for outcome in outcomes:
+            if outcome["status"] not in ("done", "failed"):
+                raise DataCentreError(f"section {outcome['section_id']}: status "
+                                      f"{outcome['status']!r} is not done/failed")
+        columns = ("section_id", "status", *_OUTCOME_FIELDS)
+        batch = pa.Table.from_pylist(
+            [{k: outcome.get(k) for k in columns} for outcome in outcomes],
+            schema=_OUTCOME_SCHEMA,
+        )
         with self._connect(read_only=False) as con:
-            updated = con.execute(
-                "UPDATE section_runs SET status = ?, accounts = ?, billed = ?, exceptions = ?, "
-                "total_fen = ?, node_id = ?, seconds = ?, error = ?, finished_at = ? "
-                "WHERE run_id = ? AND section_id = ? RETURNING section_id",
-                [
-                    status,
-                    accounts,
-                    billed,
-                    exceptions,
-                    total_fen,
-                    node_id,
-                    seconds,
-                    error,
-                    finished_at,
-                    run_id,
-                    section_id,
-                ],
-            ).fetchall()
-        if not updated:
-            raise DataCentreError(f"run {run_id}: section {section_id} is not part of the run")
+            con.register("outcome_batch", batch)
+            unknown = con.execute(
+                "SELECT section_id FROM outcome_batch EXCEPT SELECT section_id FROM "
+                "section_runs WHERE run_id = ? ORDER BY 1 LIMIT 5", [run_id]).fetchall()
+            if unknown:
+                raise DataCentreError(f"run {run_id}: sections {[u[0] for u in unknown]} are "
+                                      "not part of the run")
+            con.execute(
+                "UPDATE section_runs s SET status = b.status, "
+                + ", ".join(f"{k} = b.{k}" for k in _OUTCOME_FIELDS)
+                + " FROM outcome_batch b WHERE s.run_id = ? AND s.section_id = b.section_id",
+                [run_id],
+            )
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark a finished run as running again, for a resume of what it did not do."""
+        with self._connect(read_only=False) as con:
+            con.execute("UPDATE runs SET status = 'running', finished_at = NULL "
+                        "WHERE run_id = ?", [run_id])
 
     def finish_run(self, run_id: str, finished_at: datetime) -> RunRecord:
         """Close a run: done when every section is done, failed when any failed."""

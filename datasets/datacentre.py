@@ -331,8 +331,12 @@ class DataCentre:
         history = history.filter(
             pc.is_in(history["period"], value_set=pa.array(wanted, pa.string()))
         )
+        # One listing instead of a lookup per month: most months have no bills yet.
+        billed_periods = set(self.periods("bills"))
         billed = [
-            self.read_bills(earlier, section).select(list(HISTORY_COLUMNS)) for earlier in wanted
+            self.read_bills(earlier, section).select(list(HISTORY_COLUMNS))
+            for earlier in wanted
+            if earlier in billed_periods
         ]
         billed = [table for table in billed if table.num_rows]
         if billed:

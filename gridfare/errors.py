@@ -7,8 +7,16 @@
     │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
-    └── DataCentreError           the data centre cannot be read or written
-        └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    ├── DataCentreError           the data centre cannot be read or written
+    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    └── SeatError                 a seat inventory, directory or migration rule was broken
+        ├── UnknownTrain          a train-date this centre or directory does not hold
+        ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
+        ├── TrainMoved            the train-date now lives on another centre (names it, version)
+        ├── TrainFrozen           the train-date is frozen for the last step of its migration
+        ├── StaleVersion          a directory write based on a version that is no longer current
+        ├── WalCorrupt            a seat log is damaged before its last line or does not replay
+        └── MigrationError        an illegal migration transition (names the train-date, state)
 
 Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge with
 ``raise ... from exc`` so that the CLI and jobs can print one line and exit non-zero.
@@ -23,9 +31,17 @@ __all__ = [
     "GridfareError",
     "InvalidInput",
     "InvalidReading",
+    "MigrationError",
+    "SeatError",
+    "StaleVersion",
     "TariffError",
     "TouSplitMismatch",
+    "TrainFrozen",
+    "TrainMoved",
+    "UnknownOrder",
     "UnknownTariff",
+    "UnknownTrain",
+    "WalCorrupt",
 ]
 
 
@@ -63,3 +79,44 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class SeatError(GridfareError):
+    """A seat inventory, directory or migration rule was broken."""
+
+
+class UnknownTrain(SeatError):
+    """A train-date that this centre or directory does not hold."""
+
+
+class UnknownOrder(SeatError):
+    """A refund names a request_id that no sale on the train-date holds."""
+
+
+class TrainMoved(SeatError):
+    """The train-date now lives on another centre; retry there with the new version."""
+
+    def __init__(self, key: str, centre: str, version: int) -> None:
+        super().__init__(f"train-date {key} moved to centre {centre} (directory version {version})")
+        self.key = key
+        self.centre = centre
+        self.version = version
+
+    def __reduce__(self):  # keep the fields when pickled across processes (Ray)
+        return (type(self), (self.key, self.centre, self.version))
+
+
+class TrainFrozen(SeatError):
+    """The train-date is frozen for the last step of its migration; retry shortly."""
+
+
+class StaleVersion(SeatError):
+    """A directory write was based on a version that is no longer current."""
+
+
+class WalCorrupt(SeatError):
+    """A seat log is damaged before its last line, or a record does not replay onto its state."""
+
+
+class MigrationError(SeatError):
+    """An illegal migration transition; the message names the train-date and its state."""

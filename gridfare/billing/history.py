@@ -22,26 +22,33 @@ class HistoryProfile:
 
 def summarize_history(history: pa.Table | None, account_ids: np.ndarray, period: Period,
                       months: int) -> HistoryProfile:
-    """Fold ``(account_id, period, kwh)`` rows of the ``months`` periods before ``period``."""
+    """Fold ``(account_id, period, kwh)`` rows of the ``months`` periods before ``period``.
+
+    ``account_ids`` must be sorted. Rows of other periods or other accounts are ignored.
+    """
     n = len(account_ids)
     ytd = np.zeros(n, np.int64)
     total = np.zeros(n, np.int64)
     count = np.zeros(n, np.int64)
-    if history is None or history.num_rows == 0:
+    if history is None or history.num_rows == 0 or n == 0:
         return HistoryProfile(ytd, total)
+    # A few distinct periods over many rows: classify the periods once, not every row.
+    encoded = pc.dictionary_encode(history["period"]).combine_chunks()
     window = {str(p) for p in period.previous(months)}
-    rows = history.filter(pc.is_in(history["period"], pa.array(sorted(window))))
-    ids = rows["account_id"].to_numpy()
-    pos = np.searchsorted(account_ids, ids)
-    pos = np.minimum(pos, max(n - 1, 0))
-    known = (account_ids[pos] == ids) if n else np.zeros(len(ids), bool)
-    pos = pos[known]
-    kwh = np.rint(rows["kwh"].to_numpy()[known] * ENERGY_SCALE).astype(np.int64)
-    this_year = np.char.startswith(
-        rows["period"].to_numpy(zero_copy_only=False)[known].astype(str), f"{period.year:04d}-"
-    )
-    np.add.at(total, pos, kwh)
-    np.add.at(count, pos, 1)
-    np.add.at(ytd, pos, np.where(this_year, kwh, 0))
+    labels = encoded.dictionary.to_pylist()
+    in_window = np.array([label in window for label in labels], dtype=bool)
+    this_year = np.array([label.startswith(f"{period.year:04d}-") for label in labels],
+                         dtype=bool)
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+
+    ids = history["account_id"].to_numpy()
+    pos = np.minimum(np.searchsorted(account_ids, ids), n - 1)
+    keep = in_window[codes] & (account_ids[pos] == ids)
+    pos = pos[keep]
+    kwh = np.rint(history["kwh"].to_numpy()[keep] * ENERGY_SCALE).astype(np.int64)
+    total = np.bincount(pos, weights=kwh, minlength=n).astype(np.int64)
+    count = np.bincount(pos, minlength=n).astype(np.int64)
+    ytd = np.bincount(pos, weights=np.where(this_year[codes[keep]], kwh, 0),
+                      minlength=n).astype(np.int64)
     avg = np.where(count > 0, total // np.maximum(count, 1), 0)
     return HistoryProfile(ytd, avg)

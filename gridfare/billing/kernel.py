@@ -76,15 +76,19 @@ def bill_section(
 
     n = len(account_ids)
     active = accounts["active"].to_numpy(zero_copy_only=False).astype(bool)
-    codes = accounts["tariff_code"].to_numpy(zero_copy_only=False).astype(object)
+    # Few tariffs over many accounts: look each tariff up once, then work with masks.
+    encoded = pc.dictionary_encode(accounts["tariff_code"]).combine_chunks()
+    labels = encoded.dictionary.to_pylist()
+    tariff_index = encoded.indices.to_numpy(zero_copy_only=False)
+    of_tariff = {code: tariff_index == k for k, code in enumerate(labels) if code in tariffs}
     has_reading = metered.rows > 0
     clean = has_reading & ~findings.flagged(n)
 
     findings.add_where(active & ~has_reading, audit.MISSING_READING,
                        lambda i: f"active account has no reading for {period}")
-    known = np.array([code in tariffs for code in codes], dtype=bool)
+    known = np.isin(tariff_index, [k for k, code in enumerate(labels) if code in tariffs])
     findings.add_where(has_reading & ~known, audit.UNKNOWN_TARIFF,
-                       lambda i: f"tariff {codes[i]!r} is not in the tariff book")
+                       lambda i: f"tariff {labels[tariff_index[i]]!r} is not in the tariff book")
     findings.add_where(clean & active & (metered.kwh == 0), audit.ZERO_CONSUMPTION,
                        lambda i: f"active account consumed 0 kWh in {period}")
     spike_limit = np.maximum(profile.avg_kwh * rules.spike_factor,
@@ -97,14 +101,14 @@ def bill_section(
 
     capacity = _units_or_zero(accounts["capacity_kva"])
     pf_standard = _hundredths_or_zero(accounts["pf_standard"])
-    for code in sorted(set(codes[has_reading & known])):
+    for code, mask_of_tariff in sorted(of_tariff.items()):
         lacking = _lacking_inputs(tariffs[code], metered, capacity)
         for what, mask in lacking.items():
-            findings.add_where(has_reading & (codes == code) & mask, audit.INPUT_NOT_METERED,
+            findings.add_where(has_reading & mask_of_tariff & mask, audit.INPUT_NOT_METERED,
                                lambda i, what=what, code=code:
                                f"tariff {code} needs {what}, which this account lacks")
 
-    for code in sorted(set(codes[has_reading & known])):
+    for code, mask_of_tariff in sorted(of_tariff.items()):
         periods = tariffs[code].tou_periods
         for column in _TOU_COLUMNS if periods else ():
             name = column.removesuffix("_kwh")
@@ -112,7 +116,7 @@ def bill_section(
             if name in periods or name == "critical":
                 continue
             findings.add_where(
-                has_reading & (codes == code) & (metered.tou[column] != 0),
+                has_reading & mask_of_tariff & (metered.tou[column] != 0),
                 audit.TOU_SPLIT_MISMATCH,
                 lambda i, code=code, name=name, column=column:
                 f"tariff {code} has no {name} period but {_kwh(metered.tou[column][i])} kWh "
@@ -121,8 +125,10 @@ def bill_section(
 
     billable = has_reading & known & ~findings.flagged(n)
     lines = {line: np.zeros(n, np.int64) for line in CHARGE_LINES}
-    for code in sorted(set(codes[billable])):
-        rows = np.flatnonzero(billable & (codes == code))
+    for code, mask_of_tariff in sorted(of_tariff.items()):
+        rows = np.flatnonzero(billable & mask_of_tariff)
+        if len(rows) == 0:
+            continue
         usage = Usage(
             month=billing_period.month,
             kwh=metered.kwh[rows],
@@ -150,7 +156,7 @@ def bill_section(
             "account_id": pa.array(account_ids[keep], pa.int64()),
             "period": pa.array([period] * len(keep), pa.string()),
             "section_id": pa.array([section_id] * len(keep), pa.string()),
-            "tariff_code": pa.array(codes[keep].tolist(), pa.string()),
+            "tariff_code": accounts["tariff_code"].take(keep),
             "kwh": pa.array(metered.kwh[keep] / ENERGY_SCALE, pa.float64()),
             "power_factor": pa.array(pf / 100, pa.float64(), mask=pf == 0),
             **{line: pa.array(lines[line][keep], pa.int64()) for line in CHARGE_LINES},

@@ -23,6 +23,8 @@ from gridfare.errors import GridfareError, InvalidInput
 from gridfare.period import Period
 from gridfare.tariffs import Tariff
 
+RECORD_INTERVAL_S = 1.0
+
 
 class SectionStore(Protocol):
     """Where sections are read from and their results written to (the data centre)."""
@@ -40,7 +42,8 @@ class RunLedger(Protocol):
 
     def start_run(self, run_id: str, period: str, sections: list[str],
                   started_at: datetime) -> None: ...
-    def record_section(self, run_id: str, section_id: str, **outcome) -> None: ...
+    def record_sections(self, run_id: str, outcomes: Sequence[Mapping[str, object]]
+                        ) -> None: ...
     def finish_run(self, run_id: str, finished_at: datetime) -> object: ...
     def pending_sections(self, run_id: str) -> list[str]: ...
 
@@ -58,11 +61,13 @@ class SectionOutcome:
     seconds: float = 0.0
     error: str | None = None
 
-    def as_record(self) -> dict[str, object]:
+    def as_record(self, **extra: object) -> dict[str, object]:
+        """The outcome as a catalog row (``extra``: node_id, finished_at)."""
         return {
-            "status": self.status, "accounts": self.accounts, "billed": self.billed,
+            "section_id": self.section_id, "status": self.status, "accounts": self.accounts,
+            "billed": self.billed,
             "exceptions": self.exceptions, "total_fen": self.total_fen,
-            "seconds": self.seconds, "error": self.error,
+            "seconds": self.seconds, "error": self.error, **extra,
         }
 
 
@@ -167,12 +172,20 @@ def run_billing(
         run_id = new_run_id(period, clock())
         todo = select_sections(store.sections(period), sections)
         ledger.start_run(run_id, period, todo, clock())
-    outcomes = []
+    outcomes: list[SectionOutcome] = []
+    unrecorded: list[dict[str, object]] = []
+    last_flush = time.monotonic()
     for section in todo:
         outcome = bill_one_section(store, tariffs, period, section, run_id, rules)
-        ledger.record_section(run_id, section, finished_at=clock(), **outcome.as_record())
         outcomes.append(outcome)
+        unrecorded.append(outcome.as_record(finished_at=clock()))
+        # One catalog transaction per second, not per section: a crash loses at most a
+        # second of records, and those sections are simply billed again on resume.
+        if time.monotonic() - last_flush >= RECORD_INTERVAL_S:
+            ledger.record_sections(run_id, unrecorded)
+            unrecorded, last_flush = [], time.monotonic()
         if on_section is not None:
             on_section(outcome)
+    ledger.record_sections(run_id, unrecorded)
     ledger.finish_run(run_id, clock())
     return RunSummary(run_id, period, tuple(outcomes), time.perf_counter() - started)

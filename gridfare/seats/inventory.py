@@ -1,0 +1,442 @@
+"""One train-date's seat inventory: segment bitmaps, sell, refund, remaining, replay.
+
+Each seat's occupancy is one uint64: bit ``i`` is set while leg ``i`` (``stations[i]`` ->
+``stations[i + 1]``) is sold. A trip ``from -> to`` needs legs ``from .. to - 1``; its mask is
+``seg``, and a seat is free for it when ``mask & seg == 0``, so one seat can be sold several
+times on disjoint segments. A class is one numpy uint64 array, so the free-seat search and
+``remaining`` are a single vectorized comparison.
+
+Rules of a sale:
+
+- **Seat choice**: the lowest-numbered free seats of the class (deterministic; seat numbers
+  are 1-based within the class).
+- **All or nothing**: ``count`` (1..``MAX_PER_ORDER``, the 12306 limit of 5) seats or none.
+- **Sold out is an answer, not an error**: ``SoldOut`` carries how many seats remain. A bad
+  request (unknown station or class, ``from`` not before ``to``, bad count) raises
+  ``InvalidInput`` naming the train-date and the rule.
+- **Idempotent**: the same ``request_id`` with the same trip, class and count returns the
+  same seats (``Sale.record`` is None: nothing new to log); with different parameters it
+  raises ``InvalidInput``. A sold-out answer is not remembered, so a retry may succeed.
+  A refunded request_id is spent: selling on it again raises ``InvalidInput``.
+- ``refund(request_id)`` frees exactly that order's legs; refunding again returns the same
+  ``Refund`` with ``record=None``; an unknown request_id raises ``UnknownOrder``.
+
+Every change goes through ``apply(record)``: ``sell`` and ``refund`` build the log record and
+apply it, and a restart replays the same records, so there is one implementation. ``seq``
+counts the train-date's changes; a record at or below it is already in (replay is
+idempotent), a gap or a record that would double-book a seat-leg raises ``WalCorrupt``.
+The state is answered in memory at once; the caller acknowledges a sale only after its
+record is flushed to the log (see ``wal.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+
+from gridfare.errors import InvalidInput, SeatError, UnknownOrder, WalCorrupt
+from gridfare.seats.snapshot import MOVED, ORDERS, SEATS, TRAINS, Snapshot
+from gridfare.seats.train import TrainDate
+from gridfare.seats.wal import WalRecord
+
+__all__ = [
+    "MAX_PER_ORDER",
+    "Inventory",
+    "Order",
+    "Refund",
+    "Sale",
+    "SoldOut",
+    "restore_inventories",
+    "segment_mask",
+]
+
+MAX_PER_ORDER = 5
+MAX_REQUEST_ID = 128
+
+
+def segment_mask(first: int, last: int) -> int:
+    """The legs of a trip from station index ``first`` to ``last`` (first < last)."""
+    return (1 << last) - (1 << first)
+
+
+@dataclass(frozen=True)
+class Order:
+    request_id: str
+    cls: str
+    from_station: str
+    to_station: str
+    seats: tuple[int, ...]
+    legs: int
+    refunded: bool = False
+
+
+@dataclass(frozen=True)
+class Sale:
+    key: str
+    request_id: str
+    cls: str
+    from_station: str
+    to_station: str
+    seats: tuple[int, ...]
+    legs: int
+    record: WalRecord | None  # the record to log; None when this repeats a known request
+
+    @property
+    def repeat(self) -> bool:
+        return self.record is None
+
+
+@dataclass(frozen=True)
+class SoldOut:
+    key: str
+    cls: str
+    from_station: str
+    to_station: str
+    requested: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class Refund:
+    key: str
+    request_id: str
+    cls: str
+    seats: tuple[int, ...]
+    legs: int
+    record: WalRecord | None  # None when the order was already refunded
+
+
+class Inventory:
+    """The occupancy and orders of one train-date."""
+
+    def __init__(self, train: TrainDate) -> None:
+        self.train = train
+        self.seq = 0
+        self._masks = {cls: np.zeros(n, dtype=np.uint64) for cls, n in train.classes}
+        self._orders: dict[str, Order] = {}
+        self._index = {s: i for i, s in enumerate(train.stations)}
+
+    @property
+    def key(self) -> str:
+        return self.train.key
+
+    @property
+    def orders(self) -> Mapping[str, Order]:
+        return dict(self._orders)
+
+    def masks(self, cls: str) -> np.ndarray:
+        """A read-only view of a class's occupancy (index = seat number - 1)."""
+        view = self._class(cls).view()
+        view.flags.writeable = False
+        return view
+
+    def create_record(self) -> WalRecord:
+        return WalRecord(op="create", key=self.key, seq=0, train=self.train)
+
+    # ---- requests ---------------------------------------------------------------------
+
+    def sell(
+        self, from_station: str, to_station: str, cls: str, count: int, request_id: str
+    ) -> Sale | SoldOut:
+        _check_request_id(self.key, request_id)
+        first, last = self._segment(from_station, to_station)
+        masks = self._class(cls)
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+            raise InvalidInput(f"train-date {self.key}: count must be an integer, got {count!r}")
+        if not 1 <= count <= MAX_PER_ORDER:
+            raise InvalidInput(
+                f"train-date {self.key}: count must be 1..{MAX_PER_ORDER} per order, got {count}"
+            )
+        legs = segment_mask(first, last)
+        known = self._orders.get(request_id)
+        if known is not None:
+            return self._repeat(known, from_station, to_station, cls, int(count))
+        free = np.flatnonzero((masks & np.uint64(legs)) == 0)
+        if free.size < count:
+            return SoldOut(self.key, cls, from_station, to_station, int(count), int(free.size))
+        seats = tuple((free[:count] + 1).tolist())
+        record = WalRecord(
+            op="sell",
+            key=self.key,
+            seq=self.seq + 1,
+            request_id=request_id,
+            cls=cls,
+            seats=seats,
+            legs=legs,
+            from_station=from_station,
+            to_station=to_station,
+        )
+        self.apply(record)
+        return Sale(self.key, request_id, cls, from_station, to_station, seats, legs, record)
+
+    def refund(self, request_id: str) -> Refund:
+        _check_request_id(self.key, request_id)
+        order = self._orders.get(request_id)
+        if order is None:
+            raise UnknownOrder(f"train-date {self.key}: no order with request_id {request_id!r}")
+        if order.refunded:
+            return Refund(self.key, request_id, order.cls, order.seats, order.legs, None)
+        record = WalRecord(
+            op="refund",
+            key=self.key,
+            seq=self.seq + 1,
+            request_id=request_id,
+            cls=order.cls,
+            seats=order.seats,
+            legs=order.legs,
+            from_station=order.from_station,
+            to_station=order.to_station,
+        )
+        self.apply(record)
+        return Refund(self.key, request_id, order.cls, order.seats, order.legs, record)
+
+    def remaining(self, from_station: str, to_station: str) -> dict[str, int]:
+        """Free seats per class for the trip ``from -> to``."""
+        first, last = self._segment(from_station, to_station)
+        seg = np.uint64(segment_mask(first, last))
+        return {cls: int(np.count_nonzero((m & seg) == 0)) for cls, m in self._masks.items()}
+
+    def unsold(self) -> int:
+        """Seats with no leg sold at all."""
+        return sum(int(np.count_nonzero(m == 0)) for m in self._masks.values())
+
+    # ---- replay -----------------------------------------------------------------------
+
+    def apply(self, record: WalRecord) -> bool:
+        """Apply a ``sell`` or ``refund`` record; False if it is already in (seq at or below
+        ours). Raises ``WalCorrupt`` if it does not fit this state."""
+        if record.key != self.key:
+            raise WalCorrupt(f"record lsn {record.lsn} for {record.key} applied to {self.key}")
+        if record.op not in ("sell", "refund"):
+            raise WalCorrupt(f"train-date {self.key}: cannot apply a {record.op!r} record")
+        if record.seq <= self.seq:
+            return False
+        where = f"train-date {self.key}: {record.op} seq {record.seq} (lsn {record.lsn})"
+        if record.seq != self.seq + 1:
+            raise WalCorrupt(f"{where}: expected seq {self.seq + 1}; a record is missing")
+        masks, idx = self._record_seats(record, where)
+        seg = np.uint64(record.legs)
+        if record.op == "sell":
+            if record.request_id in self._orders:
+                raise WalCorrupt(f"{where}: request_id {record.request_id!r} was already sold")
+            taken = (masks[idx] & seg) != 0
+            if taken.any():
+                seats = [record.seats[i] for i in np.flatnonzero(taken)]
+                raise WalCorrupt(f"{where}: {record.cls} seats {seats} already sold on a leg")
+            masks[idx] |= seg
+            self._orders[record.request_id] = Order(
+                record.request_id,
+                record.cls,
+                record.from_station,
+                record.to_station,
+                record.seats,
+                record.legs,
+            )
+        else:
+            order = self._orders.get(record.request_id)
+            if order is None or order.refunded:
+                raise WalCorrupt(f"{where}: no open order {record.request_id!r} to refund")
+            if (order.cls, order.seats, order.legs) != (record.cls, record.seats, record.legs):
+                raise WalCorrupt(f"{where}: does not match order {record.request_id!r}")
+            masks[idx] &= ~seg
+            self._orders[record.request_id] = replace(order, refunded=True)
+        self.seq = record.seq
+        return True
+
+    def replay(self, records: Iterable[WalRecord]) -> int:
+        """Apply this train-date's sell/refund records; returns how many were new."""
+        return sum(
+            self.apply(r) for r in records if r.key == self.key and r.op in ("sell", "refund")
+        )
+
+    # ---- snapshots --------------------------------------------------------------------
+
+    def to_arrow(self) -> Snapshot:
+        t = self.train
+        key = self.key
+        trains = pa.table(
+            {
+                "key": [key],
+                "train_no": [t.train_no],
+                "date": [t.date],
+                "stations": [list(t.stations)],
+                "classes": [[c for c, _ in t.classes]],
+                "seat_counts": [[n for _, n in t.classes]],
+                "through": [t.through],
+                "service": [t.service],
+                "seq": [self.seq],
+            },
+            schema=TRAINS,
+        )
+        n_seats = t.seats
+        seats = pa.table(
+            {
+                "key": pa.array([key] * n_seats, pa.string()),
+                "cls": pa.array([c for c, n in t.classes for _ in range(n)], pa.string()),
+                "seat": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for _, n in t.classes]),
+                "legs": np.concatenate([self._masks[c] for c, _ in t.classes]),
+            },
+            schema=SEATS,
+        )
+        ordered = [self._orders[r] for r in sorted(self._orders)]
+        orders = pa.table(
+            {
+                "key": [key] * len(ordered),
+                "request_id": [o.request_id for o in ordered],
+                "cls": [o.cls for o in ordered],
+                "from_station": [o.from_station for o in ordered],
+                "to_station": [o.to_station for o in ordered],
+                "seats": [list(o.seats) for o in ordered],
+                "legs": pa.array([o.legs for o in ordered], pa.uint64()),
+                "refunded": [o.refunded for o in ordered],
+            },
+            schema=ORDERS,
+        )
+        return Snapshot(trains, seats, orders, MOVED.empty_table())
+
+    @classmethod
+    def from_arrow(cls, snapshot: Snapshot, key: str | None = None) -> Inventory:
+        """Rebuild one train-date from a snapshot (``key`` may be omitted if it holds one)."""
+        keys = snapshot.keys()
+        if key is None:
+            if len(keys) != 1:
+                raise SeatError(f"snapshot holds {len(keys)} train-dates; name the key")
+            key = keys[0]
+        inventories = restore_inventories(snapshot, only=key)
+        if key not in inventories:
+            raise SeatError(f"snapshot does not hold train-date {key}")
+        return inventories[key]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Inventory):
+            return NotImplemented
+        return (
+            self.train == other.train
+            and self.seq == other.seq
+            and self._orders == other._orders
+            and all(np.array_equal(m, other._masks[c]) for c, m in self._masks.items())
+        )
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"Inventory({self.key}, seq={self.seq}, orders={len(self._orders)})"
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    def _segment(self, from_station: str, to_station: str) -> tuple[int, int]:
+        try:
+            first = self._index[from_station]
+            last = self._index[to_station]
+        except KeyError as exc:
+            raise InvalidInput(
+                f"train-date {self.key}: station {exc.args[0]!r} is not on this train"
+            ) from None
+        if first >= last:
+            raise InvalidInput(
+                f"train-date {self.key}: {from_station} -> {to_station}: "
+                "from must come before to on the route"
+            )
+        return first, last
+
+    def _class(self, cls: str) -> np.ndarray:
+        masks = self._masks.get(cls)
+        if masks is None:
+            raise InvalidInput(
+                f"train-date {self.key}: class {cls!r} is not on this train "
+                f"(has {', '.join(self._masks)})"
+            )
+        return masks
+
+    def _repeat(self, known: Order, from_station: str, to_station: str, cls: str, count: int):
+        asked = (from_station, to_station, cls, count)
+        had = (known.from_station, known.to_station, known.cls, len(known.seats))
+        if asked != had:
+            raise InvalidInput(
+                f"train-date {self.key}: request_id {known.request_id!r} was used for "
+                f"{had}; a different request {asked} needs a new request_id"
+            )
+        if known.refunded:
+            raise InvalidInput(
+                f"train-date {self.key}: request_id {known.request_id!r} was refunded; "
+                "a new sale needs a new request_id"
+            )
+        return Sale(
+            self.key, known.request_id, cls, from_station, to_station, known.seats, known.legs, None
+        )
+
+    def _record_seats(self, record: WalRecord, where: str) -> tuple[np.ndarray, np.ndarray]:
+        masks = self._masks.get(record.cls)
+        if masks is None:
+            raise WalCorrupt(f"{where}: class {record.cls!r} is not on this train")
+        seats = np.asarray(record.seats, dtype=np.int64)
+        if (
+            seats.size == 0
+            or seats.min() < 1
+            or seats.max() > masks.size
+            or np.unique(seats).size != seats.size
+        ):
+            raise WalCorrupt(f"{where}: bad seat numbers {list(record.seats)}")
+        try:
+            first, last = self._segment(record.from_station, record.to_station)
+        except InvalidInput as exc:
+            raise WalCorrupt(f"{where}: {exc}") from exc
+        if record.legs != segment_mask(first, last):
+            raise WalCorrupt(f"{where}: legs {record.legs:#x} do not match the trip")
+        return masks, seats - 1
+
+
+def _check_request_id(key: str, request_id: object) -> None:
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+        raise InvalidInput(
+            f"train-date {key}: request_id must be a string of 1..{MAX_REQUEST_ID} characters, "
+            f"got {request_id!r}"
+        )
+
+
+def restore_inventories(snapshot: Snapshot, only: str | None = None) -> dict[str, Inventory]:
+    """Every train-date in a snapshot as an ``Inventory`` (or just ``only``)."""
+    seat_rows = snapshot.rows(snapshot.seats)
+    order_rows = snapshot.rows(snapshot.orders)
+    result: dict[str, Inventory] = {}
+    for row in snapshot.trains.to_pylist():
+        key = row["key"]
+        if only is not None and key != only:
+            continue
+        train = TrainDate(
+            train_no=row["train_no"],
+            date=row["date"],
+            stations=tuple(row["stations"]),
+            classes=tuple(zip(row["classes"], row["seat_counts"], strict=True)),
+            through=row["through"],
+            service=row["service"],
+        )
+        if train.key != key:
+            raise SeatError(f"snapshot: row key {key} does not match {train.key}")
+        inventory = Inventory(train)
+        inventory.seq = row["seq"]
+        offset, length = seat_rows.get(key, (0, 0))
+        if length != train.seats:
+            raise SeatError(f"snapshot: {key} has {length} seat rows, expected {train.seats}")
+        part = snapshot.seats.slice(offset, length)
+        legs = part.column("legs").to_numpy()
+        start = 0
+        for cls, n in train.classes:
+            inventory._masks[cls][:] = legs[start : start + n]
+            start += n
+        offset, length = order_rows.get(key, (0, 0))
+        for o in snapshot.orders.slice(offset, length).to_pylist():
+            inventory._orders[o["request_id"]] = Order(
+                o["request_id"],
+                o["cls"],
+                o["from_station"],
+                o["to_station"],
+                tuple(o["seats"]),
+                o["legs"],
+                o["refunded"],
+            )
+        result[key] = inventory
+    return result
