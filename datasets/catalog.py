@@ -1,8 +1,8 @@
 """The data centre's catalog: runs and section states in DuckDB, views over the Parquet.
 
 One process writes the catalog (the single-process runner today, the ControlServer on a
-cluster). It opens the file only for the length of one transaction, so read-only users
-(the analyst API, ``gridfare status``) can get in between writes; a lock conflict is
+cluster). It opens the file only for the length of one transaction, so readers (the analyst
+API, ``gridfare status``) can get in between writes; a lock conflict is
 retried for a bounded time and then reported as a DataCentreError.
 """
 
@@ -95,7 +95,7 @@ class Catalog:
     def __init__(self, path: str | Path, *, lock_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self._lock_timeout_s = lock_timeout_s
-        with self._connect(read_only=False) as con:
+        with self._connect() as con:
             con.execute(_SCHEMA)
 
     # -- writing (one process) ------------------------------------------------------------
@@ -108,7 +108,7 @@ class Catalog:
         started_at: datetime,
     ) -> None:
         """Record a run and its sections as pending; repeating it changes nothing."""
-        with self._connect(read_only=False) as con:
+        with self._connect() as con:
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, 'running', ?, ?, NULL) ON CONFLICT DO NOTHING",
                 [run_id, period, len(sections), started_at],
@@ -137,7 +137,7 @@ class Catalog:
             [{k: outcome.get(k) for k in columns} for outcome in outcomes],
             schema=_OUTCOME_SCHEMA,
         )
-        with self._connect(read_only=False) as con:
+        with self._connect() as con:
             con.register("outcome_batch", batch)
             unknown = con.execute(
                 "SELECT section_id FROM outcome_batch EXCEPT SELECT section_id FROM "
@@ -154,13 +154,13 @@ class Catalog:
 
     def reopen_run(self, run_id: str) -> None:
         """Mark a finished run as running again, for a resume of what it did not do."""
-        with self._connect(read_only=False) as con:
+        with self._connect() as con:
             con.execute("UPDATE runs SET status = 'running', finished_at = NULL "
                         "WHERE run_id = ?", [run_id])
 
     def finish_run(self, run_id: str, finished_at: datetime) -> RunRecord:
         """Close a run: done when every section is done, failed when any failed."""
-        with self._connect(read_only=False) as con:
+        with self._connect() as con:
             con.execute(
                 "UPDATE runs SET finished_at = ?, status = CASE WHEN EXISTS (SELECT 1 FROM "
                 "section_runs s WHERE s.run_id = runs.run_id AND s.status <> 'done') "
@@ -171,7 +171,7 @@ class Catalog:
 
     def refresh_views(self, globs: dict[str, str]) -> None:
         """(Re)create views over the Parquet datasets that have files (dataset -> glob)."""
-        with self._connect(read_only=False) as con:
+        with self._connect() as con:
             for name in _VIEWS:
                 pattern = globs.get(name)
                 if pattern is None:
@@ -196,7 +196,7 @@ class Catalog:
         return self._runs("", [])
 
     def sections(self, run_id: str) -> list[SectionRecord]:
-        with self._connect(read_only=True) as con:
+        with self._connect() as con:
             rows = con.execute(
                 "SELECT section_id, status, accounts, billed, exceptions, total_fen, node_id, "
                 "seconds, error FROM section_runs WHERE run_id = ? ORDER BY section_id",
@@ -209,7 +209,7 @@ class Catalog:
         return [s.section_id for s in self.sections(run_id) if s.status != "done"]
 
     def _runs(self, where: str, params: list) -> list[RunRecord]:
-        with self._connect(read_only=True) as con:
+        with self._connect() as con:
             rows = con.execute(
                 "SELECT r.run_id, r.period, r.status, r.sections_total, "
                 "count(*) FILTER (WHERE s.status = 'done'), "
@@ -223,11 +223,13 @@ class Catalog:
         return [RunRecord(*row) for row in rows]
 
     @contextmanager
-    def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # Readers open read-write too: DuckDB refuses two configurations of one file in a
+        # process, and every connection lasts one short transaction anyway.
         deadline = time.monotonic() + self._lock_timeout_s
         while True:
             try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
+                con = duckdb.connect(str(self.path))
                 break
             except duckdb.IOException as exc:
                 # Another process holds the write lock for one short transaction: wait.

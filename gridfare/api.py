@@ -2,7 +2,7 @@
 
     >>> import gridfare
     >>> dc = gridfare.connect("demo-data")
-    >>> dc.bills("2026-10").df()              # a DuckDB relation: .arrow(), .df(), .filter()
+    >>> dc.bills("2026-10").df()              # a DuckDB relation: .df(), .to_arrow_table()
     >>> dc.summary("2026-10").by_tariff       # totals per tariff
     >>> dc.run_billing("2026-10", sections=["S000*"])
 
@@ -135,7 +135,7 @@ class DataCentreClient:
                   ) -> duckdb.DuckDBPyRelation:
         Period.parse(period)
         table = self._centre.dataset(dataset, period)
-        relation = self._con.from_arrow(table)
+        relation = self._con.cursor().from_arrow(table)
         if sections:
             wanted = ", ".join("'" + s.replace("'", "''") + "'" for s in sections)
             relation = relation.filter(f"section_id IN ({wanted})")

@@ -1,0 +1,207 @@
+"""A seat load centre's state, pure: the train-dates it holds, frozen ones, moved ones.
+
+The ``SeatCentre`` actor is a thin shell over ``CentreState``: it calls a method, appends the
+returned record(s) to its ``WalWriter``, flushes (fsync) and only then answers. On restart it
+loads the last snapshot (``CentreState.restore``) and replays the log after it.
+
+- ``sell`` on a train-date frozen for migration raises ``TrainFrozen`` (retry shortly);
+  on one that moved away raises ``TrainMoved`` with the new centre and directory version;
+  on one never held raises ``UnknownTrain``.
+- ``export`` / ``install`` / ``records_after`` / ``freeze`` / ``drop`` are the migration
+  steps on the source and target (see ``migration.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+import pyarrow as pa
+
+from gridfare.errors import InvalidInput, TrainFrozen, TrainMoved, UnknownTrain, WalCorrupt
+from gridfare.seats.inventory import Inventory, Refund, Sale, SoldOut, restore_inventories
+from gridfare.seats.placement import CentreReport
+from gridfare.seats.snapshot import MOVED, Snapshot
+from gridfare.seats.train import TrainDate, train_key
+from gridfare.seats.wal import WalRecord
+
+__all__ = ["CentreState"]
+
+
+class CentreState:
+    def __init__(self, centre_id: str) -> None:
+        self.centre_id = centre_id
+        self.inventories: dict[str, Inventory] = {}
+        self.frozen: set[str] = set()
+        self.moved: dict[str, tuple[str, int]] = {}  # key -> (new centre, directory version)
+
+    # ---- requests ---------------------------------------------------------------------
+
+    def create(self, train: TrainDate) -> WalRecord:
+        if train.key in self.inventories:
+            raise InvalidInput(f"centre {self.centre_id}: train-date {train.key} already exists")
+        inventory = Inventory(train)
+        self.inventories[train.key] = inventory
+        self.moved.pop(train.key, None)
+        return inventory.create_record()
+
+    def sell(
+        self,
+        train_no: str,
+        day: date,
+        from_station: str,
+        to_station: str,
+        cls: str,
+        count: int,
+        request_id: str,
+    ) -> Sale | SoldOut:
+        key = train_key(train_no, day)
+        inventory = self._writable(key)
+        return inventory.sell(from_station, to_station, cls, count, request_id)
+
+    def refund(self, train_no: str, day: date, request_id: str) -> Refund:
+        return self._writable(train_key(train_no, day)).refund(request_id)
+
+    def remaining(
+        self, train_no: str, day: date, from_station: str, to_station: str
+    ) -> dict[str, int]:
+        return self.get(train_key(train_no, day)).remaining(from_station, to_station)
+
+    def get(self, key: str) -> Inventory:
+        inventory = self.inventories.get(key)
+        if inventory is not None:
+            return inventory
+        if key in self.moved:
+            centre, version = self.moved[key]
+            raise TrainMoved(key, centre, version)
+        raise UnknownTrain(f"centre {self.centre_id} does not hold train-date {key}")
+
+    def report(self, cpu: float, sales_per_minute: float) -> CentreReport:
+        """The load report; ``cpu`` and ``sales_per_minute`` are measured by the shell."""
+        return CentreReport(
+            centre_id=self.centre_id,
+            seats_stored=sum(i.train.seats for i in self.inventories.values()),
+            seats_unsold=sum(i.unsold() for i in self.inventories.values()),
+            sales_per_minute=sales_per_minute,
+            cpu=cpu,
+        )
+
+    # ---- migration steps --------------------------------------------------------------
+
+    def export(self, key: str) -> Snapshot:
+        """Copy one train-date (the source keeps selling)."""
+        return self.get(key).to_arrow()
+
+    def records_after(self, key: str, seq: int, log: Iterable[WalRecord]) -> list[WalRecord]:
+        """This centre's log records of ``key`` after ``seq``: the catch-up and final delta."""
+        return [r for r in log if r.key == key and r.op in ("sell", "refund") and r.seq > seq]
+
+    def install(self, snapshot: Snapshot) -> list[str]:
+        """Take train-dates copied from another centre, frozen until the directory flips."""
+        copied = restore_inventories(snapshot)
+        for key, inventory in copied.items():
+            self.inventories[key] = inventory
+            self.moved.pop(key, None)
+            self.frozen.add(key)
+        return sorted(copied)
+
+    def catch_up(self, records: Iterable[WalRecord]) -> int:
+        """Apply another centre's records to installed train-dates (idempotent)."""
+        return sum(self.get(r.key).apply(r) for r in records)
+
+    def freeze(self, key: str) -> None:
+        self.get(key)
+        self.frozen.add(key)
+
+    def unfreeze(self, key: str) -> None:
+        self.get(key)
+        self.frozen.discard(key)
+
+    def drop(self, key: str, new_centre: str, version: int) -> WalRecord:
+        """Forget a train-date that now lives on ``new_centre``; later requests get
+        ``TrainMoved``. Returns the record to log."""
+        inventory = self.get(key)
+        record = WalRecord(
+            op="drop", key=key, seq=inventory.seq, centre=new_centre, version=version
+        )
+        self.apply(record)
+        return record
+
+    def discard(self, key: str) -> None:
+        """Throw away a partial copy (a migration step that is being undone); not logged."""
+        self.inventories.pop(key, None)
+        self.frozen.discard(key)
+
+    # ---- durability -------------------------------------------------------------------
+
+    def apply(self, record: WalRecord) -> bool:
+        """Replay one log record of this centre."""
+        if record.op == "create":
+            if record.train is None or record.train.key != record.key:
+                raise WalCorrupt(f"create record lsn {record.lsn}: train does not match key")
+            if record.key in self.inventories:
+                return False
+            self.inventories[record.key] = Inventory(record.train)
+            self.moved.pop(record.key, None)
+            return True
+        if record.op == "drop":
+            self.inventories.pop(record.key, None)
+            self.frozen.discard(record.key)
+            known = self.moved.get(record.key)
+            if known is not None and known[1] >= record.version:
+                return False
+            self.moved[record.key] = (record.centre, record.version)
+            return True
+        if record.key not in self.inventories:
+            if record.key in self.moved:
+                return False  # an old record of a train-date that has since left
+            raise WalCorrupt(f"record lsn {record.lsn}: train-date {record.key} was never created")
+        return self.inventories[record.key].apply(record)
+
+    def snapshot(self, lsn: int) -> Snapshot:
+        """Everything this centre holds, complete up to its log position ``lsn``."""
+        parts = [inv.to_arrow() for _, inv in sorted(self.inventories.items())]
+        moved = pa.table(
+            {
+                "key": sorted(self.moved),
+                "centre": [self.moved[k][0] for k in sorted(self.moved)],
+                "version": [self.moved[k][1] for k in sorted(self.moved)],
+            },
+            schema=MOVED,
+        )
+        merged = Snapshot.concat(parts, lsn=lsn)
+        return Snapshot(merged.trains, merged.seats, merged.orders, moved, lsn=lsn)
+
+    @classmethod
+    def restore(
+        cls,
+        centre_id: str,
+        snapshot: Snapshot | None,
+        log: Iterable[WalRecord],
+        frozen: Iterable[str] = (),
+    ) -> CentreState:
+        """Rebuild from the last snapshot and the log (records at or below the snapshot's
+        lsn are skipped). ``frozen`` comes from the migration record, the one durable place
+        that knows which train-dates are mid-migration."""
+        state = cls(centre_id)
+        if snapshot is not None:
+            state.inventories = restore_inventories(snapshot)
+            for row in snapshot.moved.to_pylist():
+                state.moved[row["key"]] = (row["centre"], row["version"])
+        after = snapshot.lsn if snapshot is not None else 0
+        for record in log:
+            if record.lsn > after:
+                state.apply(record)
+        state.frozen = {k for k in frozen if k in state.inventories}
+        return state
+
+    def _writable(self, key: str) -> Inventory:
+        inventory = self.get(key)
+        if key in self.frozen:
+            raise TrainFrozen(
+                f"centre {self.centre_id}: train-date {key} is frozen for migration; retry"
+            )
+        return inventory
+
+    def keys(self) -> list[str]:
+        return sorted(self.inventories)

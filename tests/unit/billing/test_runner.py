@@ -1,0 +1,121 @@
+"""The single-process runner over a real (small) data centre and catalog."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+import pytest
+
+from datasets.catalog import Catalog
+from datasets.datacentre import DataCentre
+from datasets.generator import generate_city
+from gridfare.billing.runner import run_billing, select_sections
+from gridfare.errors import InvalidInput
+from gridfare.tariffs import load_tariff_book
+
+PERIOD = "2026-10"
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    root = tmp_path_factory.mktemp("city")
+    generate_city(DataCentre(str(root), create=True), accounts=3_000, sections=12,
+                  period=PERIOD, seed=5)
+    return root
+
+
+@pytest.fixture
+def centre(city, tmp_path):
+    # Each test gets its own copy: runs write bills and the catalog.
+    import shutil
+
+    copy = tmp_path / "dc"
+    shutil.copytree(city, copy)
+    return DataCentre(str(copy))
+
+
+def bill_files(centre: DataCentre) -> dict[str, bytes]:
+    root = centre.root
+    from pathlib import Path
+
+    return {str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(Path(root, "bills").rglob("*.parquet"))}
+
+
+def test_a_run_bills_every_section_and_records_it(centre):
+    catalog = Catalog(centre.catalog_path)
+    summary = run_billing(centre, catalog, load_tariff_book(), PERIOD)
+    assert len(summary.outcomes) == 12 and not summary.failed
+    record = catalog.run(summary.run_id)
+    assert (record.status, record.sections_done, record.billed) == ("done", 12, summary.billed)
+    assert record.total_fen == summary.total_fen
+    assert summary.billed + summary.exceptions >= 2_900  # inactive accounts are neither
+    assert sum(pq.read_metadata(f).num_rows for f in
+               (centre.path("bills", period=PERIOD, section=s) for s in
+                centre.sections(PERIOD))) == summary.billed
+
+
+def test_rerunning_a_section_replaces_its_bills_never_duplicates(centre):
+    catalog = Catalog(centre.catalog_path)
+    book = load_tariff_book()
+    run_billing(centre, catalog, book, PERIOD, sections=["S00003"])
+    first = centre.read_bills(PERIOD, "S00003")
+    again = run_billing(centre, catalog, book, PERIOD, sections=["S00003"])
+    second = centre.read_bills(PERIOD, "S00003")
+    assert second.num_rows == first.num_rows
+    assert second.drop(["run_id"]).equals(first.drop(["run_id"]))
+    assert set(second["run_id"].to_pylist()) == {again.run_id}
+
+
+def test_reruns_give_identical_bytes_for_the_same_run(centre):
+    catalog = Catalog(centre.catalog_path)
+    book = load_tariff_book()
+    summary = run_billing(centre, catalog, book, PERIOD, sections=["S0000*"])
+    before = bill_files(centre)
+    # Resuming a finished run with everything done bills nothing and changes nothing.
+    resumed = run_billing(centre, catalog, book, PERIOD, resume_run_id=summary.run_id)
+    assert resumed.outcomes == ()
+    assert bill_files(centre) == before
+
+
+def test_resume_bills_only_what_was_not_done(centre):
+    catalog = Catalog(centre.catalog_path)
+    book = load_tariff_book()
+    sections = centre.sections(PERIOD)
+    # A run that was interrupted after recording two sections.
+    catalog.start_run("r-interrupted", PERIOD, sections, started_at=_now())
+    from gridfare.billing.runner import bill_one_section
+
+    done = [bill_one_section(centre, book, PERIOD, s, "r-interrupted") for s in sections[:2]]
+    catalog.record_sections("r-interrupted", [o.as_record(finished_at=_now()) for o in done])
+    resumed = run_billing(centre, catalog, book, PERIOD, resume_run_id="r-interrupted")
+    assert [o.section_id for o in resumed.outcomes] == sections[2:]
+    assert catalog.run("r-interrupted").status == "done"
+    assert catalog.run("r-interrupted").sections_done == len(sections)
+
+
+def test_a_bad_section_fails_alone(centre):
+    # A corrupt readings file: that section fails with the error, the others complete.
+    path = centre.path("readings", period=PERIOD, section="S00002")
+    with open(path, "wb") as handle:
+        handle.write(b"not parquet")
+    catalog = Catalog(centre.catalog_path)
+    summary = run_billing(centre, catalog, load_tariff_book(), PERIOD)
+    assert [o.section_id for o in summary.failed] == ["S00002"]
+    assert "S00002" in summary.failed[0].error or "readings" in summary.failed[0].error
+    record = catalog.run(summary.run_id)
+    assert (record.status, record.sections_done, record.sections_failed) == ("failed", 11, 1)
+
+
+def test_section_selection():
+    available = ["S00001", "S00002", "S00010"]
+    assert select_sections(available, None) == available
+    assert select_sections(available, ["all"]) == available
+    assert select_sections(available, ["S0000*"]) == ["S00001", "S00002"]
+    with pytest.raises(InvalidInput, match="S9"):
+        select_sections(available, ["S9"])
+
+
+def _now():
+    from datetime import datetime
+
+    return datetime(2026, 11, 1, 8, 0)
