@@ -25,12 +25,15 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pyarrow.dataset
 
 from datasets.schemas import ACCOUNTS, AUDIT_EXCEPTIONS, BILLS, READINGS, USAGE_HISTORY
 from gridfare.errors import DataCentreError, DataCentreFull, InvalidInput
@@ -255,9 +258,12 @@ class DataCentre:
         )
 
     # ------------------------------------------------------------------ readers
-    def dataset(self, dataset: str, period: str | None = None) -> pa.Table:
+    def dataset(self, dataset: str, period: str | None = None) -> pyarrow.dataset.Dataset:
         """Every section of ``dataset`` (of ``period`` for period-partitioned datasets) as
-        one table in section order; empty if there is none."""
+        one lazy Arrow dataset in section order: scans read only what they need, so a whole
+        province's bills are never loaded at once. Temporary files are never part of it."""
+        import pyarrow.dataset as ds  # lazily: it costs a quarter second to import
+
         schema, keys = self._dataset(dataset)
         if ("period" in keys) != (period is not None):
             needs = "needs a period" if "period" in keys else "has no period"
@@ -271,10 +277,12 @@ class DataCentre:
             for info in self._list(directory, recursive=True)
             if info.type == pafs.FileType.File and info.base_name == PART_NAME
         )
-        tables = [self._read(dataset, path) for path in files]
-        if not tables:
-            return schema.empty_table()
-        return pa.concat_tables(tables)
+        if not files:
+            return ds.dataset(schema.empty_table())
+        try:
+            return ds.dataset(files, schema=schema, format="parquet", filesystem=self._fs)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._error(f"cannot open {directory}", exc) from exc
 
     def read_accounts(self, section: str) -> pa.Table:
         """The accounts of one section (empty if the section has none)."""

@@ -233,16 +233,16 @@ def test_rerun_replaces_not_duplicates(tmp_path: Path) -> None:
 
 def test_whole_dataset_reads_every_section_in_order(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path)
-    assert dc.dataset("bills", PERIOD).equals(BILLS.empty_table())
+    assert dc.dataset("bills", PERIOD).to_table().equals(BILLS.empty_table())
     for section in ("S00002", "S00001"):
         dc.write_section_result(
             PERIOD, section, bills_table(section=section), exceptions_table(section=section)
         )
         dc.write_accounts(section, accounts_table(section, ids=(int(section[-1]),)))
-    bills = dc.dataset("bills", PERIOD)
+    bills = dc.dataset("bills", PERIOD).to_table()
     assert bills.schema == BILLS
     assert bills["section_id"].to_pylist() == ["S00001"] * 2 + ["S00002"] * 2
-    assert dc.dataset("accounts")["account_id"].to_pylist() == [1, 2]
+    assert dc.dataset("accounts").to_table()["account_id"].to_pylist() == [1, 2]
     with pytest.raises(DataCentreError, match="needs a period"):
         dc.dataset("bills")
     with pytest.raises(DataCentreError, match="has no period"):
@@ -266,7 +266,7 @@ def test_missing_root_is_an_error_naming_the_uri(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path / "nowhere")
     for read in (
         lambda: dc.write_accounts("S00001", accounts_table()),
-        lambda: dc.dataset("bills", PERIOD),
+        lambda: dc.dataset("bills", PERIOD).to_table(),
         lambda: dc.read_readings(PERIOD, "S00001"),
         lambda: dc.sections(PERIOD),
         lambda: dc.all_sections(),
