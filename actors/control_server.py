@@ -236,8 +236,9 @@ class ControlServer:
             self._node_cpus[node_id] = float(info.get("Resources", {}).get("CPU", 0.0))
             if node_id in self._agents:
                 continue
+            # Agents belong to this ControlServer (one per data centre): named after it.
             agent = NodeAgent.options(
-                name=f"gridfare-agent-{node_id[:16]}",
+                name=f"{ray.get_runtime_context().get_actor_name()}-agent-{node_id[:16]}",
                 namespace=NAMESPACE,
                 get_if_exists=True,
                 lifetime="detached",

@@ -240,6 +240,16 @@ class DataCentre:
         check_period(period)
         return self._partition_values(f"{self._root}/readings/period={period}")
 
+    def section_sizes(self, period: str) -> dict[str, int]:
+        """Bytes of each section's readings for ``period``: the weight a scheduler uses."""
+        check_period(period)
+        self._require_root()
+        sizes = {}
+        for info in self._list(f"{self._root}/readings/period={period}", recursive=True):
+            if info.type == pafs.FileType.File and info.base_name == PART_NAME:
+                sizes[info.path.rsplit("/", 2)[-2].split("=", 1)[1]] = info.size
+        return sizes
+
     def all_sections(self) -> list[str]:
         """Sorted ids of every section that has accounts."""
         return self._partition_values(f"{self._root}/accounts")

@@ -7,8 +7,10 @@ loads the last snapshot (``CentreState.restore``) and replays the log after it.
 - ``sell`` on a train-date frozen for migration raises ``TrainFrozen`` (retry shortly);
   on one that moved away raises ``TrainMoved`` with the new centre and directory version;
   on one never held raises ``UnknownTrain``.
-- ``export`` / ``install`` / ``records_after`` / ``freeze`` / ``drop`` are the migration
-  steps on the source and target (see ``migration.py``).
+- ``export`` / ``install`` / ``records_after`` / ``catch_up`` / ``freeze`` / ``drop`` /
+  ``discard`` are the migration steps on the origin and destination (see ``migration.py``);
+  ``install``, ``catch_up`` (the shell logs the records it applied), ``drop`` and
+  ``discard`` all leave log records, so a centre's log alone rebuilds what it holds.
 """
 
 from __future__ import annotations
@@ -96,14 +98,17 @@ class CentreState:
         """This centre's log records of ``key`` after ``seq``: the catch-up and final delta."""
         return [r for r in log if r.key == key and r.op in ("sell", "refund") and r.seq > seq]
 
-    def install(self, snapshot: Snapshot) -> list[str]:
-        """Take train-dates copied from another centre, frozen until the directory flips."""
-        copied = restore_inventories(snapshot)
-        for key, inventory in copied.items():
-            self.inventories[key] = inventory
-            self.moved.pop(key, None)
+    def install(self, snapshot: Snapshot) -> list[WalRecord]:
+        """Take train-dates copied from another centre, frozen until the directory flips.
+        Returns one ``install`` record per train-date to log, so the log alone rebuilds
+        them after a restart."""
+        records = []
+        for key, inventory in sorted(restore_inventories(snapshot).items()):
+            record = inventory.install_record()
+            self.apply(record)
             self.frozen.add(key)
-        return sorted(copied)
+            records.append(record)
+        return records
 
     def catch_up(self, records: Iterable[WalRecord]) -> int:
         """Apply another centre's records to installed train-dates (idempotent)."""
@@ -127,10 +132,13 @@ class CentreState:
         self.apply(record)
         return record
 
-    def discard(self, key: str) -> None:
-        """Throw away a partial copy (a migration step that is being undone); not logged."""
-        self.inventories.pop(key, None)
-        self.frozen.discard(key)
+    def discard(self, key: str, owner: str, version: int) -> WalRecord | None:
+        """Throw away the copy of a migration step being undone (``owner`` still owns the
+        train-date at directory ``version``). Returns the record to log, None if there was
+        no copy."""
+        if key not in self.inventories:
+            return None
+        return self.drop(key, owner, version)
 
     # ---- durability -------------------------------------------------------------------
 
@@ -142,6 +150,13 @@ class CentreState:
             if record.key in self.inventories:
                 return False
             self.inventories[record.key] = Inventory(record.train)
+            self.moved.pop(record.key, None)
+            return True
+        if record.op == "install":
+            known = self.inventories.get(record.key)
+            if known is not None and known.seq >= record.seq:
+                return False
+            self.inventories[record.key] = Inventory.from_install(record)
             self.moved.pop(record.key, None)
             return True
         if record.op == "drop":

@@ -136,6 +136,38 @@ class Inventory:
     def create_record(self) -> WalRecord:
         return WalRecord(op="create", key=self.key, seq=0, train=self.train)
 
+    def install_record(self) -> WalRecord:
+        """The whole train-date as one log record (a migration copy, see ``wal.py``)."""
+        rows = tuple(
+            (o.request_id, o.cls, o.from_station, o.to_station, o.seats, o.legs, o.refunded)
+            for o in (self._orders[r] for r in sorted(self._orders))
+        )
+        return WalRecord(op="install", key=self.key, seq=self.seq, train=self.train, orders=rows)
+
+    @classmethod
+    def from_install(cls, record: WalRecord) -> Inventory:
+        """Rebuild a train-date from an ``install`` record (occupancy from the open orders)."""
+        if record.op != "install" or record.train is None or record.train.key != record.key:
+            raise WalCorrupt(f"record lsn {record.lsn}: not an install record of {record.key}")
+        inventory = cls(record.train)
+        where = f"train-date {record.key}: install (lsn {record.lsn})"
+        for rid, cls_, first, last, seats, legs, refunded in record.orders:
+            order = Order(rid, cls_, first, last, seats, legs, refunded)
+            if rid in inventory._orders:
+                raise WalCorrupt(f"{where}: order {rid!r} listed twice")
+            probe = WalRecord(
+                op="sell", key=record.key, seq=0, request_id=rid, cls=cls_, seats=seats,
+                legs=legs, from_station=first, to_station=last,
+            )  # fmt: skip
+            masks, idx = inventory._record_seats(probe, f"{where}: order {rid!r}")
+            if not refunded:
+                if (masks[idx] & np.uint64(legs)).any():
+                    raise WalCorrupt(f"{where}: order {rid!r} overlaps another open order")
+                masks[idx] |= np.uint64(legs)
+            inventory._orders[rid] = order
+        inventory.seq = record.seq
+        return inventory
+
     # ---- requests ---------------------------------------------------------------------
 
     def sell(

@@ -14,9 +14,9 @@ One train-date moves at a time, so only that train's sales are affected, and onl
 - ``done``: the destination unfreezes, the origin drops it (answering ``TrainMoved``).
 
 A step that fails before the flip is undone at once by the shell (unfreeze the origin,
-discard the destination's copy) and recorded with ``fail(key, reason)``: the origin still
-owns the train-date, nothing is lost. After the flip nothing can fail for good: unfreeze
-and drop are retried until they succeed.
+``CentreState.discard`` the destination's copy, which logs a ``drop``) and recorded with
+``fail(key, reason)``: the origin still owns the train-date, nothing is lost. After the
+flip nothing can fail for good: unfreeze and drop are retried until they succeed.
 
 Migration states: ``running``, ``paused`` (the train-date in flight finishes, no new one
 starts), ``rolling_back`` (moved train-dates return by the same protocol, last moved first;
@@ -179,6 +179,14 @@ class Migration:
             )
         return None
 
+    def frozen_at(self, centre: str) -> set[str]:
+        """Train-dates a restarted ``centre`` must keep frozen until ``after_restart``'s
+        decisions are carried out: the one in flight, at both of its ends."""
+        current = self.current()
+        if current is None or centre not in (current.origin, current.destination):
+            return set()
+        return {current.key}
+
     # ---- transitions ------------------------------------------------------------------
 
     def advance(self, key: str, version: int = 0) -> TrainDateMove:
@@ -322,8 +330,7 @@ class Migration:
     def _illegal(self, move: TrainDateMove, what: str) -> MigrationError:
         way = "returning " if move.returning else ""
         return MigrationError(
-            f"migration {self.id}: train-date {move.key} ({way}step {move.step}): "
-            f"cannot {what}"
+            f"migration {self.id}: train-date {move.key} ({way}step {move.step}): cannot {what}"
         )
 
     def _settle(self) -> None:

@@ -94,8 +94,7 @@ class TrainSelector:
                         services.append(kind)
                     else:
                         raise InvalidInput(
-                            f"selector: kind {kind!r} not one of "
-                            f"{', '.join(SCOPES + SERVICES)}"
+                            f"selector: kind {kind!r} not one of {', '.join(SCOPES + SERVICES)}"
                         )
             elif name == "dates":
                 if span != (None, None):

@@ -11,8 +11,10 @@ the changes of one train-date (1, 2, ...; ``create`` is 0) and travels with the 
 when it migrates, which makes replay idempotent (a record at or below the train-date's seq
 is already in) and gives the audit one order per train-date across all centres' logs.
 
-Ops: ``create`` (``train`` holds the train-date), ``sell``, ``refund``, ``drop`` (the
-train-date left this centre: ``centre`` and ``version`` name its new owner).
+Ops: ``create`` (``train`` holds the train-date), ``sell``, ``refund``, ``install`` (a
+train-date copied in by a migration: ``train``, ``seq`` and every order it remembers, so the
+log alone rebuilds it; occupancy is the OR of the open orders), ``drop`` (the train-date
+left this centre: ``centre`` and ``version`` name its new owner).
 
 Durability: ``WalWriter.append`` only buffers; a record is *acknowledged* once a
 ``flush(fsync=True)`` (explicit, or automatic when ``batch_size`` records are pending) has
@@ -36,7 +38,10 @@ from gridfare.seats.train import TrainDate
 
 __all__ = ["OPS", "WalLog", "WalRecord", "WalWriter", "decode", "encode", "open_wal", "read_wal"]
 
-OPS: tuple[str, ...] = ("create", "sell", "refund", "drop")
+OPS: tuple[str, ...] = ("create", "sell", "refund", "install", "drop")
+
+# An order in an install record: (request_id, cls, from, to, seats, legs, refunded).
+OrderRow = tuple[str, str, str, str, tuple[int, ...], int, bool]
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,8 @@ class WalRecord:
     legs: int = 0  # bit i set: leg stations[i] -> stations[i + 1]
     from_station: str = ""
     to_station: str = ""
-    train: TrainDate | None = None  # create only
+    train: TrainDate | None = None  # create and install
+    orders: tuple[OrderRow, ...] = ()  # install only
     centre: str = ""  # drop only: the new owner
     version: int = 0  # drop only: the directory version naming the new owner
     lsn: int = 0  # assigned by WalWriter.append
@@ -66,8 +72,10 @@ class WalRecord:
                 legs=self.legs,
                 **{"from": self.from_station, "to": self.to_station},
             )
-        elif self.op == "create" and self.train is not None:
+        elif self.op in ("create", "install") and self.train is not None:
             data["train"] = self.train.to_dict()
+            if self.op == "install":
+                data["orders"] = [[*o[:4], list(o[4]), *o[5:]] for o in self.orders]
         elif self.op == "drop":
             data.update(centre=self.centre, version=self.version)
         return data
@@ -90,6 +98,7 @@ class WalRecord:
                 from_station=str(data.get("from", "")),
                 to_station=str(data.get("to", "")),
                 train=TrainDate.from_dict(train) if train is not None else None,
+                orders=tuple(_order_row(o) for o in data.get("orders", ())),
                 centre=str(data.get("centre", "")),
                 version=_int(data.get("version", 0)),
                 lsn=_int(data.get("lsn", 0)),
@@ -102,6 +111,14 @@ def _int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected an integer, got {value!r}")
     return value
+
+
+def _order_row(row: object) -> OrderRow:
+    rid, cls, first, last, seats, legs, refunded = row  # ValueError/TypeError if malformed
+    if not isinstance(refunded, bool):
+        raise ValueError(f"refunded must be true or false in {row!r}")
+    return (str(rid), str(cls), str(first), str(last), tuple(_int(s) for s in seats),
+            _int(legs), refunded)  # fmt: skip
 
 
 def _dumps(data: Mapping[str, object]) -> bytes:

@@ -449,3 +449,15 @@ def test_other_write_failures_are_data_centre_errors(tmp_path: Path) -> None:
         dc.write_accounts("S00001", accounts_table())
     assert not isinstance(caught.value, DataCentreFull)
     assert visible_files(tmp_path) == []
+
+
+def test_section_sizes_are_the_readings_bytes(tmp_path):
+    from datasets.generator import generate_city
+
+    dc = DataCentre(str(tmp_path / "dc"), create=True)
+    generate_city(dc, accounts=300, sections=3, period=PERIOD, seed=1)
+    sizes = dc.section_sizes(PERIOD)
+    assert sorted(sizes) == dc.sections(PERIOD)
+    for section, size in sizes.items():
+        assert size == (tmp_path / "dc" / "readings" / f"period={PERIOD}" /
+                        f"section={section}" / "part-0.parquet").stat().st_size

@@ -1,0 +1,91 @@
+"""Billing run on a Ray cluster: ``ray job submit -- python -m rayjobs.billing ...``.
+
+Hands the request to the data centre's ControlServer (created on the head on first use),
+shows progress until the run's end signal, prints it and exits non-zero if a section failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import ray
+
+from actors import NAMESPACE
+from actors.control_server import get_control_server
+from gridfare.errors import GridfareError
+from gridfare.money import format_cny
+
+
+def submit_and_wait(datacentre: str, period: str, *, sections: Sequence[str] | None = None,
+                    resume_run_id: str | None = None, tariffs_dir: str | None = None,
+                    show_progress: bool = True, poll_s: float = 0.5) -> dict:
+    """Run billing through the ControlServer and return the run's end signal."""
+    control = get_control_server(datacentre, tariffs_dir=tariffs_dir)
+    try:
+        run_id = ray.get(control.submit.remote(period, list(sections) if sections else None,
+                                               resume_run_id))
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if isinstance(exc.cause, GridfareError) else None
+        if cause is not None:
+            raise cause from None
+        raise
+    print(f"run {run_id}: submitted to the control server", flush=True)
+    if show_progress:
+        _follow(control, run_id, poll_s)
+    while (signal := ray.get(control.end_signal.remote(run_id))) is None:
+        time.sleep(poll_s)
+    return signal
+
+
+def _follow(control: ray.actor.ActorHandle, run_id: str, poll_s: float) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn()) as progress:
+        task = progress.add_task(f"billing {run_id}", total=None)
+        while True:
+            state = ray.get(control.progress.remote(run_id))
+            nodes = len(state["nodes"])
+            progress.update(task, total=state["total"],
+                            completed=state["done"] + state["failed"],
+                            description=f"billing {run_id} ({state['running']} running on "
+                                        f"{nodes} nodes, {state['failed']} failed)")
+            if state["finished"]:
+                return
+            time.sleep(poll_s)
+
+
+def print_end_signal(signal: dict) -> None:
+    print(f"run {signal['run_id']} {signal['status']}: {signal['sections_done']} sections "
+          f"done, {signal['sections_failed']} failed, {signal['billed']:,} bills, "
+          f"{signal['exceptions']:,} audit exceptions, total "
+          f"{format_cny(signal['total_fen'])} CNY")
+    for section, error in sorted(signal["failed"].items()):
+        print(f"  section {section} failed: {error}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rayjobs.billing", description=__doc__)
+    parser.add_argument("--datacentre", required=True, help="directory or pyarrow.fs URI")
+    parser.add_argument("--period", required=True, help="YYYY-MM")
+    parser.add_argument("--sections", nargs="*", help="ids or patterns (S00*); default all")
+    parser.add_argument("--resume", metavar="RUN_ID")
+    parser.add_argument("--tariffs", help="directory of tariff files (default: samples)")
+    parser.add_argument("--address", default="auto", help="Ray cluster address")
+    args = parser.parse_args(argv)
+    try:
+        ray.init(address=args.address, namespace=NAMESPACE, log_to_driver=False)
+        signal = submit_and_wait(args.datacentre, args.period, sections=args.sections,
+                                 resume_run_id=args.resume, tariffs_dir=args.tariffs)
+    except GridfareError as exc:
+        print(f"gridfare: error: {exc}", file=sys.stderr)
+        return 2
+    print_end_signal(signal)
+    return 1 if signal["sections_failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
