@@ -8,6 +8,7 @@ retried for a bounded time and then reported as a DataCentreError.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -87,6 +88,15 @@ class SectionRecord:
     node_id: str | None
     seconds: float | None
     error: str | None
+
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.Lock:
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(path.resolve(), threading.Lock())
 
 
 class Catalog:
@@ -225,7 +235,14 @@ class Catalog:
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         # Readers open read-write too: DuckDB refuses two configurations of one file in a
-        # process, and every connection lasts one short transaction anyway.
+        # process, and every connection lasts one short transaction anyway. Threads of one
+        # process take turns (DuckDB's instance cache races on concurrent opens of a file);
+        # processes take turns through DuckDB's file lock, retried below.
+        with _process_lock(self.path), self._open() as con:
+            yield con
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         deadline = time.monotonic() + self._lock_timeout_s
         while True:
             try:
