@@ -48,15 +48,20 @@ def control_server_name(datacentre_uri: str) -> str:
 
 
 def get_control_server(datacentre_uri: str, *, tariffs_dir: str | None = None,
-                       policy: DispatchPolicy | None = None, autoscale: bool = True
-                       ) -> ray.actor.ActorHandle:
-    """The data centre's ControlServer on the head node, created on first use."""
+                       policy: DispatchPolicy | None = None, autoscale: bool = True,
+                       runtime_env: dict | None = None) -> ray.actor.ActorHandle:
+    """The data centre's ControlServer on the head node, created on first use.
+
+    ``runtime_env`` (environment variables, ...) is inherited by every billing task it
+    launches. Options only apply when the ControlServer is created.
+    """
     return ControlServer.options(
         name=control_server_name(datacentre_uri),
         namespace=NAMESPACE,
         get_if_exists=True,
         lifetime="detached",
         resources={"node:__internal_head__": 0.001},
+        runtime_env=runtime_env,
     ).remote(datacentre_uri, tariffs_dir, policy or DispatchPolicy(), autoscale)
 
 

@@ -21,9 +21,10 @@ from gridfare.money import format_cny
 
 def submit_and_wait(datacentre: str, period: str, *, sections: Sequence[str] | None = None,
                     resume_run_id: str | None = None, tariffs_dir: str | None = None,
-                    show_progress: bool = True, poll_s: float = 0.5) -> dict:
+                    show_progress: bool = True, poll_s: float = 0.5,
+                    runtime_env: dict | None = None) -> dict:
     """Run billing through the ControlServer and return the run's end signal."""
-    control = get_control_server(datacentre, tariffs_dir=tariffs_dir)
+    control = get_control_server(datacentre, tariffs_dir=tariffs_dir, runtime_env=runtime_env)
     try:
         run_id = ray.get(control.submit.remote(period, list(sections) if sections else None,
                                                resume_run_id))

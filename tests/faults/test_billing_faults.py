@@ -1,0 +1,117 @@
+"""Faults during a billing run on a real multi-node local Ray cluster.
+
+Each test causes the fault the issue names and checks that the run completes (or fails
+cleanly), that no acknowledged bill is lost or doubled, and that each section appears once
+in the catalog.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import ray
+
+from actors.control_server import get_control_server
+from datasets.catalog import Catalog
+from datasets.datacentre import DataCentre
+from gridfare.billing.runner import run_billing
+from gridfare.tariffs import load_tariff_book
+
+PERIOD = "2026-10"
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(240)]
+
+
+def bills_without_run_id(uri: str) -> pa.Table:
+    return DataCentre(uri).dataset("bills", PERIOD).to_table().drop(["run_id"])
+
+
+def reference_bills(uri: str, tmp_path: Path) -> pa.Table:
+    import shutil
+
+    copy = tmp_path / "reference"
+    shutil.copytree(uri, copy, ignore=shutil.ignore_patterns("bills", "exceptions",
+                                                             "catalog.duckdb"))
+    centre = DataCentre(str(copy))
+    run_billing(centre, Catalog(centre.catalog_path), load_tariff_book(), PERIOD)
+    return bills_without_run_id(str(copy))
+
+
+def start_run(uri: str, **options) -> tuple[ray.actor.ActorHandle, str]:
+    control = get_control_server(uri, **options)
+    return control, ray.get(control.submit.remote(PERIOD))
+
+
+def wait_for(predicate, timeout_s: float = 60.0, poll_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {predicate}")
+
+
+def end_signal(control, run_id: str, timeout_s: float = 180.0) -> dict:
+    return wait_for(lambda: ray.get(control.end_signal.remote(run_id)), timeout_s, 0.2)
+
+
+def catalog_rows(uri: str, run_id: str) -> list:
+    return Catalog(DataCentre(uri).catalog_path).sections(run_id)
+
+
+def test_worker_node_killed_mid_run(ray_cluster, big_city, tmp_path):
+    cluster, workers = ray_cluster
+    control, run_id = start_run(big_city)
+    victim = workers[0]
+    # Wait until the victim node is billing, then kill its raylet and everything on it.
+    wait_for(lambda: ray.get(control.progress.remote(run_id))["nodes"].get(victim.node_id))
+    cluster.remove_node(victim, allow_graceful=False)
+    try:
+        signal = end_signal(control, run_id)
+    finally:
+        workers[0] = cluster.add_node(num_cpus=1)  # leave the session's cluster whole
+    assert signal["status"] == "done", signal
+    assert signal["sections_done"] == 48 and signal["failed"] == {}
+    rows = catalog_rows(big_city, run_id)
+    assert len(rows) == 48 and len({r.section_id for r in rows}) == 48
+    assert bills_without_run_id(big_city).equals(reference_bills(big_city, tmp_path))
+
+
+def test_a_task_that_raises_fails_its_section_alone(ray_cluster, city):
+    control, run_id = start_run(
+        city, runtime_env={"env_vars": {"GRIDFARE_FAIL_SECTION": "S00005"}})
+    signal = end_signal(control, run_id)
+    assert signal["status"] == "failed"
+    assert signal["sections_done"] == 15 and signal["sections_failed"] == 1
+    assert "injected failure billing section S00005" in signal["failed"]["S00005"]
+    assert not Path(DataCentre(city).path("bills", period=PERIOD, section="S00005")).exists()
+
+
+def test_control_server_killed_mid_run_restarts_from_the_catalog(ray_cluster, big_city,
+                                                                 tmp_path):
+    control, run_id = start_run(big_city)
+    wait_for(lambda: ray.get(control.progress.remote(run_id))["done"] >= 3)
+    ray.kill(control, no_restart=False)
+    signal = end_signal(control, run_id)
+    assert signal["status"] == "done" and signal["sections_done"] == 48
+    rows = catalog_rows(big_city, run_id)
+    assert len(rows) == 48 and {r.status for r in rows} == {"done"}
+    assert bills_without_run_id(big_city).equals(reference_bills(big_city, tmp_path))
+
+
+def test_unwritable_section_fails_cleanly_with_no_partial_file(ray_cluster, city):
+    centre = DataCentre(city)
+    # Where S00007's bills directory must go, a file stands: the write cannot happen.
+    blocked = Path(centre.path("bills", period=PERIOD, section="S00007")).parent
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("in the way")
+    control, run_id = start_run(city)
+    signal = end_signal(control, run_id)
+    assert signal["sections_done"] == 15 and list(signal["failed"]) == ["S00007"]
+    assert "S00007" in signal["failed"]["S00007"]
+    assert "\n" not in signal["failed"]["S00007"]
+    leftovers = [p for p in Path(city, "bills").rglob("*") if ".tmp" in p.name]
+    assert leftovers == [] and blocked.read_text() == "in the way"
