@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -210,7 +211,9 @@ class ControlServer:
 
     def _adopt(self, run_id: str, period: str, sections: list[str]) -> None:
         sizes = self._centre.section_sizes(period)
-        self._runs[run_id] = _Run(run_id, period, {s: sizes.get(s, 0) for s in sections})
+        # Largest first, once: each dispatch then looks only at the head of the queue.
+        ordered = sorted(sections, key=lambda s: (-sizes.get(s, 0), s))
+        self._runs[run_id] = _Run(run_id, period, {s: sizes.get(s, 0) for s in ordered})
         if self._wake is not None:
             self._wake.set()
 
@@ -267,7 +270,10 @@ class ControlServer:
         for run in list(self._runs.values()):
             if not run.queue:
                 continue
-            demands = [SectionDemand(s, w) for s, w in run.queue.items()]
+            free = sum(int(load.cpus * self._policy.in_flight_per_cpu) for load in loads)
+            free -= sum(in_flight.values())
+            demands = [SectionDemand(s, w)
+                       for s, w in itertools.islice(run.queue.items(), max(free, 1))]
             plan = choose_nodes(ClusterSnapshot(now, loads, dict(in_flight)), demands,
                                 self._policy)
             for command in plan.commands:

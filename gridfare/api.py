@@ -22,8 +22,7 @@ from gridfare.period import Period
 if TYPE_CHECKING:
     import duckdb
 
-    from datasets.catalog import RunRecord
-    from gridfare.billing.runner import RunSummary
+    from datasets.catalog import RunRecord, SectionRecord
 
 
 def connect(datacentre_uri: str) -> DataCentreClient:
@@ -113,18 +112,46 @@ class DataCentreClient:
             "2 DESC, rule").fetchall()
         return PeriodSummary(period, by_tariff, by_section, distribution, rules)
 
+    def sections(self, run_id: str) -> list[SectionRecord]:
+        """Each section of a run: status, node, bills, exceptions, seconds, error."""
+        return self._catalog().sections(run_id)
+
     def run_billing(self, period: str, *, sections: Sequence[str] | None = None,
                     resume_run_id: str | None = None, tariffs_dir: str | None = None,
-                    ) -> RunSummary:
-        """Bill ``period`` (all sections, or ids/patterns) and store the results."""
-        from gridfare.billing.runner import run_billing
-        from gridfare.tariffs import load_tariff_book
+                    cluster: str | None = None) -> RunRecord:
+        """Bill ``period`` (all sections, or ids/patterns) and store the results.
 
+        With ``cluster`` (a Ray address, or ``"auto"``) the run goes through the data
+        centre's ControlServer on that cluster; without, it runs in this process. Either
+        way the run's record comes back once every section is done or failed.
+        """
+        if cluster is not None:
+            run_id = self._run_on_cluster(cluster, period, sections, resume_run_id,
+                                          tariffs_dir)
+        else:
+            from gridfare.billing.runner import run_billing
+            from gridfare.tariffs import load_tariff_book
+
+            run_id = run_billing(self._centre, self._catalog(), load_tariff_book(tariffs_dir),
+                                 period, sections=sections,
+                                 resume_run_id=resume_run_id).run_id
         catalog = self._catalog()
-        summary = run_billing(self._centre, catalog, load_tariff_book(tariffs_dir), period,
-                              sections=sections, resume_run_id=resume_run_id)
         catalog.refresh_views(self._centre.view_globs())
-        return summary
+        return catalog.run(run_id)
+
+    def _run_on_cluster(self, address: str, period: str, sections: Sequence[str] | None,
+                        resume_run_id: str | None, tariffs_dir: str | None) -> str:
+        import ray
+
+        from actors import NAMESPACE
+        from rayjobs.billing import submit_and_wait
+
+        if not ray.is_initialized():
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        signal = submit_and_wait(self._centre.uri, period, sections=sections,
+                                 resume_run_id=resume_run_id, tariffs_dir=tariffs_dir,
+                                 show_progress=False)
+        return signal["run_id"]
 
     def _catalog(self):
         from datasets.catalog import Catalog

@@ -68,7 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     bill.add_argument("--sections", nargs="*", help="ids or patterns (S00*); default all")
     bill.add_argument("--resume", metavar="RUN_ID", help="bill only what RUN_ID has not done")
     bill.add_argument("--tariffs", help="directory of tariff files (default: samples)")
+    bill.add_argument("--cluster", metavar="ADDRESS",
+                      help="bill on a Ray cluster (an address, or 'auto') through its "
+                           "ControlServer; default: in this process")
     bill.set_defaults(handler=_bill)
+
+    status = commands.add_parser("status", help="per-node and per-section progress of a run")
+    status.add_argument("run_id")
+    status.add_argument("--datacentre", required=True)
+    status.add_argument("--sections", action="store_true", help="list every section")
+    status.set_defaults(handler=_status)
 
     runs = commands.add_parser("runs", help="list billing runs")
     runs.add_argument("--datacentre", required=True)
@@ -146,6 +155,8 @@ def _tariff_quote(args: argparse.Namespace) -> int:
 
 
 def _bill(args: argparse.Namespace) -> int:
+    if args.cluster:
+        return _bill_on_cluster(args)
     from rich.progress import Progress
 
     from datasets.catalog import Catalog
@@ -170,6 +181,48 @@ def _bill(args: argparse.Namespace) -> int:
     for outcome in summary.failed:
         print(f"  section {outcome.section_id} failed: {outcome.error}", file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def _bill_on_cluster(args: argparse.Namespace) -> int:
+    import ray
+
+    from actors import NAMESPACE
+    from rayjobs.billing import print_end_signal, submit_and_wait
+
+    ray.init(address=args.cluster, namespace=NAMESPACE, log_to_driver=False)
+    signal = submit_and_wait(args.datacentre, args.period, sections=args.sections,
+                             resume_run_id=args.resume, tariffs_dir=args.tariffs)
+    print_end_signal(signal)
+    return 1 if signal["sections_failed"] else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from datasets.catalog import Catalog
+    from datasets.datacentre import DataCentre
+    from gridfare.money import format_cny
+
+    catalog = Catalog(DataCentre(args.datacentre).catalog_path)
+    run = catalog.run(args.run_id)
+    sections = catalog.sections(args.run_id)
+    pending = sum(s.status == "pending" for s in sections)
+    print(f"run {run.run_id} ({run.period}) {run.status}: {run.sections_done} done, "
+          f"{run.sections_failed} failed, {pending} pending of {run.sections_total}; "
+          f"{run.billed:,} bills, total {format_cny(run.total_fen)} CNY")
+    nodes: dict[str, list] = {}
+    for section in sections:
+        if section.node_id:
+            nodes.setdefault(section.node_id, []).append(section)
+    for node, done in sorted(nodes.items()):
+        seconds = sum(s.seconds or 0 for s in done)
+        print(f"  node {node[:12]}: {len(done):>5} sections, "
+              f"{sum(s.billed or 0 for s in done):>10,} bills, {seconds:8.1f} s billing")
+    for section in sections:
+        if args.sections or section.status == "failed":
+            node = (section.node_id or "-")[:12]
+            print(f"  {section.section_id:10} {section.status:8} node {node:12} "
+                  f"bills {section.billed or 0:>7,} exceptions {section.exceptions or 0:>5,}"
+                  + (f"  {section.error}" if section.error else ""))
+    return 0
 
 
 def _runs(args: argparse.Namespace) -> int:

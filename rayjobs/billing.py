@@ -24,6 +24,10 @@ def submit_and_wait(datacentre: str, period: str, *, sections: Sequence[str] | N
                     show_progress: bool = True, poll_s: float = 0.5,
                     runtime_env: dict | None = None) -> dict:
     """Run billing through the ControlServer and return the run's end signal."""
+    from datasets.datacentre import DataCentre
+
+    # An absolute URI: the ControlServer and the tasks do not share this process's cwd.
+    datacentre = DataCentre(datacentre).uri
     control = get_control_server(datacentre, tariffs_dir=tariffs_dir, runtime_env=runtime_env)
     try:
         run_id = ray.get(control.submit.remote(period, list(sections) if sections else None,

@@ -38,8 +38,15 @@ def test_generate_bill_runs_summary(tmp_path, capsys):
     out = str(tmp_path / "dc")
     assert main(["generate", "--accounts", "1500", "--sections", "6", "--period", "2026-10",
                  "--seed", "3", "--out", out]) == 0
+    assert "generated 1,500 accounts" in capsys.readouterr().out
     assert main(["bill", "--datacentre", out, "--period", "2026-10"]) == 0
-    assert "6 sections" in capsys.readouterr().out
+    billed = capsys.readouterr().out
+    assert "6 sections" in billed
+    run_id = billed.split()[1].rstrip(":")
+    assert main(["status", run_id, "--datacentre", out, "--sections"]) == 0
+    status = capsys.readouterr().out
+    assert "done: 6 done, 0 failed, 0 pending of 6" in status
+    assert status.count(" done ") >= 6
     assert main(["runs", "--datacentre", out]) == 0
     assert "done" in capsys.readouterr().out
     assert main(["summary", "--datacentre", out, "--period", "2026-10"]) == 0
