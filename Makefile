@@ -9,7 +9,7 @@ DEMO_SECTIONS ?= 400
 DEMO_PERIOD ?= 2026-10
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
-.PHONY: venv demo test test-fast bench lint format clean
+.PHONY: venv demo demo-stop test test-fast bench lint format clean
 
 venv: $(STAMP)
 
@@ -19,13 +19,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# The demo runs the billing job on a local Ray cluster (loopback only, so no token auth);
+# the cluster stays up for the dashboard at http://127.0.0.1:8265 until `make demo-stop`.
+RAY_ENV := PATH="$(abspath $(BIN)):$$PATH" RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
+DASHBOARD := http://127.0.0.1:8265
+
 demo: $(STAMP)
 	rm -rf $(DEMO_DIR)
 	$(BIN)/gridfare generate --accounts $(DEMO_ACCOUNTS) --sections $(DEMO_SECTIONS) \
 		--period $(DEMO_PERIOD) --seed 7 --out $(DEMO_DIR)
-	$(BIN)/gridfare bill --datacentre $(DEMO_DIR) --period $(DEMO_PERIOD)
+	$(RAY_ENV) $(BIN)/ray status --address 127.0.0.1:6379 >/dev/null 2>&1 || \
+		$(RAY_ENV) $(BIN)/ray start --head --port 6379 --num-cpus 2 \
+		--dashboard-host 127.0.0.1 --dashboard-port 8265 --metrics-export-port 8090
+	$(RAY_ENV) $(BIN)/ray job submit --address $(DASHBOARD) -- \
+		python -m rayjobs.billing --datacentre $(abspath $(DEMO_DIR)) --period $(DEMO_PERIOD)
 	$(BIN)/gridfare summary --datacentre $(DEMO_DIR) --period $(DEMO_PERIOD)
 	@echo "Bills: $(DEMO_DIR)/bills/period=$(DEMO_PERIOD)/  catalog: $(DEMO_DIR)/catalog.duckdb"
+	@echo "Ray dashboard: $(DASHBOARD)  (stop the demo cluster with: make demo-stop)"
+
+demo-stop:
+	$(RAY_ENV) $(BIN)/ray stop
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

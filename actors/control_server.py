@@ -160,7 +160,7 @@ class ControlServer:
         self._node_cpus.setdefault(node, float(load["cores"]))
         self._reports[node] = load
         self._loads[node] = NodeLoad(node, load["address"], self._node_cpus[node],
-                                     load["cpu_percent"], load["io_busy"],
+                                     load["cores"], load["busy_cores"], load["io_busy"],
                                      load["billing_processes"], time.monotonic())
         for gauge, key in ((self._metrics.node_cpu, "cpu_percent"),
                            (self._metrics.node_io, "io_busy"),

@@ -61,6 +61,7 @@ class NodeAgent:
             "address": self._address,
             "hostname": socket.gethostname(),
             "cores": len(self._cores),
+            "busy_cores": sum(mine) / 100,
             "cpu_percent": sum(mine) / len(mine),
             "io_busy": busy,
             "read_bps": read_bps,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-BENCHMARKS = ("bench.bill_kernel",)
+BENCHMARKS = ("bench.bill_kernel", "bench.billing_cluster")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

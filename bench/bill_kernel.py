@@ -12,55 +12,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datasets.datacentre import DataCentre
-from datasets.generator import generate_city
+from bench._city import PERIOD, TIERED_BILLS_SQL, ensure_city, parquet_sources
 from gridfare.billing import bill_section
 from gridfare.tariffs import load_tariff_book
-
-PERIOD = "2026-10"
-ROOT = Path(__file__).resolve().parent.parent / "bench-data"
-
-BASELINE_SQL = """
-WITH r AS (
-    SELECT account_id,
-           sum((round(cur_register * 100)::BIGINT - round(prev_register * 100)::BIGINT)
-               * multiplier) AS units,
-           bool_or(cur_register < prev_register OR prev_register < 0) AS bad
-    FROM {readings}
-    GROUP BY account_id
-), t AS (
-    SELECT r.account_id, r.units,
-           least(r.units, 24000) AS u1,
-           greatest(least(r.units, 40000) - 24000, 0) AS u2,
-           greatest(r.units - 40000, 0) AS u3
-    FROM r JOIN {accounts} a USING (account_id)
-    WHERE a.tariff_code = 'cn-bj-residential-monthly' AND NOT r.bad AND r.units > 0
-)
-SELECT account_id,
-       (u1 * 48830000 + 50000000) // 100000000
-     + (u2 * 53830000 + 50000000) // 100000000
-     + (u3 * 78830000 + 50000000) // 100000000 AS total_fen
-FROM t
-"""
-
-
-def ensure_city(accounts: int, sections: int) -> DataCentre:
-    """Generate the city once; later runs reuse it (the marker is written last)."""
-    root = ROOT / f"city-{accounts}-{sections}"
-    marker = root / ".complete"
-    if not marker.exists():
-        started = time.perf_counter()
-        generate_city(DataCentre(str(root), create=True), accounts=accounts,
-                      sections=sections, period=PERIOD, seed=11)
-        marker.write_text("ok\n")
-        print(f"generated {accounts:,} accounts in {time.perf_counter() - started:.1f} s")
-    return DataCentre(str(root))
 
 
 def main(accounts: int = 1_500_000, sections: int = 3_000) -> str:
@@ -83,11 +42,8 @@ def main(accounts: int = 1_500_000, sections: int = 3_000) -> str:
     con = duckdb.connect()
     con.register("readings_mem", pa.concat_tables([r for _, r, _ in inputs]))
     con.register("accounts_mem", pa.concat_tables([a for a, _, _ in inputs]))
-    in_memory_sql = BASELINE_SQL.format(
-        readings="readings_mem", accounts="accounts_mem")
-    parquet_sql = BASELINE_SQL.format(
-        readings=f"read_parquet('{centre.uri}/readings/period={PERIOD}/*/*.parquet')",
-        accounts=f"read_parquet('{centre.uri}/accounts/*/*.parquet')")
+    in_memory_sql = TIERED_BILLS_SQL.format(readings="readings_mem", accounts="accounts_mem")
+    parquet_sql = TIERED_BILLS_SQL.format(**parquet_sources(centre))
     con.sql(in_memory_sql).to_arrow_table()  # warm-up, as the kernel's imports are warm
     started = time.perf_counter()
     baseline = con.sql(in_memory_sql).to_arrow_table()

@@ -4,16 +4,18 @@ The ControlServer gathers a ``ClusterSnapshot`` (the NodeAgents' latest reports 
 sections it has in flight on each node) and applies the ``Plan``; this module decides.
 
 The rule, in the source design's terms (CPU usage, IO usage, running service processes):
-a node's *pressure* is the share of its cores that are busy with other work (reported CPU
-minus the billing processes the node runs for us) plus the sections we already have in
-flight there, plus a penalty when its disk is saturated. Sections go largest first (longest
-processing time first keeps the makespan short when sizes are skewed) to the node with the
-lowest pressure per core, never beyond a node's in-flight bound. What cannot be placed now
+a node's *other work* is the cores it reports busy minus the billing processes it runs for
+us; what is left of its cores is its *capacity*, and it takes at most ``in_flight_per_cpu``
+sections per free core (at least one per node when every node is saturated, so a run always
+moves). Sections go largest first (longest processing time first keeps the makespan short
+when sizes are skewed) to the open node with the lowest pressure per free core, where
+pressure counts sections in flight there and a saturated disk. What cannot be placed now
 stays queued with the reason.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -54,11 +56,26 @@ class NodeLoad:
 
     node_id: str
     address: str
-    cpus: float  # cores the node offers to billing
-    cpu_percent: float  # busy share of those cores, 0..100, all processes
+    cpus: float  # CPUs the node offers to billing (its Ray CPU resource)
+    cores: int  # cores the node's processes may run on (its CPU affinity)
+    busy_cores: float  # of those, cores busy with anything over the last interval
     io_busy: float  # disk busy share 0..1 over the last interval
     billing_processes: int  # billing node-services running on the node right now
     reported_at: float  # monotonic seconds on the ControlServer's clock
+
+    @property
+    def other_work(self) -> float:
+        """Cores' worth of work competing with this node's billing, ours excluded.
+
+        A node offering fewer CPUs than the cores it shares (several nodes on one machine)
+        bears its share of the machine's other work, not all of it.
+        """
+        share = min(1.0, self.cpus / self.cores) if self.cores > 0 else 1.0
+        return max(0.0, self.busy_cores * share - self.billing_processes)
+
+    @property
+    def free_cpus(self) -> float:
+        return max(0.0, self.cpus - self.other_work)
 
 
 @dataclass(frozen=True)
@@ -100,11 +117,15 @@ def choose_nodes(snapshot: ClusterSnapshot, sections: Sequence[SectionDemand],
     if not live:
         reason = f"no node has reported in the last {policy.stale_after_s:.0f} s"
         return Plan((), tuple((s.section_id, reason) for s in sections))
-    pressure = {n.node_id: _pressure(n, snapshot.in_flight.get(n.node_id, 0), policy)
+    capacity = {n.node_id: math.ceil(n.free_cpus * policy.in_flight_per_cpu) for n in live}
+    if not any(capacity.values()):
+        capacity = dict.fromkeys(capacity, 1)  # all saturated: still make progress
+    slots = {node: max(0, cap - snapshot.in_flight.get(node, 0))
+             for node, cap in capacity.items()}
+    pressure = {n.node_id: snapshot.in_flight.get(n.node_id, 0)
+                + (policy.io_penalty if n.io_busy >= policy.io_busy_threshold else 0.0)
                 for n in live}
-    slots = {n.node_id: max(0, int(n.cpus * policy.in_flight_per_cpu)
-                            - snapshot.in_flight.get(n.node_id, 0)) for n in live}
-    cpus = {n.node_id: n.cpus for n in live}
+    per_core = {n.node_id: max(n.free_cpus, 1.0 / policy.in_flight_per_cpu) for n in live}
     commands: list[BillingCommand] = []
     unplaced: list[tuple[str, str]] = []
     for section in sorted(sections, key=lambda s: (-s.weight, s.section_id)):
@@ -112,16 +133,8 @@ def choose_nodes(snapshot: ClusterSnapshot, sections: Sequence[SectionDemand],
         if not open_nodes:
             unplaced.append((section.section_id, "every node is at its in-flight bound"))
             continue
-        best = min(open_nodes, key=lambda node: ((pressure[node] + 1) / cpus[node], node))
+        best = min(open_nodes, key=lambda node: ((pressure[node] + 1) / per_core[node], node))
         commands.append(BillingCommand(section.section_id, best))
         slots[best] -= 1
         pressure[best] += 1
     return Plan(tuple(commands), tuple(unplaced))
-
-
-def _pressure(node: NodeLoad, in_flight: int, policy: DispatchPolicy) -> float:
-    busy_cores = node.cpus * min(max(node.cpu_percent, 0.0), 100.0) / 100
-    # Our own billing processes show up in the CPU figure; count them once, as in-flight.
-    other_work = max(0.0, busy_cores - node.billing_processes)
-    io = policy.io_penalty if node.io_busy >= policy.io_busy_threshold else 0.0
-    return other_work + in_flight + io

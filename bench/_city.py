@@ -1,0 +1,59 @@
+"""Generated cities for the benchmarks, cached in bench-data/ (generated once per size)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from datasets.datacentre import DataCentre
+from datasets.generator import generate_city
+
+PERIOD = "2026-10"
+ROOT = Path(__file__).resolve().parent.parent / "bench-data"
+
+
+def ensure_city(accounts: int, sections: int, seed: int = 11) -> DataCentre:
+    """Generate the city once; later runs reuse it (the marker is written last)."""
+    root = ROOT / f"city-{accounts}-{sections}-{seed}"
+    marker = root / ".complete"
+    if not marker.exists():
+        started = time.perf_counter()
+        generate_city(DataCentre(str(root), create=True), accounts=accounts,
+                      sections=sections, period=PERIOD, seed=seed)
+        marker.write_text("ok\n")
+        print(f"generated {accounts:,} accounts in {time.perf_counter() - started:.1f} s")
+    return DataCentre(str(root))
+
+
+# The baseline every billing benchmark compares with: one hand-written DuckDB query that
+# computes the tiered bills of `cn-bj-residential-monthly` (its only tariff) with the register
+# checks a bill needs. {readings} and {accounts} are table expressions.
+TIERED_BILLS_SQL = """
+WITH r AS (
+    SELECT account_id,
+           sum((round(cur_register * 100)::BIGINT - round(prev_register * 100)::BIGINT)
+               * multiplier) AS units,
+           bool_or(cur_register < prev_register OR prev_register < 0) AS bad
+    FROM {readings}
+    GROUP BY account_id
+), t AS (
+    SELECT r.account_id, r.units,
+           least(r.units, 24000) AS u1,
+           greatest(least(r.units, 40000) - 24000, 0) AS u2,
+           greatest(r.units - 40000, 0) AS u3
+    FROM r JOIN {accounts} a USING (account_id)
+    WHERE a.tariff_code = 'cn-bj-residential-monthly' AND NOT r.bad AND r.units > 0
+)
+SELECT account_id,
+       (u1 * 48830000 + 50000000) // 100000000
+     + (u2 * 53830000 + 50000000) // 100000000
+     + (u3 * 78830000 + 50000000) // 100000000 AS total_fen
+FROM t
+"""
+
+
+def parquet_sources(centre: DataCentre) -> dict[str, str]:
+    return {
+        "readings": f"read_parquet('{centre.uri}/readings/period={PERIOD}/*/*.parquet')",
+        "accounts": f"read_parquet('{centre.uri}/accounts/*/*.parquet')",
+    }
