@@ -46,6 +46,9 @@ def submit_and_wait(datacentre: str, period: str, *, sections: Sequence[str] | N
 
 
 def _follow(control: ray.actor.ActorHandle, run_id: str, poll_s: float) -> None:
+    if not sys.stdout.isatty():
+        _follow_in_log(control, run_id, poll_s)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress("[progress.description]{task.description}", BarColumn(),
@@ -61,6 +64,22 @@ def _follow(control: ray.actor.ActorHandle, run_id: str, poll_s: float) -> None:
             if state["finished"]:
                 return
             time.sleep(poll_s)
+
+
+def _follow_in_log(control: ray.actor.ActorHandle, run_id: str, poll_s: float,
+                   every_s: float = 2.0) -> None:
+    """A job's log is not a terminal: one progress line every couple of seconds."""
+    last = 0.0
+    while True:
+        state = ray.get(control.progress.remote(run_id))
+        if state["finished"] or time.monotonic() - last >= every_s:
+            last = time.monotonic()
+            print(f"run {run_id}: {state['done']}/{state['total']} sections done, "
+                  f"{state['failed']} failed, {state['running']} running on "
+                  f"{len(state['nodes'])} nodes, {state['queued']} queued", flush=True)
+        if state["finished"]:
+            return
+        time.sleep(poll_s)
 
 
 def print_end_signal(signal: dict) -> None:
