@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 from datasets.schemas import ACCOUNTS, AUDIT_EXCEPTIONS, BILLS, READINGS, USAGE_HISTORY
 from gridfare.errors import DataCentreError, DataCentreFull, InvalidInput
+from gridfare.period import Period
 
 __all__ = [
     "DATASETS",
@@ -73,29 +74,22 @@ _PARQUET_OPTIONS: dict[str, Any] = {
     "store_schema": True,
 }
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _SECTION = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def check_period(period: str) -> str:
     """Return ``period`` if it is ``YYYY-MM`` (month 01..12); else raise InvalidInput."""
-    if not isinstance(period, str) or not _PERIOD.match(period):
-        raise InvalidInput(f"period {period!r} is not YYYY-MM")
-    return period
+    return str(Period.parse(period))
 
 
 def shift_period(period: str, months: int) -> str:
-    """``period`` moved by ``months`` (negative: earlier). ``shift_period('2026-01', -1)``
-    is ``'2025-12'``."""
-    match = _PERIOD.match(check_period(period))
-    assert match is not None
-    index = int(match.group(1)) * 12 + int(match.group(2)) - 1 + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    """``period`` moved by ``months`` (negative: earlier)."""
+    return str(Period.parse(period).shift(months))
 
 
 def periods_before(period: str, months: int) -> list[str]:
     """The ``months`` periods before ``period``, oldest first."""
-    return [shift_period(period, -k) for k in range(months, 0, -1)]
+    return [str(p) for p in Period.parse(period).previous(months)]
 
 
 def _check_section(section: str) -> str:

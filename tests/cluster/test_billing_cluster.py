@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
 
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
-from gridfare.billing.runner import run_billing
-from gridfare.tariffs import load_tariff_book
+from tests.billing_reference import bills_without_run_id, reference_bills
 
 PERIOD = "2026-10"
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
-
-
-def all_bills(uri: str) -> pa.Table:
-    return DataCentre(uri).dataset("bills", PERIOD).to_table().drop(["run_id"])
-
-
-def reference_bills(uri: str, tmp_path) -> pa.Table:
-    import shutil
-
-    copy = tmp_path / "reference"
-    shutil.copytree(uri, copy, ignore=shutil.ignore_patterns("bills", "exceptions",
-                                                             "catalog.duckdb"))
-    centre = DataCentre(str(copy))
-    run_billing(centre, Catalog(centre.catalog_path), load_tariff_book(), PERIOD)
-    return all_bills(str(copy))
 
 
 def test_cluster_run_matches_the_single_process_runner(ray_cluster, city, tmp_path):
@@ -35,7 +18,7 @@ def test_cluster_run_matches_the_single_process_runner(ray_cluster, city, tmp_pa
     signal = submit_and_wait(city, PERIOD, show_progress=False, poll_s=0.2)
     assert signal["status"] == "done" and signal["sections_done"] == 16
     assert signal["failed"] == {}
-    assert all_bills(city).equals(reference_bills(city, tmp_path))
+    assert bills_without_run_id(city).equals(reference_bills(city, tmp_path))
     sections = Catalog(DataCentre(city).catalog_path).sections(signal["run_id"])
     assert {s.status for s in sections} == {"done"}
     # The work was spread: every worker node billed something, the head (0 CPUs) nothing.

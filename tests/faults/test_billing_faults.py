@@ -10,33 +10,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 import ray
 
 from actors.control_server import get_control_server
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
-from gridfare.billing.runner import run_billing
-from gridfare.tariffs import load_tariff_book
+from tests.billing_reference import bills_without_run_id, reference_bills
 
 PERIOD = "2026-10"
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(240)]
-
-
-def bills_without_run_id(uri: str) -> pa.Table:
-    return DataCentre(uri).dataset("bills", PERIOD).to_table().drop(["run_id"])
-
-
-def reference_bills(uri: str, tmp_path: Path) -> pa.Table:
-    import shutil
-
-    copy = tmp_path / "reference"
-    shutil.copytree(uri, copy, ignore=shutil.ignore_patterns("bills", "exceptions",
-                                                             "catalog.duckdb"))
-    centre = DataCentre(str(copy))
-    run_billing(centre, Catalog(centre.catalog_path), load_tariff_book(), PERIOD)
-    return bills_without_run_id(str(copy))
 
 
 def start_run(uri: str, **options) -> tuple[ray.actor.ActorHandle, str]:
