@@ -78,6 +78,7 @@ def _pin(node, core: int) -> None:
 def policy_vs_default(accounts: int, sections: int) -> list[tuple]:
     import ray
     from ray.cluster_utils import Cluster
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from actors.billing_task import bill_section_task
     from rayjobs.billing import submit_and_wait
@@ -94,19 +95,28 @@ def policy_vs_default(accounts: int, sections: int) -> list[tuple]:
     ray.init(address=cluster.address, namespace="gridfare", log_to_driver=False)
     try:
         ids = centre.sections(PERIOD)
-        # Warm both nodes' workers, then let the agents report the burners' load.
-        ray.get([bill_section_task.remote(centre.uri, None, PERIOD, s, "warm")
-                 for s in ids[:4]])
+        # Warm a worker on each node first, so neither mode pays for starting one.
+        for node in (loaded, idle):
+            strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
+            ray.get([bill_section_task.options(scheduling_strategy=strategy).remote(
+                centre.uri, None, PERIOD, s, "warm") for s in ids[:2]])
         started = time.perf_counter()
-        ray.get([bill_section_task.remote(centre.uri, None, PERIOD, s, "ray-default")
-                 for s in ids])
+        ran = ray.get([bill_section_task.remote(centre.uri, None, PERIOD, s, "ray-default")
+                       for s in ids])
         default_s = time.perf_counter() - started
+        on_loaded = sum(node == loaded.node_id for _, node in ran)
+        print(f"Ray default placed {on_loaded} of {len(ids)} sections on the loaded node")
         submit_and_wait(centre.uri, PERIOD, sections=ids[:2], show_progress=False)
         time.sleep(3)
         started = time.perf_counter()
         signal = submit_and_wait(centre.uri, PERIOD, show_progress=False, poll_s=0.05)
         policy_s = time.perf_counter() - started
         assert signal["status"] == "done", signal
+        from datasets.catalog import Catalog
+
+        placed = Catalog(centre.catalog_path).sections(signal["run_id"])
+        print(f"load-aware dispatch placed {sum(s.node_id == loaded.node_id for s in placed)} "
+              f"of {len(ids)} sections on the loaded node")
     finally:
         for burner in burners:
             burner.kill()
