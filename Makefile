@@ -46,8 +46,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests/unit
 
+# BENCH_LARGE=1 adds the 30 M account run (its city is generated once, ~10 min, ~4 GB).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(BENCH_LARGE),--large)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

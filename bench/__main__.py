@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib
+import inspect
 import platform
 from pathlib import Path
 
@@ -17,11 +18,14 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", help="module names, e.g. bench.bill_kernel")
+    parser.add_argument("--large", action="store_true",
+                        help="also the 30 M account billing run (generated once, ~4 GB)")
     args = parser.parse_args()
     sections = []
     for name in args.only or BENCHMARKS:
         module = importlib.import_module(name)
-        sections.append(module.main())
+        takes_large = "large" in inspect.signature(module.main).parameters
+        sections.append(module.main(large=args.large) if takes_large else module.main())
     machine = (f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
                f"Python {platform.python_version()}, {platform.machine()}")
     text = ["# Benchmarks", "",
