@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-BENCHMARKS = ("bench.bill_kernel", "bench.billing_cluster")
+BENCHMARKS = ("bench.bill_kernel", "bench.billing_cluster", "bench.seats")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

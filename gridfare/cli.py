@@ -87,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--datacentre", required=True)
     summary.add_argument("--period", required=True)
     summary.set_defaults(handler=_summary)
+
+    from gridfare.cli_seats import add_seats_commands
+
+    add_seats_commands(commands)
     return parser
 
 

@@ -1,0 +1,444 @@
+"""SeatCentre: one seat load centre, a thin async shell over ``gridfare.seats.CentreState``.
+
+Every change (create, sell, refund, install, catch-up, drop) is applied to the state, appended
+to the centre's write-ahead log and answered only once its log batch is fsynced (group
+commit: the sales arriving within ``wal_window_ms`` share one fsync, run in a thread so the
+event loop keeps taking sales meanwhile). ``sell_many`` sells a batch in one call and one
+fsync (the benchmark's actor path uses it).
+
+A sale on a train-date frozen for the last step of its migration waits (at most
+``freeze_wait_s``) until it is unfrozen here (it then proceeds) or dropped (it answers
+``moved`` and the client retries at the new owner). Only that train-date waits.
+
+Restart policy: ``max_restarts=-1`` and ``max_task_retries=-1``: a call in flight when the
+centre dies is re-sent to the restarted centre, which is safe because sales carry their
+``request_id`` (a repeat answers the same seats) and the migration steps are idempotent.
+``__init__`` rebuilds the acknowledged state from the snapshot and the log; train-dates in
+flight in a migration stay frozen (read from the migration records) until the migrator
+settles them. Each incarnation has a fresh id, so the migrator notices a restart mid-step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+import uuid
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import psutil
+import ray
+from ray.util import metrics
+
+from actors import NAMESPACE
+from gridfare.errors import InvalidInput, SeatError, TrainFrozen, TrainMoved
+from gridfare.seats.centre import CentreState
+from gridfare.seats.inventory import Sale, SoldOut
+from gridfare.seats.snapshot import Snapshot, read_snapshot, write_snapshot
+from gridfare.seats.store import SeatsRoot
+from gridfare.seats.train import TrainDate, parse_key, train_key
+from gridfare.seats.wal import WalRecord, open_wal
+
+_NO_AUTO_FLUSH = 1 << 40  # the WalWriter never flushes by itself: the group commit does
+
+
+def seats_suffix(root: str) -> str:
+    return hashlib.sha1(str(SeatsRoot(root).path).encode()).hexdigest()[:10]
+
+
+def centre_name(root: str, centre_id: str) -> str:
+    """One set of seat actors per data root, named after it so every client finds them."""
+    return f"gridfare-seat-centre-{seats_suffix(root)}-{centre_id}"
+
+
+def get_seat_centre(root: str, centre_id: str) -> ray.actor.ActorHandle:
+    """The named centre of ``root``, created (detached) on first use."""
+    return SeatCentre.options(
+        name=centre_name(root, centre_id),
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        lifetime="detached",
+    ).remote(str(SeatsRoot(root).path), centre_id)
+
+
+def parse_day(day: object) -> date:
+    if isinstance(day, date):
+        return day
+    try:
+        return date.fromisoformat(str(day))
+    except ValueError:
+        raise InvalidInput(f"date {day!r}: expected YYYY-MM-DD") from None
+
+
+def sale_answer(result: Sale | SoldOut) -> dict:
+    if isinstance(result, SoldOut):
+        return {
+            "status": "sold_out",
+            "key": result.key,
+            "cls": result.cls,
+            "from": result.from_station,
+            "to": result.to_station,
+            "requested": result.requested,
+            "remaining": result.remaining,
+        }
+    return {
+        "status": "sold",
+        "key": result.key,
+        "request_id": result.request_id,
+        "cls": result.cls,
+        "from": result.from_station,
+        "to": result.to_station,
+        "seats": list(result.seats),
+        "repeat": result.repeat,
+    }
+
+
+def moved_answer(exc: TrainMoved) -> dict:
+    return {"status": "moved", "key": exc.key, "centre": exc.centre, "version": exc.version}
+
+
+class _Metrics:
+    def __init__(self, centre_id: str) -> None:
+        tags = {"centre_id": centre_id}
+        self.sales = metrics.Counter("gridfare_seat_sales", "orders sold", tag_keys=("centre_id",))
+        self.refunds = metrics.Counter(
+            "gridfare_seat_refunds", "orders refunded", tag_keys=("centre_id",)
+        )
+        self.sold_out = metrics.Counter(
+            "gridfare_seat_sold_out", "sold-out answers", tag_keys=("centre_id",)
+        )
+        self.flush = metrics.Histogram(
+            "gridfare_seat_wal_flush_seconds",
+            "WAL write + fsync of one batch",
+            boundaries=[0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+            tag_keys=("centre_id",),
+        )
+        self.batch = metrics.Histogram(
+            "gridfare_seat_wal_batch_records",
+            "records per fsync",
+            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+            tag_keys=("centre_id",),
+        )
+        for m in (self.sales, self.refunds, self.sold_out, self.flush, self.batch):
+            m.set_default_tags(tags)
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=2000)
+class SeatCentre:
+    def __init__(self, root: str, centre_id: str) -> None:
+        self._root = SeatsRoot(root)
+        self._id = centre_id
+        config = self._root.config()
+        if centre_id not in config.centres:
+            raise InvalidInput(f"centre {centre_id!r} is not one of {config.centres}")
+        self._window = config.wal_window_ms / 1000
+        self._freeze_wait = config.freeze_wait_s
+        self._root.centre_dir(centre_id).mkdir(parents=True, exist_ok=True)
+        snap_path = self._root.snapshot_path(centre_id)
+        snapshot = read_snapshot(snap_path) if snap_path.exists() else None
+        self._wal, log = open_wal(self._root.wal_path(centre_id), batch_size=_NO_AUTO_FLUSH)
+        frozen = self._root.frozen_at(centre_id)
+        self._state = CentreState.restore(centre_id, snapshot, log.records, frozen)
+        self._durable_lsn = self._wal.last_lsn  # what we read back is on disk
+        self._recent: dict[str, list[WalRecord]] = defaultdict(list)  # catch-up source
+        for record in log.records:
+            if record.op in ("sell", "refund") and record.key in self._state.inventories:
+                self._recent[record.key].append(record)
+        self._thaw = {key: asyncio.Event() for key in self._state.frozen}
+        self._flusher: asyncio.Future | None = None
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
+        self._incarnation = uuid.uuid4().hex
+        self._metrics = _Metrics(centre_id)
+        self._sales_window: deque[tuple[int, int]] = deque()  # (second, sales)
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)
+
+    # ---- durability -------------------------------------------------------------------
+
+    def _log(self, record: WalRecord | None) -> int:
+        if record is None:
+            return 0
+        logged = self._wal.append(record)
+        if logged.op in ("sell", "refund"):
+            self._recent[logged.key].append(logged)
+        return logged.lsn
+
+    async def _durable(self, lsn: int) -> None:
+        """Return once the log is fsynced up to ``lsn`` (group commit)."""
+        while self._durable_lsn < lsn:
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.ensure_future(self._flush())
+            await asyncio.shield(self._flusher)
+
+    async def _flush(self) -> None:
+        if self._window:
+            await asyncio.sleep(self._window)  # let concurrent sales join this batch
+        target = self._wal.last_lsn
+        batch = target - self._durable_lsn
+        started = time.perf_counter()
+        try:
+            self._wal.flush(fsync=False)  # write(2) here, in the loop thread
+            fileno = self._wal._file.fileno()
+            await asyncio.get_running_loop().run_in_executor(self._io, os.fsync, fileno)
+        except OSError as exc:
+            raise SeatError(f"centre {self._id}: cannot write its log: {exc}") from exc
+        self._durable_lsn = max(self._durable_lsn, target)
+        self._metrics.flush.observe(time.perf_counter() - started)
+        self._metrics.batch.observe(batch)
+
+    # ---- requests ---------------------------------------------------------------------
+
+    async def ping(self) -> str:
+        return self._incarnation
+
+    async def create_many(self, trains: list[dict]) -> list[str]:
+        """Create train-dates (dicts of ``TrainDate.to_dict``); one that exists with the same
+        definition is skipped (a retried create), a different one is refused."""
+        lsn, keys = 0, []
+        for data in trains:
+            train = TrainDate.from_dict(data)
+            known = self._state.inventories.get(train.key)
+            if known is not None:
+                if known.train != train:
+                    raise InvalidInput(
+                        f"centre {self._id}: train-date {train.key} exists "
+                        "with a different definition"
+                    )
+            else:
+                lsn = max(lsn, self._log(self._state.create(train)))
+            keys.append(train.key)
+        await self._durable(lsn)
+        return keys
+
+    async def sell(
+        self,
+        train_no: str,
+        day: str,
+        from_station: str,
+        to_station: str,
+        cls: str,
+        count: int,
+        request_id: str,
+    ) -> dict:
+        """Sell ``count`` seats: ``{"status": "sold" | "sold_out" | "moved", ...}``."""
+        answer, lsn = await self._sell(
+            train_no, day, from_station, to_station, cls, count, request_id
+        )
+        await self._durable(lsn)
+        return answer
+
+    async def sell_many(self, requests: list[tuple]) -> list[dict]:
+        """Sell a batch (tuples of ``sell``'s arguments) with one fsync. A request that is
+        refused answers ``{"status": "error", "error": kind, "message": ...}`` alone."""
+        answers, lsn = [], 0
+        for request in requests:
+            try:
+                answer, at = await self._sell(*request)
+            except (SeatError, InvalidInput) as exc:
+                answer, at = _error_answer(exc), 0
+            answers.append(answer)
+            lsn = max(lsn, at)
+        await self._durable(lsn)
+        return answers
+
+    async def _sell(self, train_no, day, from_station, to_station, cls, count, request_id):
+        day = parse_day(day)
+        deadline = None
+        while True:
+            try:
+                result = self._state.sell(
+                    train_no, day, from_station, to_station, cls, count, request_id
+                )
+            except TrainMoved as exc:
+                return moved_answer(exc), 0
+            except TrainFrozen:
+                key = train_key(train_no, day)
+                now = time.monotonic()
+                deadline = deadline or now + self._freeze_wait
+                event = self._thaw.setdefault(key, asyncio.Event())
+                try:
+                    await asyncio.wait_for(event.wait(), max(0.0, deadline - now))
+                except asyncio.TimeoutError:
+                    raise TrainFrozen(
+                        f"centre {self._id}: train-date {key} still frozen for migration "
+                        f"after {self._freeze_wait:g} s; retry"
+                    ) from None
+                continue
+            break
+        if isinstance(result, SoldOut):
+            self._metrics.sold_out.inc()
+            return sale_answer(result), 0
+        if result.repeat:
+            return sale_answer(result), self._wal.last_lsn  # durable once the first was
+        self._metrics.sales.inc()
+        self._count_sale()
+        return sale_answer(result), self._log(result.record)
+
+    async def refund(self, train_no: str, day: str, request_id: str) -> dict:
+        try:
+            result = self._state.refund(train_no, parse_day(day), request_id)
+        except TrainMoved as exc:
+            return moved_answer(exc)
+        except TrainFrozen:
+            key = train_key(train_no, parse_day(day))
+            event = self._thaw.get(key)
+            if event is not None:
+                try:
+                    await asyncio.wait_for(event.wait(), self._freeze_wait)
+                except asyncio.TimeoutError:
+                    raise TrainFrozen(
+                        f"centre {self._id}: train-date {key} is frozen; retry"
+                    ) from None
+            return await self.refund(train_no, day, request_id)
+        lsn = self._log(result.record) if result.record is not None else self._wal.last_lsn
+        if result.record is not None:
+            self._metrics.refunds.inc()
+        await self._durable(lsn)
+        return {
+            "status": "refunded",
+            "key": result.key,
+            "request_id": result.request_id,
+            "cls": result.cls,
+            "seats": list(result.seats),
+            "repeat": result.record is None,
+        }
+
+    async def remaining(self, train_no: str, day: str, from_station: str, to_station: str) -> dict:
+        try:
+            classes = self._state.remaining(train_no, parse_day(day), from_station, to_station)
+        except TrainMoved as exc:
+            return moved_answer(exc)
+        return {
+            "status": "ok",
+            "key": train_key(train_no, parse_day(day)),
+            "from": from_station,
+            "to": to_station,
+            "classes": classes,
+        }
+
+    async def report(self) -> dict:
+        cpu = min(1.0, self._process.cpu_percent(None) / 100)
+        report = self._state.report(cpu=cpu, sales_per_minute=self._sales_per_minute())
+        return {
+            "centre_id": report.centre_id,
+            "seats_stored": report.seats_stored,
+            "seats_unsold": report.seats_unsold,
+            "sales_per_minute": report.sales_per_minute,
+            "cpu": report.cpu,
+            "train_dates": len(self._state.inventories),
+            "frozen": sorted(self._state.frozen),
+            "wal_lsn": self._durable_lsn,
+            "node_id": ray.get_runtime_context().get_node_id(),
+        }
+
+    async def trains(self) -> list[dict]:
+        """The train-dates held here (for selecting a migration's train-dates)."""
+        return [inv.train.to_dict() for _, inv in sorted(self._state.inventories.items())]
+
+    async def export_all(self) -> bytes:
+        """Everything held, as snapshot bytes, once every answered change is durable."""
+        await self._durable(self._wal.last_lsn)
+        return self._state.snapshot(lsn=self._durable_lsn).to_bytes()
+
+    async def checkpoint(self) -> int:
+        """Write a snapshot (restart then replays only the log after it). The log is never
+        truncated: the audit reads it from each train-date's create."""
+        await self._durable(self._wal.last_lsn)
+        lsn = self._durable_lsn
+        snapshot = self._state.snapshot(lsn=lsn)
+        await asyncio.get_running_loop().run_in_executor(
+            self._io, write_snapshot, snapshot, self._root.snapshot_path(self._id)
+        )
+        return lsn
+
+    # ---- migration steps (each answers this incarnation's id first) -------------------
+
+    async def export(self, key: str) -> tuple[str, bytes, int]:
+        inventory = self._state.get(key)
+        return self._incarnation, self._state.export(key).to_bytes(), inventory.seq
+
+    async def install(self, data: bytes) -> tuple[str, int]:
+        snapshot = Snapshot.from_bytes(data, name="migration copy")
+        lsn = 0
+        for record in self._state.install(snapshot):
+            self._thaw.setdefault(record.key, asyncio.Event())
+            lsn = self._log(record)
+        await self._durable(lsn)
+        (key,) = snapshot.keys()
+        return self._incarnation, self._state.get(key).seq
+
+    async def records_after(self, key: str, seq: int) -> tuple[str, list[WalRecord]]:
+        self._state.get(key)
+        return self._incarnation, [r for r in self._recent.get(key, ()) if r.seq > seq]
+
+    async def catch_up(self, records: list[WalRecord]) -> tuple[str, int]:
+        lsn = 0
+        for record in records:
+            if self._state.get(record.key).apply(record):
+                lsn = self._log(record)
+        await self._durable(lsn)
+        keys = {r.key for r in records}
+        seq = self._state.get(keys.pop()).seq if len(keys) == 1 else 0
+        return self._incarnation, seq
+
+    async def seq_of(self, key: str) -> tuple[str, int]:
+        return self._incarnation, self._state.get(key).seq
+
+    async def freeze(self, key: str) -> str:
+        """Freeze one train-date; return once every sale already answered is durable."""
+        self._state.freeze(key)
+        self._thaw.setdefault(key, asyncio.Event())
+        await self._durable(self._wal.last_lsn)
+        return self._incarnation
+
+    async def unfreeze(self, key: str) -> str:
+        if key in self._state.inventories:
+            self._state.unfreeze(key)
+        self._wake(key)
+        return self._incarnation
+
+    async def drop(self, key: str, new_centre: str, version: int) -> str:
+        """The train-date now lives on ``new_centre`` (idempotent)."""
+        if key in self._state.inventories:
+            await self._durable(self._log(self._state.drop(key, new_centre, version)))
+        self._recent.pop(key, None)
+        self._wake(key)
+        return self._incarnation
+
+    async def discard(self, key: str, owner: str, version: int) -> str:
+        """Throw away a migration copy being undone (``owner`` still owns it)."""
+        record = self._state.discard(key, owner, version)
+        await self._durable(self._log(record))
+        self._recent.pop(key, None)
+        self._wake(key)
+        return self._incarnation
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    def _wake(self, key: str) -> None:
+        event = self._thaw.pop(key, None)
+        if event is not None:
+            event.set()
+
+    def _count_sale(self) -> None:
+        second = int(time.monotonic())
+        if self._sales_window and self._sales_window[-1][0] == second:
+            self._sales_window[-1] = (second, self._sales_window[-1][1] + 1)
+        else:
+            self._sales_window.append((second, 1))
+
+    def _sales_per_minute(self) -> float:
+        horizon = int(time.monotonic()) - 60
+        while self._sales_window and self._sales_window[0][0] <= horizon:
+            self._sales_window.popleft()
+        return float(sum(n for _, n in self._sales_window))
+
+
+def _error_answer(exc: Exception) -> dict:
+    return {"status": "error", "error": type(exc).__name__, "message": str(exc)}
+
+
+__all__ = ["SeatCentre", "centre_name", "get_seat_centre", "parse_day", "parse_key"]

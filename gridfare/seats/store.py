@@ -1,0 +1,283 @@
+"""The seats data root on disk: configuration, centre logs and snapshots, the directory's
+log, migration records; and the offline audit that reads them (no Ray).
+
+Layout (see docs/seats.md)::
+
+    <root>/seats.json                         SeatsConfig (centres, main centre, R, timings)
+    <root>/centres/<centre_id>/wal.log        the centre's write-ahead log (wal.py)
+    <root>/centres/<centre_id>/snapshot.arrow its last snapshot (snapshot.py), optional
+    <root>/directory/log.jsonl                the directory's records, one JSON line each
+    <root>/migrations/<migration_id>.json     one migration record, replaced atomically
+
+Directory lines carry a CRC like the centre log; a torn last line is dropped (it was never
+acknowledged), a bad line before it raises ``WalCorrupt``. A migration record is written to
+a temporary file, fsynced and renamed; a write whose ``revision`` is older than the one on
+disk is refused (``StaleVersion``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from gridfare.errors import ConfigError, GridfareError, SeatError, StaleVersion, WalCorrupt
+from gridfare.seats.audit import AuditReport, audit
+from gridfare.seats.centre import CentreState
+from gridfare.seats.directory import DirectoryRecord
+from gridfare.seats.migration import Migration
+from gridfare.seats.snapshot import read_snapshot
+from gridfare.seats.wal import WalRecord, read_wal
+
+__all__ = ["SeatsConfig", "SeatsRoot"]
+
+_CENTRE_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@dataclass(frozen=True)
+class SeatsConfig:
+    """One bureau's seat centres. ``main`` is the main centre of the placement formula."""
+
+    centres: tuple[str, ...]
+    main: str
+    r: str = "0.65"
+    wal_window_ms: float = 1.0  # how long a centre gathers sales into one fsync
+    freeze_wait_s: float = 2.0  # how long a sale waits on a frozen train-date
+
+    def __post_init__(self) -> None:
+        centres = tuple(self.centres)
+        object.__setattr__(self, "centres", centres)
+        if not centres:
+            raise ConfigError("seats config: centres: needs at least one centre")
+        for c in centres:
+            if not isinstance(c, str) or not c or not set(c) <= _CENTRE_ID:
+                raise ConfigError(
+                    f"seats config: centres: {c!r} must be letters, digits, '-' or '_'"
+                )
+        if len(set(centres)) != len(centres):
+            raise ConfigError(f"seats config: centres: a centre is listed twice in {centres}")
+        if self.main not in centres:
+            raise ConfigError(f"seats config: main: {self.main!r} is not one of {centres}")
+        try:
+            r = Fraction(str(self.r))
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ConfigError(f"seats config: r: {self.r!r} is not a number") from exc
+        if not 0 < r <= len(centres):
+            raise ConfigError(f"seats config: r: {self.r} must be in (0, {len(centres)}]")
+        for name in ("wal_window_ms", "freeze_wait_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"seats config: {name}: must be a number >= 0, got {value!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "centres": list(self.centres),
+            "main": self.main,
+            "r": str(self.r),
+            "wal_window_ms": self.wal_window_ms,
+            "freeze_wait_s": self.freeze_wait_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> SeatsConfig:
+        known = {"centres", "main", "r", "wal_window_ms", "freeze_wait_s"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"seats config: unknown key {unknown[0]!r}")
+        for key in ("centres", "main"):
+            if key not in data:
+                raise ConfigError(f"seats config: {key}: missing")
+        if not isinstance(data["centres"], list):
+            raise ConfigError("seats config: centres: must be a list of centre ids")
+        return cls(**{**data, "centres": tuple(data["centres"])})
+
+
+def _line(data: Mapping[str, object]) -> bytes:
+    body = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    crc = zlib.crc32(body.encode())
+    return json.dumps({**data, "crc": crc}, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+
+def _unline(line: bytes) -> dict:
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("not an object")
+    crc = data.pop("crc")
+    if crc != zlib.crc32(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()):
+        raise ValueError("CRC mismatch")
+    return data
+
+
+class SeatsRoot:
+    """Paths and file formats under one seats data root (a local or shared directory)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path).absolute()
+
+    # ---- configuration ----------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "seats.json"
+
+    def init(self, config: SeatsConfig) -> SeatsConfig:
+        """Write the configuration, or check that it matches the one already there."""
+        if self.config_path.exists():
+            current = self.config()
+            if current != config:
+                raise ConfigError(
+                    f"{self.config_path}: already configured with {current.to_dict()}; "
+                    "refusing a different configuration"
+                )
+            return current
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.config_path, json.dumps(config.to_dict(), indent=2).encode())
+        except OSError as exc:
+            raise SeatError(f"{self.config_path}: cannot write: {exc}") from exc
+        return config
+
+    def config(self) -> SeatsConfig:
+        try:
+            data = json.loads(self.config_path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"{self.path}: not a seats data root (no seats.json); start one with "
+                "`gridfare seats serve --root DIR --centres ...`"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.config_path}: cannot read: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.config_path}: expected a JSON object")
+        return SeatsConfig.from_dict(data)
+
+    # ---- centres ----------------------------------------------------------------------
+
+    def centre_dir(self, centre_id: str) -> Path:
+        return self.path / "centres" / centre_id
+
+    def wal_path(self, centre_id: str) -> Path:
+        return self.centre_dir(centre_id) / "wal.log"
+
+    def snapshot_path(self, centre_id: str) -> Path:
+        return self.centre_dir(centre_id) / "snapshot.arrow"
+
+    def read_centre(self, centre_id: str) -> tuple[list[WalRecord], CentreState]:
+        """A centre's acknowledged log and the state it rebuilds to (snapshot + log)."""
+        wal = self.wal_path(centre_id)
+        try:
+            data = wal.read_bytes() if wal.exists() else b""
+        except OSError as exc:
+            raise SeatError(f"{wal}: cannot read the log: {exc}") from exc
+        records = list(read_wal(data, name=str(wal)).records)
+        snap_path = self.snapshot_path(centre_id)
+        snapshot = read_snapshot(snap_path) if snap_path.exists() else None
+        return records, CentreState.restore(centre_id, snapshot, records)
+
+    # ---- directory --------------------------------------------------------------------
+
+    @property
+    def directory_log(self) -> Path:
+        return self.path / "directory" / "log.jsonl"
+
+    def read_directory(self) -> tuple[list[DirectoryRecord], int]:
+        """The directory's records and the length of the good prefix of its log."""
+        path = self.directory_log
+        try:
+            data = path.read_bytes() if path.exists() else b""
+        except OSError as exc:
+            raise SeatError(f"{path}: cannot read the directory log: {exc}") from exc
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        records, valid = [], 0
+        for number, line in enumerate(lines, start=1):
+            try:
+                records.append(DirectoryRecord.from_dict(_unline(line)))
+            except (ValueError, KeyError, TypeError, GridfareError) as exc:
+                if number == len(lines) and not tail:
+                    break  # a torn last line: never acknowledged
+                raise WalCorrupt(f"{path}: line {number} is corrupt: {exc}") from exc
+            valid += len(line) + 1
+        return records, valid
+
+    @staticmethod
+    def encode_directory_record(record: DirectoryRecord) -> bytes:
+        return _line(record.to_dict())
+
+    # ---- migrations -------------------------------------------------------------------
+
+    @property
+    def migrations_dir(self) -> Path:
+        return self.path / "migrations"
+
+    def write_migration(self, migration: Migration, extra: Mapping[str, object]) -> None:
+        """Store a migration record durably; refuse one older than the stored revision."""
+        path = self.migrations_dir / f"{migration.id}.json"
+        if path.exists():
+            stored = self._read_json(path)
+            if int(stored["migration"]["revision"]) > migration.revision:
+                raise StaleVersion(
+                    f"migration {migration.id}: revision {migration.revision} is older than "
+                    f"the stored {stored['migration']['revision']}"
+                )
+        body = json.dumps({**extra, "migration": migration.to_record()}, indent=1)
+        try:
+            self.migrations_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, body.encode())
+        except OSError as exc:
+            raise SeatError(f"{path}: cannot write the migration record: {exc}") from exc
+
+    def read_migrations(self) -> dict[str, tuple[Migration, dict]]:
+        """Every stored migration, by id, with the extra fields stored beside it."""
+        result = {}
+        if not self.migrations_dir.exists():
+            return result
+        for path in sorted(self.migrations_dir.glob("*.json")):
+            data = self._read_json(path)
+            migration = Migration.from_record(data["migration"])
+            result[migration.id] = (migration, {k: v for k, v in data.items() if k != "migration"})
+        return result
+
+    def frozen_at(self, centre_id: str) -> set[str]:
+        """Train-dates a restarting centre keeps frozen: those in flight in a migration."""
+        frozen: set[str] = set()
+        for migration, _ in self.read_migrations().values():
+            frozen |= migration.frozen_at(centre_id)
+        return frozen
+
+    @staticmethod
+    def _read_json(path: Path) -> dict:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SeatError(f"{path}: cannot read: {exc}") from exc
+        if not isinstance(data, dict) or "migration" not in data:
+            raise SeatError(f"{path}: not a migration record")
+        return data
+
+    # ---- audit ------------------------------------------------------------------------
+
+    def audit(self, inventories: Mapping[str, Mapping] | None = None) -> AuditReport:
+        """Audit every centre's log against the inventories (default: each centre's state
+        rebuilt from its snapshot and log, i.e. what a restart would hold)."""
+        config = self.config()
+        logs: dict[str, list[WalRecord]] = {}
+        rebuilt: dict[str, Mapping] = {}
+        for centre in config.centres:
+            records, state = self.read_centre(centre)
+            logs[centre] = records
+            rebuilt[centre] = state.inventories
+        return audit(logs, inventories if inventories is not None else rebuilt)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

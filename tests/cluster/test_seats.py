@@ -1,0 +1,151 @@
+"""Seat centres, directory, client and migrations on a real multi-node local Ray cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+import ray
+
+from gridfare.errors import InvalidInput, MigrationError, UnknownOrder, UnknownTrain
+from tests.seats_helpers import DAY, start_seats, stop_seats
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
+PLACE = {"G1": "A", "G2": "A", "G5": "B", "D3": "B", "D10": "C", "T9": "C"}
+
+
+@pytest.fixture
+def seats(ray_cluster, tmp_path):
+    client = start_seats(tmp_path / "seats", placement=PLACE)
+    yield client
+    stop_seats(client)
+
+
+def test_sell_refund_remaining_and_idempotent_requests(seats):
+    sale = seats.sell("G1", DAY, "Beijing", "Nanjing", "second", 2, "r1")
+    assert sale["status"] == "sold" and sale["seats"] == [1, 2] and not sale["repeat"]
+    again = seats.sell("G1", DAY, "Beijing", "Nanjing", "second", 2, "r1")
+    assert again["seats"] == [1, 2] and again["repeat"]
+    left = seats.remaining("G1", DAY, "Tianjin", "Jinan")
+    assert left["classes"] == {"first": 10, "second": 58}
+    # Disjoint segment: the same seat sells again.
+    assert seats.sell("G1", DAY, "Nanjing", "Shanghai", "second", 1, "r2")["seats"] == [1]
+    out = seats.sell("G1", DAY, "Beijing", "Shanghai", "first", 5, "r3")
+    assert out["status"] == "sold"
+    seats.sell("G1", DAY, "Beijing", "Shanghai", "first", 5, "r4")
+    sold_out = seats.sell("G1", DAY, "Beijing", "Tianjin", "first", 1, "r5")
+    assert sold_out == {**sold_out, "status": "sold_out", "remaining": 0}
+    refund = seats.refund("G1", DAY, "r1")
+    assert refund["status"] == "refunded" and refund["seats"] == [1, 2]
+    assert seats.refund("G1", DAY, "r1")["repeat"]
+    with pytest.raises(UnknownOrder):
+        seats.refund("G1", DAY, "nobody")
+    with pytest.raises(UnknownTrain):
+        seats.sell("G404", DAY, "Beijing", "Jinan", "second", 1, "x")
+    with pytest.raises(InvalidInput, match="before"):
+        seats.sell("G1", DAY, "Jinan", "Beijing", "second", 1, "x")
+    with pytest.raises(InvalidInput, match="count"):
+        seats.sell("G1", DAY, "Beijing", "Jinan", "second", 0, "x")
+    report = {r["centre_id"]: r for r in seats.reports()}
+    assert report["A"]["train_dates"] == 4 and report["A"]["seats_stored"] == 4 * 70
+    assert seats.audit().ok
+
+
+def test_new_train_goes_to_the_centre_with_fewest_seats(seats):
+    from gridfare.seats.train import TrainDate
+
+    placed = seats.create_train(TrainDate("K7", DAY, ("Xian", "Lanzhou"), {"second": 30}))
+    assert placed["centre"] in {"A", "B", "C"} and placed["version"] == 1
+    assert seats.sell("K7", DAY, "Xian", "Lanzhou", "second", 1, "k1")["status"] == "sold"
+
+
+def test_centre_killed_rebuilds_exactly_the_acknowledged_state(seats):
+    for i in range(20):
+        seats.sell("G2", DAY, "Beijing", "Jinan", "second", 1, f"k{i}")
+    seats.refund("G2", DAY, "k3")
+    centre = seats.aio.centre("A")
+    ray.get(centre.checkpoint.remote())  # restart = snapshot + log after it
+    for i in range(20, 25):
+        seats.sell("G2", DAY, "Jinan", "Shanghai", "second", 2, f"k{i}")
+    before = ray.get(centre.export_all.remote())
+    ray.kill(centre, no_restart=False)
+    after = ray.get(centre.export_all.remote())  # waits for the restarted centre
+    assert after == before
+    assert seats.sell("G2", DAY, "Beijing", "Jinan", "second", 1, "k0")["repeat"]
+    assert seats.audit().ok
+
+
+def test_prefix_migration_pause_resume_and_rollback(seats):
+    seats.sell("G1", DAY, "Beijing", "Jinan", "second", 1, "g1")
+    seats.sell("D3", DAY, "Beijing", "Jinan", "second", 1, "d3")
+    m = seats.migrate("G% dates=2026-10-01..2026-10-02", "C", auto=False)
+    assert m["steps"] == {"pending": 6}  # G1, G2, G5 on two days; none on C yet
+    seats.step(m["id"])  # copy of the first train-date
+    paused = seats.pause(m["id"])
+    assert paused["state"] == "paused" and paused["current"] is not None
+    while seats.migration(m["id"])["current"] is not None:
+        seats.step(m["id"])  # the one in flight finishes ...
+    with pytest.raises(MigrationError, match="nothing to do"):
+        seats.step(m["id"])  # ... and no other starts
+    owners = seats.owners()
+    assert sum(c == "C" for k, c in owners.items() if k.startswith("G")) == 1
+    # The client follows "moved" transparently.
+    assert seats.sell("G1", DAY, "Jinan", "Shanghai", "second", 1, "g1b")["status"] == "sold"
+    seats.resume(m["id"])
+    while seats.migration(m["id"])["state"] == "running":
+        seats.step(m["id"])
+    assert seats.migration(m["id"])["state"] == "done"
+    assert {c for k, c in seats.owners().items() if k.startswith("G")} == {"C"}
+    seats.rollback(m["id"])
+    while seats.migration(m["id"])["state"] == "rolling_back":
+        seats.step(m["id"])
+    assert seats.migration(m["id"])["state"] == "rolled_back"
+    owners = seats.owners()
+    assert owners["G1@2026-10-01"] == "A" and owners["G5@2026-10-02"] == "B"
+    g1 = seats.remaining("G1", DAY, "Beijing", "Shanghai")
+    assert g1["classes"]["second"] == 59  # seat 1 sold on both halves came back with it
+    assert seats.audit().ok
+
+
+async def _buyers(seats, hot, n_requests, concurrency, answers):
+    semaphore = asyncio.Semaphore(concurrency)
+    stations = ("Beijing", "Tianjin", "Jinan", "Nanjing", "Shanghai")
+    rng = random.Random(7)
+    plan = []
+    for i in range(n_requests):
+        a, b = sorted(rng.sample(range(5), 2))
+        plan.append((rng.choice(hot), stations[a], stations[b], rng.choice((1, 1, 2)), f"c{i}"))
+
+    async def buy(train_no, first, last, count, rid):
+        async with semaphore:
+            answers[rid] = await seats.aio.sell(train_no, DAY, first, last, "second", count, rid)
+
+    await asyncio.gather(*(buy(*p) for p in plan))
+
+
+def test_concurrent_buyers_while_migrating_back_and_forth_then_audit(seats):
+    aio = seats.aio
+    answers: dict[str, dict] = {}
+
+    async def scenario():
+        buyers = asyncio.ensure_future(_buyers(seats, ["G1", "G2", "D3"], 3000, 64, answers))
+        moves = 0
+        for target in ("C", "A", "C", "B"):
+            if buyers.done():
+                break
+            m = await aio.migrate("G1 G2 D3 dates=2026-10-01", target)
+            status = await aio.wait_migration(m["id"])
+            assert status["state"] == "done", status
+            moves += 1
+        await buyers
+        return moves
+
+    moves = seats._run(scenario())
+    assert moves >= 2
+    sold = {rid: a for rid, a in answers.items() if a["status"] == "sold"}
+    assert len(answers) == 3000 and sold
+    assert {a["status"] for a in answers.values()} <= {"sold", "sold_out"}
+    report = seats.audit()
+    assert report.ok, [str(v) for v in report.violations[:5]]
+    assert report.open_sales == len(sold)

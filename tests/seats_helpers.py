@@ -1,0 +1,40 @@
+"""Shared helpers of the seats cluster and fault tests."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from gridfare.seats.train import TrainDate
+
+DAY = date(2026, 10, 1)
+STATIONS = ("Beijing", "Tianjin", "Jinan", "Nanjing", "Shanghai")
+
+
+def trains(numbers=("G1", "G2", "G5", "D3", "D10", "T9"), days=2, seats=60) -> list[TrainDate]:
+    return [
+        TrainDate(
+            n,
+            date(2026, 10, 1 + d),
+            STATIONS,
+            {"first": 10, "second": seats},
+            through=n.startswith("T"),
+            service="express" if n[0] in "TZ" else "emu",
+        )
+        for d in range(days)
+        for n in numbers
+    ]
+
+
+def start_seats(root, centres=("A", "B", "C"), placement=None):
+    from gridfare.seats_client import SeatsClient
+
+    client = SeatsClient.start(str(root), list(centres), centres[0], freeze_wait_s=2.0)
+    client.load_timetable(trains(), placement=placement)
+    return client
+
+
+def stop_seats(client) -> None:
+    from actors.seat_migrator import kill_seat_actors
+
+    kill_seat_actors(str(client.aio.root.path))
+    client.close()
