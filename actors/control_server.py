@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 
 import ray
 from ray.util import metrics
@@ -38,6 +40,8 @@ from gridfare.scheduling import (
     SectionDemand,
     choose_nodes,
 )
+
+logger = logging.getLogger(__name__)
 
 AGENT_CHECK_INTERVAL_S = 2.0
 MAX_RESOURCE_REQUEST = 64  # bundles asked of the autoscaler at most, whatever the queue
@@ -225,17 +229,30 @@ class ControlServer:
     async def _dispatch_forever(self) -> None:
         while True:
             now = time.monotonic()
-            if now - self._agents_checked > AGENT_CHECK_INTERVAL_S:
-                self._agents_checked = now
-                self._ensure_agents()
-            self._dispatch(now)
-            if now - self._flushed >= RECORD_INTERVAL_S:
-                self._record_outcomes()
-            self._finish_runs()
-            self._request_resources()
+            # One failing duty (say, the autoscaler unreachable) must not stop the others,
+            # nor the loop: it is logged and tried again on the next turn.
+            duties = (("agents", partial(self._check_agents, now)),
+                      ("dispatch", partial(self._dispatch, now)),
+                      ("catalog", partial(self._flush_if_due, now)),
+                      ("end signals", self._finish_runs),
+                      ("autoscaler request", self._request_resources))
+            for name, duty in duties:
+                try:
+                    duty()
+                except Exception:
+                    logger.exception("control server: %s failed; retrying next turn", name)
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+
+    def _check_agents(self, now: float) -> None:
+        if now - self._agents_checked > AGENT_CHECK_INTERVAL_S:
+            self._agents_checked = now
+            self._ensure_agents()
+
+    def _flush_if_due(self, now: float) -> None:
+        if now - self._flushed >= RECORD_INTERVAL_S:
+            self._record_outcomes()
 
     def _ensure_agents(self) -> None:
         """Start a NodeAgent on every live node that has none; forget dead nodes."""
