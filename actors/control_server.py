@@ -255,15 +255,26 @@ class ControlServer:
             self._record_outcomes()
 
     def _ensure_agents(self) -> None:
-        """Start a NodeAgent on every live node that has none; forget dead nodes."""
+        """Start a NodeAgent on every live node that has none; forget dead nodes.
+
+        With autoscaling, worker nodes have agents only while a run is active: Ray counts a
+        node running any actor (even one using no CPU) as busy, so an idle worker node with
+        an agent would never be released.
+        """
         alive = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
+        if self._autoscale and all(run.finished for run in self._runs.values()):
+            alive = {node_id: info for node_id, info in alive.items()
+                     if "node:__internal_head__" in info.get("Resources", {})}
+            for node_id in set(self._agents) - set(alive):
+                ray.kill(self._agents[node_id], no_restart=True)
         for node_id, info in alive.items():
             self._node_cpus[node_id] = float(info.get("Resources", {}).get("CPU", 0.0))
             if node_id in self._agents:
                 continue
-            # Agents belong to this ControlServer (one per data centre): named after it.
+            # Agents belong to this ControlServer (one per data centre): named after it and
+            # the whole node id (fake multi-node ids differ only in their last characters).
             agent = NodeAgent.options(
-                name=f"{ray.get_runtime_context().get_actor_name()}-agent-{node_id[:16]}",
+                name=f"{ray.get_runtime_context().get_actor_name()}-agent-{node_id}",
                 namespace=NAMESPACE,
                 get_if_exists=True,
                 lifetime="detached",
@@ -273,6 +284,7 @@ class ControlServer:
             self._agents[node_id] = agent
         for node_id in set(self._agents) - set(alive):
             del self._agents[node_id]
+        for node_id in set(self._loads) - set(alive):
             self._loads.pop(node_id, None)
             self._reports.pop(node_id, None)
 

@@ -118,9 +118,11 @@ def test_billing_run_scales_workers_up_from_zero_and_back(autoscaling_cluster, c
                 env=cluster.env(), cwd=tmp_path, capture_output=True, text=True,
                 timeout=JOB_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired as exc:
+            output = exc.stdout or b""
+            if isinstance(output, bytes):
+                output = output.decode(errors="replace")
             pytest.fail(f"the billing job did not end in {JOB_TIMEOUT_S} s; nodes over time "
-                        f"{sampler.changes()}; its output ended:\n"
-                        f"{(exc.stdout or b'')[-3000:]!r}")
+                        f"{sampler.changes()}; its output ended:\n{output[-2000:]}")
         ended = time.monotonic() - sampler.t0
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert f"{SECTIONS} sections done, 0 failed" in job.stdout, job.stdout[-3000:]
