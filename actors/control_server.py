@@ -44,6 +44,7 @@ from gridfare.scheduling import (
 logger = logging.getLogger(__name__)
 
 AGENT_CHECK_INTERVAL_S = 2.0
+AGENT_RELEASE_AFTER_S = 20.0  # idle this long, worker nodes lose their agents (autoscaling)
 MAX_RESOURCE_REQUEST = 64  # bundles asked of the autoscaler at most, whatever the queue
 
 
@@ -131,6 +132,7 @@ class ControlServer:
         self._requested = -1
         self._agents_checked = 0.0
         self._flushed = 0.0
+        self._idle_since: float | None = None
         # A restart finds the runs that were running in the catalog and carries them on.
         for record in self._catalog.runs():
             if record.status == "running":
@@ -257,12 +259,18 @@ class ControlServer:
     def _ensure_agents(self) -> None:
         """Start a NodeAgent on every live node that has none; forget dead nodes.
 
-        With autoscaling, worker nodes have agents only while a run is active: Ray counts a
+        With autoscaling, worker nodes keep their agents only while runs come: Ray counts a
         node running any actor (even one using no CPU) as busy, so an idle worker node with
         an agent would never be released.
         """
         alive = {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
-        if self._autoscale and all(run.finished for run in self._runs.values()):
+        if all(run.finished for run in self._runs.values()):
+            self._idle_since = self._idle_since or time.monotonic()
+        else:
+            self._idle_since = None
+        # A grace period keeps agents (and their load history) across back-to-back runs.
+        if (self._autoscale and self._idle_since is not None
+                and time.monotonic() - self._idle_since >= AGENT_RELEASE_AFTER_S):
             alive = {node_id: info for node_id, info in alive.items()
                      if "node:__internal_head__" in info.get("Resources", {})}
             for node_id in set(self._agents) - set(alive):
