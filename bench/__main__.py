@@ -11,7 +11,8 @@ from pathlib import Path
 
 import psutil
 
-BENCHMARKS = ("bench.bill_kernel", "bench.billing_cluster", "bench.seats")
+BENCHMARKS = ("bench.bill_kernel", "bench.billing_cluster", "bench.dispatch_policy",
+              "bench.seats")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
@@ -26,6 +27,12 @@ def main() -> None:
         module = importlib.import_module(name)
         takes_large = "large" in inspect.signature(module.main).parameters
         sections.append(module.main(large=args.large) if takes_large else module.main())
+    if args.only and DOC.exists():
+        # A partial run replaces its own sections and keeps the others' latest figures.
+        fresh = {section.splitlines()[0]: section for section in sections}
+        kept = [part.strip() for part in DOC.read_text().split("\n## ")[1:]]
+        kept = ["## " + part for part in kept]
+        sections = [fresh.pop(part.splitlines()[0], part) for part in kept] + list(fresh.values())
     machine = (f"{psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
                f"Python {platform.python_version()}, {platform.machine()}")
     text = ["# Benchmarks", "",
