@@ -24,7 +24,7 @@ import ray
 from ray.util import metrics
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors import NAMESPACE
+from actors import named_detached
 from actors.billing_task import bill_section_task
 from actors.node_agent import NodeAgent
 from gridfare.billing.runner import (
@@ -61,11 +61,9 @@ def get_control_server(datacentre_uri: str, *, tariffs_dir: str | None = None,
     ``runtime_env`` (environment variables, ...) is inherited by every billing task it
     launches. Options only apply when the ControlServer is created.
     """
-    return ControlServer.options(
-        name=control_server_name(datacentre_uri),
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        lifetime="detached",
+    return named_detached(
+        ControlServer,
+        control_server_name(datacentre_uri),
         resources={"node:__internal_head__": 0.001},
         runtime_env=runtime_env,
     ).remote(datacentre_uri, tariffs_dir, policy or DispatchPolicy(), autoscale)
@@ -281,11 +279,9 @@ class ControlServer:
                 continue
             # Agents belong to this ControlServer (one per data centre): named after it and
             # the whole node id (fake multi-node ids differ only in their last characters).
-            agent = NodeAgent.options(
-                name=f"{ray.get_runtime_context().get_actor_name()}-agent-{node_id}",
-                namespace=NAMESPACE,
-                get_if_exists=True,
-                lifetime="detached",
+            agent = named_detached(
+                NodeAgent,
+                f"{ray.get_runtime_context().get_actor_name()}-agent-{node_id}",
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
             ).remote(ray.get_runtime_context().current_actor)
             agent.start.remote()

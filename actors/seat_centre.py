@@ -33,7 +33,7 @@ import psutil
 import ray
 from ray.util import metrics
 
-from actors import NAMESPACE
+from actors import named_detached
 from gridfare.errors import InvalidInput, SeatError, TrainFrozen, TrainMoved
 from gridfare.seats.centre import CentreState
 from gridfare.seats.inventory import Sale, SoldOut
@@ -56,12 +56,9 @@ def centre_name(root: str, centre_id: str) -> str:
 
 def get_seat_centre(root: str, centre_id: str) -> ray.actor.ActorHandle:
     """The named centre of ``root``, created (detached) on first use."""
-    return SeatCentre.options(
-        name=centre_name(root, centre_id),
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        lifetime="detached",
-    ).remote(str(SeatsRoot(root).path), centre_id)
+    return named_detached(SeatCentre, centre_name(root, centre_id)).remote(
+        str(SeatsRoot(root).path), centre_id
+    )
 
 
 def parse_day(day: object) -> date:

@@ -17,7 +17,7 @@ import os
 
 import ray
 
-from actors import NAMESPACE
+from actors import named_detached
 from actors.seat_centre import seats_suffix
 from gridfare.errors import SeatError
 from gridfare.seats.directory import Directory, DirectoryRecord
@@ -29,12 +29,7 @@ def directory_name(root: str) -> str:
 
 
 def get_seat_directory(root: str) -> ray.actor.ActorHandle:
-    return SeatDirectory.options(
-        name=directory_name(root),
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        lifetime="detached",
-    ).remote(str(SeatsRoot(root).path))
+    return named_detached(SeatDirectory, directory_name(root)).remote(str(SeatsRoot(root).path))
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)

@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 import ray
 from ray.util import metrics
 
-from actors import NAMESPACE
+from actors import NAMESPACE, named_detached
 from actors.seat_centre import get_seat_centre, seats_suffix
 from actors.seat_directory import get_seat_directory
 from gridfare.errors import GridfareError, InvalidInput, MigrationError, SeatError
@@ -59,12 +59,7 @@ def migrator_name(root: str) -> str:
 
 
 def get_seat_migrator(root: str) -> ray.actor.ActorHandle:
-    return SeatMigrator.options(
-        name=migrator_name(root),
-        namespace=NAMESPACE,
-        get_if_exists=True,
-        lifetime="detached",
-    ).remote(str(SeatsRoot(root).path))
+    return named_detached(SeatMigrator, migrator_name(root)).remote(str(SeatsRoot(root).path))
 
 
 class CentreRestarted(SeatError):
