@@ -38,3 +38,27 @@ def stop_seats(client) -> None:
 
     kill_seat_actors(str(client.aio.root.path))
     client.close()
+
+
+def restart_actor(actor, timeout_s: float = 60.0) -> None:
+    """Kill ``actor`` and return once Ray has restarted it (a new process answers).
+
+    ``ray.kill`` only asks: a call made right after it may still reach the old incarnation,
+    so a test that checks what the restarted actor rebuilt must wait for the restart.
+    """
+    import os
+    import time
+
+    import ray
+
+    def pid():
+        return ray.get(actor.__ray_call__.remote(lambda self: os.getpid()), timeout=timeout_s)
+
+    before = pid()
+    ray.kill(actor, no_restart=False)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pid() != before:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"actor {actor} did not restart within {timeout_s} s")

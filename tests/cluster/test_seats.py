@@ -9,7 +9,7 @@ import pytest
 import ray
 
 from gridfare.errors import InvalidInput, MigrationError, UnknownOrder, UnknownTrain
-from tests.seats_helpers import DAY, start_seats, stop_seats
+from tests.seats_helpers import DAY, restart_actor, start_seats, stop_seats
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
 PLACE = {"G1": "A", "G2": "A", "G5": "B", "D3": "B", "D10": "C", "T9": "C"}
@@ -69,7 +69,7 @@ def test_centre_killed_rebuilds_exactly_the_acknowledged_state(seats):
     for i in range(20, 25):
         seats.sell("G2", DAY, "Jinan", "Shanghai", "second", 2, f"k{i}")
     before = ray.get(centre.export_all.remote())
-    ray.kill(centre, no_restart=False)
+    restart_actor(centre)
     after = ray.get(centre.export_all.remote())  # waits for the restarted centre
     assert after == before
     assert seats.sell("G2", DAY, "Beijing", "Jinan", "second", 1, "k0")["repeat"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import ray
 
-from tests.seats_helpers import DAY, start_seats, stop_seats
+from tests.seats_helpers import DAY, restart_actor, start_seats, stop_seats
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(180)]
 PLACE = {"G1": "A", "G2": "A", "G5": "B", "D3": "B", "D10": "C", "T9": "C"}
@@ -29,7 +29,7 @@ def test_target_dies_mid_copy(seats):
     seats.step(m["id"])  # copy: installed (frozen) at B, A keeps selling
     assert seats.sell("G1", DAY, "Jinan", "Shanghai", "second", 1, "during")["status"] == "sold"
     target = seats.aio.centre("B")
-    ray.kill(target, no_restart=False)
+    restart_actor(target)
     status = seats.step(m["id"])  # catch-up finds B restarted: undone, marked failed
     assert status["state"] == "failed"
     (move,) = status["moves"]
@@ -55,7 +55,7 @@ def test_source_dies_after_the_flip(seats):
     status = seats.step(m["id"])  # freeze, final delta, flip, unfreeze at C
     assert status["moves"][0]["step"] == "flipped"
     source = seats.aio.centre("A")
-    ray.kill(source, no_restart=False)
+    restart_actor(source)
     status = seats.step(m["id"])  # drop at the restarted source
     assert status["state"] == "done" and seats.owners()[KEY] == "C"
     answer = ray.get(
@@ -72,7 +72,7 @@ def test_directory_restarts_and_rebuilds_its_map(seats):
     assert seats.wait_migration(m["id"])["state"] == "done"
     directory = seats.aio.directory
     before = ray.get(directory.entries.remote())
-    ray.kill(directory, no_restart=False)
+    restart_actor(directory)
     after = ray.get(directory.entries.remote())
     assert after == before and after[1]["D3@2026-10-01"] == ("A", 2)
     seats.aio._map.clear()
@@ -86,7 +86,7 @@ def test_migrator_restart_mid_migration_resumes_cleanly(seats):
     seats.step(m["id"])
     seats.step(m["id"])  # G2@2026-10-01 copied and caught up at B
     migrator = seats.aio.migrator
-    ray.kill(migrator, no_restart=False)
+    restart_actor(migrator)
     status = seats.migration(m["id"])  # the restarted migrator restarted the move cleanly
     assert status["state"] == "running" and status["current"] is None
     assert seats.owners()["G2@2026-10-01"] == "A"
