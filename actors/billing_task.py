@@ -7,11 +7,11 @@ import os
 
 import ray
 
-from gridfare.billing.runner import SectionOutcome, bill_one_section
+from gridfare.billing.runner import SectionOutcome, bill_one_section, bill_sections
 
-# Ray names the worker process after the running task ("ray::bill_section_task"); NodeAgents
+# Ray names the worker process after the running task ("ray::bill_bundle_task"); NodeAgents
 # count these processes to report how many billing services run on their node.
-TASK_NAME = "bill_section_task"
+TASK_NAMES = ("bill_section_task", "bill_bundle_task")
 
 
 @functools.lru_cache(maxsize=4)
@@ -42,3 +42,19 @@ def bill_section_task(uri: str, tariffs_dir: str | None, period: str, section: s
         raise RuntimeError(f"injected failure billing section {section}")
     outcome = bill_one_section(_centre(uri), _tariffs(tariffs_dir), period, section, run_id)
     return outcome, ray.get_runtime_context().get_node_id()
+
+
+@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
+def bill_bundle_task(uri: str, tariffs_dir: str | None, period: str, sections: list[str],
+                     run_id: str) -> tuple[list[SectionOutcome], str]:
+    """Bill a bundle of sections in one task; one outcome per section, in order.
+
+    Retried like ``bill_section_task``. A GridfareError fails its section alone inside the
+    bundle; anything else fails the task, and the ControlServer then bills the bundle's
+    sections one by one, so only the bad section ends failed.
+    """
+    failing = os.environ.get("GRIDFARE_FAIL_SECTION")
+    if failing is not None and failing in sections:
+        raise RuntimeError(f"injected failure billing section {failing}")
+    outcomes = bill_sections(_centre(uri), _tariffs(tariffs_dir), period, sections, run_id)
+    return outcomes, ray.get_runtime_context().get_node_id()

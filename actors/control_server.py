@@ -1,11 +1,12 @@
 """ControlServer: the head's billing control server (source design A, mapped onto Ray).
 
 It keeps the registered nodes and their latest load reports, turns billing requests into
-billing commands with the pure policy ``gridfare.scheduling.choose_nodes``, launches each as
-a Ray task softly pinned to the chosen node, records every section's end in the catalog (it
-is the catalog's single writer) and emits a run's end signal when all its sections are done
-or failed. Hard state lives in the catalog, so a restarted ControlServer resumes the runs
-that were running; load reports are rebuilt within a second from the NodeAgents.
+billing commands with the pure policy ``gridfare.scheduling.choose_nodes`` (one section, or
+a bundle of small ones), launches each as a Ray task softly pinned to the chosen node,
+records every section's end in the catalog (it is the catalog's single writer) and emits a
+run's end signal when all its sections are done or failed. Hard state lives in the catalog,
+so a restarted ControlServer resumes the runs that were running; load reports are rebuilt
+within a second from the NodeAgents.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ray.util import metrics
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors import named_detached
-from actors.billing_task import bill_section_task
+from actors.billing_task import bill_bundle_task
 from actors.node_agent import NodeAgent
 from gridfare.billing.runner import (
     RECORD_INTERVAL_S,
@@ -34,6 +35,7 @@ from gridfare.billing.runner import (
     select_sections,
 )
 from gridfare.scheduling import (
+    BillingCommand,
     ClusterSnapshot,
     DispatchPolicy,
     NodeLoad,
@@ -79,6 +81,8 @@ class _Run:
     period: str
     queue: dict[str, int]  # section -> weight, waiting for a node
     running: dict[str, str] = field(default_factory=dict)  # section -> node
+    tasks: dict[int, str] = field(default_factory=dict)  # task in flight -> node
+    alone: set[str] = field(default_factory=set)  # their bundle crashed: bill them alone
     outcomes: dict[str, SectionOutcome] = field(default_factory=dict)
     unrecorded: list[dict] = field(default_factory=list)  # ended, not yet in the catalog
     started: float = field(default_factory=time.monotonic)
@@ -131,6 +135,7 @@ class ControlServer:
         self._agents_checked = 0.0
         self._flushed = 0.0
         self._idle_since: float | None = None
+        self._task_keys = itertools.count()
         # A restart finds the runs that were running in the catalog and carries them on.
         for record in self._catalog.runs():
             if record.status == "running":
@@ -293,9 +298,9 @@ class ControlServer:
             self._reports.pop(node_id, None)
 
     def _dispatch(self, now: float) -> None:
-        in_flight: dict[str, int] = {}
+        in_flight: dict[str, int] = {}  # tasks (sections or bundles) per node
         for run in self._runs.values():
-            for node in run.running.values():
+            for node in run.tasks.values():
                 in_flight[node] = in_flight.get(node, 0) + 1
         # Ray's CPU resource, not the machine's cores, is what a node offers to billing.
         loads = tuple(replace(load, cpus=self._node_cpus.get(load.node_id, load.cpus))
@@ -305,36 +310,64 @@ class ControlServer:
                 continue
             free = sum(int(load.cpus * self._policy.in_flight_per_cpu) for load in loads)
             free -= sum(in_flight.values())
-            demands = [SectionDemand(s, w)
-                       for s, w in itertools.islice(run.queue.items(), max(free, 1))]
+            # Enough of the queue's head to fill a bundle for every free slot.
+            window = max(free, 1) * self._policy.bundle_max_sections
+            demands = [SectionDemand(s, w, s in run.alone)
+                       for s, w in itertools.islice(run.queue.items(), window)]
             plan = choose_nodes(ClusterSnapshot(now, loads, dict(in_flight)), demands,
                                 self._policy)
             for command in plan.commands:
-                del run.queue[command.section_id]
-                run.running[command.section_id] = command.node_id
+                for section in command.sections:
+                    del run.queue[section]
+                    run.running[section] = command.node_id
                 in_flight[command.node_id] = in_flight.get(command.node_id, 0) + 1
-                asyncio.get_running_loop().create_task(
-                    self._bill(run, command.section_id, command.node_id))
+                key = next(self._task_keys)
+                run.tasks[key] = command.node_id
+                asyncio.get_running_loop().create_task(self._bill(run, key, command))
             self._metrics.queued.set(len(run.queue), tags={"run_id": run.run_id})
             self._metrics.running.set(len(run.running), tags={"run_id": run.run_id})
 
-    async def _bill(self, run: _Run, section: str, node: str) -> None:
+    async def _bill(self, run: _Run, key: int, command: BillingCommand) -> None:
         started = time.monotonic()
-        ref = bill_section_task.options(
+        node = command.node_id
+        ref = bill_bundle_task.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
-        ).remote(self._uri, self._tariffs_dir, run.period, section, run.run_id)
+        ).remote(self._uri, self._tariffs_dir, run.period, list(command.sections), run.run_id)
         try:
-            outcome, node = await ref
+            outcomes, node = await ref
         except ray.exceptions.RayError as exc:
-            outcome = SectionOutcome(section, "failed", seconds=time.monotonic() - started,
-                                     error=_one_line(exc))
-        run.unrecorded.append(outcome.as_record(node_id=node, finished_at=_now()))
-        run.running.pop(section, None)
-        run.outcomes[section] = outcome
-        self._metrics.ended.inc(1, tags={"run_id": run.run_id, "status": outcome.status})
-        if outcome.billed:
-            self._metrics.accounts.inc(outcome.billed, tags={"run_id": run.run_id})
-        self._metrics.latency.observe(outcome.seconds, tags={"node_id": node})
+            if len(command.sections) > 1:
+                # Which section broke the task is unknown: bill each alone, at the head of
+                # the queue, so only a bad one fails and its bundle-mates complete.
+                logger.warning("run %s: bundle of %d sections failed (%s); billing them "
+                               "one by one", run.run_id, len(command.sections), _one_line(exc))
+                run.tasks.pop(key, None)
+                retry = {}
+                for section in command.sections:
+                    run.running.pop(section, None)
+                    run.alone.add(section)
+                    retry[section] = 0
+                run.queue = {**retry, **run.queue}
+                self._wake.set()
+                return
+            outcomes = [SectionOutcome(command.sections[0], "failed",
+                                       seconds=time.monotonic() - started,
+                                       error=_one_line(exc))]
+        run.tasks.pop(key, None)
+        finished_at = _now()
+        ended: dict[str, int] = {}
+        billed = 0
+        for outcome in outcomes:
+            run.unrecorded.append(outcome.as_record(node_id=node, finished_at=finished_at))
+            run.running.pop(outcome.section_id, None)
+            run.outcomes[outcome.section_id] = outcome
+            ended[outcome.status] = ended.get(outcome.status, 0) + 1
+            billed += outcome.billed
+            self._metrics.latency.observe(outcome.seconds, tags={"node_id": node})
+        for status, count in ended.items():
+            self._metrics.ended.inc(count, tags={"run_id": run.run_id, "status": status})
+        if billed:
+            self._metrics.accounts.inc(billed, tags={"run_id": run.run_id})
         self._wake.set()
 
     def _record_outcomes(self) -> None:
@@ -351,7 +384,7 @@ class ControlServer:
 
     def _finish_runs(self) -> None:
         for run in self._runs.values():
-            if not run.finished and not run.queue and not run.running:
+            if not run.finished and not run.queue and not run.running and not run.tasks:
                 self._record_outcomes()
                 self._catalog.finish_run(run.run_id, _now())
                 run.finished = True

@@ -11,13 +11,21 @@ moves). Sections go largest first (longest processing time first keeps the makes
 when sizes are skewed) to the open node with the lowest pressure per free core, where
 pressure counts sections in flight there and a saturated disk. What cannot be placed now
 stays queued with the reason.
+
+Small sections travel in *bundles*: one command (one task) bills several sections, so the
+fixed cost of a task, its reads and its kernel call is paid once per bundle rather than per
+section. Bundles are filled largest section first up to ``bundle_accounts`` (never more
+than ``bundle_max_sections``); a section at or above the target goes alone. The target
+shrinks when the sections offered would not otherwise fill every free slot, so a small run
+still spreads over all nodes. A section marked ``alone`` (its bundle crashed) is never
+bundled, so a bad section fails by itself and not its bundle-mates.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gridfare.errors import ConfigError
 
@@ -28,6 +36,7 @@ __all__ = [
     "NodeLoad",
     "Plan",
     "SectionDemand",
+    "bundle_sections",
     "choose_nodes",
 ]
 
@@ -40,6 +49,10 @@ class DispatchPolicy:
     io_busy_threshold: float = 0.8  # disk busy share above which a node is penalised
     io_penalty: float = 1.0  # extra pressure, in cores, of a saturated disk
     stale_after_s: float = 5.0  # a node silent for this long gets no new sections
+    # ~10 sections of the usual 500 accounts: Ray's and the kernel's per-call costs become
+    # small next to the rating, while a bundle still takes well under a second.
+    bundle_accounts: int = 5_000  # bundle small sections up to this many accounts (1: never)
+    bundle_max_sections: int = 32  # ...and at most this many sections
 
     def __post_init__(self) -> None:
         if self.in_flight_per_cpu < 1:
@@ -48,6 +61,10 @@ class DispatchPolicy:
             raise ConfigError("dispatch.io_busy_threshold: must be in (0, 1]")
         if self.io_penalty < 0 or self.stale_after_s <= 0:
             raise ConfigError("dispatch.io_penalty / stale_after_s: must be positive")
+        if self.bundle_accounts < 1:
+            raise ConfigError("dispatch.bundle_accounts: must be at least 1")
+        if self.bundle_max_sections < 1:
+            raise ConfigError("dispatch.bundle_max_sections: must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -80,10 +97,12 @@ class NodeLoad:
 
 @dataclass(frozen=True)
 class SectionDemand:
-    """A section waiting for a node; ``weight`` is its size (accounts)."""
+    """A section waiting for a node; ``weight`` is its size (accounts). ``alone``: never
+    bundle it (its bundle failed once; billed alone, only a bad section fails)."""
 
     section_id: str
     weight: int
+    alone: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,10 +116,12 @@ class ClusterSnapshot:
 
 @dataclass(frozen=True)
 class BillingCommand:
-    """Bill ``section_id`` on ``node_id``."""
+    """Bill ``sections`` (one, or a bundle of small ones) in one task on ``node_id``."""
 
-    section_id: str
+    sections: tuple[str, ...]
     node_id: str
+    weight: int = 0  # accounts in the command
+
 
 
 @dataclass(frozen=True)
@@ -126,15 +147,49 @@ def choose_nodes(snapshot: ClusterSnapshot, sections: Sequence[SectionDemand],
                 + (policy.io_penalty if n.io_busy >= policy.io_busy_threshold else 0.0)
                 for n in live}
     per_core = {n.node_id: max(n.free_cpus, 1.0 / policy.in_flight_per_cpu) for n in live}
+    target = policy.bundle_accounts
+    free_slots = sum(slots.values())
+    if free_slots:
+        # Spread what is offered over every free slot before making bundles big.
+        offered = sum(s.weight for s in sections)
+        target = max(1, min(target, math.ceil(offered / free_slots)))
     commands: list[BillingCommand] = []
     unplaced: list[tuple[str, str]] = []
-    for section in sorted(sections, key=lambda s: (-s.weight, s.section_id)):
+    for bundle in bundle_sections(sections, target, policy.bundle_max_sections):
         open_nodes = [node for node, free in slots.items() if free > 0]
         if not open_nodes:
-            unplaced.append((section.section_id, "every node is at its in-flight bound"))
+            unplaced += [(s, "every node is at its in-flight bound") for s in bundle.sections]
             continue
         best = min(open_nodes, key=lambda node: ((pressure[node] + 1) / per_core[node], node))
-        commands.append(BillingCommand(section.section_id, best))
+        commands.append(replace(bundle, node_id=best))
         slots[best] -= 1
         pressure[best] += 1
     return Plan(tuple(commands), tuple(unplaced))
+
+
+def bundle_sections(sections: Sequence[SectionDemand], target_accounts: int,
+                    max_sections: int) -> list[BillingCommand]:
+    """Group ``sections`` into bundles (commands without a node yet), largest first.
+
+    Sections are taken largest first and added to the open bundle until the next one would
+    take it over ``target_accounts`` or it holds ``max_sections``; a section at or above
+    the target, or marked ``alone``, makes a bundle of its own. Bundles come out heaviest
+    first (longest processing time first), ties by their first section id.
+    """
+    bundles: list[BillingCommand] = []
+    current: list[str] = []
+    weight = 0
+    for section in sorted(sections, key=lambda s: (-s.weight, s.section_id)):
+        if section.alone:
+            bundles.append(BillingCommand((section.section_id,), "", section.weight))
+            continue
+        if current and (weight + section.weight > target_accounts
+                        or len(current) >= max_sections):
+            bundles.append(BillingCommand(tuple(current), "", weight))
+            current, weight = [], 0
+        current.append(section.section_id)
+        weight += section.weight
+    if current:
+        bundles.append(BillingCommand(tuple(current), "", weight))
+    bundles.sort(key=lambda b: (-b.weight, b.sections[0]))
+    return bundles

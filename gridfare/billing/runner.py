@@ -149,6 +149,19 @@ def bill_one_section(store: SectionStore, tariffs: Mapping[str, Tariff], period:
     )
 
 
+def bill_sections(store: SectionStore, tariffs: Mapping[str, Tariff], period: str,
+                  sections: Sequence[str], run_id: str,
+                  rules: AuditRules = AuditRules(),  # noqa: B008
+                  ) -> list[SectionOutcome]:
+    """Bill a bundle of sections in one call: one outcome per section, in order.
+
+    Each section is still written atomically on its own and fails alone: a GridfareError in
+    one section gives that section a failed outcome and leaves its bundle-mates untouched.
+    """
+    return [bill_one_section(store, tariffs, period, section, run_id, rules)
+            for section in sections]
+
+
 def run_billing(
     store: SectionStore,
     ledger: RunLedger,

@@ -6,8 +6,12 @@ from gridfare.scheduling import (
     DispatchPolicy,
     NodeLoad,
     SectionDemand,
+    bundle_sections,
     choose_nodes,
 )
+
+# Every section in a command of its own: the placement tests below count sections.
+ALONE = DispatchPolicy(bundle_accounts=1)
 
 
 def node(node_id, cpus=1.0, busy=0.0, io=0.0, procs=0, at=100.0, cores=None):
@@ -19,33 +23,34 @@ def sections(*weights):
 
 
 def placed(plan):
-    return {c.section_id: c.node_id for c in plan.commands}
+    return {s: c.node_id for c in plan.commands for s in c.sections}
 
 
 def counts(plan):
     found = {}
-    for n in placed(plan).values():
-        found[n] = found.get(n, 0) + 1
+    for c in plan.commands:
+        found[c.node_id] = found.get(c.node_id, 0) + 1
     return found
 
 
 def test_largest_sections_go_first_to_the_least_loaded_nodes():
     snap = ClusterSnapshot(100.0, (node("a", cpus=2.0), node("b", cpus=2.0, busy=1.0)))
     plan = choose_nodes(snap, sections(10, 5000, 20))
-    assert plan.commands[0].section_id == "S00002"
+    assert plan.commands[0].sections == ("S00002",)
     assert placed(plan)["S00002"] == "a"  # half of b is busy with other work
 
 
 def test_a_node_saturated_by_other_work_gets_nothing_while_others_have_room():
     snap = ClusterSnapshot(100.0, (node("a", busy=1.0), node("b")))
-    plan = choose_nodes(snap, sections(*[1] * 6), DispatchPolicy(in_flight_per_cpu=2))
+    plan = choose_nodes(snap, sections(*[1] * 6),
+                        DispatchPolicy(in_flight_per_cpu=2, bundle_accounts=1))
     assert counts(plan) == {"b": 2}
     assert len(plan.unplaced) == 4
 
 
 def test_when_every_node_is_saturated_each_still_takes_one():
     snap = ClusterSnapshot(100.0, (node("a", busy=1.0), node("b", busy=1.0)))
-    assert counts(choose_nodes(snap, sections(1, 1, 1))) == {"a": 1, "b": 1}
+    assert counts(choose_nodes(snap, sections(1, 1, 1), ALONE)) == {"a": 1, "b": 1}
 
 
 def test_nodes_sharing_a_machine_bear_a_share_of_its_other_work():
@@ -53,12 +58,13 @@ def test_nodes_sharing_a_machine_bear_a_share_of_its_other_work():
     shared = node("a", cpus=1.0, cores=2, busy=1.0)
     assert shared.other_work == 0.5 and shared.free_cpus == 0.5
     snap = ClusterSnapshot(100.0, (shared, node("b", cpus=1.0, cores=2, busy=1.0)))
-    assert counts(choose_nodes(snap, sections(1, 1, 1, 1))) == {"a": 1, "b": 1}
+    assert counts(choose_nodes(snap, sections(1, 1, 1, 1), ALONE)) == {"a": 1, "b": 1}
 
 
 def test_in_flight_bound_leaves_the_rest_queued_with_a_reason():
     snap = ClusterSnapshot(100.0, (node("a"),), in_flight={"a": 1})
-    plan = choose_nodes(snap, sections(1, 2, 3), DispatchPolicy(in_flight_per_cpu=2))
+    plan = choose_nodes(snap, sections(1, 2, 3),
+                        DispatchPolicy(in_flight_per_cpu=2, bundle_accounts=1))
     assert len(plan.commands) == 1
     assert [reason for _, reason in plan.unplaced] == ["every node is at its in-flight bound"] * 2
 
@@ -77,7 +83,7 @@ def test_saturated_disk_is_avoided():
 
 def test_bigger_nodes_take_more():
     snap = ClusterSnapshot(100.0, (node("a", cpus=4.0), node("b", cpus=1.0)))
-    found = counts(choose_nodes(snap, sections(*[1] * 8)))
+    found = counts(choose_nodes(snap, sections(*[1] * 8), ALONE))
     assert found["a"] > found["b"]
 
 
@@ -89,9 +95,77 @@ def test_stale_nodes_get_nothing():
 
 def test_deterministic_ties():
     snap = ClusterSnapshot(100.0, (node("b"), node("a")))
-    assert placed(choose_nodes(snap, sections(1, 1))) == {"S00001": "a", "S00002": "b"}
+    assert placed(choose_nodes(snap, sections(1, 1), ALONE)) == {"S00001": "a", "S00002": "b"}
 
 
 def test_policy_is_validated():
     with pytest.raises(ConfigError, match="in_flight_per_cpu"):
         DispatchPolicy(in_flight_per_cpu=0)
+    with pytest.raises(ConfigError, match="bundle_accounts"):
+        DispatchPolicy(bundle_accounts=0)
+    with pytest.raises(ConfigError, match="bundle_max_sections"):
+        DispatchPolicy(bundle_max_sections=0)
+
+
+# -- bundles ------------------------------------------------------------------------------
+
+def bundled(demands, target, most=32):
+    return [b.sections for b in bundle_sections(demands, target, most)]
+
+
+def test_small_sections_are_bundled_largest_first_up_to_the_target():
+    # 400, then 300 + 200 + 100 (400 + 300 would pass the target).
+    assert bundled(sections(100, 300, 200, 400), 600) == [("S00002", "S00003", "S00001"),
+                                                           ("S00004",)]
+
+
+def test_a_section_at_or_above_the_target_goes_alone():
+    assert bundled(sections(5000, 10, 7000, 20), 5000) == [("S00003",), ("S00001",),
+                                                            ("S00004", "S00002")]
+
+
+def test_a_bundle_holds_at_most_max_sections():
+    assert bundled(sections(*[1] * 5), 1000, most=2) == [("S00001", "S00002"),
+                                                         ("S00003", "S00004"), ("S00005",)]
+
+
+def test_a_section_marked_alone_is_never_bundled():
+    demands = [SectionDemand("S1", 10), SectionDemand("S2", 10, alone=True),
+               SectionDemand("S3", 10)]
+    assert bundled(demands, 1000) == [("S1", "S3"), ("S2",)]
+
+
+def test_bundles_carry_their_weight_and_come_heaviest_first():
+    found = bundle_sections(sections(100, 100, 100, 250), 260, 32)
+    assert [(b.sections, b.weight) for b in found] == [(("S00004",), 250),
+                                                       (("S00001", "S00002"), 200),
+                                                       (("S00003",), 100)]
+
+
+def test_every_section_is_in_exactly_one_bundle():
+    demands = sections(*[(i * 37) % 900 + 1 for i in range(200)])
+    found = [s for b in bundled(demands, 2000, 8) for s in b]
+    assert sorted(found) == sorted(d.section_id for d in demands)
+
+
+def test_choose_nodes_places_bundles_within_the_in_flight_bound():
+    snap = ClusterSnapshot(100.0, (node("a"), node("b")))
+    plan = choose_nodes(snap, sections(*[500] * 40), DispatchPolicy(bundle_accounts=5000))
+    assert len(plan.commands) == 4  # 2 nodes x 1 CPU x 2 in flight
+    assert all(len(c.sections) == 10 and c.weight == 5000 for c in plan.commands)
+    assert counts(plan) == {"a": 2, "b": 2}
+    assert not plan.unplaced
+
+
+def test_a_small_run_is_spread_over_every_free_slot_rather_than_bundled_whole():
+    snap = ClusterSnapshot(100.0, (node("a"), node("b"), node("c")))
+    plan = choose_nodes(snap, sections(*[250] * 16), DispatchPolicy(bundle_accounts=5000))
+    assert len(plan.commands) == 6 and set(counts(plan)) == {"a", "b", "c"}
+    assert sum(len(c.sections) for c in plan.commands) + len(plan.unplaced) == 16
+
+
+def test_sections_of_bundles_that_find_no_node_stay_queued_each_with_the_reason():
+    snap = ClusterSnapshot(100.0, (node("a"),), in_flight={"a": 2})
+    plan = choose_nodes(snap, sections(1, 2, 3))
+    assert not plan.commands
+    assert sorted(s for s, _ in plan.unplaced) == ["S00001", "S00002", "S00003"]
