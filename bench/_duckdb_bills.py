@@ -34,8 +34,11 @@ arithmetic makes identical in both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
 
 from datasets.datacentre import DataCentre
 from datasets.schemas import CHARGE_LINES
@@ -50,7 +53,8 @@ from gridfare.tariffs.power_factor import STANDARDS, PowerFactor, adjustment_bp
 from gridfare.tariffs.tiered import TIER_LINES, Tiered
 from gridfare.tariffs.tou import TimeOfUse
 
-__all__ = ["Sources", "bills_sql", "exceptions_sql", "parquet_sources"]
+__all__ = ["Sources", "bills_sql", "compare_bills", "exceptions_sql", "parquet_sources",
+           "register_sections"]
 
 _BIG = "BIGINT"
 
@@ -90,6 +94,44 @@ def parquet_sources(centre: DataCentre, period: str, months: int = 12) -> Source
         accounts=f"read_parquet('{root}/accounts/*/*.parquet')",
         history=history,
     )
+
+
+def register_sections(con, inputs: Iterable[tuple[str, pa.Table, pa.Table, pa.Table]],
+                      prefix: str = "mem") -> Sources:
+    """Register ``(section, accounts, readings, history)`` tables already in memory (as the
+    kernel benchmark holds them) on ``con``, each file's section as a ``section`` column."""
+    accounts, readings, history = [], [], []
+    for section, a, r, h in inputs:
+        accounts.append(a)
+        readings.append(_with_section(r, section))
+        history.append(_with_section(h, section))
+    names = {"accounts": accounts, "readings": readings, "history": history}
+    for name, tables in names.items():
+        con.register(f"{prefix}_{name}", pa.concat_tables(tables))
+    return Sources(**{name: f"{prefix}_{name}" for name in names})
+
+
+def _with_section(table: pa.Table, section: str) -> pa.Table:
+    column = pa.array([section], pa.string()).take(np.zeros(table.num_rows, np.int64))
+    return table.append_column("section", column)
+
+
+def compare_bills(con, kernel: str, baseline: str) -> dict[str, int]:
+    """Bill-by-bill, line-by-line comparison of two bill relations registered on ``con``
+    (keyed by section and account; ``run_id`` ignored): counts of bills compared, present on
+    one side only, and differing in any column."""
+    columns = ["tariff_code", "kwh", "power_factor", *CHARGE_LINES, "total_fen"]
+    differ = " OR ".join(f"k.{c} IS DISTINCT FROM b.{c}" for c in columns)
+    row = con.sql(f"""
+        SELECT count(k.account_id) FILTER (WHERE b.account_id IS NOT NULL),
+               count(k.account_id) FILTER (WHERE b.account_id IS NULL),
+               count(b.account_id) FILTER (WHERE k.account_id IS NULL),
+               count(*) FILTER (WHERE k.account_id IS NOT NULL AND b.account_id IS NOT NULL
+                                AND ({differ}))
+        FROM {kernel} k FULL JOIN {baseline} b
+          ON k.section_id = b.section_id AND k.account_id = b.account_id""").fetchall()[0]
+    return dict(zip(("compared", "kernel_only", "baseline_only", "differing"), row,
+                    strict=True))
 
 
 def bills_sql(book: Mapping[str, Tariff], period: str, sources: Sources,
