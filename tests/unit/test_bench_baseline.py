@@ -10,6 +10,7 @@ floor, some residential ones carry a tariff with two tiers, a fixed and a minimu
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 
 import duckdb
@@ -21,7 +22,9 @@ import pytest
 from bench._duckdb_bills import bills_sql, exceptions_sql, parquet_sources
 from datasets.datacentre import DataCentre
 from datasets.generator import generate_city, generate_section, section_ids, section_sizes
-from datasets.schemas import CHARGE_LINES
+from datasets.schemas import ACCOUNTS as ACCOUNTS_SCHEMA
+from datasets.schemas import CHARGE_LINES, READINGS, USAGE_HISTORY
+from gridfare.billing.audit import RULES
 from gridfare.billing.runner import bill_one_section
 from gridfare.tariffs import load_tariff_book
 from gridfare.tariffs.loader import default_directory
@@ -84,6 +87,8 @@ def billed(tmp_path_factory):
             centre.write_readings(period, section, later.readings)
         first += size
 
+    _write_edge_section(centre)
+
     kernel = {}
     for period in PERIODS:
         for section in centre.sections(period):
@@ -96,6 +101,94 @@ def billed(tmp_path_factory):
         )
     yield centre, book, kernel
     shutil.rmtree(base, ignore_errors=True)
+
+
+EDGE = "S99999"
+
+
+def _write_edge_section(centre: DataCentre) -> None:
+    """A hand-made section with the cases the generator does not make."""
+    accounts, readings, history = [], [], []
+
+    def account(account_id, tariff, *, capacity=None, pf=None, active=True):
+        kind = ("industrial" if "industrial" in tariff else
+                "commercial" if "commercial" in tariff else "residential")
+        accounts.append({"account_id": account_id, "section_id": EDGE, "customer_kind": kind,
+                         "tariff_code": tariff, "capacity_kva": capacity, "pf_standard": pf,
+                         "active": active, "opened_on": dt.date(2001, 1, 1)})
+
+    def reading(account_id, meter, prev, cur, mult=1, **rest):
+        readings.append({"account_id": account_id, "meter_point_id": meter,
+                         "prev_register": prev, "cur_register": cur, "multiplier": mult,
+                         **rest})
+
+    def tou(account_id, meter, prev, peak, flat, valley, *, critical=0.0, mult=1, **rest):
+        reading(account_id, meter, prev, prev + peak + flat + valley + critical, mult,
+                peak_kwh=peak, flat_kwh=flat, valley_kwh=valley, critical_kwh=critical,
+                **rest)
+
+    commercial, demand = "cn-bj-commercial-tou", "cn-bj-industrial-demand"
+    monthly, annual = "cn-bj-residential-monthly", "cn-bj-residential-annual"
+    # One TOU meter and one without a split: input_not_metered.
+    account(900001, commercial, capacity=200.0, pf=0.85)
+    tou(900001, 1, 100.0, 80.0, 70.0, 50.0, reactive_kvarh=50.0)
+    reading(900001, 2, 0.0, 40.0)
+    reading(1, 19, 0.0, 10.0)  # account 1 lives in S00001: reading_without_account here
+    account(900003, monthly, active=False)  # inactive but read: billed
+    reading(900003, 1, 0.0, 250.0)
+    account(900004, commercial, capacity=100.0, pf=0.85)  # a negative TOU register
+    reading(900004, 1, 0.0, 100.0, peak_kwh=50.0, flat_kwh=51.0, valley_kwh=-1.0)
+    account(900005, "cn-zj-residential-tou")  # flat energy on a tariff without flat
+    tou(900005, 1, 0.0, 150.0, 50.0, 100.0)
+    account(900006, demand, pf=0.90)  # demand tariff without a contracted capacity
+    tou(900006, 1, 0.0, 300.0, 300.0, 400.0, max_demand_kw=30.0, reactive_kvarh=200.0)
+    for account_id, capacity in ((900007, 1000.0), (900008, 500.0)):  # floor binds / not
+        account(account_id, demand, capacity=capacity, pf=0.90)
+        tou(account_id, 1, 10.0, 300.0, 300.0, 400.0, mult=2, max_demand_kw=100.0,
+            reactive_kvarh=300.0)  # billed demand: max(2 x 150, 40 % of capacity)
+        tou(account_id, 2, 0.0, 30.0, 30.0, 40.0, mult=2, max_demand_kw=150.0,
+            reactive_kvarh=30.0)
+    account(900009, commercial, capacity=100.0, pf=0.80)  # a poor power factor
+    tou(900009, 1, 0.0, 300.0, 300.0, 400.0, reactive_kvarh=1500.0)
+    account(900010, commercial, capacity=100.0)  # no standard: no adjustment
+    tou(900010, 1, 0.0, 300.0, 300.0, 400.0, reactive_kvarh=1500.0)
+    for account_id, kwh in ((900011, 240.0), (900012, 240.01), (900013, 400.0),
+                            (900014, 400.01)):  # the tier edges
+        account(account_id, monthly)
+        reading(account_id, 1, 1000.0, 1000.0 + kwh)
+    account(900015, annual)  # crosses the 2880 kWh annual edge this month
+    reading(900015, 1, 0.0, 100.0)
+    history += [{"account_id": 900015, "period": f"2026-0{m}", "kwh": 470.0}
+                for m in range(1, 7)]
+    account(900016, monthly)  # active, read, 0 kWh
+    reading(900016, 1, 500.0, 500.0)
+    account(900017, "cn-xx-unknown", active=False)  # nothing at all
+    account(900018, "cn-xx-unknown")
+    reading(900018, 1, 0.0, 50.0)
+    account(900019, monthly)  # a spike over a history with a duplicated month
+    reading(900019, 1, 0.0, 200.0)
+    history += [{"account_id": 900019, "period": p, "kwh": 10.0}
+                for p in ("2025-11", "2025-12", "2025-12", "2026-01", "2026-02")]
+    account(900020, "test-two-tier-minimum")  # minimum top-up
+    reading(900020, 1, 0.0, 10.0)
+    account(900021, monthly)  # replaced meter, the second rolled back
+    reading(900021, 1, 100.0, 150.0)
+    reading(900021, 2, 20.0, 10.0)
+    account(900022, commercial, capacity=100.0, pf=0.85)  # critical-peak energy
+    tou(900022, 1, 0.0, 300.0, 300.0, 300.0, critical=20.0, reactive_kvarh=100.0)
+    account(900023, monthly)  # active, no reading: missing_reading
+    for account_id, kwh in ((900024, 500.0), (900025, 500.01)):  # at and over the spike limit
+        account(account_id, monthly)  # mean 300.01 / 3 = 100.00 (floored), limit 5x
+        reading(account_id, 1, 0.0, kwh)
+        history += [{"account_id": account_id, "period": p, "kwh": k}
+                    for p, k in (("2026-04", 100.0), ("2026-05", 100.0), ("2026-06", 100.01))]
+
+    centre.write_accounts(EDGE, pa.Table.from_pylist(accounts, schema=ACCOUNTS_SCHEMA))
+    centre.write_history(EDGE, pa.Table.from_pylist(history, schema=USAGE_HISTORY))
+    for period in PERIODS:
+        rows = [{**row, "period": period, "reading_date": dt.date.fromisoformat(f"{period}-25")}
+                for row in readings]
+        centre.write_readings(period, EDGE, pa.Table.from_pylist(rows, schema=READINGS))
 
 
 def _arrow(relation) -> pa.Table:
@@ -149,6 +242,14 @@ def test_the_city_exercises_every_charge_line_and_history(billed):
         assert pc.max(bills[line]).as_py() > 0, line
     assert pc.min(bills["pf_adjust_fen"]).as_py() < 0
     tariffs = set(bills["tariff_code"].to_pylist())
+    edge = {row["account_id"] for row in bills.filter(
+        pc.equal(bills["section_id"], EDGE)).select(["account_id"]).to_pylist()}
+    assert {900003, 900007, 900008, 900009, 900010, 900015, 900020, 900022,
+            900024} <= edge
+    assert 900025 not in edge
+    exceptions = pa.concat_tables(kernel[p][1] for p in PERIODS)
+    rules = set(exceptions.filter(pc.equal(exceptions["section_id"], EDGE))["rule"].to_pylist())
+    assert rules == set(RULES)
     assert {"cn-bj-industrial-demand", "test-two-tier-minimum"} <= tariffs
     history = centre.read_history(centre.sections(PERIODS[-1])[0], PERIODS[-1])
     assert set(PERIODS[:2]) <= set(history["period"].to_pylist())
