@@ -49,7 +49,12 @@ from gridfare.tariffs import Tariff
 from gridfare.tariffs.basic import Basic
 from gridfare.tariffs.fixed import Fixed, Minimum
 from gridfare.tariffs.funds import Funds
-from gridfare.tariffs.power_factor import STANDARDS, PowerFactor, adjustment_bp
+from gridfare.tariffs.power_factor import (
+    ADJUSTED_LINES,
+    STANDARDS,
+    PowerFactor,
+    adjustment_bp,
+)
 from gridfare.tariffs.tiered import TIER_LINES, Tiered
 from gridfare.tariffs.tou import TimeOfUse
 
@@ -139,6 +144,7 @@ def bills_sql(book: Mapping[str, Tariff], period: str, sources: Sources,
     """One query: the BILLS columns (without ``run_id``) of every billable account."""
     lines = ",\n       ".join(f"{line}::BIGINT AS {line}" for line in CHARGE_LINES)
     total = " + ".join(CHARGE_LINES)
+    before_minimum = " + ".join(line for line in CHARGE_LINES if line != "minimum_topup_fen")
     return f"""{_audited(book, period, sources, rules)},
 energy AS (
     SELECT *, CASE WHEN annual THEN ytd ELSE 0 END AS tier_start
@@ -156,14 +162,14 @@ priced AS (
 ),
 adjusted AS (
     SELECT *,
-           CASE WHEN pf_on THEN {_half_up(f"({' + '.join(_ADJUSTED)}) * pf_bp", 10_000)}
+           CASE WHEN pf_on THEN {_half_up(f"({' + '.join(ADJUSTED_LINES)}) * pf_bp", 10_000)}
                 ELSE 0 END AS pf_adjust_fen
     FROM priced
 ),
 topped AS (
     SELECT *,
            CASE WHEN minimum_amount IS NULL THEN 0
-                ELSE greatest(minimum_amount - ({' + '.join(CHARGE_LINES[:-1])}), 0)
+                ELSE greatest(minimum_amount - ({before_minimum}), 0)
            END AS minimum_topup_fen
     FROM adjusted
 )
@@ -203,7 +209,6 @@ def exceptions_sql(book: Mapping[str, Tariff], period: str, sources: Sources,
 # --- the audited accounts: readings and history folded, every rule as a flag -------------
 
 _TOU = ("critical", "peak", "flat", "valley")
-_ADJUSTED = (*TIER_LINES, "critical_fen", "peak_fen", "flat_fen", "valley_fen", "basic_fen")
 
 
 def _units(column: str) -> str:

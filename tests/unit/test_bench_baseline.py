@@ -191,17 +191,12 @@ def _write_edge_section(centre: DataCentre) -> None:
         centre.write_readings(period, EDGE, pa.Table.from_pylist(rows, schema=READINGS))
 
 
-def _arrow(relation) -> pa.Table:
-    result = relation.arrow()
-    return result.read_all() if hasattr(result, "read_all") else result
-
-
 @pytest.mark.parametrize("period", PERIODS)
 def test_the_single_query_bills_like_the_kernel(billed, period):
     centre, book, kernel = billed
     ours, _ = kernel[period]
     sql = bills_sql(book, period, parquet_sources(centre, period))
-    theirs = _arrow(duckdb.connect().sql(sql))
+    theirs = duckdb.connect().sql(sql).to_arrow_table()
 
     key = ["section_id", "account_id"]
     ours = ours.drop(["run_id"]).sort_by([(k, "ascending") for k in key])
@@ -222,8 +217,8 @@ def test_the_single_query_bills_like_the_kernel(billed, period):
 def test_the_baseline_finds_the_same_audit_exceptions(billed, period):
     centre, book, kernel = billed
     _, exceptions = kernel[period]
-    theirs = _arrow(duckdb.connect().sql(
-        exceptions_sql(book, period, parquet_sources(centre, period))))
+    sql = exceptions_sql(book, period, parquet_sources(centre, period))
+    theirs = duckdb.connect().sql(sql).to_arrow_table()
 
     def rows(table: pa.Table) -> set[tuple]:
         return set(zip(*(table[c].to_pylist() for c in ("section_id", "account_id", "rule")),
