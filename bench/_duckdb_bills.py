@@ -61,7 +61,22 @@ from gridfare.tariffs.tou import TimeOfUse
 __all__ = ["Sources", "bills_sql", "compare_bills", "exceptions_sql", "parquet_sources",
            "register_sections"]
 
-_BIG = "BIGINT"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between DuckDB's SQL and Spark SQL in the query."""
+
+    name: str
+    round_even: str  # round half to even, as np.rint
+
+    def idiv(self, a: str, b: str) -> str:
+        """Integer division truncating toward zero."""
+        return f"(({a}) // ({b}))" if self.name == "duckdb" else f"(({a}) div ({b}))"
+
+
+DUCKDB = Dialect("duckdb", "round_even")
+SPARK = Dialect("spark", "bround")
 
 
 @dataclass(frozen=True)
@@ -140,21 +155,23 @@ def compare_bills(con, kernel: str, baseline: str) -> dict[str, int]:
 
 
 def bills_sql(book: Mapping[str, Tariff], period: str, sources: Sources,
-              rules: AuditRules = AuditRules()) -> str:  # noqa: B008 - frozen
+              rules: AuditRules = AuditRules(),  # noqa: B008 - frozen
+              dialect: Dialect = DUCKDB) -> str:
     """One query: the BILLS columns (without ``run_id``) of every billable account."""
-    lines = ",\n       ".join(f"{line}::BIGINT AS {line}" for line in CHARGE_LINES)
+    lines = ",\n       ".join(f"CAST({line} AS BIGINT) AS {line}" for line in CHARGE_LINES)
     total = " + ".join(CHARGE_LINES)
     before_minimum = " + ".join(line for line in CHARGE_LINES if line != "minimum_topup_fen")
-    return f"""{_audited(book, period, sources, rules)},
+    adjusted = " + ".join(ADJUSTED_LINES)
+    return f"""{_audited(book, period, sources, rules, dialect)},
 energy AS (
     SELECT *, CASE WHEN annual THEN ytd ELSE 0 END AS tier_start
     FROM audited WHERE billable
 ),
 priced AS (
     SELECT e.*,
-{_energy_lines()},
-{_basic_line()},
-{_priced("kwh", "funds_rate")} AS funds_fen,
+{_energy_lines(dialect)},
+{_basic_line(dialect)},
+{_priced("kwh", "funds_rate", dialect)} AS funds_fen,
            coalesce(fixed_amount, 0) AS fixed_fen,
            coalesce(pf.bp, 0) AS pf_bp
     FROM energy e
@@ -162,7 +179,7 @@ priced AS (
 ),
 adjusted AS (
     SELECT *,
-           CASE WHEN pf_on THEN {_half_up(f"({' + '.join(ADJUSTED_LINES)}) * pf_bp", 10_000)}
+           CASE WHEN pf_on THEN {_half_up(f"({adjusted}) * pf_bp", 10_000, dialect)}
                 ELSE 0 END AS pf_adjust_fen
     FROM priced
 ),
@@ -177,7 +194,7 @@ SELECT account_id, '{period}' AS period, section AS section_id, tariff_code,
        kwh / {ENERGY_SCALE} AS kwh,
        CASE WHEN power_factor = 0 THEN NULL ELSE power_factor / 100 END AS power_factor,
        {lines},
-       ({total})::BIGINT AS total_fen
+       CAST({total} AS BIGINT) AS total_fen
 FROM topped"""
 
 
@@ -203,7 +220,7 @@ def exceptions_sql(book: Mapping[str, Tariff], period: str, sources: Sources,
         f"ANTI JOIN (SELECT section_id AS section, account_id FROM {sources.accounts}) a "
         "USING (section, account_id)"
     )
-    return f"{_audited(book, period, sources, rules)}\n" + "\nUNION ALL\n".join(selects)
+    return f"{_audited(book, period, sources, rules, DUCKDB)}\n" + "\nUNION ALL\n".join(selects)
 
 
 # --- the audited accounts: readings and history folded, every rule as a flag -------------
@@ -211,71 +228,75 @@ def exceptions_sql(book: Mapping[str, Tariff], period: str, sources: Sources,
 _TOU = ("critical", "peak", "flat", "valley")
 
 
-def _units(column: str) -> str:
+def _units(column: str, dialect: Dialect, scale: int = ENERGY_SCALE) -> str:
     """kWh (0.01 resolution) as int64 0.01 units, half to even like np.rint."""
-    return f"round_even({column} * {ENERGY_SCALE}, 0)::BIGINT"
+    return f"CAST({dialect.round_even}({column} * {scale}, 0) AS BIGINT)"
 
 
-def _half_up(raw: str, divisor: int) -> str:
-    """``raw / divisor`` rounded half away from zero (DuckDB's // truncates toward zero)."""
-    return f"(sign({raw}) * ((abs({raw}) + {divisor // 2}) // {divisor}))"
+def _half_up(raw: str, divisor: int, dialect: Dialect) -> str:
+    """``raw / divisor`` rounded half away from zero, in integers (the integer division of
+    both dialects truncates toward zero)."""
+    magnitude = dialect.idiv(f"abs({raw}) + {divisor // 2}", str(divisor))
+    return f"(CASE WHEN {raw} < 0 THEN -{magnitude} ELSE {magnitude} END)"
 
 
-def _priced(quantity: str, price: str) -> str:
+def _priced(quantity: str, price: str, dialect: Dialect) -> str:
     """A quantity in 0.01 units times a price in 1e-8 CNY, to the fen; 0 if no price."""
-    return f"           coalesce({_half_up(f'({quantity}) * {price}', RAW_PER_FEN)}, 0)"
+    return f"           coalesce({_half_up(f'({quantity}) * {price}', RAW_PER_FEN, dialect)}, 0)"
 
 
-def _energy_lines() -> str:
+def _energy_lines(dialect: Dialect) -> str:
     parts = []
     for k, line in enumerate(TIER_LINES, start=1):
         # An open top tier has a NULL upper edge: least() skips NULLs, so it is unbounded.
         in_tier = (f"greatest(least(tier_start + kwh, t{k}_hi), t{k}_lo) "
                    f"- greatest(least(tier_start, t{k}_hi), t{k}_lo)")
-        parts.append(f"{_priced(in_tier, f't{k}_price')} AS {line}")
+        parts.append(f"{_priced(in_tier, f't{k}_price', dialect)} AS {line}")
     # Outside the critical months (critical_price NULL) critical energy is billed at peak.
     at_peak = "peak + CASE WHEN critical_price IS NULL THEN critical ELSE 0 END"
-    parts += [f"{_priced('critical', 'critical_price')} AS critical_fen",
-              f"{_priced(at_peak, 'peak_price')} AS peak_fen",
-              f"{_priced('flat', 'flat_price')} AS flat_fen",
-              f"{_priced('valley', 'valley_price')} AS valley_fen"]
+    parts += [f"{_priced('critical', 'critical_price', dialect)} AS critical_fen",
+              f"{_priced(at_peak, 'peak_price', dialect)} AS peak_fen",
+              f"{_priced('flat', 'flat_price', dialect)} AS flat_fen",
+              f"{_priced('valley', 'valley_price', dialect)} AS valley_fen"]
     return ",\n".join(parts)
 
 
-def _basic_line() -> str:
-    floor = _half_up("capacity * min_demand_bp", 10_000)
+def _basic_line(dialect: Dialect) -> str:
+    floor = _half_up("capacity * min_demand_bp", 10_000, dialect)
     billed = f"CASE WHEN basic_on_capacity THEN capacity ELSE greatest(max_demand, {floor}) END"
-    return f"{_priced(billed, 'basic_price')} AS basic_fen"
+    return f"{_priced(billed, 'basic_price', dialect)} AS basic_fen"
 
 
 def _audited(book: Mapping[str, Tariff], period: str, sources: Sources,
-             rules: AuditRules) -> str:
+             rules: AuditRules, dialect: Dialect) -> str:
     billing = Period.parse(period)
     window = billing.previous(rules.history_months)
     prior = ", ".join(f"('{p}', {str(p.year == billing.year).upper()})" for p in window)
-    tou_sums = ",\n           ".join(f"sum({c} * mult)::BIGINT AS {c}" for c in _TOU)
-    tou_units = ",\n           ".join(f"coalesce({_units(f'{c}_kwh')}, 0) AS {c}" for c in _TOU)
+    tou_sums = ",\n           ".join(f"CAST(sum({c} * mult) AS BIGINT) AS {c}" for c in _TOU)
+    tou_units = ",\n           ".join(
+        f"coalesce({_units(f'{c}_kwh', dialect)}, 0) AS {c}" for c in _TOU)
     spike_floor = rules.spike_floor_kwh * ENERGY_SCALE
-    ratio = "kwh::DOUBLE / sqrt(kwh::DOUBLE * kwh::DOUBLE + reactive::DOUBLE * reactive::DOUBLE)"
+    p, q = "CAST(kwh AS DOUBLE)", "CAST(reactive AS DOUBLE)"
+    ratio = f"{p} / sqrt({p} * {p} + {q} * {q})"
     return f"""WITH
-tariff({", ".join(_TARIFF_COLUMNS)}) AS (VALUES
+tariff AS (SELECT * FROM (VALUES
     {_tariff_values(book, billing.month)}
-),
-pf_rate(standard, pf, bp) AS (VALUES
+) AS v({", ".join(_TARIFF_COLUMNS)})),
+pf_rate AS (SELECT * FROM (VALUES
     {_pf_values()}
-),
-prior(period, this_year) AS (VALUES {prior}),
+) AS v(standard, pf, bp)),
+prior AS (SELECT * FROM (VALUES {prior}) AS v(period, this_year)),
 reading AS (
     SELECT section, account_id,
-           {_units("prev_register")} AS prev,
-           {_units("cur_register")} AS cur,
-           multiplier::BIGINT AS mult,
+           {_units("prev_register", dialect)} AS prev,
+           {_units("cur_register", dialect)} AS cur,
+           CAST(multiplier AS BIGINT) AS mult,
            {tou_units},
            peak_kwh IS NOT NULL AND valley_kwh IS NOT NULL AS row_tou,
            max_demand_kw IS NOT NULL AS demand_valid,
-           coalesce({_units("max_demand_kw")}, 0) AS demand,
+           coalesce({_units("max_demand_kw", dialect)}, 0) AS demand,
            reactive_kvarh IS NOT NULL AS reactive_valid,
-           coalesce({_units("reactive_kvarh")}, 0) AS reactive
+           coalesce({_units("reactive_kvarh", dialect)}, 0) AS reactive
     FROM {sources.readings}
     WHERE period = '{period}'
 ),
@@ -285,12 +306,12 @@ checked AS (
 ),
 metered AS (
     SELECT section, account_id, count(*) AS n_rows,
-           sum((cur - prev) * mult)::BIGINT AS kwh,
+           CAST(sum((cur - prev) * mult) AS BIGINT) AS kwh,
            {tou_sums},
            bool_and(row_tou) AS tou_metered,
            greatest(max(demand * mult), 0) AS max_demand,
            bool_or(demand_valid) AS demand_metered,
-           sum(reactive * mult)::BIGINT AS reactive,
+           CAST(sum(reactive * mult) AS BIGINT) AS reactive,
            bool_or(reactive_valid) AS reactive_metered,
            bool_or(negative) AS negative,
            bool_or(NOT negative AND cur < prev) AS rollback,
@@ -300,16 +321,16 @@ metered AS (
     GROUP BY section, account_id
 ),
 history AS (
-    SELECT section, account_id, sum(u)::BIGINT AS total, count(*) AS months,
-           sum(CASE WHEN this_year THEN u ELSE 0 END)::BIGINT AS ytd
-    FROM (SELECT h.section, h.account_id, {_units("h.kwh")} AS u, p.this_year
+    SELECT section, account_id, CAST(sum(u) AS BIGINT) AS total, count(*) AS months,
+           CAST(sum(CASE WHEN this_year THEN u ELSE 0 END) AS BIGINT) AS ytd
+    FROM (SELECT h.section, h.account_id, {_units("h.kwh", dialect)} AS u, p.this_year
           FROM {sources.history} h JOIN prior p ON p.period = h.period)
     GROUP BY section, account_id
 ),
 account AS (
     SELECT a.section_id AS section, a.account_id, a.tariff_code, a.active,
-           coalesce({_units("a.capacity_kva")}, 0) AS capacity,
-           coalesce(round_even(a.pf_standard * 100, 0)::BIGINT, 0) AS pf_standard,
+           coalesce({_units("a.capacity_kva", dialect)}, 0) AS capacity,
+           coalesce({_units("a.pf_standard", dialect, 100)}, 0) AS pf_standard,
            coalesce(m.n_rows, 0) > 0 AS has_reading,
            coalesce(m.kwh, 0) AS kwh,
            {", ".join(f"coalesce(m.{c}, 0) AS {c}" for c in _TOU)},
@@ -323,10 +344,10 @@ account AS (
            coalesce(m.split_mismatch, FALSE) AS split_mismatch,
            coalesce(h.ytd, 0) AS ytd,
            CASE WHEN h.months IS NULL THEN 0
-                WHEN h.total >= 0 THEN h.total // h.months
-                ELSE -((h.months - 1 - h.total) // h.months) END AS avg_kwh,
+                WHEN h.total >= 0 THEN {dialect.idiv("h.total", "h.months")}
+                ELSE -{dialect.idiv("h.months - 1 - h.total", "h.months")} END AS avg_kwh,
            t.code IS NOT NULL AS known,
-           t.* EXCLUDE (code)
+           {", ".join(f"t.{c}" for c in _TARIFF_COLUMNS[1:])}
     FROM {sources.accounts} a
     LEFT JOIN metered m ON m.section = a.section_id AND m.account_id = a.account_id
     LEFT JOIN history h ON h.section = a.section_id AND h.account_id = a.account_id
@@ -336,7 +357,8 @@ flagged AS (
     SELECT *,
            negative OR rollback OR split_mismatch AS row_finding,
            CASE WHEN reactive_metered AND kwh > 0
-                THEN floor(({ratio}) * 100 + 0.5::DOUBLE + 1e-9::DOUBLE)::BIGINT
+                THEN CAST(floor(({ratio}) * 100 + CAST(0.5 AS DOUBLE) + CAST(1e-9 AS DOUBLE))
+                          AS BIGINT)
                 ELSE 0 END AS power_factor
     FROM account
 ),
@@ -419,11 +441,11 @@ def _tariff_row(tariff: Tariff, month: int) -> dict[str, object]:
 
 def _literal(value: object) -> str:
     if value is None:
-        return f"NULL::{_BIG}"
+        return "CAST(NULL AS BIGINT)"
     if isinstance(value, bool):
         return str(value).upper()
     if isinstance(value, int):
-        return f"{value}::{_BIG}"
+        return f"CAST({value} AS BIGINT)"
     return "'" + str(value).replace("'", "''") + "'"
 
 
@@ -435,5 +457,6 @@ def _tariff_values(book: Mapping[str, Tariff], month: int) -> str:
 
 
 def _pf_values() -> str:
-    return ", ".join(f"({s}, {pf}, {adjustment_bp(pf, s)}::BIGINT)"
+    return ", ".join(f"(CAST({s} AS BIGINT), CAST({pf} AS BIGINT), "
+                     f"CAST({adjustment_bp(pf, s)} AS BIGINT))"
                      for s in STANDARDS for pf in range(1, 101))
