@@ -20,11 +20,41 @@ class HistoryProfile:
     avg_kwh: np.ndarray  # int64, 0.01 kWh, mean over the months present (0 = no history)
 
 
+def locate(account_ids: np.ndarray, offsets: np.ndarray | None, ids: np.ndarray,
+           segments: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``ids`` is among ``account_ids``, and whether it is there at all.
+
+    ``account_ids`` is sorted within each segment (``offsets``: segment starts plus the end);
+    ``segments`` gives each id's segment, non-decreasing, so an id only matches an account
+    of its own segment. Without segments, everything is one segment. A position is only
+    meaningful where found.
+    """
+    n = len(account_ids)
+    if offsets is None or segments is None or len(offsets) <= 2:
+        pos = np.searchsorted(account_ids, ids)
+        found = account_ids[np.minimum(pos, n - 1)] == ids if n else np.zeros(len(ids), bool)
+        return pos, found
+    pos = np.zeros(len(ids), np.int64)
+    found = np.zeros(len(ids), bool)
+    rows = np.searchsorted(segments, np.arange(len(offsets)))
+    for at in range(len(offsets) - 1):
+        lo, hi, first, last = offsets[at], offsets[at + 1], rows[at], rows[at + 1]
+        if hi == lo or first == last:
+            continue
+        own = account_ids[lo:hi]
+        where = np.searchsorted(own, ids[first:last])
+        found[first:last] = own[np.minimum(where, hi - lo - 1)] == ids[first:last]
+        pos[first:last] = where + lo
+    return pos, found
+
+
 def summarize_history(history: pa.Table | None, account_ids: np.ndarray, period: Period,
-                      months: int) -> HistoryProfile:
+                      months: int, *, account_offsets: np.ndarray | None = None,
+                      row_segments: np.ndarray | None = None) -> HistoryProfile:
     """Fold ``(account_id, period, kwh)`` rows of the ``months`` periods before ``period``.
 
-    ``account_ids`` must be sorted. Rows of other periods or other accounts are ignored.
+    ``account_ids`` must be sorted (within each segment, when several sections are folded
+    at once: see ``locate``). Rows of other periods or other accounts are ignored.
     """
     n = len(account_ids)
     ytd = np.zeros(n, np.int64)
@@ -42,8 +72,8 @@ def summarize_history(history: pa.Table | None, account_ids: np.ndarray, period:
     codes = encoded.indices.to_numpy(zero_copy_only=False)
 
     ids = history["account_id"].to_numpy()
-    pos = np.minimum(np.searchsorted(account_ids, ids), n - 1)
-    keep = in_window[codes] & (account_ids[pos] == ids)
+    pos, found = locate(account_ids, account_offsets, ids, row_segments)
+    keep = in_window[codes] & found
     pos = pos[keep]
     kwh = np.rint(history["kwh"].to_numpy()[keep] * ENERGY_SCALE).astype(np.int64)
     total = np.bincount(pos, weights=kwh, minlength=n).astype(np.int64)

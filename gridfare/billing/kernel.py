@@ -3,22 +3,28 @@
 Vectorized over the section in exact int64 units (see ``gridfare.money``): registers are
 quantised to 0.01 kWh first, so every later step is integer arithmetic. One call of
 ``Tariff.charge`` per tariff present in the section prices all its accounts at once.
+
+``bill_bundle`` rates several sections in one pass: the same code over the sections' rows
+side by side, each row knowing its section (its *segment*), so a reading or a history row
+only ever matches an account of its own section. The per-call cost of a few thousand
+numpy/Arrow calls is then paid once per bundle, and every section's bills and exceptions
+are exactly those ``bill_section`` gives it alone (``bill_section`` is a one-section bundle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datasets.schemas import AUDIT_EXCEPTIONS, BILLS, CHARGE_LINES
+from datasets.schemas import AUDIT_EXCEPTIONS, BILLS, CHARGE_LINES, USAGE_HISTORY
 from gridfare.billing import audit
 from gridfare.billing.audit import AuditRules
-from gridfare.billing.history import summarize_history
-from gridfare.errors import InvalidInput
+from gridfare.billing.history import locate, summarize_history
+from gridfare.errors import GridfareError, InvalidInput
 from gridfare.money import ENERGY_SCALE
 from gridfare.period import Period
 from gridfare.tariffs import Tariff, Usage
@@ -38,6 +44,16 @@ class SectionBills:
     @property
     def total_fen(self) -> int:
         return int(pc.sum(self.bills["total_fen"]).as_py() or 0)
+
+
+@dataclass(frozen=True)
+class SectionInput:
+    """One section's tables for ``bill_bundle``."""
+
+    section_id: str
+    accounts: pa.Table
+    readings: pa.Table
+    history: pa.Table | None = None
 
 
 def bill_section(
@@ -60,19 +76,87 @@ def bill_section(
     """
     billing_period = Period.parse(period)
     section_id = _section_of(accounts, section_id)
-    accounts = accounts.sort_by("account_id")
-    account_ids = accounts["account_id"].to_numpy()
-    if len(account_ids) > 1 and np.any(account_ids[1:] == account_ids[:-1]):
-        duplicate = int(account_ids[1:][account_ids[1:] == account_ids[:-1]][0])
-        raise InvalidInput(f"section {section_id}: account {duplicate} appears twice")
+    return _bill_segments([SectionInput(section_id, accounts, readings, history)], tariffs,
+                          billing_period, rules, run_id)[0]
 
-    readings = readings.filter(pc.equal(readings["period"], period))
-    metered = _aggregate_readings(readings, account_ids)
-    profile = summarize_history(history, account_ids, billing_period, rules.history_months)
-    findings = _Findings(account_ids)
+
+def bill_bundle(
+    sections: Sequence[SectionInput],
+    tariffs: Mapping[str, Tariff],
+    period: str,
+    *,
+    rules: AuditRules = AuditRules(),  # noqa: B008 - frozen, so a shared default is safe
+    run_id: str = "",
+) -> list[SectionBills | GridfareError]:
+    """``bill_section`` for several sections in one pass; one result per section, in order.
+
+    A section whose input is wrong gets its error in its place and the others are billed:
+    if the joint pass fails, each section is rated alone, so only the bad one fails.
+    """
+    billing_period = Period.parse(period)
+    results: list[SectionBills | GridfareError | None] = [None] * len(sections)
+    valid: list[int] = []
+    for index, part in enumerate(sections):
+        try:
+            _section_of(part.accounts, part.section_id)
+            valid.append(index)
+        except GridfareError as exc:
+            results[index] = exc
+    try:
+        rated: list[SectionBills | GridfareError] = list(_bill_segments(
+            [sections[i] for i in valid], tariffs, billing_period, rules, run_id))
+    except (GridfareError, pa.ArrowException):
+        # Which section is at fault is unknown: rate each alone, so only it fails.
+        rated = []
+        for index in valid:
+            try:
+                rated += _bill_segments([sections[index]], tariffs, billing_period, rules,
+                                        run_id)
+            except GridfareError as exc:
+                rated.append(exc)
+    for index, result in zip(valid, rated, strict=True):
+        results[index] = result
+    return results  # type: ignore[return-value] - every slot is filled above
+
+
+def _bill_segments(parts: Sequence[SectionInput], tariffs: Mapping[str, Tariff],
+                   billing_period: Period, rules: AuditRules,
+                   run_id: str) -> list[SectionBills]:
+    """Rate ``parts`` side by side; each row keeps to its own section (segment)."""
+    if not parts:
+        return []
+    period = str(billing_period)
+    k = len(parts)
+    sorted_accounts = [part.accounts.sort_by("account_id") for part in parts]
+    sizes = [table.num_rows for table in sorted_accounts]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    accounts = _stack(sorted_accounts)
+    account_ids = accounts["account_id"].to_numpy()
+    segment = np.repeat(np.arange(k), sizes)
+    same = (account_ids[1:] == account_ids[:-1]) & (segment[1:] == segment[:-1])
+    if np.any(same):
+        first = int(np.flatnonzero(same)[0])
+        raise InvalidInput(f"section {parts[segment[first]].section_id}: account "
+                           f"{int(account_ids[first])} appears twice")
+
+    readings = _stack([part.readings for part in parts])
+    reading_segment = np.repeat(np.arange(k), [part.readings.num_rows for part in parts])
+    in_period = pc.fill_null(pc.equal(readings["period"], period), False)
+    readings = readings.filter(in_period)
+    reading_segment = reading_segment[in_period.to_numpy(zero_copy_only=False)]
+    metered = _aggregate_readings(readings, account_ids, offsets, reading_segment)
+    history = None
+    if any(part.history is not None for part in parts):
+        history = _stack([USAGE_HISTORY.empty_table() if part.history is None
+                          else part.history for part in parts])
+    history_segment = np.repeat(np.arange(k), [0 if part.history is None
+                                               else part.history.num_rows for part in parts])
+    profile = summarize_history(history, account_ids, billing_period, rules.history_months,
+                                account_offsets=offsets, row_segments=history_segment)
+    findings = _Findings(account_ids, segment)
     findings.extend(metered.row_findings)
-    for orphan in metered.orphans:
-        findings.add_orphan(*orphan, section_id)
+    for account_id, meter_point_id, at in metered.orphans:
+        findings.add_orphan(account_id, meter_point_id, at, parts[at].section_id)
 
     n = len(account_ids)
     active = accounts["active"].to_numpy(zero_copy_only=False).astype(bool)
@@ -154,18 +238,37 @@ def bill_section(
     bills = pa.table(
         {
             "account_id": pa.array(account_ids[keep], pa.int64()),
-            "period": pa.array([period] * len(keep), pa.string()),
-            "section_id": pa.array([section_id] * len(keep), pa.string()),
+            "period": _repeat(period, len(keep)),
+            "section_id": _repeat("", len(keep)),  # set per section below
             "tariff_code": accounts["tariff_code"].take(keep),
             "kwh": pa.array(metered.kwh[keep] / ENERGY_SCALE, pa.float64()),
             "power_factor": pa.array(pf / 100, pa.float64(), mask=pf == 0),
             **{line: pa.array(lines[line][keep], pa.int64()) for line in CHARGE_LINES},
             "total_fen": pa.array(total, pa.int64()),
-            "run_id": pa.array([run_id] * len(keep), pa.string()),
+            "run_id": _repeat(run_id, len(keep)),
         },
         schema=BILLS,
-    )
-    return SectionBills(section_id, period, bills, findings.table(period, section_id, run_id))
+    ).combine_chunks()
+    bounds = np.searchsorted(keep, offsets)
+    section_column = BILLS.get_field_index("section_id")
+    results = []
+    for at, part in enumerate(parts):
+        lo, hi = int(bounds[at]), int(bounds[at + 1])
+        own = bills.slice(lo, hi - lo)
+        own = own.set_column(section_column, BILLS.field("section_id"),
+                             _repeat(part.section_id, hi - lo))
+        results.append(SectionBills(part.section_id, period, own,
+                                    findings.table(at, period, part.section_id, run_id)))
+    return results
+
+
+def _stack(tables: Sequence[pa.Table]) -> pa.Table:
+    """Tables of the same schema one after another (the one table itself when alone)."""
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _repeat(value: str, n: int) -> pa.Array:
+    return pa.array([value] * n, pa.string())
 
 
 def _section_of(accounts: pa.Table, section_id: str | None) -> str:
@@ -192,18 +295,17 @@ class _Metered:
     demand_metered: np.ndarray
     power_factor: np.ndarray  # hundredths, 0 = not metered
     row_findings: list[tuple[int, str, str]]  # (account position, rule, detail)
-    orphans: list[tuple[int, int]]  # (account_id, meter_point_id) not in the section
+    orphans: list[tuple[int, int, int]]  # (account_id, meter_point_id, segment): not in it
 
 
-def _aggregate_readings(readings: pa.Table, account_ids: np.ndarray) -> _Metered:
+def _aggregate_readings(readings: pa.Table, account_ids: np.ndarray, offsets: np.ndarray,
+                        segments: np.ndarray) -> _Metered:
     n = len(account_ids)
     ids = readings["account_id"].to_numpy()
     meters = readings["meter_point_id"].to_numpy()
-    pos = np.searchsorted(account_ids, ids)
-    found = np.zeros(len(ids), bool)
-    if n:
-        found = account_ids[np.minimum(pos, n - 1)] == ids
-    orphans = [(int(a), int(m)) for a, m in zip(ids[~found], meters[~found], strict=True)]
+    pos, found = locate(account_ids, offsets, ids, segments)
+    orphans = [(int(a), int(m), int(at)) for a, m, at
+               in zip(ids[~found], meters[~found], segments[~found], strict=True)]
 
     prev = _units(readings["prev_register"])
     cur = _units(readings["cur_register"])
@@ -297,25 +399,29 @@ def _kwh(units: int) -> str:
 
 
 class _Findings:
-    """Audit exceptions being collected for one section, at most one per account and rule."""
+    """Audit exceptions being collected, at most one per section, account and rule."""
 
-    def __init__(self, account_ids: np.ndarray) -> None:
+    def __init__(self, account_ids: np.ndarray, segments: np.ndarray) -> None:
         self._account_ids = account_ids
-        self._rows: dict[tuple[int, str], str] = {}
+        self._segments = segments
+        self._rows: dict[tuple[int, int, str], str] = {}  # (segment, account, rule) -> detail
         self._flagged: set[int] = set()
 
     def extend(self, findings: list[tuple[int, str, str]]) -> None:
         for position, rule, detail in findings:
-            self._add(int(self._account_ids[position]), rule, detail)
+            self._add(int(self._segments[position]), int(self._account_ids[position]), rule,
+                      detail)
             self._flagged.add(position)
 
-    def add_orphan(self, account_id: int, meter_point_id: int, section_id: str) -> None:
-        self._add(account_id, audit.READING_WITHOUT_ACCOUNT,
+    def add_orphan(self, account_id: int, meter_point_id: int, segment: int,
+                   section_id: str) -> None:
+        self._add(segment, account_id, audit.READING_WITHOUT_ACCOUNT,
                   f"meter {meter_point_id}: account {account_id} is not in section {section_id}")
 
     def add_where(self, mask: np.ndarray, rule: str, describe) -> None:
         for position in np.flatnonzero(mask):
-            self._add(int(self._account_ids[position]), rule, describe(position))
+            self._add(int(self._segments[position]), int(self._account_ids[position]), rule,
+                      describe(position))
             self._flagged.add(int(position))
 
     def flagged(self, n: int) -> np.ndarray:
@@ -323,19 +429,20 @@ class _Findings:
         mask[list(self._flagged)] = True
         return mask
 
-    def _add(self, account_id: int, rule: str, detail: str) -> None:
+    def _add(self, segment: int, account_id: int, rule: str, detail: str) -> None:
         # Two meters of one account breaking one rule make one exception with both details.
-        key = (account_id, rule)
+        key = (segment, account_id, rule)
         self._rows[key] = f"{self._rows[key]}; {detail}" if key in self._rows else detail
 
-    def table(self, period: str, section_id: str, run_id: str) -> pa.Table:
-        keys = sorted(self._rows, key=lambda k: (k[0], audit.RULES.index(k[1])))
+    def table(self, segment: int, period: str, section_id: str, run_id: str) -> pa.Table:
+        keys = sorted((k for k in self._rows if k[0] == segment),
+                      key=lambda k: (k[1], audit.RULES.index(k[2])))
         return pa.table(
             {
-                "account_id": pa.array([k[0] for k in keys], pa.int64()),
+                "account_id": pa.array([k[1] for k in keys], pa.int64()),
                 "period": pa.array([period] * len(keys), pa.string()),
                 "section_id": pa.array([section_id] * len(keys), pa.string()),
-                "rule": pa.array([k[1] for k in keys], pa.string()),
+                "rule": pa.array([k[2] for k in keys], pa.string()),
                 "detail": pa.array([self._rows[k] for k in keys], pa.string()),
                 "run_id": pa.array([run_id] * len(keys), pa.string()),
             },

@@ -223,3 +223,55 @@ def test_energy_in_a_period_the_tariff_lacks_is_an_exception_not_a_failure(book)
     assert rules_of(result) == {1: ["tou_split_mismatch"]}
     assert "no flat period" in result.exceptions.column("detail")[0].as_py()
     assert result.bills.column("account_id").to_pylist() == [2]
+
+
+# -- bundles: several sections rated in one pass ------------------------------------------
+
+def _section(section: str, ids: list[int], kwh: dict[int, float]):
+    accts = accounts(*({"account_id": i, "section_id": section} for i in ids))
+    reads = readings(*({"account_id": i, "prev_register": 100.0,
+                        "cur_register": 100.0 + kwh.get(i, 0.0)} for i in kwh))
+    return accts, reads
+
+
+def test_a_bundle_bills_each_section_exactly_as_alone(book):
+    from gridfare.billing.kernel import SectionInput, bill_bundle
+
+    parts = [
+        # S1 meters account 12, which is S2's: an orphan in S1, a bill in S2, never mixed.
+        SectionInput("S1", *_section("S1", [3, 1, 2], {1: 120.0, 2: 0.0, 3: 900.0, 12: 5.0}),
+                     history([(1, "2026-09", 100.0), (12, "2026-09", 1.0)])),
+        SectionInput("S2", *_section("S2", [12, 11], {11: 300.0, 12: 50.0}),
+                     history([(12, "2026-09", 2.0), (11, "2026-01", 250.0)])),
+        SectionInput("S3", *_section("S3", [21], {})),  # no readings, no history
+        SectionInput("S4", *_section("S4", [1], {1: 10.0})),  # same id as in S1
+    ]
+    together = bill_bundle(parts, book, PERIOD, run_id="r")
+    for part, joint in zip(parts, together, strict=True):
+        alone = bill_section(part.accounts, part.readings, book, PERIOD,
+                             history=part.history, run_id="r", section_id=part.section_id)
+        assert joint.section_id == part.section_id
+        assert joint.bills.equals(alone.bills) and joint.exceptions.equals(alone.exceptions)
+    assert rules_of(together[0])[12] == ["reading_without_account"]
+    assert 12 in together[1].bills["account_id"].to_pylist()
+    assert rules_of(together[1]).get(12) is None  # S1's history of 12 is not S2's spike
+    assert together[2].bills.num_rows == 0 and rules_of(together[2]) == {21: ["missing_reading"]}
+
+
+def test_a_bad_section_in_a_bundle_fails_alone(book):
+    from gridfare.billing.kernel import SectionInput, bill_bundle
+
+    good = SectionInput("S1", *_section("S1", [1, 2], {1: 10.0, 2: 20.0}))
+    twice = SectionInput("S2", *_section("S2", [5, 5], {5: 10.0}))
+    stranger = SectionInput("S3", _section("S9", [7], {7: 1.0})[0], readings())
+    results = bill_bundle([good, twice, stranger], book, PERIOD)
+    assert isinstance(results[1], InvalidInput) and "appears twice" in str(results[1])
+    assert isinstance(results[2], InvalidInput) and "other sections" in str(results[2])
+    alone = bill_section(good.accounts, good.readings, book, PERIOD)
+    assert results[0].bills.equals(alone.bills)
+
+
+def test_an_empty_bundle_bills_nothing(book):
+    from gridfare.billing.kernel import bill_bundle
+
+    assert bill_bundle([], book, PERIOD) == []

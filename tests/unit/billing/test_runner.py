@@ -119,3 +119,37 @@ def _now():
     from datetime import datetime
 
     return datetime(2026, 11, 1, 8, 0)
+
+
+def test_a_bundle_writes_the_same_files_as_section_by_section(centre, tmp_path):
+    import shutil
+
+    from gridfare.billing.runner import bill_one_section, bill_sections
+
+    book = load_tariff_book()
+    other = DataCentre(str(shutil.copytree(centre.root, tmp_path / "other")))
+    sections = centre.sections(PERIOD)
+    one = [bill_one_section(centre, book, PERIOD, s, "run-1") for s in sections]
+    bundled = bill_sections(other, book, PERIOD, sections[:5], "run-1") + bill_sections(
+        other, book, PERIOD, sections[5:], "run-1")
+    assert [o.section_id for o in bundled] == sections
+    assert [(o.status, o.billed, o.exceptions, o.total_fen) for o in bundled] == [
+        (o.status, o.billed, o.exceptions, o.total_fen) for o in one]
+    assert bill_files(other) == bill_files(centre)
+
+
+def test_a_section_that_cannot_be_read_or_written_fails_alone_in_its_bundle(centre):
+    from pathlib import Path
+
+    from gridfare.billing.runner import bill_sections
+
+    Path(centre.path("accounts", section="S00002")).write_bytes(b"not parquet")
+    blocked = Path(centre.path("bills", period=PERIOD, section="S00004")).parent
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("in the way")
+    outcomes = bill_sections(centre, load_tariff_book(), PERIOD,
+                             ["S00001", "S00002", "S00003", "S00004", "S00005"], "run-1")
+    assert [o.status for o in outcomes] == ["done", "failed", "done", "failed", "done"]
+    assert "S00002" in outcomes[1].error and "S00004" in outcomes[3].error
+    assert all(o.seconds >= 0 for o in outcomes)
+    assert centre.read_bills(PERIOD, "S00003").num_rows == outcomes[2].billed > 0
