@@ -460,3 +460,61 @@ def _pf_values() -> str:
     return ", ".join(f"(CAST({s} AS BIGINT), CAST({pf} AS BIGINT), "
                      f"CAST({adjustment_bp(pf, s)} AS BIGINT))"
                      for s in STANDARDS for pf in range(1, 101))
+
+
+# --- the same query on PySpark (optional extra: pip install -e '.[spark]') ----------------
+
+
+def spark_installed() -> bool:
+    """Whether PySpark can be imported (the ``spark`` extra)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def spark_session(cores: int = 2):
+    """A local Spark session on ``cores`` cores, set up as a user would for one machine."""
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master(f"local[{cores}]").appName("gridfare-baseline")
+             .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", str(4 * cores))
+             .config("spark.driver.memory", "6g")
+             # Hive path values stay strings (a section id is not a number).
+             .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def spark_sources(spark, centre: DataCentre, period: str, months: int = 12,
+                  sections: list[str] | None = None) -> Sources:
+    """The data centre's Parquet files as Spark temp views (``sections``: only those)."""
+    from pyspark.sql import functions as F
+
+    root = centre.uri
+    readings = (spark.read.option("basePath", f"{root}/readings/period={period}")
+                .parquet(f"{root}/readings/period={period}"))
+    accounts = spark.read.parquet(f"{root}/accounts")
+    history = spark.read.parquet(f"{root}/usage_history").select(
+        "account_id", "period", "kwh", "section")
+    window = [str(p) for p in Period.parse(period).previous(months)]
+    billed_periods = sorted(set(window) & set(centre.periods("bills")))
+    if billed_periods:
+        billed = (spark.read.option("basePath", f"{root}/bills")
+                  .parquet(*[f"{root}/bills/period={p}" for p in billed_periods])
+                  .select("account_id", "period", "kwh", "section"))
+        keys = ["section", "account_id", "period"]
+        history = history.join(billed, keys, "left_anti").unionByName(billed)
+    if sections is not None:
+        readings = readings.where(F.col("section").isin(sections))
+        accounts = accounts.where(F.col("section_id").isin(sections))
+        history = history.where(F.col("section").isin(sections))
+    suffix = "" if sections is None else "_some"
+    for name, frame in (("readings", readings), ("accounts", accounts), ("history", history)):
+        frame.createOrReplaceTempView(f"gf_{name}{suffix}")
+    return Sources(readings=f"gf_readings{suffix}", accounts=f"gf_accounts{suffix}",
+                   history=f"gf_history{suffix}")
