@@ -21,11 +21,12 @@ settles them. Each incarnation has a fresh id, so the migrator notices a restart
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import os
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
@@ -34,7 +35,7 @@ import ray
 from ray.util import metrics
 
 from actors import named_detached
-from gridfare.errors import InvalidInput, SeatError, TrainFrozen, TrainMoved
+from gridfare.errors import GridfareError, InvalidInput, SeatError, TrainFrozen, TrainMoved
 from gridfare.seats.centre import CentreState
 from gridfare.seats.inventory import Sale, SoldOut
 from gridfare.seats.snapshot import Snapshot, read_snapshot, write_snapshot
@@ -43,6 +44,30 @@ from gridfare.seats.train import TrainDate, parse_key, train_key
 from gridfare.seats.wal import WalRecord, open_wal
 
 _NO_AUTO_FLUSH = 1 << 40  # the WalWriter never flushes by itself: the group commit does
+
+
+def quiet_gc() -> None:
+    """Keep the cyclic GC's full collections short in a long-lived seat actor.
+
+    A centre holds tens of thousands of inventories and orders, plus Ray's and pyarrow's
+    module objects; a full (generation 2) collection walks all of them. Measured in
+    ``bench/seats.py`` (2 cores, loaded): 130-490 ms pauses of a centre's event loop, which
+    were the whole freeze-time tail (each migration step RPC occasionally took 100-300 ms)
+    and part of the query tail. ``gc.freeze`` moves every object that survived to the
+    permanent generation, so later full collections only walk what was created since. The
+    seat state has no reference cycles (it is freed by reference counting when a train-date
+    is dropped), so freezing it leaks nothing; a cyclic garbage that was alive at a freeze
+    would be kept, which is why we freeze only after a full collection (all cyclic garbage
+    just went) and after a bulk load.
+    """
+    gc.freeze()
+    if _freeze_after_full_collection not in gc.callbacks:
+        gc.callbacks.append(_freeze_after_full_collection)
+
+
+def _freeze_after_full_collection(phase: str, info: dict) -> None:
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
 
 
 def seats_suffix(root: str) -> str:
@@ -140,10 +165,10 @@ class SeatCentre:
         frozen = self._root.frozen_at(centre_id)
         self._state = CentreState.restore(centre_id, snapshot, log.records, frozen)
         self._durable_lsn = self._wal.last_lsn  # what we read back is on disk
-        self._recent: dict[str, list[WalRecord]] = defaultdict(list)  # catch-up source
-        for record in log.records:
-            if record.op in ("sell", "refund") and record.key in self._state.inventories:
-                self._recent[record.key].append(record)
+        # Catch-up source: the sell/refund records of each train-date being exported for a
+        # migration, from its export on (the destination has everything up to the export).
+        # Only those: keeping every record of every train-date would grow without bound.
+        self._recent: dict[str, list[WalRecord]] = {}
         self._thaw = {key: asyncio.Event() for key in self._state.frozen}
         self._flusher: asyncio.Future | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
@@ -152,6 +177,7 @@ class SeatCentre:
         self._sales_window: deque[tuple[int, int]] = deque()  # (second, sales)
         self._process = psutil.Process()
         self._process.cpu_percent(None)
+        quiet_gc()
 
     # ---- durability -------------------------------------------------------------------
 
@@ -159,7 +185,7 @@ class SeatCentre:
         if record is None:
             return 0
         logged = self._wal.append(record)
-        if logged.op in ("sell", "refund"):
+        if logged.op in ("sell", "refund") and logged.key in self._recent:
             self._recent[logged.key].append(logged)
         return logged.lsn
 
@@ -208,6 +234,8 @@ class SeatCentre:
                 lsn = max(lsn, self._log(self._state.create(train)))
             keys.append(train.key)
         await self._durable(lsn)
+        if len(keys) > 1:
+            gc.freeze()  # a bulk load: long-lived, see quiet_gc
         return keys
 
     async def sell(
@@ -355,6 +383,7 @@ class SeatCentre:
 
     async def export(self, key: str) -> tuple[str, bytes, int]:
         inventory = self._state.get(key)
+        self._recent[key] = []  # from here on, its changes are kept for the catch-up
         return self._incarnation, self._state.export(key).to_bytes(), inventory.seq
 
     async def install(self, data: bytes) -> tuple[str, int]:
@@ -368,8 +397,15 @@ class SeatCentre:
         return self._incarnation, self._state.get(key).seq
 
     async def records_after(self, key: str, seq: int) -> tuple[str, list[WalRecord]]:
+        return self._incarnation, self._delta(key, seq)
+
+    def _delta(self, key: str, seq: int) -> list[WalRecord]:
         self._state.get(key)
-        return self._incarnation, [r for r in self._recent.get(key, ()) if r.seq > seq]
+        if key not in self._recent:
+            # Not exported by this incarnation: the migrator's incarnation check fails the
+            # step anyway; refuse rather than answer an empty (wrong) delta.
+            raise SeatError(f"centre {self._id}: {key} was not exported here; copy it again")
+        return [r for r in self._recent[key] if r.seq > seq]
 
     async def catch_up(self, records: list[WalRecord]) -> tuple[str, int]:
         lsn = 0
@@ -381,19 +417,64 @@ class SeatCentre:
         seq = self._state.get(keys.pop()).seq if len(keys) == 1 else 0
         return self._incarnation, seq
 
+    async def take_over(
+        self,
+        key: str,
+        origin: str,
+        seq: int,
+        expected_version: int,
+        incarnations: tuple[str, str],
+    ) -> tuple[str, int, float]:
+        """The freeze window of one train-date, run by its destination (this centre):
+        freeze it at ``origin`` and take the final delta (its records after ``seq``, durable
+        there), apply the delta (durable here), flip the directory to this centre (durable
+        there), unfreeze here. In this order because the destination must hold every
+        acknowledged sale before it sells on top of them, and must be the directory's owner
+        before it sells at all. ``incarnations`` are the (origin, destination) incarnations
+        that made the copy: a centre restarted since then refuses the step.
+
+        Returns this incarnation, the directory version naming it and the seconds the
+        train-date was frozen (from the freeze request to the unfreeze here).
+
+        Run here rather than step by step from the migrator because every round trip
+        through the migrator was two more process wake-ups inside the window, and on 2
+        loaded cores a wake-up is where the tail lives (see ``bench/seats.py``). If this
+        call fails, the migrator reads the directory to learn whether the flip landed
+        (then it finishes: the delta was durable here before the flip) or not (then it
+        undoes the copy and unfreezes the origin).
+        """
+        if incarnations[1] != self._incarnation:
+            raise SeatError(f"centre {self._id} restarted since it installed {key}; redo it")
+        origin_centre = get_seat_centre(str(self._root.path), origin)
+        directory = _directory(str(self._root.path))
+        started = time.perf_counter()
+        records = await _answer(origin_centre.freeze_delta.remote(key, seq, incarnations[0]))
+        await self.catch_up(records)
+        version = await _answer(directory.move.remote(key, self._id, expected_version))
+        await self.unfreeze(key)
+        return self._incarnation, version, time.perf_counter() - started
+
     async def seq_of(self, key: str) -> tuple[str, int]:
         return self._incarnation, self._state.get(key).seq
 
-    async def freeze(self, key: str) -> str:
-        """Freeze one train-date; return once every sale already answered is durable."""
+    async def freeze_delta(self, key: str, seq: int, incarnation: str) -> list[WalRecord]:
+        """Freeze one train-date and answer its records after ``seq`` (the final delta)
+        once they are durable here: the first step of ``take_over``. Only this train-date's
+        own records are waited for, not the other train-dates' batch being group-committed
+        meanwhile (the freeze used to wait for that whole batch: an fsync in the window)."""
+        if incarnation != self._incarnation:
+            raise SeatError(f"centre {self._id} restarted since it exported {key}; redo it")
         self._state.freeze(key)
         self._thaw.setdefault(key, asyncio.Event())
-        await self._durable(self._wal.last_lsn)
-        return self._incarnation
+        delta = self._delta(key, seq)
+        if delta:
+            await self._durable(max(r.lsn for r in delta))
+        return delta
 
     async def unfreeze(self, key: str) -> str:
         if key in self._state.inventories:
             self._state.unfreeze(key)
+        self._recent.pop(key, None)  # a migration undone here, or finished at the target
         self._wake(key)
         return self._incarnation
 
@@ -432,6 +513,23 @@ class SeatCentre:
         while self._sales_window and self._sales_window[0][0] <= horizon:
             self._sales_window.popleft()
         return float(sum(n for _, n in self._sales_window))
+
+
+def _directory(root: str) -> ray.actor.ActorHandle:
+    from actors.seat_directory import get_seat_directory  # it imports this module
+
+    return get_seat_directory(root)
+
+
+async def _answer(ref: ray.ObjectRef):
+    """Await another seat actor's answer; its GridfareError is raised as itself."""
+    try:
+        return await ref
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, GridfareError):
+            raise cause from None
+        raise SeatError(f"seat actor call failed: {exc}") from exc
 
 
 def _error_answer(exc: Exception) -> dict:

@@ -18,7 +18,7 @@ import os
 import ray
 
 from actors import named_detached
-from actors.seat_centre import seats_suffix
+from actors.seat_centre import quiet_gc, seats_suffix
 from gridfare.errors import SeatError
 from gridfare.seats.directory import Directory, DirectoryRecord
 from gridfare.seats.store import SeatsRoot
@@ -46,6 +46,7 @@ class SeatDirectory:
         self._file = path.open("r+b")
         self._file.truncate(valid)  # a torn last line was never acknowledged
         self._file.seek(valid)
+        quiet_gc()  # the map is long-lived: keep full collections out of the flip's path
 
     def _log(self, records: list[DirectoryRecord]) -> None:
         if not records:

@@ -184,7 +184,15 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
     from rayjobs.seats_serve import start_serve
 
     root = tempfile.mkdtemp(prefix="gridfare-seats-bench-")
-    ray.init(num_cpus=2, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False)
+    # address="local": a private cluster even when another one runs on this machine (a bare
+    # ray.init() would join it and measure someone else's load).
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        namespace=NAMESPACE,
+        log_to_driver=False,
+    )
     try:
         timetable = generate_timetable(seed=5, n_trains=n_trains, days=days)
         train_dates = list(timetable.train_dates())

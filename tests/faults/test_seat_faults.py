@@ -98,3 +98,24 @@ def test_migrator_restart_mid_migration_resumes_cleanly(seats):
         "G2@2026-10-02": "B",
     }
     assert seats.audit().ok
+
+
+def test_source_dies_before_the_switch(seats):
+    """The freeze window (run by the destination) refuses a source restarted since the copy:
+    the move is undone before the flip, nothing is lost, and a resume completes it."""
+    seats.sell("G1", DAY, "Beijing", "Jinan", "second", 2, "before")
+    m = seats.migrate("G1 dates=2026-10-01", "B", auto=False)
+    seats.step(m["id"])  # copy
+    seats.step(m["id"])  # catch up
+    restart_actor(seats.aio.centre("A"))
+    status = seats.step(m["id"])  # switch: refused, undone
+    assert status["state"] == "failed" and "restarted" in status["moves"][0]["reason"]
+    assert seats.owners()[KEY] == "A"
+    assert seats.sell("G1", DAY, "Jinan", "Shanghai", "second", 1, "after")["status"] == "sold"
+    assert seats.audit().ok
+    seats.resume(m["id"])
+    while seats.migration(m["id"])["state"] == "running":
+        seats.step(m["id"])
+    assert seats.owners()[KEY] == "B"
+    assert seats.sell("G1", DAY, "Beijing", "Jinan", "second", 2, "before")["repeat"]
+    assert seats.audit().ok
