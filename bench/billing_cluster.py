@@ -7,6 +7,9 @@ same run, one DuckDB SQL query (default threads: 2 here) built by ``bench/_duckd
 computes the same bills from the same Parquet files (every tariff, the 9 audit rules, the
 12-month history) and writes them to one Parquet file; the two sets of bills are compared
 line by line. The former baseline, the tiered bills of one tariff code only, is timed too.
+With the ``spark`` extra installed, PySpark ``local[2]`` runs the same query in Spark SQL
+(JVM started and warmed on a few sections first, untimed) and its bills are compared too;
+without it the Spark row is skipped with a note.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ import time
 import duckdb
 
 from bench._city import PERIOD, TIERED_BILLS_SQL, ensure_city, parquet_sources
-from bench._duckdb_bills import bills_sql, compare_bills
+from bench._duckdb_bills import (
+    SPARK,
+    bills_sql,
+    compare_bills,
+    spark_installed,
+    spark_session,
+    spark_sources,
+)
 from bench._duckdb_bills import parquet_sources as same_bills_sources
 from gridfare.tariffs import load_tariff_book
 
@@ -57,9 +67,12 @@ def end_to_end(accounts: int, sections: int) -> tuple[list[tuple], dict]:
         duckdb_s = time.perf_counter() - started
         baseline_rows = con.execute(
             f"SELECT count(*) FROM '{out}/bills.parquet'").fetchall()[0][0]
-        agreement = compare_bills(
-            con, f"read_parquet('{centre.uri}/bills/period={PERIOD}/*/*.parquet')",
-            f"'{out}/same.parquet'")
+        written = f"read_parquet('{centre.uri}/bills/period={PERIOD}/*/*.parquet')"
+        agreement = compare_bills(con, written, f"'{out}/same.parquet'")
+        spark_s = spark_same_bills(centre, f"{out}/spark")
+        if spark_s is not None:
+            signal = {**signal, "spark_agreement": compare_bills(
+                con, written, f"read_parquet('{out}/spark/*.parquet')")}
     billed = signal["billed"] + signal["exceptions"]
     signal = {**signal, "agreement": agreement}
     rows = [
@@ -70,7 +83,31 @@ def end_to_end(accounts: int, sections: int) -> tuple[list[tuple], dict]:
         ("(former baseline) DuckDB single query, one tiered tariff only", baseline_rows,
          duckdb_s),
     ]
+    if spark_s is not None:
+        rows.append(("PySpark local[2], the same query in Spark SQL, same bills", billed,
+                     spark_s))
     return rows, signal
+
+
+def spark_same_bills(centre, out: str) -> float | None:
+    """Seconds for PySpark local[2] to compute the same bills from the Parquet files and
+    write them to ``out``; None (with a note) when the ``spark`` extra is not installed."""
+    if not spark_installed():
+        print("PySpark not installed: no Spark baseline (pip install -e '.[spark]')")
+        return None
+    book = load_tariff_book()
+    spark = spark_session(cores=2)
+    try:
+        # A standing Spark session has its JVM warm: run the query on a few sections first.
+        some = spark_sources(spark, centre, PERIOD, sections=centre.sections(PERIOD)[:4])
+        spark.sql(bills_sql(book, PERIOD, some, dialect=SPARK)).write.mode(
+            "overwrite").parquet(f"{out}-warm-up")
+        started = time.perf_counter()
+        sources = spark_sources(spark, centre, PERIOD)
+        spark.sql(bills_sql(book, PERIOD, sources, dialect=SPARK)).write.parquet(out)
+        return time.perf_counter() - started
+    finally:
+        spark.stop()
 
 
 def main(large: bool = False) -> str:
@@ -81,7 +118,8 @@ def main(large: bool = False) -> str:
             "warmed first, as on a standing cluster. Baseline: one DuckDB query (2 threads) "
             "computing the same bills (every tariff, audit rules, history; "
             "`bench/_duckdb_bills.py`) from the same Parquet, writing them to Parquet; the "
-            "former tiered-only query for reference. Targets: 1.5 M <= 15 s, "
+            "former tiered-only query for reference; PySpark `local[2]` running the same "
+            "query when the `spark` extra is installed. Targets: 1.5 M <= 15 s, "
             "30 M <= 120 s, gridfare >= 0.70x the DuckDB throughput.", "",
             "| path | accounts | seconds | accounts/s |", "|---|---:|---:|---:|"]
     ratios, notes = [], []
@@ -100,6 +138,17 @@ def main(large: bool = False) -> str:
                      f"vs the former tiered-only query {tiered_ratio:.2f}")
         print(f"throughput ratio gridfare / DuckDB same bills at {accounts:,}: {ratio:.2f} "
               f"(vs tiered-only query: {tiered_ratio:.2f}); bills {agreement}")
+        if "spark_agreement" in signal:
+            spark_ratio, spark_agreement = rates[0] / rates[3], signal["spark_agreement"]
+            notes.append(f"gridfare / PySpark local[2] {spark_ratio:.2f}, "
+                         f"{spark_agreement['differing']} of "
+                         f"{spark_agreement['compared']:,} Spark bills differ "
+                         f"({spark_agreement['kernel_only'] + spark_agreement['baseline_only']}"
+                         " on one side only)")
+            print(f"throughput ratio gridfare / PySpark at {accounts:,}: {spark_ratio:.2f}; "
+                  f"bills {spark_agreement}")
+        else:
+            notes.append("PySpark not installed, no Spark row (`pip install -e '.[spark]'`)")
     text += ["", "Throughput ratio gridfare / DuckDB computing the same bills: "
              + ", ".join(ratios) + " (" + "; ".join(notes) + ")."]
 

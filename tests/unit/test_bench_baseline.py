@@ -248,3 +248,25 @@ def test_the_city_exercises_every_charge_line_and_history(billed):
     assert {"cn-bj-industrial-demand", "test-two-tier-minimum"} <= tariffs
     history = centre.read_history(centre.sections(PERIODS[-1])[0], PERIODS[-1])
     assert set(PERIODS[:2]) <= set(history["period"].to_pylist())
+
+
+@pytest.mark.slow
+def test_pyspark_runs_the_same_query_to_the_same_bills(billed, tmp_path):
+    """Only with the ``spark`` extra installed (a JVM start: tens of seconds)."""
+    pytest.importorskip("pyspark")
+    from bench._duckdb_bills import SPARK, compare_bills, spark_session, spark_sources
+
+    centre, book, kernel = billed
+    spark = spark_session(cores=2)
+    con = duckdb.connect()
+    try:
+        for period in PERIODS:
+            out = tmp_path / period
+            sql = bills_sql(book, period, spark_sources(spark, centre, period), dialect=SPARK)
+            spark.sql(sql).write.parquet(str(out))
+            con.register("kernel", kernel[period][0])
+            agreement = compare_bills(con, "kernel", f"read_parquet('{out}/*.parquet')")
+            assert agreement == {"compared": kernel[period][0].num_rows, "kernel_only": 0,
+                                 "baseline_only": 0, "differing": 0}, period
+    finally:
+        spark.stop()
