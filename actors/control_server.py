@@ -315,7 +315,7 @@ class ControlServer:
             demands = [SectionDemand(s, w, s in run.alone)
                        for s, w in itertools.islice(run.queue.items(), window)]
             plan = choose_nodes(ClusterSnapshot(now, loads, dict(in_flight)), demands,
-                                self._policy)
+                                self._policy, queued_weight=sum(run.queue.values()))
             for command in plan.commands:
                 for section in command.sections:
                     del run.queue[section]

@@ -14,11 +14,13 @@ stays queued with the reason.
 
 Small sections travel in *bundles*: one command (one task) bills several sections, so the
 fixed cost of a task, its reads and its kernel call is paid once per bundle rather than per
-section. Bundles are filled largest section first up to ``bundle_accounts`` (never more
+section. Bundles are filled largest section first up to ``bundle_weight`` (never more
 than ``bundle_max_sections``); a section at or above the target goes alone. The target
-shrinks when the sections offered would not otherwise fill every free slot, so a small run
-still spreads over all nodes. A section marked ``alone`` (its bundle crashed) is never
-bundled, so a bad section fails by itself and not its bundle-mates.
+shrinks so that what is queued still makes ``bundle_rounds`` rounds of the nodes' slots: a
+small run spreads over every node (also one whose first report comes a moment late), and
+bundles get smaller towards the end of a run, so its tail stays balanced. A section marked
+``alone`` (its bundle crashed) is never bundled, so a bad section fails by itself and not
+its bundle-mates.
 """
 
 from __future__ import annotations
@@ -45,14 +47,18 @@ __all__ = [
 class DispatchPolicy:
     """Knobs of the dispatch policy (one frozen config, checked on construction)."""
 
-    in_flight_per_cpu: int = 2  # sections queued on a node per core (one runs, one waits)
+    in_flight_per_cpu: int = 2  # commands (sections or bundles) per core: one runs, one waits
     io_busy_threshold: float = 0.8  # disk busy share above which a node is penalised
     io_penalty: float = 1.0  # extra pressure, in cores, of a saturated disk
     stale_after_s: float = 5.0  # a node silent for this long gets no new sections
-    # ~10 sections of the usual 500 accounts: Ray's and the kernel's per-call costs become
-    # small next to the rating, while a bundle still takes well under a second.
-    bundle_accounts: int = 5_000  # bundle small sections up to this many accounts (1: never)
+    # Bundle small sections up to this weight (1: never bundle). Weights are the
+    # ControlServer's size measure, a section's readings bytes (about 35 per account), so
+    # this is about 10 sections of the usual 500 accounts: the per-task, per-read and
+    # per-kernel-call costs become small next to the rating, and a bundle still takes
+    # well under a second.
+    bundle_weight: int = 160_000
     bundle_max_sections: int = 32  # ...and at most this many sections
+    bundle_rounds: int = 4  # bundles small enough for the queue to fill the slots this often
 
     def __post_init__(self) -> None:
         if self.in_flight_per_cpu < 1:
@@ -61,10 +67,12 @@ class DispatchPolicy:
             raise ConfigError("dispatch.io_busy_threshold: must be in (0, 1]")
         if self.io_penalty < 0 or self.stale_after_s <= 0:
             raise ConfigError("dispatch.io_penalty / stale_after_s: must be positive")
-        if self.bundle_accounts < 1:
-            raise ConfigError("dispatch.bundle_accounts: must be at least 1")
+        if self.bundle_weight < 1:
+            raise ConfigError("dispatch.bundle_weight: must be at least 1")
         if self.bundle_max_sections < 1:
             raise ConfigError("dispatch.bundle_max_sections: must be at least 1")
+        if self.bundle_rounds < 1:
+            raise ConfigError("dispatch.bundle_rounds: must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -97,8 +105,9 @@ class NodeLoad:
 
 @dataclass(frozen=True)
 class SectionDemand:
-    """A section waiting for a node; ``weight`` is its size (accounts). ``alone``: never
-    bundle it (its bundle failed once; billed alone, only a bad section fails)."""
+    """A section waiting for a node; ``weight`` is its size (the ControlServer uses the
+    bytes of its readings). ``alone``: never bundle it (its bundle failed once; billed
+    alone, only a bad section fails)."""
 
     section_id: str
     weight: int
@@ -120,7 +129,7 @@ class BillingCommand:
 
     sections: tuple[str, ...]
     node_id: str
-    weight: int = 0  # accounts in the command
+    weight: int = 0  # sum of the sections' weights
 
 
 
@@ -131,8 +140,13 @@ class Plan:
 
 
 def choose_nodes(snapshot: ClusterSnapshot, sections: Sequence[SectionDemand],
-                 policy: DispatchPolicy = DispatchPolicy()) -> Plan:
-    """Place as many sections as the nodes' bounds allow, least pressure per core first."""
+                 policy: DispatchPolicy = DispatchPolicy(), *,
+                 queued_weight: int | None = None) -> Plan:
+    """Place as many sections as the nodes' bounds allow, least pressure per core first.
+
+    ``sections`` may be the head of a longer queue; ``queued_weight`` is the weight of the
+    whole queue (default: of ``sections``), which bounds the size of bundles.
+    """
     live = [n for n in snapshot.nodes
             if snapshot.now - n.reported_at <= policy.stale_after_s and n.cpus > 0]
     if not live:
@@ -147,12 +161,9 @@ def choose_nodes(snapshot: ClusterSnapshot, sections: Sequence[SectionDemand],
                 + (policy.io_penalty if n.io_busy >= policy.io_busy_threshold else 0.0)
                 for n in live}
     per_core = {n.node_id: max(n.free_cpus, 1.0 / policy.in_flight_per_cpu) for n in live}
-    target = policy.bundle_accounts
-    free_slots = sum(slots.values())
-    if free_slots:
-        # Spread what is offered over every free slot before making bundles big.
-        offered = sum(s.weight for s in sections)
-        target = max(1, min(target, math.ceil(offered / free_slots)))
+    queued = sum(s.weight for s in sections) if queued_weight is None else queued_weight
+    rounds = sum(capacity.values()) * policy.bundle_rounds
+    target = max(1, min(policy.bundle_weight, math.ceil(queued / rounds)))
     commands: list[BillingCommand] = []
     unplaced: list[tuple[str, str]] = []
     for bundle in bundle_sections(sections, target, policy.bundle_max_sections):
@@ -167,12 +178,12 @@ def choose_nodes(snapshot: ClusterSnapshot, sections: Sequence[SectionDemand],
     return Plan(tuple(commands), tuple(unplaced))
 
 
-def bundle_sections(sections: Sequence[SectionDemand], target_accounts: int,
+def bundle_sections(sections: Sequence[SectionDemand], target_weight: int,
                     max_sections: int) -> list[BillingCommand]:
     """Group ``sections`` into bundles (commands without a node yet), largest first.
 
     Sections are taken largest first and added to the open bundle until the next one would
-    take it over ``target_accounts`` or it holds ``max_sections``; a section at or above
+    take it over ``target_weight`` or it holds ``max_sections``; a section at or above
     the target, or marked ``alone``, makes a bundle of its own. Bundles come out heaviest
     first (longest processing time first), ties by their first section id.
     """
@@ -183,7 +194,7 @@ def bundle_sections(sections: Sequence[SectionDemand], target_accounts: int,
         if section.alone:
             bundles.append(BillingCommand((section.section_id,), "", section.weight))
             continue
-        if current and (weight + section.weight > target_accounts
+        if current and (weight + section.weight > target_weight
                         or len(current) >= max_sections):
             bundles.append(BillingCommand(tuple(current), "", weight))
             current, weight = [], 0

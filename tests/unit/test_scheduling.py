@@ -11,7 +11,7 @@ from gridfare.scheduling import (
 )
 
 # Every section in a command of its own: the placement tests below count sections.
-ALONE = DispatchPolicy(bundle_accounts=1)
+ALONE = DispatchPolicy(bundle_weight=1)
 
 
 def node(node_id, cpus=1.0, busy=0.0, io=0.0, procs=0, at=100.0, cores=None):
@@ -43,7 +43,7 @@ def test_largest_sections_go_first_to_the_least_loaded_nodes():
 def test_a_node_saturated_by_other_work_gets_nothing_while_others_have_room():
     snap = ClusterSnapshot(100.0, (node("a", busy=1.0), node("b")))
     plan = choose_nodes(snap, sections(*[1] * 6),
-                        DispatchPolicy(in_flight_per_cpu=2, bundle_accounts=1))
+                        DispatchPolicy(in_flight_per_cpu=2, bundle_weight=1))
     assert counts(plan) == {"b": 2}
     assert len(plan.unplaced) == 4
 
@@ -64,7 +64,7 @@ def test_nodes_sharing_a_machine_bear_a_share_of_its_other_work():
 def test_in_flight_bound_leaves_the_rest_queued_with_a_reason():
     snap = ClusterSnapshot(100.0, (node("a"),), in_flight={"a": 1})
     plan = choose_nodes(snap, sections(1, 2, 3),
-                        DispatchPolicy(in_flight_per_cpu=2, bundle_accounts=1))
+                        DispatchPolicy(in_flight_per_cpu=2, bundle_weight=1))
     assert len(plan.commands) == 1
     assert [reason for _, reason in plan.unplaced] == ["every node is at its in-flight bound"] * 2
 
@@ -101,10 +101,12 @@ def test_deterministic_ties():
 def test_policy_is_validated():
     with pytest.raises(ConfigError, match="in_flight_per_cpu"):
         DispatchPolicy(in_flight_per_cpu=0)
-    with pytest.raises(ConfigError, match="bundle_accounts"):
-        DispatchPolicy(bundle_accounts=0)
+    with pytest.raises(ConfigError, match="bundle_weight"):
+        DispatchPolicy(bundle_weight=0)
     with pytest.raises(ConfigError, match="bundle_max_sections"):
         DispatchPolicy(bundle_max_sections=0)
+    with pytest.raises(ConfigError, match="bundle_rounds"):
+        DispatchPolicy(bundle_rounds=0)
 
 
 # -- bundles ------------------------------------------------------------------------------
@@ -150,7 +152,8 @@ def test_every_section_is_in_exactly_one_bundle():
 
 def test_choose_nodes_places_bundles_within_the_in_flight_bound():
     snap = ClusterSnapshot(100.0, (node("a"), node("b")))
-    plan = choose_nodes(snap, sections(*[500] * 40), DispatchPolicy(bundle_accounts=5000))
+    plan = choose_nodes(snap, sections(*[500] * 40), DispatchPolicy(bundle_weight=5000),
+                        queued_weight=1_000_000)  # a long queue behind these 40
     assert len(plan.commands) == 4  # 2 nodes x 1 CPU x 2 in flight
     assert all(len(c.sections) == 10 and c.weight == 5000 for c in plan.commands)
     assert counts(plan) == {"a": 2, "b": 2}
@@ -159,9 +162,20 @@ def test_choose_nodes_places_bundles_within_the_in_flight_bound():
 
 def test_a_small_run_is_spread_over_every_free_slot_rather_than_bundled_whole():
     snap = ClusterSnapshot(100.0, (node("a"), node("b"), node("c")))
-    plan = choose_nodes(snap, sections(*[250] * 16), DispatchPolicy(bundle_accounts=5000))
+    plan = choose_nodes(snap, sections(*[250] * 16), DispatchPolicy(bundle_weight=5000))
     assert len(plan.commands) == 6 and set(counts(plan)) == {"a", "b", "c"}
     assert sum(len(c.sections) for c in plan.commands) + len(plan.unplaced) == 16
+
+
+def test_bundles_shrink_so_the_queue_fills_the_slots_several_times():
+    snap = ClusterSnapshot(100.0, (node("a"), node("b")))  # 4 slots
+    policy = DispatchPolicy(bundle_weight=5000, bundle_rounds=4)
+    # 16,000 queued over 4 slots x 4 rounds: bundles of 1,000 (two 500-sections).
+    plan = choose_nodes(snap, sections(*[500] * 8), policy, queued_weight=16_000)
+    assert [len(c.sections) for c in plan.commands] == [2, 2, 2, 2]
+    # The tail of the run: little left, every section goes alone.
+    plan = choose_nodes(snap, sections(*[500] * 4), policy, queued_weight=2_000)
+    assert [len(c.sections) for c in plan.commands] == [1, 1, 1, 1]
 
 
 def test_sections_of_bundles_that_find_no_node_stay_queued_each_with_the_reason():
