@@ -24,10 +24,16 @@ hand-copied. Money is exact integer arithmetic in the units of ``gridfare.money`
 times 1e-8 CNY), each line rounded half away from zero to the fen, so the bills agree with
 the kernel to the fen (``tests/unit/test_bench_baseline.py`` checks it line by line).
 
+The same text runs on Spark SQL (``dialect=SPARK``: ``bround`` for ``round_even``, ``div``
+for ``//``; everything else is common SQL), over temp views of the same Parquet files
+(``spark_sources``); PySpark is the optional ``spark`` extra.
+
 Not reproduced: the human-readable ``detail`` text of exceptions (``exceptions_sql`` gives
-account, section and rule), and the kernel's refusals (``InvalidInput`` on a duplicate
-account in a section, an unknown power-factor standard or an int64 overflow; DuckDB raises
-on the overflow too). The power factor is computed in float64 with the same operations as the
+account, section and rule), and the kernel's refusals of impossible input, where it raises
+``InvalidInput`` for the whole section: a duplicate account in a section (the query bills
+both rows), a power-factor standard other than 0.80 / 0.85 / 0.90 (the query adjusts by 0)
+and an int64 overflow (DuckDB, and Spark in ANSI mode, raise too; Spark 3.5 without ANSI
+would wrap). The generated data holds none of these. The power factor is computed in float64 with the same operations as the
 kernel (``kWh / sqrt(kWh² + kvarh²)``, then ``floor(x * 100 + 0.5 + 1e-9)``), which IEEE
 arithmetic makes identical in both.
 """
