@@ -33,9 +33,11 @@ account, section and rule), and the kernel's refusals of impossible input, where
 ``InvalidInput`` for the whole section: a duplicate account in a section (the query bills
 both rows), a power-factor standard other than 0.80 / 0.85 / 0.90 (the query adjusts by 0)
 and an int64 overflow (DuckDB, and Spark in ANSI mode, raise too; Spark 3.5 without ANSI
-would wrap). The generated data holds none of these. The power factor is computed in float64 with the same operations as the
-kernel (``kWh / sqrt(kWh² + kvarh²)``, then ``floor(x * 100 + 0.5 + 1e-9)``), which IEEE
-arithmetic makes identical in both.
+would wrap). The generated data holds none of these.
+
+The power factor is computed in float64 with the same operations as the kernel
+(``kWh / sqrt(kWh² + kvarh²)``, then ``floor(x * 100 + 0.5 + 1e-9)``), which IEEE arithmetic
+makes identical in both.
 """
 
 from __future__ import annotations
