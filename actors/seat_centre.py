@@ -257,30 +257,43 @@ class SeatCentre:
 
     async def sell_many(self, requests: list[tuple]) -> list[dict]:
         """Sell a batch (tuples of ``sell``'s arguments) with one fsync. A request that is
-        refused answers ``{"status": "error", "error": kind, "message": ...}`` alone."""
-        answers, lsn = [], 0
-        for request in requests:
+        refused answers ``{"status": "error", "error": kind, "message": ...}`` alone.
+
+        Requests are sold in order; one on a frozen train-date waits (bounded) without
+        holding up the others of the batch, whose answers only wait for the one fsync.
+        """
+        answers: list[dict | None] = [None] * len(requests)
+        waiting, lsn = [], 0
+        for i, request in enumerate(requests):
             try:
-                answer, at = await self._sell(*request)
+                answers[i], at = self._sell_now(*request)
+            except TrainFrozen:
+                waiting.append(i)
+                continue
             except (SeatError, InvalidInput) as exc:
-                answer, at = _error_answer(exc), 0
-            answers.append(answer)
+                answers[i], at = _error_answer(exc), 0
             lsn = max(lsn, at)
+
+        async def wait_and_sell(i: int) -> int:
+            try:
+                answers[i], at = await self._sell(*requests[i])
+            except (SeatError, InvalidInput) as exc:
+                answers[i], at = _error_answer(exc), 0
+            return at
+
+        if waiting:
+            lsn = max(lsn, *await asyncio.gather(*(wait_and_sell(i) for i in waiting)))
         await self._durable(lsn)
         return answers
 
-    async def _sell(self, train_no, day, from_station, to_station, cls, count, request_id):
-        day = parse_day(day)
+    async def _sell(self, *request) -> tuple[dict, int]:
+        """``_sell_now``, waiting (at most ``freeze_wait_s``) while the train-date is frozen."""
         deadline = None
         while True:
             try:
-                result = self._state.sell(
-                    train_no, day, from_station, to_station, cls, count, request_id
-                )
-            except TrainMoved as exc:
-                return moved_answer(exc), 0
+                return self._sell_now(*request)
             except TrainFrozen:
-                key = train_key(train_no, day)
+                key = train_key(request[0], parse_day(request[1]))
                 now = time.monotonic()
                 deadline = deadline or now + self._freeze_wait
                 event = self._thaw.setdefault(key, asyncio.Event())
@@ -291,8 +304,17 @@ class SeatCentre:
                         f"centre {self._id}: train-date {key} still frozen for migration "
                         f"after {self._freeze_wait:g} s; retry"
                     ) from None
-                continue
-            break
+
+    def _sell_now(
+        self, train_no, day, from_station, to_station, cls, count, request_id
+    ) -> tuple[dict, int]:
+        """Sell at once: the answer and the log position it waits for (0: none)."""
+        try:
+            result = self._state.sell(
+                train_no, parse_day(day), from_station, to_station, cls, count, request_id
+            )
+        except TrainMoved as exc:
+            return moved_answer(exc), 0
         if isinstance(result, SoldOut):
             self._metrics.sold_out.inc()
             return sale_answer(result), 0

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
+from gridfare import errors
 from gridfare.errors import (
     GridfareError,
     InvalidInput,
     SeatError,
     TrainFrozen,
+    TrainMoved,
     UnknownTrain,
 )
 from gridfare.seats.placement import (
@@ -45,6 +47,8 @@ from gridfare.seats.train import TrainDate, train_key
 __all__ = ["AsyncSeatsClient", "PlacementPlan", "SeatsClient", "placement_plan"]
 
 MAX_HOPS = 8  # "moved" answers followed before giving up
+SELL_IN_FLIGHT = 2  # sell_many calls in flight per centre; more sales wait for the next batch
+SELL_BATCH = 256  # at most this many sales in one sell_many call
 FROZEN_RETRY_S = 10.0  # a frozen train-date is retried this long (the centre waits 2 s each)
 CREATE_CHUNK = 2000
 
@@ -127,6 +131,63 @@ def _raise_cause(exc: BaseException) -> None:
         raise cause from None
 
 
+def _raise_error_answer(answer: dict) -> dict:
+    """A ``sell_many`` answer; ``{"status": "error", ...}`` is raised as its error."""
+    if answer.get("status") != "error":
+        return answer
+    kind = getattr(errors, str(answer.get("error")), None)
+    if not (isinstance(kind, type) and issubclass(kind, GridfareError)) or kind is TrainMoved:
+        kind = SeatError
+    raise kind(answer.get("message", ""))
+
+
+class _SellBatcher:
+    """One centre's sales, sent as ``sell_many`` calls.
+
+    A sale goes at once when fewer than ``SELL_IN_FLIGHT`` calls are in flight to the centre;
+    otherwise it joins the next call, sent when one returns. So a lone buyer pays no delay,
+    and under load many sales share one actor call and one fsync. Profiled through the Serve
+    app (64 connections, 2 cores): submitting one actor call per sale was the largest single
+    cost in the replica (~a quarter of its CPU), and the centre paid per call as well.
+    """
+
+    def __init__(self, send) -> None:
+        self._send = send  # list of sell tuples -> awaitable list of answers
+        self._queue: list[tuple[tuple, asyncio.Future]] = []
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task] = set()  # held until done (the loop keeps weak refs)
+
+    def submit(self, request: tuple) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        if self._in_flight < SELL_IN_FLIGHT:
+            self._start()
+        return future
+
+    def _start(self) -> None:
+        batch, self._queue = self._queue[:SELL_BATCH], self._queue[SELL_BATCH:]
+        self._in_flight += 1
+        task = asyncio.ensure_future(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
+        try:
+            answers = await self._send([request for request, _ in batch])
+        except Exception as exc:  # the whole call failed: every sale in it hears why
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+        finally:
+            self._in_flight -= 1
+            if self._queue and self._in_flight < SELL_IN_FLIGHT:
+                self._start()
+
+
 class AsyncSeatsClient:
     def __init__(self, root: str) -> None:
         import ray  # noqa: F401  (fails early and clearly if Ray is missing)
@@ -135,6 +196,7 @@ class AsyncSeatsClient:
         self.config = self.root.config()
         self._map: dict[str, tuple[str, int]] = {}
         self._handles: dict[str, object] = {}
+        self._sellers: dict[str, _SellBatcher] = {}
 
     # ---- handles ----------------------------------------------------------------------
 
@@ -209,7 +271,7 @@ class AsyncSeatsClient:
         for _ in range(MAX_HOPS):
             centre = await self._owner(key)
             try:
-                answer = await self._call(call(self.centre(centre)))
+                answer = await call(centre)
             except TrainFrozen:
                 deadline = deadline or time.monotonic() + FROZEN_RETRY_S
                 if time.monotonic() > deadline:
@@ -244,24 +306,33 @@ class AsyncSeatsClient:
         """Sell seats: ``{"status": "sold", "seats": [...], ...}`` or ``"sold_out"`` with the
         seats remaining. The same ``request_id`` never sells twice."""
         key = _key(train_no, day)
-        day = key.split("@")[1]
-        return await self._routed(
-            key,
-            lambda c: c.sell.remote(
-                train_no, day, from_station, to_station, cls, count, request_id
-            ),
-        )
+        request = (train_no, key.split("@")[1], from_station, to_station, cls, count, request_id)
+        return await self._routed(key, lambda c: self._sell_batched(c, request))
+
+    async def _sell_batched(self, centre: str, request: tuple) -> dict:
+        seller = self._sellers.get(centre)
+        if seller is None:
+            handle = self.centre(centre)
+            seller = self._sellers[centre] = _SellBatcher(
+                lambda batch: self._call(handle.sell_many.remote(batch))
+            )
+        return _raise_error_answer(await seller.submit(request))
 
     async def refund(self, train_no: str, day, request_id: str) -> dict:
         key = _key(train_no, day)
         day = key.split("@")[1]
-        return await self._routed(key, lambda c: c.refund.remote(train_no, day, request_id))
+        return await self._routed(
+            key, lambda c: self._call(self.centre(c).refund.remote(train_no, day, request_id))
+        )
 
     async def remaining(self, train_no: str, day, from_station: str, to_station: str) -> dict:
         key = _key(train_no, day)
         day = key.split("@")[1]
         return await self._routed(
-            key, lambda c: c.remaining.remote(train_no, day, from_station, to_station)
+            key,
+            lambda c: self._call(
+                self.centre(c).remaining.remote(train_no, day, from_station, to_station)
+            ),
         )
 
     async def create_train(self, train: TrainDate) -> dict:

@@ -108,12 +108,12 @@ def test_prefix_migration_pause_resume_and_rollback(seats):
     assert seats.audit().ok
 
 
-async def _buyers(seats, hot, n_requests, concurrency, answers):
+async def _buyers(seats, hot, n_requests, concurrency, answers, first=0):
     semaphore = asyncio.Semaphore(concurrency)
     stations = ("Beijing", "Tianjin", "Jinan", "Nanjing", "Shanghai")
-    rng = random.Random(7)
+    rng = random.Random(7 + first)
     plan = []
-    for i in range(n_requests):
+    for i in range(first, first + n_requests):
         a, b = sorted(rng.sample(range(5), 2))
         plan.append((rng.choice(hot), stations[a], stations[b], rng.choice((1, 1, 2)), f"c{i}"))
 
@@ -129,16 +129,17 @@ def test_concurrent_buyers_while_migrating_back_and_forth_then_audit(seats):
     answers: dict[str, dict] = {}
 
     async def scenario():
-        buyers = asyncio.ensure_future(_buyers(seats, ["G1", "G2", "D3"], 3000, 64, answers))
-        moves = 0
-        for target in ("C", "A", "C", "B"):
-            if buyers.done():
-                break
+        # A wave of buyers starts with each migration, so every migration runs under load
+        # however fast the buyers are.
+        waves, moves = [], 0
+        for i, target in enumerate(("C", "A", "C", "B")):
+            wave = _buyers(seats, ["G1", "G2", "D3"], 750, 64, answers, first=750 * i)
+            waves.append(asyncio.ensure_future(wave))
             m = await aio.migrate("G1 G2 D3 dates=2026-10-01", target)
             status = await aio.wait_migration(m["id"])
             assert status["state"] == "done", status
             moves += 1
-        await buyers
+        await asyncio.gather(*waves)
         return moves
 
     moves = seats._run(scenario())

@@ -1,0 +1,57 @@
+"""The client's sale batching (``gridfare.seats_client._SellBatcher``), with a fake centre."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gridfare.errors import InvalidInput, SeatError, TrainFrozen
+from gridfare.seats_client import SELL_IN_FLIGHT, _raise_error_answer, _SellBatcher
+
+
+def _run(coro):
+    return asyncio.new_event_loop().run_until_complete(coro)
+
+
+def test_lone_sales_go_at_once_and_the_rest_share_calls_in_order():
+    calls: list[list[tuple]] = []
+
+    async def send(batch):
+        calls.append(batch)
+        await asyncio.sleep(0.01)
+        return [{"status": "sold", "request_id": r[-1]} for r in batch]
+
+    async def scenario():
+        seller = _SellBatcher(send)
+        trip = ("G1", "2026-10-01", "A", "B", "second", 1)
+        futures = [seller.submit((*trip, f"r{i}")) for i in range(10)]
+        return await asyncio.gather(*futures)
+
+    answers = _run(scenario())
+    assert [a["request_id"] for a in answers] == [f"r{i}" for i in range(10)]
+    assert [len(c) for c in calls[:SELL_IN_FLIGHT]] == [1] * SELL_IN_FLIGHT
+    assert sum(len(c) for c in calls) == 10 and len(calls) < 10
+    assert [r[-1] for c in calls for r in c] == [f"r{i}" for i in range(10)]  # order kept
+
+
+def test_a_failed_call_fails_each_of_its_sales():
+    async def send(batch):
+        raise SeatError("centre unavailable")
+
+    async def scenario():
+        seller = _SellBatcher(send)
+        futures = [seller.submit(("G1",) * 7) for _ in range(3)]
+        return await asyncio.gather(*futures, return_exceptions=True)
+
+    assert all(isinstance(r, SeatError) for r in _run(scenario()))
+
+
+def test_error_answers_are_raised_as_their_errors():
+    assert _raise_error_answer({"status": "sold"}) == {"status": "sold"}
+    with pytest.raises(TrainFrozen, match="frozen"):
+        _raise_error_answer({"status": "error", "error": "TrainFrozen", "message": "frozen"})
+    with pytest.raises(InvalidInput):
+        _raise_error_answer({"status": "error", "error": "InvalidInput", "message": "bad"})
+    with pytest.raises(SeatError):  # not one of ours: a SeatError, never an arbitrary class
+        _raise_error_answer({"status": "error", "error": "SystemExit", "message": "x"})
