@@ -43,7 +43,9 @@ def end_to_end(accounts: int, sections: int) -> tuple[list[tuple], dict]:
     from rayjobs.billing import submit_and_wait
 
     centre = ensure_city(accounts, sections)
-    ray.init(num_cpus=2, include_dashboard=False, namespace="gridfare", log_to_driver=False)
+    # address="local": a private cluster, never a running one (the demo's would be joined).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="gridfare",
+             log_to_driver=False)
     try:
         # A standing cluster has its workers up: bill a couple of sections first.
         submit_and_wait(centre.uri, PERIOD, sections=centre.sections(PERIOD)[:4],
