@@ -41,9 +41,10 @@ from gridfare.seats.inventory import Sale, SoldOut
 from gridfare.seats.snapshot import Snapshot, read_snapshot, write_snapshot
 from gridfare.seats.store import SeatsRoot
 from gridfare.seats.train import TrainDate, parse_key, train_key
-from gridfare.seats.wal import WalRecord, open_wal
+from gridfare.seats.wal import WalRecord
 
 _NO_AUTO_FLUSH = 1 << 40  # the WalWriter never flushes by itself: the group commit does
+_SNAPSHOT_CHUNK = 32  # train-dates copied per turn of the event loop during a checkpoint
 
 
 def quiet_gc() -> None:
@@ -161,10 +162,24 @@ class SeatCentre:
         self._root.centre_dir(centre_id).mkdir(parents=True, exist_ok=True)
         snap_path = self._root.snapshot_path(centre_id)
         snapshot = read_snapshot(snap_path) if snap_path.exists() else None
-        self._wal, log = open_wal(self._root.wal_path(centre_id), batch_size=_NO_AUTO_FLUSH)
+        self._snapshot_lsn = snapshot.lsn if snapshot is not None else 0
+        # Only the log after the snapshot is read: the sealed segments before it are kept
+        # for the audit, never for a restart.
+        self._wal, records, self._segment_first = self._root.open_centre_log(
+            centre_id, self._snapshot_lsn, batch_size=_NO_AUTO_FLUSH
+        )
         frozen = self._root.frozen_at(centre_id)
-        self._state = CentreState.restore(centre_id, snapshot, log.records, frozen)
+        self._state = CentreState.restore(centre_id, snapshot, records, frozen)
+        self._replayed = len(records)
         self._durable_lsn = self._wal.last_lsn  # what we read back is on disk
+        self._dirs_dirty = False  # a sealed segment's directory entries await an fsync
+        self._snapshot_every = config.snapshot_every
+        self._snapshot_interval = config.snapshot_interval_s
+        self._since_checkpoint = len(records)
+        self._last_checkpoint = time.monotonic()
+        self._checkpointing: asyncio.Future | None = None
+        self._checkpoint_lock = asyncio.Lock()
+        self._seal_waiter: asyncio.Future | None = None
         # Catch-up source: the sell/refund records of each train-date being exported for a
         # migration, from its export on (the destination has everything up to the export).
         # Only those: keeping every record of every train-date would grow without bound.
@@ -172,6 +187,9 @@ class SeatCentre:
         self._thaw = {key: asyncio.Event() for key in self._state.frozen}
         self._flusher: asyncio.Future | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
+        # Snapshots are written by their own thread: behind the fsync thread, a long write
+        # would hold up every sale's group commit.
+        self._snapshot_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         self._incarnation = uuid.uuid4().hex
         self._metrics = _Metrics(centre_id)
         self._sales_window: deque[tuple[int, int]] = deque()  # (second, sales)
@@ -187,7 +205,30 @@ class SeatCentre:
         logged = self._wal.append(record)
         if logged.op in ("sell", "refund") and logged.key in self._recent:
             self._recent[logged.key].append(logged)
+        self._since_checkpoint += 1
+        self._maybe_checkpoint()
         return logged.lsn
+
+    def _maybe_checkpoint(self) -> None:
+        """Start an automatic checkpoint every ``snapshot_every`` records, or when the last
+        one is ``snapshot_interval_s`` old and records have come since."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        every, interval = self._snapshot_every, self._snapshot_interval
+        due = (every and self._since_checkpoint >= every) or (
+            interval
+            and self._since_checkpoint
+            and time.monotonic() - self._last_checkpoint >= interval
+        )
+        if due:
+            self._checkpointing = asyncio.ensure_future(self._auto_checkpoint())
+
+    async def _auto_checkpoint(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception as exc:  # logged, and retried at the next trigger
+            self._last_checkpoint = time.monotonic()  # not at once again: at the next one
+            print(f"centre {self._id}: automatic checkpoint failed: {exc!r}", flush=True)
 
     async def _durable(self, lsn: int) -> None:
         """Return once the log is fsynced up to ``lsn`` (group commit)."""
@@ -203,12 +244,31 @@ class SeatCentre:
         batch = target - self._durable_lsn
         started = time.perf_counter()
         try:
-            self._wal.flush(fsync=False)  # write(2) here, in the loop thread
-            fileno = self._wal._file.fileno()
-            await asyncio.get_running_loop().run_in_executor(self._io, os.fsync, fileno)
-        except OSError as exc:
-            raise SeatError(f"centre {self._id}: cannot write its log: {exc}") from exc
-        self._durable_lsn = max(self._durable_lsn, target)
+            try:
+                self._wal.flush(fsync=False)  # write(2) here, in the loop thread
+                fileno = self._wal._file.fileno()
+                loop = asyncio.get_running_loop()
+                if self._dirs_dirty:  # a new segment: its directory entry before its records
+                    await loop.run_in_executor(self._io, self._root.sync_log_dirs, self._id)
+                    self._dirs_dirty = False
+                await loop.run_in_executor(self._io, os.fsync, fileno)
+            except OSError as exc:
+                raise SeatError(f"centre {self._id}: cannot write its log: {exc}") from exc
+            self._durable_lsn = max(self._durable_lsn, target)
+            if self._seal_waiter is not None:
+                # The file holds exactly the records up to ``target``, all durable, and no
+                # fsync is running: the one moment a segment can end without pausing sales
+                # (those logged meanwhile are still in the writer's buffer).
+                waiter, self._seal_waiter = self._seal_waiter, None
+                try:
+                    waiter.set_result(self._seal_at(target))
+                except SeatError as exc:  # the checkpoint fails; these sales are durable
+                    waiter.set_exception(exc)
+        except BaseException as exc:
+            if self._seal_waiter is not None and not self._seal_waiter.done():
+                self._seal_waiter.set_exception(exc)
+                self._seal_waiter = None
+            raise
         self._metrics.flush.observe(time.perf_counter() - started)
         self._metrics.batch.observe(batch)
 
@@ -378,6 +438,9 @@ class SeatCentre:
             "train_dates": len(self._state.inventories),
             "frozen": sorted(self._state.frozen),
             "wal_lsn": self._durable_lsn,
+            "snapshot_lsn": self._snapshot_lsn,
+            "segment_first_lsn": self._segment_first,
+            "replayed_at_start": self._replayed,
             "node_id": ray.get_runtime_context().get_node_id(),
         }
 
@@ -391,15 +454,54 @@ class SeatCentre:
         return self._state.snapshot(lsn=self._durable_lsn).to_bytes()
 
     async def checkpoint(self) -> int:
-        """Write a snapshot (restart then replays only the log after it). The log is never
-        truncated: the audit reads it from each train-date's create."""
-        await self._durable(self._wal.last_lsn)
-        lsn = self._durable_lsn
-        snapshot = self._state.snapshot(lsn=lsn)
-        await asyncio.get_running_loop().run_in_executor(
-            self._io, write_snapshot, snapshot, self._root.snapshot_path(self._id)
-        )
-        return lsn
+        """Seal the current log segment and snapshot the centre as of its end; returns that
+        lsn. A restart then reads the snapshot and only the segments after it. Sealed
+        segments are kept: the audit replays every train-date from its create.
+
+        Sales go on meanwhile: the train-dates are copied a few at a time between them (a
+        fuzzy snapshot, exact on restore, see ``CentreState.snapshot_parts``), and the
+        snapshot is assembled and written by a thread of its own. It becomes visible only
+        once every record it holds is durable, so it never holds an unacknowledged sale.
+        """
+        async with self._checkpoint_lock:
+            lsn = await self._seal()
+            parts: list[Snapshot] = []
+            keys = sorted(self._state.inventories)
+            for i in range(0, len(keys), _SNAPSHOT_CHUNK):
+                parts += self._state.snapshot_parts(keys[i : i + _SNAPSHOT_CHUNK])
+                await asyncio.sleep(0)  # let the sales waiting meanwhile in
+            moved = dict(self._state.moved)
+            await self._durable(self._wal.last_lsn)
+            await asyncio.get_running_loop().run_in_executor(
+                self._snapshot_io, _write_snapshot, parts, moved, lsn, self._root, self._id
+            )
+            self._snapshot_lsn = lsn
+            self._last_checkpoint = time.monotonic()
+            return lsn
+
+    async def _seal(self) -> int:
+        """End the current log segment at the end of the next flush (or now, if nothing
+        is being written); returns the last lsn of the sealed segment."""
+        idle = self._flusher is None or self._flusher.done()
+        if idle and not self._wal.pending and self._durable_lsn >= self._wal.last_lsn:
+            return self._seal_at(self._wal.last_lsn)
+        if self._seal_waiter is None:
+            self._seal_waiter = asyncio.get_running_loop().create_future()
+        waiter = self._seal_waiter
+        await self._durable(self._wal.last_lsn)  # makes sure a flush runs
+        return await waiter
+
+    def _seal_at(self, last: int) -> int:
+        """Seal the current file (every record in it durable, none being written) as the
+        segment ending at ``last``; the writer goes on, with its buffer, in a new file."""
+        self._since_checkpoint = 0
+        if last < self._segment_first:
+            return last  # nothing new since the last seal
+        new_file = self._root.seal_segment(self._id, self._segment_first, last, durable=False)
+        self._wal.switch_file(new_file).close()
+        self._segment_first = last + 1
+        self._dirs_dirty = True  # synced by the next flush, before it acknowledges anything
+        return last
 
     # ---- migration steps (each answers this incarnation's id first) -------------------
 
@@ -552,6 +654,12 @@ async def _answer(ref: ray.ObjectRef):
         if isinstance(cause, GridfareError):
             raise cause from None
         raise SeatError(f"seat actor call failed: {exc}") from exc
+
+
+def _write_snapshot(
+    parts: list[Snapshot], moved: dict, lsn: int, root: SeatsRoot, centre_id: str
+) -> None:
+    write_snapshot(CentreState.assemble(parts, moved, lsn), root.snapshot_path(centre_id))
 
 
 def _error_answer(exc: Exception) -> dict:

@@ -15,7 +15,7 @@ loads the last snapshot (``CentreState.restore``) and replays the log after it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 
 import pyarrow as pa
@@ -175,17 +175,35 @@ class CentreState:
 
     def snapshot(self, lsn: int) -> Snapshot:
         """Everything this centre holds, complete up to its log position ``lsn``."""
-        parts = [inv.to_arrow() for _, inv in sorted(self.inventories.items())]
-        moved = pa.table(
+        return self.assemble(self.snapshot_parts(sorted(self.inventories)), self.moved, lsn)
+
+    def snapshot_parts(self, keys: Iterable[str]) -> list[Snapshot]:
+        """The current state of some train-dates (those still held), one part each.
+
+        A checkpoint takes the parts a few train-dates at a time, between sales, so the
+        snapshot is *fuzzy*: each train-date is caught at its own moment at or after the
+        snapshot's ``lsn``. Restoring it is still exact because replaying the log after
+        ``lsn`` is idempotent per train-date (``seq``): records a part already holds are
+        skipped, the later ones applied (see ``restore``)."""
+        return [self.inventories[k].to_arrow() for k in keys if k in self.inventories]
+
+    @staticmethod
+    def assemble(
+        parts: Iterable[Snapshot], moved: Mapping[str, tuple[str, int]], lsn: int
+    ) -> Snapshot:
+        """One snapshot from ``snapshot_parts`` and the moved train-dates (pure: a checkpoint
+        runs it off the centre's event loop)."""
+        keys = sorted(moved)
+        table = pa.table(
             {
-                "key": sorted(self.moved),
-                "centre": [self.moved[k][0] for k in sorted(self.moved)],
-                "version": [self.moved[k][1] for k in sorted(self.moved)],
+                "key": keys,
+                "centre": [moved[k][0] for k in keys],
+                "version": [moved[k][1] for k in keys],
             },
             schema=MOVED,
         )
         merged = Snapshot.concat(parts, lsn=lsn)
-        return Snapshot(merged.trains, merged.seats, merged.orders, moved, lsn=lsn)
+        return Snapshot(merged.trains, merged.seats, merged.orders, table, lsn=lsn)
 
     @classmethod
     def restore(

@@ -4,10 +4,16 @@ log, migration records; and the offline audit that reads them (no Ray).
 Layout (see docs/seats.md)::
 
     <root>/seats.json                         SeatsConfig (centres, main centre, R, timings)
-    <root>/centres/<centre_id>/wal.log        the centre's write-ahead log (wal.py)
+    <root>/centres/<centre_id>/wal.log        the current segment of the centre's log (wal.py)
+    <root>/centres/<centre_id>/segments/wal-<first lsn>-<last lsn>.log   sealed segments
     <root>/centres/<centre_id>/snapshot.arrow its last snapshot (snapshot.py), optional
     <root>/directory/log.jsonl                the directory's records, one JSON line each
     <root>/migrations/<migration_id>.json     one migration record, replaced atomically
+
+A centre's log is a chain of segments numbered by LSN: sealed ones (complete, never written
+again) and the current one. A checkpoint seals the current segment (a rename) and snapshots
+the centre as of the seal's LSN; a restart reads the snapshot and only the segments after it.
+The audit reads them all, so sealed segments are kept (see docs/seats.md).
 
 Directory lines carry a CRC like the centre log; a torn last line is dropped (it was never
 acknowledged), a bad line before it raises ``WalCorrupt``. A migration record is written to
@@ -19,11 +25,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 from gridfare.errors import ConfigError, GridfareError, SeatError, StaleVersion, WalCorrupt
 from gridfare.seats.audit import AuditReport, audit
@@ -31,10 +39,11 @@ from gridfare.seats.centre import CentreState
 from gridfare.seats.directory import DirectoryRecord
 from gridfare.seats.migration import Migration
 from gridfare.seats.snapshot import read_snapshot
-from gridfare.seats.wal import WalRecord, read_wal
+from gridfare.seats.wal import WalRecord, WalWriter, open_wal, read_wal
 
 __all__ = ["SeatsConfig", "SeatsRoot"]
 
+_SEGMENT = re.compile(r"^wal-(\d{12})-(\d{12})\.log$")
 _CENTRE_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -47,6 +56,8 @@ class SeatsConfig:
     r: str = "0.65"
     wal_window_ms: float = 1.0  # how long a centre gathers sales into one fsync
     freeze_wait_s: float = 2.0  # how long a sale waits on a frozen train-date
+    snapshot_every: int = 100_000  # log records between automatic checkpoints (0: never)
+    snapshot_interval_s: float = 0.0  # also checkpoint when this old and records came (0: off)
 
     def __post_init__(self) -> None:
         centres = tuple(self.centres)
@@ -68,10 +79,15 @@ class SeatsConfig:
             raise ConfigError(f"seats config: r: {self.r!r} is not a number") from exc
         if not 0 < r <= len(centres):
             raise ConfigError(f"seats config: r: {self.r} must be in (0, {len(centres)}]")
-        for name in ("wal_window_ms", "freeze_wait_s"):
+        for name in ("wal_window_ms", "freeze_wait_s", "snapshot_interval_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"seats config: {name}: must be a number >= 0, got {value!r}")
+        every = self.snapshot_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ConfigError(
+                f"seats config: snapshot_every: must be an integer >= 0, got {every!r}"
+            )
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -80,11 +96,21 @@ class SeatsConfig:
             "r": str(self.r),
             "wal_window_ms": self.wal_window_ms,
             "freeze_wait_s": self.freeze_wait_s,
+            "snapshot_every": self.snapshot_every,
+            "snapshot_interval_s": self.snapshot_interval_s,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> SeatsConfig:
-        known = {"centres", "main", "r", "wal_window_ms", "freeze_wait_s"}
+        known = {
+            "centres",
+            "main",
+            "r",
+            "wal_window_ms",
+            "freeze_wait_s",
+            "snapshot_every",
+            "snapshot_interval_s",
+        }
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"seats config: unknown key {unknown[0]!r}")
@@ -166,14 +192,121 @@ class SeatsRoot:
     def snapshot_path(self, centre_id: str) -> Path:
         return self.centre_dir(centre_id) / "snapshot.arrow"
 
+    def segments_dir(self, centre_id: str) -> Path:
+        return self.centre_dir(centre_id) / "segments"
+
+    def sealed_segments(self, centre_id: str) -> list[tuple[int, int, Path]]:
+        """The centre's sealed log segments as ``(first lsn, last lsn, path)``, in order."""
+        folder = self.segments_dir(centre_id)
+        if not folder.exists():
+            return []
+        found = []
+        for path in folder.iterdir():
+            match = _SEGMENT.match(path.name)
+            if match:
+                found.append((int(match[1]), int(match[2]), path))
+        return sorted(found)
+
+    def seal_segment(
+        self, centre_id: str, first: int, last: int, durable: bool = True
+    ) -> BinaryIO:
+        """Make the current log (holding lsn ``first`` .. ``last``, none being written) a
+        sealed segment and put an empty current log in its place; returns that new file,
+        open for appending. With ``durable=False`` the caller runs ``sync_log_dirs`` before
+        it acknowledges any record of the new file (the centre does it in its fsync thread).
+
+        The new file is made under a temporary name first, so a failure leaves the current
+        log where it was, and a crash between the renames leaves no current log (a restart
+        starts an empty one after the sealed segments)."""
+        folder = self.segments_dir(centre_id)
+        sealed = folder / f"wal-{first:012d}-{last:012d}.log"
+        current = self.wal_path(centre_id)
+        fresh = current.with_name(current.name + ".new")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            new_file = fresh.open("wb")
+        except OSError as exc:
+            raise SeatError(f"{fresh}: cannot start a new log segment: {exc}") from exc
+        try:
+            os.replace(current, sealed)
+        except OSError as exc:
+            new_file.close()
+            fresh.unlink(missing_ok=True)
+            raise SeatError(f"{sealed}: cannot seal the log segment: {exc}") from exc
+        try:
+            os.replace(fresh, current)
+        except OSError as exc:
+            os.replace(sealed, current)  # as it was: the caller goes on in the old file
+            new_file.close()
+            raise SeatError(f"{current}: cannot start a new log segment: {exc}") from exc
+        if durable:
+            self.sync_log_dirs(centre_id)
+        return new_file
+
+    def sync_log_dirs(self, centre_id: str) -> None:
+        """fsync the directories of a centre's log: a seal (rename) and a new current log
+        are durable only once their directory entries are."""
+        for folder in (self.segments_dir(centre_id), self.centre_dir(centre_id)):
+            try:
+                _fsync_dir(folder)
+            except OSError as exc:
+                raise SeatError(f"{folder}: cannot sync the log directory: {exc}") from exc
+
+    def read_sealed(self, centre_id: str, after_lsn: int = 0) -> tuple[list[WalRecord], int]:
+        """The sealed segments' records after ``after_lsn`` (segments that end at or before
+        it are not even read) and the last sealed lsn (0: none). The chain is checked: no
+        gap between segments, each complete; with ``after_lsn`` 0 it must start at lsn 1."""
+        records: list[WalRecord] = []
+        expected = 1 if after_lsn == 0 else None
+        last_sealed = 0
+        for first, last, path in self.sealed_segments(centre_id):
+            if expected is not None and first != expected:
+                raise WalCorrupt(f"{path}: starts at lsn {first}, expected {expected}")
+            expected, last_sealed = last + 1, last
+            if last <= after_lsn:
+                continue
+            try:
+                log = read_wal(path.read_bytes(), name=str(path))
+            except OSError as exc:
+                raise SeatError(f"{path}: cannot read the log segment: {exc}") from exc
+            lsns = [r.lsn for r in log.records]
+            if log.torn or lsns != list(range(first, last + 1)):
+                raise WalCorrupt(f"{path}: a sealed segment must hold lsn {first}..{last}")
+            records += [r for r in log.records if r.lsn > after_lsn]
+        return records, last_sealed
+
+    def open_centre_log(
+        self, centre_id: str, after_lsn: int = 0, batch_size: int = 64
+    ) -> tuple[WalWriter, list[WalRecord], int]:
+        """For the centre itself: a writer appending to its current log (recovered: a torn
+        tail cut off), the records after ``after_lsn`` (the sealed segments it needs, then
+        the current log) and the first lsn of the current segment."""
+        sealed, last_sealed = self.read_sealed(centre_id, after_lsn)
+        writer, log = open_wal(
+            self.wal_path(centre_id), batch_size=batch_size, next_lsn=last_sealed + 1
+        )
+        first = log.records[0].lsn if log.records else writer.last_lsn + 1
+        records = sealed + [r for r in log.records if r.lsn > after_lsn]
+        if records and after_lsn and records[0].lsn != after_lsn + 1:
+            raise WalCorrupt(
+                f"{self.centre_dir(centre_id)}: the log after lsn {after_lsn} starts at "
+                f"{records[0].lsn}: a segment is missing"
+            )
+        return writer, records, first
+
     def read_centre(self, centre_id: str) -> tuple[list[WalRecord], CentreState]:
-        """A centre's acknowledged log and the state it rebuilds to (snapshot + log)."""
+        """A centre's whole acknowledged log (every sealed segment, then the current one)
+        and the state it rebuilds to (snapshot + the log after it)."""
+        records, last_sealed = self.read_sealed(centre_id)
         wal = self.wal_path(centre_id)
         try:
             data = wal.read_bytes() if wal.exists() else b""
         except OSError as exc:
             raise SeatError(f"{wal}: cannot read the log: {exc}") from exc
-        records = list(read_wal(data, name=str(wal)).records)
+        current = list(read_wal(data, name=str(wal)).records)
+        if current and current[0].lsn != last_sealed + 1:
+            raise WalCorrupt(f"{wal}: starts at lsn {current[0].lsn}, expected {last_sealed + 1}")
+        records += current
         snap_path = self.snapshot_path(centre_id)
         snapshot = read_snapshot(snap_path) if snap_path.exists() else None
         return records, CentreState.restore(centre_id, snapshot, records)
@@ -272,6 +405,15 @@ class SeatsRoot:
             logs[centre] = records
             rebuilt[centre] = state.inventories
         return audit(logs, inventories if inventories is not None else rebuilt)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable (the directory entry itself)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -249,14 +249,29 @@ class WalWriter:
             self._acknowledged = self._next_lsn - 1
         return self._acknowledged
 
-    def close(self) -> None:
-        self.flush()
+    def switch_file(self, file: BinaryIO) -> BinaryIO:
+        """Go on in ``file`` (a new log segment): later flushes write there, records still
+        buffered included; the numbering continues. Returns the previous file, which
+        the caller closes (it must have no write or fsync in progress)."""
+        old, self._file = self._file, file
+        return old
+
+    def close(self, fsync: bool = True) -> None:
+        self.flush(fsync=fsync)
         self._file.close()
 
+    @property
+    def name(self) -> str:
+        return str(getattr(self._file, "name", "wal"))
 
-def open_wal(path: str | Path, *, batch_size: int = 64) -> tuple[WalWriter, WalLog]:
+
+def open_wal(
+    path: str | Path, *, batch_size: int = 64, next_lsn: int = 1
+) -> tuple[WalWriter, WalLog]:
     """Open (or create) the log at ``path`` for appending after recovering it: its records
-    are returned, and a torn tail is cut off so new lines never follow a broken one."""
+    are returned, and a torn tail is cut off so new lines never follow a broken one.
+    ``next_lsn`` is where an empty file starts numbering (a new segment continues the
+    sealed ones); a file that holds records must start exactly there."""
     path = Path(path)
     try:
         path.touch(exist_ok=True)
@@ -269,4 +284,11 @@ def open_wal(path: str | Path, *, batch_size: int = 64) -> tuple[WalWriter, WalL
         file.seek(log.valid_bytes)
     except OSError as exc:
         raise SeatError(f"{path}: cannot open the log: {exc}") from exc
-    return WalWriter(file, next_lsn=log.last_lsn + 1, batch_size=batch_size), log
+    if log.records and log.records[0].lsn != next_lsn and next_lsn > 1:
+        file.close()
+        raise WalCorrupt(
+            f"{path}: starts at lsn {log.records[0].lsn}, expected {next_lsn} "
+            "(after the sealed segments)"
+        )
+    start = max(log.last_lsn + 1, next_lsn)
+    return WalWriter(file, next_lsn=start, batch_size=batch_size), log
