@@ -328,12 +328,15 @@ class DataCentre:
         """One section's legacy usage history, as stored (empty if there is none)."""
         return self._read("usage_history", self.path("usage_history", section=section))
 
-    def read_history(self, section: str, period: str, months: int = 12) -> pa.Table:
+    def read_history(self, section: str, period: str, months: int = 12, *,
+                     ordered: bool = True) -> pa.Table:
         """Billed kWh per account for the ``months`` periods before ``period``.
 
         Columns ``(account_id int64, period string, kwh float64)``, sorted by account and
         period: legacy ``usage_history`` rows plus the ``bills`` of those periods, a bill
-        taking precedence over a history row for the same ``(account_id, period)``.
+        taking precedence over a history row for the same ``(account_id, period)``. With
+        ``ordered=False`` the same rows come in no particular order (billing folds them
+        per account and does not need the sort).
         """
         check_period(period)
         if months < 0:
@@ -359,7 +362,8 @@ class DataCentre:
                 join_type="left anti",
             ).select(list(HISTORY_COLUMNS))
             history = pa.concat_tables([history.cast(USAGE_HISTORY), bills.cast(USAGE_HISTORY)])
-        history = history.sort_by([("account_id", "ascending"), ("period", "ascending")])
+        if ordered:
+            history = history.sort_by([("account_id", "ascending"), ("period", "ascending")])
         return history.cast(USAGE_HISTORY).combine_chunks()
 
     def read_bills(self, period: str, section: str) -> pa.Table:
@@ -538,6 +542,11 @@ class DataCentre:
 
 def _conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
     """``table`` with exactly ``schema``'s columns, order, types and no metadata."""
+    # Already the schema (our own files and tables): nothing to rebuild. Arrow does not
+    # enforce non-nullable fields, so their nulls are still counted.
+    if table.schema.equals(schema, check_metadata=True) and not any(
+            not field.nullable and table.column(field.name).null_count for field in schema):
+        return table
     names = set(table.column_names)
     missing = [field.name for field in schema if field.name not in names]
     if missing:

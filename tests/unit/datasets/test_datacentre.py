@@ -319,6 +319,25 @@ def test_read_history_bill_beats_usage_history(tmp_path: Path) -> None:
     ]
     assert dc.read_history("S00001", PERIOD, months=1).num_rows == 3
     assert dc.read_history("S00001", PERIOD, months=0).num_rows == 0
+    unordered = dc.read_history("S00001", PERIOD, ordered=False)
+    assert unordered.schema == USAGE_HISTORY
+    key = lambda row: (row["account_id"], row["period"])  # noqa: E731
+    assert sorted(unordered.to_pylist(), key=key) == history.to_pylist()
+
+
+def test_a_table_of_exactly_the_schema_still_has_its_non_nullable_columns_checked(
+        tmp_path: Path) -> None:
+    dc = DataCentre(tmp_path)
+    table = accounts_table()
+    with_null = table.set_column(3, ACCOUNTS.field("tariff_code"),
+                                 pa.array(["a", None, "c"], pa.string()))
+    assert with_null.schema.equals(ACCOUNTS)  # Arrow keeps the flag, not the promise
+    with pytest.raises(DataCentreError, match="'tariff_code' has 1 nulls"):
+        dc.write_accounts("S00001", with_null)
+    with_metadata = table.replace_schema_metadata({"pandas": "{}"})
+    dc.write_accounts("S00001", with_metadata)
+    assert pq.read_schema(dc.path("accounts", section="S00001")).metadata is None or (
+        b"pandas" not in pq.read_schema(dc.path("accounts", section="S00001")).metadata)
 
 
 # ------------------------------------------------------------------------- ENOSPC
