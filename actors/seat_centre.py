@@ -38,6 +38,7 @@ from actors import named_detached
 from gridfare.errors import GridfareError, InvalidInput, SeatError, TrainFrozen, TrainMoved
 from gridfare.seats.centre import CentreState
 from gridfare.seats.inventory import Sale, SoldOut
+from gridfare.seats.selectors import TrainSelector
 from gridfare.seats.snapshot import Snapshot, read_snapshot, write_snapshot
 from gridfare.seats.store import SeatsRoot
 from gridfare.seats.train import TrainDate, parse_key, train_key
@@ -191,6 +192,7 @@ class SeatCentre:
         # would hold up every sale's group commit.
         self._snapshot_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         self._incarnation = uuid.uuid4().hex
+        self._peers: dict[str, ray.actor.ActorHandle] = {}  # other centres; "": directory
         self._metrics = _Metrics(centre_id)
         self._sales_window: deque[tuple[int, int]] = deque()  # (second, sales)
         self._process = psutil.Process()
@@ -444,9 +446,16 @@ class SeatCentre:
             "node_id": ray.get_runtime_context().get_node_id(),
         }
 
-    async def trains(self) -> list[dict]:
-        """The train-dates held here (for selecting a migration's train-dates)."""
-        return [inv.train.to_dict() for _, inv in sorted(self._state.inventories.items())]
+    async def trains(self, selector: str | None = None) -> list[dict]:
+        """The train-dates held here, or those ``selector`` picks (a migration's plan):
+        matched here rather than shipping every train-date to the migrator, which parsed
+        tens of thousands of them at the start of each migration."""
+        picked = TrainSelector.parse(selector) if selector is not None else None
+        return [
+            inv.train.to_dict()
+            for _, inv in sorted(self._state.inventories.items())
+            if picked is None or picked.matches(inv.train)
+        ]
 
     async def export_all(self) -> bytes:
         """Everything held, as snapshot bytes, once every answered change is durable."""
@@ -569,8 +578,11 @@ class SeatCentre:
         """
         if incarnations[1] != self._incarnation:
             raise SeatError(f"centre {self._id} restarted since it installed {key}; redo it")
-        origin_centre = get_seat_centre(str(self._root.path), origin)
-        directory = _directory(str(self._root.path))
+        if origin not in self._peers:  # kept: getting a handle asks the GCS
+            self._peers[origin] = get_seat_centre(str(self._root.path), origin)
+        if "" not in self._peers:
+            self._peers[""] = _directory(str(self._root.path))
+        origin_centre, directory = self._peers[origin], self._peers[""]
         started = time.perf_counter()
         records = await _answer(origin_centre.freeze_delta.remote(key, seq, incarnations[0]))
         await self.catch_up(records)

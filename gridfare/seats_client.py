@@ -436,9 +436,11 @@ class AsyncSeatsClient:
     ) -> dict:
         deadline = time.monotonic() + timeout_s
         while True:
-            status = await self.migration(migration_id)
+            # Polled without the per-train-date steps (hundreds of them, 20 times a second,
+            # on the migrator's loop); the full status once it is over.
+            status = await self._call(self.migrator.status.remote(migration_id, False))
             if status["state"] in states and status["current"] is None:
-                return status
+                return await self.migration(migration_id)
             if time.monotonic() > deadline:
                 raise SeatError(
                     f"migration {migration_id}: still {status['state']} after {timeout_s:g} s"

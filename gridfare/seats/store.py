@@ -143,6 +143,8 @@ class SeatsRoot:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).absolute()
+        # migration record -> (its file's identity after our last write, revision written)
+        self._written: dict[Path, tuple[tuple[int, int, int], int]] = {}
 
     # ---- configuration ----------------------------------------------------------------
 
@@ -350,19 +352,41 @@ class SeatsRoot:
     def write_migration(self, migration: Migration, extra: Mapping[str, object]) -> None:
         """Store a migration record durably; refuse one older than the stored revision."""
         path = self.migrations_dir / f"{migration.id}.json"
-        if path.exists():
+        if path.exists() and not self._written_by_us(path):
             stored = self._read_json(path)
             if int(stored["migration"]["revision"]) > migration.revision:
                 raise StaleVersion(
                     f"migration {migration.id}: revision {migration.revision} is older than "
                     f"the stored {stored['migration']['revision']}"
                 )
-        body = json.dumps({**extra, "migration": migration.to_record()}, indent=1)
+        known = self._written.get(path)
+        if known is not None and known[1] > migration.revision:
+            raise StaleVersion(
+                f"migration {migration.id}: revision {migration.revision} is older than "
+                f"the stored {known[1]}"
+            )
+        # Compact: the record is rewritten at every transition of every train-date (a
+        # migration of hundreds of them rewrites it about four times each).
+        body = json.dumps({**extra, "migration": migration.to_record()}, separators=(",", ":"))
         try:
             self.migrations_dir.mkdir(parents=True, exist_ok=True)
             _atomic_write(path, body.encode())
+            stat = path.stat()
         except OSError as exc:
             raise SeatError(f"{path}: cannot write the migration record: {exc}") from exc
+        self._written[path] = ((stat.st_ino, stat.st_mtime_ns, stat.st_size), migration.revision)
+
+    def _written_by_us(self, path: Path) -> bool:
+        """Whether the file is still the one this object last wrote (same inode, time and
+        size): then its revision is known without reading and parsing the whole record."""
+        known = self._written.get(path)
+        if known is None:
+            return False
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size) == known[0]
 
     def read_migrations(self) -> dict[str, tuple[Migration, dict]]:
         """Every stored migration, by id, with the extra fields stored beside it."""
