@@ -127,7 +127,7 @@ def _bill_segments(parts: Sequence[SectionInput], tariffs: Mapping[str, Tariff],
         return []
     period = str(billing_period)
     k = len(parts)
-    sorted_accounts = [part.accounts.sort_by("account_id") for part in parts]
+    sorted_accounts = [_by_account(part.accounts) for part in parts]
     sizes = [table.num_rows for table in sorted_accounts]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     accounts = _stack(sorted_accounts)
@@ -268,7 +268,15 @@ def _stack(tables: Sequence[pa.Table]) -> pa.Table:
 
 
 def _repeat(value: str, n: int) -> pa.Array:
-    return pa.array([value] * n, pa.string())
+    return pa.repeat(pa.scalar(value, pa.string()), n)
+
+
+def _by_account(accounts: pa.Table) -> pa.Table:
+    """``accounts`` sorted by account id; stored sections already are, and are kept as is."""
+    ids = accounts["account_id"].to_numpy()
+    if len(ids) < 2 or bool(np.all(ids[1:] >= ids[:-1])):
+        return accounts
+    return accounts.sort_by("account_id")
 
 
 def _section_of(accounts: pa.Table, section_id: str | None) -> str:
