@@ -40,7 +40,9 @@ from gridfare.scheduling import (
     DispatchPolicy,
     NodeLoad,
     SectionDemand,
+    awaiting_reports,
     choose_nodes,
+    retry_alone,
 )
 
 logger = logging.getLogger(__name__)
@@ -126,6 +128,7 @@ class ControlServer:
         self._loads: dict[str, NodeLoad] = {}
         self._reports: dict[str, dict] = {}
         self._node_cpus: dict[str, float] = {}
+        self._live_cpus: dict[str, float] = {}  # nodes Ray says are alive -> their CPUs
         self._agents: dict[str, ray.actor.ActorHandle] = {}
         self._runs: dict[str, _Run] = {}
         self._metrics = _Metrics()
@@ -278,6 +281,8 @@ class ControlServer:
                      if "node:__internal_head__" in info.get("Resources", {})}
             for node_id in set(self._agents) - set(alive):
                 ray.kill(self._agents[node_id], no_restart=True)
+        self._live_cpus = {node_id: float(info.get("Resources", {}).get("CPU", 0.0))
+                           for node_id, info in alive.items()}
         for node_id, info in alive.items():
             self._node_cpus[node_id] = float(info.get("Resources", {}).get("CPU", 0.0))
             if node_id in self._agents:
@@ -306,7 +311,8 @@ class ControlServer:
         loads = tuple(replace(load, cpus=self._node_cpus.get(load.node_id, load.cpus))
                       for load in self._loads.values())
         for run in list(self._runs.values()):
-            if not run.queue:
+            if not run.queue or awaiting_reports(self._live_cpus, self._loads,
+                                                 now - run.started, self._policy):
                 continue
             free = sum(int(load.cpus * self._policy.in_flight_per_cpu) for load in loads)
             free -= sum(in_flight.values())
@@ -336,18 +342,16 @@ class ControlServer:
         try:
             outcomes, node = await ref
         except ray.exceptions.RayError as exc:
-            if len(command.sections) > 1:
-                # Which section broke the task is unknown: bill each alone, at the head of
-                # the queue, so only a bad one fails and its bundle-mates complete.
+            retry = retry_alone(command)
+            if retry:
                 logger.warning("run %s: bundle of %d sections failed (%s); billing them "
-                               "one by one", run.run_id, len(command.sections), _one_line(exc))
+                               "one by one", run.run_id, len(retry), _one_line(exc))
                 run.tasks.pop(key, None)
-                retry = {}
-                for section in command.sections:
-                    run.running.pop(section, None)
-                    run.alone.add(section)
-                    retry[section] = 0
-                run.queue = {**retry, **run.queue}
+                for demand in retry:
+                    run.running.pop(demand.section_id, None)
+                    run.alone.add(demand.section_id)
+                # At the head of the queue: they were dispatched once already.
+                run.queue = {**{d.section_id: d.weight for d in retry}, **run.queue}
                 self._wake.set()
                 return
             outcomes = [SectionOutcome(command.sections[0], "failed",

@@ -26,7 +26,7 @@ its bundle-mates.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from gridfare.errors import ConfigError
@@ -38,8 +38,10 @@ __all__ = [
     "NodeLoad",
     "Plan",
     "SectionDemand",
+    "awaiting_reports",
     "bundle_sections",
     "choose_nodes",
+    "retry_alone",
 ]
 
 
@@ -59,6 +61,9 @@ class DispatchPolicy:
     bundle_weight: int = 160_000
     bundle_max_sections: int = 32  # ...and at most this many sections
     bundle_rounds: int = 4  # bundles small enough for the queue to fill the slots this often
+    # A new run waits this long at most for every live node's first load report, so that a
+    # node whose agent has just started is not left out of a short run.
+    first_report_grace_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.in_flight_per_cpu < 1:
@@ -73,6 +78,8 @@ class DispatchPolicy:
             raise ConfigError("dispatch.bundle_max_sections: must be at least 1")
         if self.bundle_rounds < 1:
             raise ConfigError("dispatch.bundle_rounds: must be at least 1")
+        if self.first_report_grace_s < 0:
+            raise ConfigError("dispatch.first_report_grace_s: must not be negative")
 
 
 @dataclass(frozen=True)
@@ -204,3 +211,30 @@ def bundle_sections(sections: Sequence[SectionDemand], target_weight: int,
         bundles.append(BillingCommand(tuple(current), "", weight))
     bundles.sort(key=lambda b: (-b.weight, b.sections[0]))
     return bundles
+
+
+def retry_alone(command: BillingCommand) -> tuple[SectionDemand, ...]:
+    """What to queue again when ``command``'s task failed as a whole (it crashed).
+
+    Which section of a bundle broke the task is unknown, so each is billed again alone: a
+    bad one then fails by itself and its bundle-mates complete. A single section's failure
+    is final (nothing to retry): Ray has already retried a task whose node died.
+    """
+    if len(command.sections) < 2:
+        return ()
+    return tuple(SectionDemand(section, 0, alone=True) for section in command.sections)
+
+
+def awaiting_reports(live_cpus: Mapping[str, float], reported: Collection[str],
+                     run_age_s: float, policy: DispatchPolicy = DispatchPolicy(),
+                     ) -> tuple[str, ...]:
+    """Live nodes with CPUs that a run of ``run_age_s`` seconds should still wait for.
+
+    A node whose NodeAgent has not reported yet has no load to plan with; for the first
+    ``first_report_grace_s`` of a run the dispatch waits for it rather than giving the whole
+    run to the nodes that happened to report first. Afterwards nobody is waited for.
+    """
+    if run_age_s >= policy.first_report_grace_s:
+        return ()
+    return tuple(sorted(node for node, cpus in live_cpus.items()
+                        if cpus > 0 and node not in reported))

@@ -6,8 +6,10 @@ from gridfare.scheduling import (
     DispatchPolicy,
     NodeLoad,
     SectionDemand,
+    awaiting_reports,
     bundle_sections,
     choose_nodes,
+    retry_alone,
 )
 
 # Every section in a command of its own: the placement tests below count sections.
@@ -183,3 +185,23 @@ def test_sections_of_bundles_that_find_no_node_stay_queued_each_with_the_reason(
     plan = choose_nodes(snap, sections(1, 2, 3))
     assert not plan.commands
     assert sorted(s for s, _ in plan.unplaced) == ["S00001", "S00002", "S00003"]
+
+
+def test_a_crashed_bundle_is_retried_section_by_section_and_a_single_section_not_at_all():
+    from gridfare.scheduling import BillingCommand
+
+    again = retry_alone(BillingCommand(("S1", "S2", "S3"), "a", 30))
+    assert [(d.section_id, d.alone) for d in again] == [("S1", True), ("S2", True),
+                                                         ("S3", True)]
+    assert bundled(list(again), 1000) == [("S1",), ("S2",), ("S3",)]
+    assert retry_alone(BillingCommand(("S1",), "a", 10)) == ()
+
+
+def test_a_new_run_waits_briefly_for_live_nodes_that_have_not_reported():
+    live = {"head": 0.0, "a": 1.0, "b": 1.0}
+    policy = DispatchPolicy(first_report_grace_s=2.0)
+    assert awaiting_reports(live, {"a"}, 0.5, policy) == ("b",)  # the head has no CPUs
+    assert awaiting_reports(live, {"a", "b"}, 0.5, policy) == ()
+    assert awaiting_reports(live, {"a"}, 2.0, policy) == ()  # no longer than the grace
+    with pytest.raises(ConfigError, match="first_report_grace_s"):
+        DispatchPolicy(first_report_grace_s=-1)
