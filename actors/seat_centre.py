@@ -37,7 +37,7 @@ from ray.util import metrics
 from actors import named_detached
 from gridfare.errors import GridfareError, InvalidInput, SeatError, TrainFrozen, TrainMoved
 from gridfare.seats.centre import CentreState
-from gridfare.seats.inventory import Sale, SoldOut
+from gridfare.seats.inventory import Inventory, Sale, SoldOut
 from gridfare.seats.selectors import TrainSelector
 from gridfare.seats.snapshot import Snapshot, read_snapshot, write_snapshot
 from gridfare.seats.store import SeatsRoot
@@ -65,6 +65,15 @@ def quiet_gc() -> None:
     gc.freeze()
     if _freeze_after_full_collection not in gc.callbacks:
         gc.callbacks.append(_freeze_after_full_collection)
+
+
+def _warm_arrow() -> None:
+    """Build and serialise one tiny snapshot now. pyarrow imports pandas the first time it
+    builds a table from a dict (0.3-1 s of CPU here): without this, each centre paid that
+    at its first migration export or checkpoint, in the middle of the sales it must not
+    slow (seen with py-spy during ``bench/seats.py``'s migration)."""
+    train = TrainDate("W0", date(2000, 1, 1), ("A", "B"), {"second": 1})
+    Inventory(train).to_arrow().to_bytes()
 
 
 def _freeze_after_full_collection(phase: str, info: dict) -> None:
@@ -197,6 +206,7 @@ class SeatCentre:
         self._sales_window: deque[tuple[int, int]] = deque()  # (second, sales)
         self._process = psutil.Process()
         self._process.cpu_percent(None)
+        _warm_arrow()
         quiet_gc()
 
     # ---- durability -------------------------------------------------------------------
@@ -537,7 +547,10 @@ class SeatCentre:
         if key not in self._recent:
             # Not exported by this incarnation: the migrator's incarnation check fails the
             # step anyway; refuse rather than answer an empty (wrong) delta.
-            raise SeatError(f"centre {self._id}: {key} was not exported here; copy it again")
+            raise SeatError(
+                f"centre {self._id}: {key} was not exported by this incarnation "
+                "(restarted since the copy?); copy it again"
+            )
         return [r for r in self._recent[key] if r.seq > seq]
 
     async def catch_up(self, records: list[WalRecord]) -> tuple[str, int]:
