@@ -62,23 +62,58 @@ def summarize_history(history: pa.Table | None, account_ids: np.ndarray, period:
     count = np.zeros(n, np.int64)
     if history is None or history.num_rows == 0 or n == 0:
         return HistoryProfile(ytd, total)
-    # A few distinct periods over many rows: classify the periods once, not every row.
-    encoded = pc.dictionary_encode(history["period"]).combine_chunks()
+    in_window, this_year = _classify_periods(history["period"], period, months)
+
+    ids = history["account_id"].to_numpy()
+    pos, found = locate(account_ids, account_offsets, ids, row_segments)
+    keep = in_window & found
+    pos = pos[keep]
+    kwh = np.rint(history["kwh"].to_numpy()[keep] * ENERGY_SCALE).astype(np.int64)
+    total = np.bincount(pos, weights=kwh, minlength=n).astype(np.int64)
+    count = np.bincount(pos, minlength=n).astype(np.int64)
+    ytd = np.bincount(pos, weights=np.where(this_year[keep], kwh, 0),
+                      minlength=n).astype(np.int64)
+    avg = np.where(count > 0, total // np.maximum(count, 1), 0)
+    return HistoryProfile(ytd, avg)
+
+
+def _classify_periods(column: pa.ChunkedArray, period: Period,
+                      months: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: is its period one of the ``months`` before ``period``; is it in its year."""
+    index = _month_index(column)
+    if index is not None:
+        # Well-formed ``YYYY-MM`` everywhere: compare month numbers, no string hashing.
+        end = period.year * 12 + period.month - 1
+        return (index >= end - months) & (index < end), index // 12 == period.year
+    # Anything else: a few distinct labels over many rows, classified once each.
+    encoded = pc.dictionary_encode(pc.fill_null(column, "")).combine_chunks()
     window = {str(p) for p in period.previous(months)}
     labels = encoded.dictionary.to_pylist()
     in_window = np.array([label in window for label in labels], dtype=bool)
     this_year = np.array([label.startswith(f"{period.year:04d}-") for label in labels],
                          dtype=bool)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
+    return in_window[codes], this_year[codes]
 
-    ids = history["account_id"].to_numpy()
-    pos, found = locate(account_ids, account_offsets, ids, row_segments)
-    keep = in_window[codes] & found
-    pos = pos[keep]
-    kwh = np.rint(history["kwh"].to_numpy()[keep] * ENERGY_SCALE).astype(np.int64)
-    total = np.bincount(pos, weights=kwh, minlength=n).astype(np.int64)
-    count = np.bincount(pos, minlength=n).astype(np.int64)
-    ytd = np.bincount(pos, weights=np.where(this_year[codes[keep]], kwh, 0),
-                      minlength=n).astype(np.int64)
-    avg = np.where(count > 0, total // np.maximum(count, 1), 0)
-    return HistoryProfile(ytd, avg)
+
+_DIGITS = (0, 1, 2, 3, 5, 6)
+
+
+def _month_index(column: pa.ChunkedArray) -> np.ndarray | None:
+    """``year * 12 + month - 1`` of each ``YYYY-MM`` value, read from the string bytes;
+    None unless every value is exactly that (then the caller classifies the labels)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if array.type != pa.string() or array.null_count or len(array) == 0:
+        return None
+    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
+    if np.any(np.diff(offsets) != 7):
+        return None
+    chars = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 7)
+    digits = chars[:, _DIGITS].astype(np.int64) - ord("0")
+    if np.any((digits < 0) | (digits > 9)) or np.any(chars[:, 4] != ord("-")):
+        return None
+    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+    month = digits[:, 4] * 10 + digits[:, 5]
+    if np.any((month < 1) | (month > 12)):
+        return None
+    return year * 12 + month - 1

@@ -1,0 +1,53 @@
+"""History fold: the period window, the year-to-date and sections folded side by side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from gridfare.billing.history import _classify_periods, locate, summarize_history
+from gridfare.period import Period
+
+PERIOD = Period.parse("2026-03")
+
+
+def labels_classified_one_by_one(labels, period, months):
+    window = {str(p) for p in period.previous(months)}
+    return ([label in window for label in labels],
+            [label is not None and label.startswith(f"{period.year:04d}-") for label in labels])
+
+
+@pytest.mark.parametrize("labels", [
+    ["2025-03", "2025-04", "2025-12", "2026-01", "2026-02", "2026-03", "2024-12"],
+    ["2026-02", "2026-2", "2026-13", "2026-00"],  # malformed: classified label by label
+    ["2026-02", "20x6-01", "2026_01"],
+    ["2026-02", None],
+])
+def test_periods_are_classified_as_their_labels_say(labels):
+    column = pa.chunked_array([pa.array(labels[:2], pa.string()),
+                               pa.array(labels[2:], pa.string())])
+    in_window, this_year = _classify_periods(column, PERIOD, 12)
+    expected_window, expected_year = labels_classified_one_by_one(labels, PERIOD, 12)
+    assert in_window.tolist() == expected_window
+    assert [y for y, w in zip(this_year.tolist(), expected_window, strict=True) if w] == [
+        y for y, w in zip(expected_year, expected_window, strict=True) if w]
+
+
+def test_fold_keeps_the_window_and_the_year():
+    history = pa.table({"account_id": pa.array([1, 1, 1, 2], pa.int64()),
+                        "period": ["2025-02", "2025-12", "2026-02", "2026-01"],
+                        "kwh": [1000.0, 10.0, 20.0, 5.0]})
+    profile = summarize_history(history, np.array([1, 2]), PERIOD, 12)
+    assert profile.ytd_kwh.tolist() == [2000, 500]  # 0.01 kWh; 2025-02 is out of the window
+    assert profile.avg_kwh.tolist() == [1500, 500]
+
+
+def test_segments_only_match_their_own_accounts():
+    # Two sections side by side, both with an account 7; rows say which section they are.
+    account_ids = np.array([3, 7, 7, 9])
+    offsets = np.array([0, 2, 4])
+    pos, found = locate(account_ids, offsets, np.array([7, 9, 7, 3, 9]),
+                        np.array([0, 0, 1, 1, 1]))
+    assert found.tolist() == [True, False, True, False, True]
+    assert pos[found].tolist() == [1, 2, 3]
