@@ -31,6 +31,7 @@ says before it drives the running migrations on.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -248,6 +249,7 @@ class SeatMigrator:
     async def _run(self, mid: str) -> None:
         migration = self._migrations[mid]
         while True:
+            started = time.perf_counter()
             async with self._lock(mid):
                 move = migration.next_move()
                 if move is None:
@@ -257,7 +259,13 @@ class SeatMigrator:
                 except Exception as exc:  # after the flip: retry until it succeeds
                     print(f"migration {mid}: {move.key}: {_one_line(exc)}; retrying", flush=True)
                     await asyncio.sleep(RETRY_S)
-            await asyncio.sleep(0)  # let pause/rollback in between stages
+            # A migration is background work: it rests between stages (outside the lock, so
+            # pause and rollback act at once) to work only ``migration_duty`` of the time.
+            # Run flat out on 2 cores, its export/install/record work took CPU straight
+            # from the other trains' sales (bench/seats.py: others at 54-85 % of before);
+            # the freeze window itself is one stage and is never split.
+            worked = time.perf_counter() - started
+            await asyncio.sleep(worked * (1 / self._config.migration_duty - 1))
 
     async def _stage(self, migration: Migration, move: TrainDateMove) -> None:
         if move.step == "flipped":

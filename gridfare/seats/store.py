@@ -58,6 +58,7 @@ class SeatsConfig:
     freeze_wait_s: float = 2.0  # how long a sale waits on a frozen train-date
     snapshot_every: int = 100_000  # log records between automatic checkpoints (0: never)
     snapshot_interval_s: float = 0.0  # also checkpoint when this old and records came (0: off)
+    migration_duty: float = 0.5  # share of wall time a running migration works (0, 1]
 
     def __post_init__(self) -> None:
         centres = tuple(self.centres)
@@ -83,6 +84,9 @@ class SeatsConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"seats config: {name}: must be a number >= 0, got {value!r}")
+        duty = self.migration_duty
+        if isinstance(duty, bool) or not isinstance(duty, (int, float)) or not 0 < duty <= 1:
+            raise ConfigError(f"seats config: migration_duty: must be in (0, 1], got {duty!r}")
         every = self.snapshot_every
         if isinstance(every, bool) or not isinstance(every, int) or every < 0:
             raise ConfigError(
@@ -98,6 +102,7 @@ class SeatsConfig:
             "freeze_wait_s": self.freeze_wait_s,
             "snapshot_every": self.snapshot_every,
             "snapshot_interval_s": self.snapshot_interval_s,
+            "migration_duty": self.migration_duty,
         }
 
     @classmethod
@@ -110,6 +115,7 @@ class SeatsConfig:
             "freeze_wait_s",
             "snapshot_every",
             "snapshot_interval_s",
+            "migration_duty",
         }
         unknown = sorted(set(data) - known)
         if unknown:

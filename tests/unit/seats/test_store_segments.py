@@ -127,12 +127,17 @@ def test_a_fuzzy_snapshot_restores_exactly():
     assert restored.inventories == live.inventories and restored.moved == live.moved
 
 
-def test_checkpoint_settings_are_checked_and_round_trip():
+def test_checkpoint_and_migration_settings_are_checked_and_round_trip():
     with pytest.raises(ConfigError, match="snapshot_every"):
         SeatsConfig(("A",), "A", snapshot_every=-1)
     with pytest.raises(ConfigError, match="snapshot_interval_s"):
         SeatsConfig(("A",), "A", snapshot_interval_s=-1.0)
-    config = SeatsConfig(("A",), "A", snapshot_every=5, snapshot_interval_s=30.0)
+    for duty in (0, 1.5, True):
+        with pytest.raises(ConfigError, match="migration_duty"):
+            SeatsConfig(("A",), "A", migration_duty=duty)
+    config = SeatsConfig(
+        ("A",), "A", snapshot_every=5, snapshot_interval_s=30.0, migration_duty=0.25
+    )
     assert SeatsConfig.from_dict(config.to_dict()) == config
     old = {"centres": ["A"], "main": "A"}  # a root written before these settings existed
     assert SeatsConfig.from_dict(old).snapshot_every == 100_000
