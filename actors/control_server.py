@@ -40,6 +40,7 @@ from gridfare.scheduling import (
     DispatchPolicy,
     NodeLoad,
     SectionDemand,
+    autoscale_demand,
     awaiting_reports,
     choose_nodes,
     retry_alone,
@@ -396,11 +397,14 @@ class ControlServer:
                 self._metrics.running.set(0, tags={"run_id": run.run_id})
 
     def _request_resources(self) -> None:
-        """Ask the autoscaler for one CPU per waiting or running section (bounded)."""
+        """Ask the autoscaler for one CPU per billing task running or to come (bounded)."""
         if not self._autoscale:
             return
-        wanted = min(MAX_RESOURCE_REQUEST, sum(len(r.queue) + len(r.running)
-                                               for r in self._runs.values()))
+        runs = self._runs.values()
+        wanted = autoscale_demand(sum(sum(r.queue.values()) for r in runs),
+                                  sum(len(r.queue) for r in runs),
+                                  sum(len(r.tasks) for r in runs),
+                                  MAX_RESOURCE_REQUEST, self._policy)
         if wanted == self._requested:
             return
         from ray.autoscaler.sdk import request_resources

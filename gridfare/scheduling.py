@@ -38,6 +38,7 @@ __all__ = [
     "NodeLoad",
     "Plan",
     "SectionDemand",
+    "autoscale_demand",
     "awaiting_reports",
     "bundle_sections",
     "choose_nodes",
@@ -238,3 +239,19 @@ def awaiting_reports(live_cpus: Mapping[str, float], reported: Collection[str],
         return ()
     return tuple(sorted(node for node, cpus in live_cpus.items()
                         if cpus > 0 and node not in reported))
+
+
+def autoscale_demand(queued_weight: int, queued_sections: int, tasks_in_flight: int,
+                     limit: int, policy: DispatchPolicy = DispatchPolicy()) -> int:
+    """CPUs to ask the autoscaler for: one per billing task running or still to come.
+
+    A task takes one CPU and carries a bundle of up to ``bundle_weight``, so the queue
+    needs about its weight over the bundle weight in tasks (at least one task while any
+    section waits, at most one per section); ``limit`` caps the request.
+    """
+    if min(queued_weight, queued_sections, tasks_in_flight, limit) < 0:
+        raise ValueError("autoscale_demand: counts must not be negative")
+    to_come = 0
+    if queued_sections:
+        to_come = min(queued_sections, max(1, math.ceil(queued_weight / policy.bundle_weight)))
+    return min(limit, tasks_in_flight + to_come)

@@ -6,6 +6,7 @@ from gridfare.scheduling import (
     DispatchPolicy,
     NodeLoad,
     SectionDemand,
+    autoscale_demand,
     awaiting_reports,
     bundle_sections,
     choose_nodes,
@@ -205,3 +206,18 @@ def test_a_new_run_waits_briefly_for_live_nodes_that_have_not_reported():
     assert awaiting_reports(live, {"a"}, 2.0, policy) == ()  # no longer than the grace
     with pytest.raises(ConfigError, match="first_report_grace_s"):
         DispatchPolicy(first_report_grace_s=-1)
+
+
+def test_autoscale_demand_counts_tasks_not_sections():
+    policy = DispatchPolicy(bundle_weight=100)
+    assert autoscale_demand(0, 0, 0, 64, policy) == 0  # idle: release everything
+    assert autoscale_demand(1_000, 40, 0, 64, policy) == 10  # 40 sections in 10 bundles
+    assert autoscale_demand(1_001, 40, 3, 64, policy) == 3 + 11
+    assert autoscale_demand(5, 1, 2, 64, policy) == 3  # a light queue is still one task
+    assert autoscale_demand(10_000, 5, 0, 64, policy) == 5  # never more than a task each
+    assert autoscale_demand(10**9, 10**6, 10, 64, policy) == 64  # capped
+
+
+def test_autoscale_demand_refuses_negative_counts():
+    with pytest.raises(ValueError, match="negative"):
+        autoscale_demand(-1, 0, 0, 64)
