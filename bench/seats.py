@@ -11,7 +11,8 @@ x 15 sale days) placed by the bureau formula, Zipf demand (a few hot trains draw
 - HTTP: ``POST /orders`` one sale per request, 64 concurrent connections;
 - queries: ``remaining`` one at a time, through the client (actor) and over HTTP;
 - migration: a prefix migration (``G1% dates=...``) while 64 buyers keep buying on other
-  trains; throughput during / throughput just before, with the same load.
+  trains; throughput during / normal throughput, normal being the mean of the same load
+  just before and just after the migration (so a drift of the load is not counted).
 
 Targets (2 cores): >= 5,000 sales/s actor path, query p99 <= 5 ms, freeze p99 <= 50 ms,
 other trains >= 90 % of normal. Reference: 12306 sold 1,032 tickets/s at its 2015 peak.
@@ -154,22 +155,31 @@ async def steady_load(seats, requests, stop: asyncio.Event, concurrency=64) -> t
 
 
 async def migration_phase(seats, others, window_s: float):
-    # The same load before and during the migration.
+    # The same load before, during and after the migration: "normal" is the mean of the
+    # windows before and after, so a drift of the load itself (hot trains selling out,
+    # the machine's other work) is not counted against the migration.
+    third = len(others) // 3
+
+    async def window(requests, seconds: float) -> float:
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(steady_load(seats, requests, stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        n, s = await task
+        return n / s
+
+    before = await window(others[:third], window_s)
     stop = asyncio.Event()
-    task = asyncio.ensure_future(steady_load(seats, others[: len(others) // 2], stop))
-    await asyncio.sleep(window_s)
-    stop.set()
-    before_n, before_s = await task
-    stop = asyncio.Event()
-    task = asyncio.ensure_future(steady_load(seats, others[len(others) // 2 :], stop))
+    task = asyncio.ensure_future(steady_load(seats, others[third: 2 * third], stop))
     started = time.perf_counter()
     m = await seats.migrate(SELECTOR, "C4")
     status = await seats.wait_migration(m["id"], timeout_s=300)
     migrate_s = time.perf_counter() - started
     stop.set()
     during_n, during_s = await task
+    after = await window(others[2 * third:], window_s)
     freeze = await seats.migrator.freeze_times.remote()
-    return (before_n / before_s, during_n / during_s, freeze, status, migrate_s)
+    return (before, during_n / during_s, after, freeze, status, migrate_s)
 
 
 def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
@@ -242,10 +252,10 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             or not r.train_no.startswith("G1")
         ]
         moving = sum(selector.matches(t) for t in train_dates)
-        before, during, freeze, status, migrate_s = client._run(
+        before, during, after, freeze, status, migrate_s = client._run(
             migration_phase(seats, other, window_s=5.0)
         )
-        ratio = during / before
+        ratio = during / ((before + after) / 2)
         print(
             f"migration {SELECTOR!r}: {moving} train-dates, {status['state']} in "
             f"{migrate_s:.1f} s; freeze p50 {_pct(freeze, 50):.1f} ms, p99 "
@@ -253,7 +263,9 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             flush=True,
         )
         print(
-            f"other trains: {before:,.0f} sales/s before, {during:,.0f} during = {ratio:.0%}",
+            f"other trains: {before:,.0f} sales/s before, {during:,.0f} during, {after:,.0f} "
+            f"after; during / mean of before and after = {ratio:.0%} "
+            f"(during / before {during / before:.0%})",
             flush=True,
         )
         audit = client.audit()
@@ -296,8 +308,9 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             "p99 <= 50 ms",
         ),
         (
-            "other trains during / before the migration (single sales, 64 buyers)",
-            f"{ratio:.0%} ({during:,.0f} / {before:,.0f} sales/s)",
+            "other trains during / normal (mean of before and after), single sales, 64 buyers",
+            f"{ratio:.0%} ({during:,.0f} / {before:,.0f} before, {after:,.0f} after; "
+            f"during / before {during / before:.0%})",
             ">= 90 %",
         ),
     ]
