@@ -30,6 +30,19 @@ def _pin(node, core: int) -> None:
             continue
 
 
+def _wait_for_registrations(uri: str, node_ids: set[str], timeout_s: float = 60.0) -> None:
+    import ray
+
+    from actors.control_server import get_control_server
+
+    control = get_control_server(uri)
+    deadline = time.monotonic() + timeout_s
+    while not node_ids <= {n["node_id"] for n in ray.get(control.nodes.remote())}:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nodes not registered after {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
 def policy_vs_default(accounts: int, sections: int) -> list[tuple]:
     import ray
     from ray.cluster_utils import Cluster
@@ -62,7 +75,10 @@ def policy_vs_default(accounts: int, sections: int) -> list[tuple]:
         on_loaded = sum(node == loaded.node_id for _, node in ran)
         print(f"Ray default placed {on_loaded} of {len(ids)} sections on the loaded node")
         submit_and_wait(centre.uri, PERIOD, sections=ids[:2], show_progress=False)
-        time.sleep(3)
+        # A standing cluster: every node registered. The loaded node's agent gets a third
+        # of a core, so it can take several seconds to start and send its first report;
+        # a run started before that waits up to the policy's first-report grace for it.
+        _wait_for_registrations(centre.uri, {loaded.node_id, idle.node_id})
         started = time.perf_counter()
         signal = submit_and_wait(centre.uri, PERIOD, show_progress=False, poll_s=0.05)
         policy_s = time.perf_counter() - started
