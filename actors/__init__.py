@@ -11,3 +11,11 @@ def named_detached(actor_class, name: str, **options):
     not duplicated, when it already exists. Call ``.remote(...)`` on the result."""
     return actor_class.options(name=name, namespace=NAMESPACE, get_if_exists=True,
                                lifetime="detached", **options)
+
+
+def one_line(exc: BaseException) -> str:
+    """A failed Ray call in one line for a log or a record: the remote error's type and the
+    last line of its message (a RayTaskError's ``cause`` rather than its whole traceback)."""
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:500]

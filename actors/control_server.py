@@ -25,7 +25,7 @@ import ray
 from ray.util import metrics
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from actors import named_detached
+from actors import named_detached, one_line
 from actors.billing_task import bill_bundle_task
 from actors.node_agent import NodeAgent
 from gridfare.billing.runner import (
@@ -346,7 +346,7 @@ class ControlServer:
             retry = retry_alone(command)
             if retry:
                 logger.warning("run %s: bundle of %d sections failed (%s); billing them "
-                               "one by one", run.run_id, len(retry), _one_line(exc))
+                               "one by one", run.run_id, len(retry), one_line(exc))
                 run.tasks.pop(key, None)
                 for demand in retry:
                     run.running.pop(demand.section_id, None)
@@ -357,7 +357,7 @@ class ControlServer:
                 return
             outcomes = [SectionOutcome(command.sections[0], "failed",
                                        seconds=time.monotonic() - started,
-                                       error=_one_line(exc))]
+                                       error=one_line(exc))]
         run.tasks.pop(key, None)
         finished_at = _now()
         ended: dict[str, int] = {}
@@ -413,8 +413,4 @@ class ControlServer:
         self._requested = wanted
 
 
-def _one_line(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:500]
 

@@ -39,7 +39,7 @@ from datetime import datetime, timezone
 import ray
 from ray.util import metrics
 
-from actors import NAMESPACE, named_detached
+from actors import NAMESPACE, named_detached, one_line
 from actors.seat_centre import get_seat_centre, quiet_gc, seats_suffix
 from actors.seat_directory import get_seat_directory
 from gridfare.errors import GridfareError, InvalidInput, MigrationError, SeatError
@@ -257,7 +257,7 @@ class SeatMigrator:
                 try:
                     await self._stage(migration, move)
                 except Exception as exc:  # after the flip: retry until it succeeds
-                    print(f"migration {mid}: {move.key}: {_one_line(exc)}; retrying", flush=True)
+                    print(f"migration {mid}: {move.key}: {one_line(exc)}; retrying", flush=True)
                     await asyncio.sleep(RETRY_S)
             # A migration is background work: it rests between stages (outside the lock, so
             # pause and rollback act at once) to work only ``migration_duty`` of the time.
@@ -290,7 +290,7 @@ class SeatMigrator:
                 self._save(migration)
                 return
             await self._undo(migration, current)
-            migration.fail(move.key, _one_line(exc))
+            migration.fail(move.key, one_line(exc))
             self._save(migration)
             self._moved.inc(tags={"result": "failed"})
 
@@ -443,10 +443,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _one_line(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc
-    text = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {text[-1] if text else ''}"[:500]
 
 
 def kill_seat_actors(root: str) -> None:
