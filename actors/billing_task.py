@@ -1,4 +1,4 @@
-"""The billing node-service: one Ray task per billing command (section + chosen node)."""
+"""The billing node-service: one Ray task per billing command (sections + chosen node)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import os
 
 import ray
 
-from gridfare.billing.runner import SectionOutcome, bill_one_section, bill_sections
+from gridfare.billing.runner import SectionOutcome, bill_sections
 
 # Ray names the worker process after the running task ("ray::bill_bundle_task"); NodeAgents
 # count these processes to report how many billing services run on their node.
-TASK_NAMES = ("bill_section_task", "bill_bundle_task")
+TASK_NAME = "bill_bundle_task"
 
 
 @functools.lru_cache(maxsize=4)
@@ -29,32 +29,20 @@ def _tariffs(directory: str | None):
 
 
 @ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
-def bill_section_task(uri: str, tariffs_dir: str | None, period: str, section: str,
-                      run_id: str) -> tuple[SectionOutcome, str]:
-    """Bill one section where Ray placed it; returns the outcome and the node that ran it.
-
-    Ray retries it (``max_retries``) when its worker or node dies: the section's files are
-    replaced atomically, so a retry rewrites the same bytes and never duplicates bills. A
-    GridfareError (bad data) is not retried: it comes back as a failed outcome.
-    """
-    if os.environ.get("GRIDFARE_FAIL_SECTION") == section:
-        # Fault injection for the tests: a node-service that crashes on one section.
-        raise RuntimeError(f"injected failure billing section {section}")
-    outcome = bill_one_section(_centre(uri), _tariffs(tariffs_dir), period, section, run_id)
-    return outcome, ray.get_runtime_context().get_node_id()
-
-
-@ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
 def bill_bundle_task(uri: str, tariffs_dir: str | None, period: str, sections: list[str],
                      run_id: str) -> tuple[list[SectionOutcome], str]:
-    """Bill a bundle of sections in one task; one outcome per section, in order.
+    """Bill a bundle of sections (one, or several small ones) where Ray placed it; returns
+    one outcome per section, in order, and the node that ran it.
 
-    Retried like ``bill_section_task``. A GridfareError fails its section alone inside the
-    bundle; anything else fails the task, and the ControlServer then bills the bundle's
-    sections one by one, so only the bad section ends failed.
+    Ray retries it (``max_retries``) when its worker or node dies: each section's files are
+    replaced atomically, so a retry rewrites the same bytes and never duplicates bills. A
+    GridfareError (bad data) is not retried: it fails its section alone, as a failed outcome.
+    Anything else fails the task, and the ControlServer then bills the bundle's sections one
+    by one, so only the bad section ends failed.
     """
     failing = os.environ.get("GRIDFARE_FAIL_SECTION")
     if failing is not None and failing in sections:
+        # Fault injection for the tests: a node-service that crashes on one section.
         raise RuntimeError(f"injected failure billing section {failing}")
     outcomes = bill_sections(_centre(uri), _tariffs(tariffs_dir), period, sections, run_id)
     return outcomes, ray.get_runtime_context().get_node_id()

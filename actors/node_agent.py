@@ -3,7 +3,7 @@
 It measures what the source design asks for with psutil: CPU usage of the cores this node
 may use (its CPU affinity, so nodes pinned to different cores report apart), disk read/write
 rates and busy share, and the number of billing node-services running under this node's
-raylet (worker processes titled ``ray::bill_bundle_task`` or ``ray::bill_section_task``).
+raylet (worker processes titled ``ray::bill_bundle_task``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 import psutil
 import ray
 
-from actors.billing_task import TASK_NAMES
+from actors.billing_task import TASK_NAME
 
 REPORT_INTERVAL_S = 1.0
 
@@ -77,7 +77,7 @@ class NodeAgent:
             return 0
         for process in children:
             try:
-                if any(name in part for part in process.cmdline()[:1] for name in TASK_NAMES):
+                if any(TASK_NAME in part for part in process.cmdline()[:1]):
                     count += 1
             except psutil.Error:
                 continue  # exited while we looked

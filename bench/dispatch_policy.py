@@ -48,7 +48,7 @@ def policy_vs_default(accounts: int, sections: int) -> list[tuple]:
     from ray.cluster_utils import Cluster
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from actors.billing_task import bill_section_task
+    from actors.billing_task import bill_bundle_task
     from rayjobs.billing import submit_and_wait
 
     centre = ensure_city(accounts, sections, seed=13)
@@ -66,10 +66,10 @@ def policy_vs_default(accounts: int, sections: int) -> list[tuple]:
         # Warm a worker on each node first, so neither mode pays for starting one.
         for node in (loaded, idle):
             strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
-            ray.get([bill_section_task.options(scheduling_strategy=strategy).remote(
-                centre.uri, None, PERIOD, s, "warm") for s in ids[:2]])
+            ray.get([bill_bundle_task.options(scheduling_strategy=strategy).remote(
+                centre.uri, None, PERIOD, [s], "warm") for s in ids[:2]])
         started = time.perf_counter()
-        ran = ray.get([bill_section_task.remote(centre.uri, None, PERIOD, s, "ray-default")
+        ran = ray.get([bill_bundle_task.remote(centre.uri, None, PERIOD, [s], "ray-default")
                        for s in ids])
         default_s = time.perf_counter() - started
         on_loaded = sum(node == loaded.node_id for _, node in ran)
