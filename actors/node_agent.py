@@ -20,6 +20,10 @@ import ray
 from actors.billing_task import TASK_NAME
 
 REPORT_INTERVAL_S = 1.0
+# The first report's CPU shares are measured over at least this long: over the few
+# milliseconds between priming and a first report each core read 0 or 100 %, so an idle node
+# could report itself saturated and a short run went whole to another node.
+FIRST_SAMPLE_S = 0.25
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
@@ -84,6 +88,7 @@ class NodeAgent:
         return count
 
     async def _report_forever(self) -> None:
+        await asyncio.sleep(max(0.0, FIRST_SAMPLE_S - (time.monotonic() - self._last_at)))
         while True:
             # While the ControlServer restarts a report fails; the next reaches the new one.
             with contextlib.suppress(ray.exceptions.RayActorError):

@@ -65,16 +65,28 @@ HISTORY_COLUMNS = ("account_id", "period", "kwh")
 # Fixed writer settings: the same table always gives the same bytes (for one pyarrow version).
 # Snappy, not zstd: billing is CPU-bound on many small section files, and zstd-3 cost twice
 # the CPU per write and read (0.96 vs 0.44 ms writing a 456-row bills file, 0.64 vs 0.34 ms
-# reading it) for files only 20 % smaller.
+# reading it) for files only 20 % smaller. Dictionaries only for string columns and
+# statistics only for the key columns readers filter on: a 451-row bills file then takes
+# 0.28 ms instead of 0.42 and is 20 % smaller (dictionaries of money columns never paid).
 _PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "snappy",
-    "use_dictionary": True,
-    "write_statistics": True,
     "row_group_size": 1 << 20,
     "version": "2.6",
     "data_page_version": "1.0",
     "store_schema": True,
 }
+_KEY_COLUMNS = ("account_id", "period", "section_id")
+
+
+def _writer_options(schema: pa.Schema) -> dict[str, Any]:
+    return {
+        **_PARQUET_OPTIONS,
+        "use_dictionary": [f.name for f in schema if pa.types.is_string(f.type)],
+        "write_statistics": [name for name in _KEY_COLUMNS if name in schema.names],
+    }
+
+
+_WRITER_OPTIONS = {name: _writer_options(schema) for name, (schema, _) in DATASETS.items()}
 
 _SECTION = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -477,10 +489,14 @@ class DataCentre:
         if self._info(path).type != pafs.FileType.File:
             return schema.empty_table()
         try:
-            with self._fs.open_input_file(path) as source:
-                # The plain file reader: read_table's dataset machinery (a scan plan and a
-                # thread pool) costs several times the read of a small section file.
-                table = pq.ParquetFile(source).read(use_threads=False)
+            # A section file is small: one read of the whole of it, then the plain Parquet
+            # reader over memory. read_table's dataset machinery (a scan plan, a thread
+            # pool) cost several times the read, and reading column chunks from the file
+            # one by one cost 0.23-0.46 ms a file where this takes 0.14-0.27 ms (and one
+            # request, not one per column, on a remote filesystem).
+            with self._fs.open_input_stream(path) as source:
+                data = source.read()
+            table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
         except (OSError, pa.ArrowException) as exc:
             raise self._error(f"cannot read {path}", exc) from exc
         return _conform(table, schema, f"{dataset} file {path}")
@@ -519,7 +535,7 @@ class DataCentre:
                 temp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex}"
                 temps.append(temp)
                 with self._fs.open_output_stream(temp) as sink:
-                    pq.write_table(item.table, sink, **_PARQUET_OPTIONS)
+                    pq.write_table(item.table, sink, **_WRITER_OPTIONS[item.dataset])
                     sizes.append(sink.tell())
             for index, item in enumerate(pending):
                 current = item.path
