@@ -39,7 +39,7 @@ from gridfare.errors import GridfareError, InvalidInput, SeatError, TrainFrozen,
 from gridfare.seats.centre import CentreState
 from gridfare.seats.inventory import Inventory, Sale, SoldOut
 from gridfare.seats.selectors import TrainSelector
-from gridfare.seats.snapshot import Snapshot, read_snapshot, write_snapshot
+from gridfare.seats.snapshot import Snapshot, SnapshotDelta
 from gridfare.seats.store import SeatsRoot
 from gridfare.seats.train import TrainDate, parse_key, train_key
 from gridfare.seats.wal import WalRecord
@@ -170,9 +170,13 @@ class SeatCentre:
         self._window = config.wal_window_ms / 1000
         self._freeze_wait = config.freeze_wait_s
         self._root.centre_dir(centre_id).mkdir(parents=True, exist_ok=True)
-        snap_path = self._root.snapshot_path(centre_id)
-        snapshot = read_snapshot(snap_path) if snap_path.exists() else None
+        snapshot = self._root.read_centre_snapshot(centre_id)
         self._snapshot_lsn = snapshot.lsn if snapshot is not None else 0
+        # What the checkpoint chain holds of each train-date: (its inventory, seq) when
+        # copied. Empty after a restart, so the first checkpoint is a full snapshot.
+        self._captured: dict[str, tuple[Inventory, int]] = {}
+        self._full_snapshot_rows: int | None = None
+        self._delta_rows = 0
         # Only the log after the snapshot is read: the sealed segments before it are kept
         # for the audit, never for a restart.
         self._wal, records, self._segment_first = self._root.open_centre_log(
@@ -473,27 +477,51 @@ class SeatCentre:
         return self._state.snapshot(lsn=self._durable_lsn).to_bytes()
 
     async def checkpoint(self) -> int:
-        """Seal the current log segment and snapshot the centre as of its end; returns that
-        lsn. A restart then reads the snapshot and only the segments after it. Sealed
+        """Seal the current log segment and checkpoint the centre as of its end; returns that
+        lsn. A restart then reads the checkpoint and only the segments after it. Sealed
         segments are kept: the audit replays every train-date from its create.
 
-        Sales go on meanwhile: the train-dates are copied a few at a time between them (a
-        fuzzy snapshot, exact on restore, see ``CentreState.snapshot_parts``), and the
-        snapshot is assembled and written by a thread of its own. It becomes visible only
-        once every record it holds is durable, so it never holds an unacknowledged sale.
+        Only the train-dates changed since the previous checkpoint are copied (a
+        ``SnapshotDelta``); a full snapshot is written first, after a restart, and once the
+        deltas since the last one hold more seats than it (a restart reads at most twice
+        a centre's seats). Sales go on meanwhile: the
+        train-dates are copied a few at a time between them (a fuzzy snapshot, exact on
+        restore, see ``CentreState.snapshot_parts``: a train-date left out has had no
+        record since it was copied, so every later record is after this lsn), and the
+        checkpoint is assembled and written by a thread of its own. It becomes visible
+        only once every record it holds is durable, so it never holds an unacknowledged
+        sale.
         """
         async with self._checkpoint_lock:
             lsn = await self._seal()
-            parts: list[Snapshot] = []
-            keys = sorted(self._state.inventories)
-            for i in range(0, len(keys), _SNAPSHOT_CHUNK):
-                parts += self._state.snapshot_parts(keys[i : i + _SNAPSHOT_CHUNK])
-                await asyncio.sleep(0)  # let the sales waiting meanwhile in
-            moved = dict(self._state.moved)
-            await self._durable(self._wal.last_lsn)
-            await asyncio.get_running_loop().run_in_executor(
-                self._snapshot_io, _write_snapshot, parts, moved, lsn, self._root, self._id
+            inventories = self._state.inventories
+            full = self._full_snapshot_rows is None or (
+                self._delta_rows > self._full_snapshot_rows
             )
+            if full:
+                self._captured.clear()
+            changed = [k for k in sorted(inventories)
+                       if not _still_captured(self._captured.get(k), inventories[k])]
+            parts: list[Snapshot] = []
+            for i in range(0, len(changed), _SNAPSHOT_CHUNK):
+                chunk = [k for k in changed[i : i + _SNAPSHOT_CHUNK] if k in inventories]
+                parts += self._state.snapshot_parts(chunk)
+                self._captured.update((k, (inventories[k], inventories[k].seq)) for k in chunk)
+                await asyncio.sleep(0)  # let the sales waiting meanwhile in
+            for key in set(self._captured) - set(inventories):
+                del self._captured[key]  # dropped or discarded: not held any more
+            held = tuple(inventories)
+            moved = dict(self._state.moved)
+            after = self._snapshot_lsn
+            await self._durable(self._wal.last_lsn)
+            rows = await asyncio.get_running_loop().run_in_executor(
+                self._snapshot_io, _write_checkpoint, parts, moved, lsn,
+                None if full else (held, after), self._root, self._id,
+            )
+            if full:
+                self._full_snapshot_rows, self._delta_rows = max(rows, 1), 0
+            else:
+                self._delta_rows += rows
             self._snapshot_lsn = lsn
             self._last_checkpoint = time.monotonic()
             return lsn
@@ -681,10 +709,23 @@ async def _answer(ref: ray.ObjectRef):
         raise SeatError(f"seat actor call failed: {exc}") from exc
 
 
-def _write_snapshot(
-    parts: list[Snapshot], moved: dict, lsn: int, root: SeatsRoot, centre_id: str
-) -> None:
-    write_snapshot(CentreState.assemble(parts, moved, lsn), root.snapshot_path(centre_id))
+def _still_captured(captured: tuple[Inventory, int] | None, inventory: Inventory) -> bool:
+    # The same object (a train-date moved away and back is a new one) at the same seq.
+    return captured is not None and captured[0] is inventory and captured[1] == inventory.seq
+
+
+def _write_checkpoint(
+    parts: list[Snapshot], moved: dict, lsn: int, delta: tuple[tuple[str, ...], int] | None,
+    root: SeatsRoot, centre_id: str,
+) -> int:
+    """Write a full snapshot (``delta`` None) or a delta (``(held, after)``); returns the
+    seat rows written."""
+    snapshot = CentreState.assemble(parts, moved, lsn)
+    if delta is None:
+        root.write_checkpoint(centre_id, snapshot)
+    else:
+        root.write_checkpoint(centre_id, SnapshotDelta(snapshot, *delta))
+    return snapshot.seats.num_rows
 
 
 def _error_answer(exc: Exception) -> dict:

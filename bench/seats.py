@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import tempfile
@@ -135,51 +136,58 @@ async def query_latency(seats, requests) -> list[float]:
     return latencies
 
 
-async def steady_load(seats, requests, stop: asyncio.Event, concurrency=64) -> tuple[int, float]:
-    """Single sales on the given requests until ``stop``; returns (answers, seconds)."""
-    done = 0
-    it = iter(requests)
-    started = time.perf_counter()
+class SteadyLoad:
+    """Single sales by ``concurrency`` buyers, one after another each, until stopped.
 
-    async def buyer():
-        nonlocal done
-        while not stop.is_set():
-            r = next(it, None)
-            if r is None:
-                return
-            await seats.sell(*_req(r))
-            done += 1
+    The buyers go round ``requests`` as often as needed, each lap with fresh request ids (a
+    repeated id would be an idempotent replay, not a sale), so the load lasts as long as
+    the phase it measures; ``answered`` counts the answers so far.
+    """
 
-    await asyncio.gather(*(buyer() for _ in range(concurrency)))
-    return done, time.perf_counter() - started
+    def __init__(self, seats, requests, concurrency: int = 64) -> None:
+        self.answered = 0
+        self._seats = seats
+        self._requests = ((r, f"~{lap}") for lap in itertools.count() for r in requests)
+        self._stop = asyncio.Event()
+        self._buyers = [asyncio.ensure_future(self._buyer()) for _ in range(concurrency)]
+
+    async def _buyer(self) -> None:
+        while not self._stop.is_set():
+            r, lap = next(self._requests)
+            await self._seats.sell(*_req(r, lap))
+            self.answered += 1
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._buyers)
 
 
 async def migration_phase(seats, others, window_s: float):
-    # The same load before, during and after the migration: "normal" is the mean of the
-    # windows before and after, so a drift of the load itself (hot trains selling out,
-    # the machine's other work) is not counted against the migration.
-    third = len(others) // 3
+    """Other trains' sales/s before, during and after a migration, under one continuous
+    load: "normal" is the mean of the windows before and after, so a drift of the load
+    itself (hot trains selling out, the machine's other work) is not counted against the
+    migration, and "during" covers the whole migration."""
+    load = SteadyLoad(seats, others)
+    await asyncio.sleep(1.0)  # the buyers reach their pace
 
-    async def window(requests, seconds: float) -> float:
-        stop = asyncio.Event()
-        task = asyncio.ensure_future(steady_load(seats, requests, stop))
-        await asyncio.sleep(seconds)
-        stop.set()
-        n, s = await task
-        return n / s
+    async def rate_over(step) -> float:
+        answered, started = load.answered, time.perf_counter()
+        await step()
+        return (load.answered - answered) / (time.perf_counter() - started)
 
-    before = await window(others[:third], window_s)
-    stop = asyncio.Event()
-    task = asyncio.ensure_future(steady_load(seats, others[third: 2 * third], stop))
+    async def migrate() -> None:
+        m = await seats.migrate(SELECTOR, "C4")
+        status.update(await seats.wait_migration(m["id"], timeout_s=300))
+
+    status: dict = {}
+    before = await rate_over(lambda: asyncio.sleep(window_s))
     started = time.perf_counter()
-    m = await seats.migrate(SELECTOR, "C4")
-    status = await seats.wait_migration(m["id"], timeout_s=300)
+    during = await rate_over(migrate)
     migrate_s = time.perf_counter() - started
-    stop.set()
-    during_n, during_s = await task
-    after = await window(others[2 * third:], window_s)
+    after = await rate_over(lambda: asyncio.sleep(window_s))
+    await load.stop()
     freeze = await seats.migrator.freeze_times.remote()
-    return (before, during_n / during_s, after, freeze, status, migrate_s)
+    return (before, during, after, freeze, status, migrate_s)
 
 
 def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
@@ -245,11 +253,11 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         )
 
         selector = TrainSelector.parse(SELECTOR)
+        trains = {train.train_no: train for train in timetable.trains}
         other = [
             r
             for r in generate_demand(timetable, seed=4, n_requests=60_000)
-            if not selector.matches(timetable.trains[0].on(r.date))
-            or not r.train_no.startswith("G1")
+            if not selector.matches(trains[r.train_no].on(r.date))
         ]
         moving = sum(selector.matches(t) for t in train_dates)
         before, during, after, freeze, status, migrate_s = client._run(

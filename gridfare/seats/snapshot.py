@@ -11,6 +11,12 @@ A ``Snapshot`` holds four tables, every row keyed by its train-date ``key`` and 
 log records after it (replaying earlier ones is harmless: they are at or below ``seq``).
 ``to_bytes`` writes the four tables as Arrow IPC streams behind a small header; the same
 state always gives the same bytes. ``write_snapshot`` replaces a file atomically.
+
+A checkpoint need not copy a whole centre: a ``SnapshotDelta`` holds only the train-dates
+changed since the previous checkpoint (whole, as a ``Snapshot``, with the complete ``moved``
+table) and the keys held at its time; ``overlay`` applies a chain of them to a full
+snapshot. Under Zipf demand most train-dates never change between two checkpoints, and a
+full copy of a centre's 7,500 train-dates (6.3 M seats, 265 MB) cost 4.5 s of CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from itertools import groupby
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gridfare.errors import SeatError
 
@@ -33,6 +40,8 @@ __all__ = [
     "SEATS",
     "TRAINS",
     "Snapshot",
+    "SnapshotDelta",
+    "overlay",
     "read_snapshot",
     "write_snapshot",
 ]
@@ -79,6 +88,7 @@ MOVED = pa.schema(
 )
 _SCHEMAS = (TRAINS, SEATS, ORDERS, MOVED)
 _MAGIC = b"GFSEATS1"
+_DELTA_MAGIC = b"GFSEATD1"
 
 
 @dataclass(frozen=True)
@@ -160,7 +170,71 @@ class Snapshot:
         return cls(*tables, lsn=lsn)
 
 
-def write_snapshot(snapshot: Snapshot, path: str | Path) -> None:
+@dataclass(frozen=True)
+class SnapshotDelta:
+    """A checkpoint of the train-dates changed since the previous one (``after``, the lsn
+    of the snapshot or delta it follows): ``changed`` holds them whole, with the complete
+    ``moved`` table and this checkpoint's lsn; ``held`` is every train-date held then (the
+    others, dropped or discarded since, leave the overlay)."""
+
+    changed: Snapshot
+    held: tuple[str, ...]
+    after: int
+
+    @property
+    def lsn(self) -> int:
+        return self.changed.lsn
+
+    def to_bytes(self) -> bytes:
+        sink = io.BytesIO()
+        held = pa.table({"key": pa.array(sorted(self.held), pa.string())})
+        with pa.ipc.new_stream(sink, held.schema) as writer:
+            writer.write_table(held)
+        listed = sink.getvalue()
+        return (_DELTA_MAGIC + struct.pack("<qq", self.after, len(listed)) + listed
+                + self.changed.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str = "snapshot delta") -> SnapshotDelta:
+        try:
+            if data[: len(_DELTA_MAGIC)] != _DELTA_MAGIC:
+                raise ValueError("not a seat snapshot delta (bad magic)")
+            after, length = struct.unpack_from("<qq", data, len(_DELTA_MAGIC))
+            offset = len(_DELTA_MAGIC) + 16
+            held = pa.ipc.open_stream(data[offset : offset + length]).read_all()
+            changed = Snapshot.from_bytes(data[offset + length :], name=name)
+        except (ValueError, struct.error, pa.ArrowException) as exc:
+            raise SeatError(f"{name}: cannot read the snapshot delta: {exc}") from exc
+        return cls(changed, tuple(held.column("key").to_pylist()), after)
+
+
+def overlay(base: Snapshot | None, deltas: Iterable[SnapshotDelta]) -> Snapshot | None:
+    """The full snapshot that ``base`` followed by ``deltas`` (in order) describe.
+
+    Each delta must follow the previous link of the chain (its ``after`` is that one's
+    lsn): a missing delta would silently bring back older train-dates, so it is refused.
+    """
+    current = base
+    for delta in deltas:
+        expected = current.lsn if current is not None else 0
+        if delta.after != expected:
+            raise SeatError(
+                f"snapshot delta at lsn {delta.lsn} follows lsn {delta.after}, but the chain "
+                f"is at lsn {expected}: a snapshot delta is missing"
+            )
+        changed = set(delta.changed.keys())
+        kept = pa.array(sorted(set(delta.held) - changed), pa.string())
+        tables = []
+        for i, schema in enumerate(_SCHEMAS[:3]):
+            old = current.tables()[i] if current is not None else schema.empty_table()
+            old = old.filter(pc.is_in(old.column("key"), value_set=kept))
+            merged = pa.concat_tables([old, delta.changed.tables()[i].cast(schema)])
+            tables.append(merged.sort_by("key").combine_chunks())
+        current = Snapshot(*tables, delta.changed.moved, lsn=delta.lsn)
+    return current
+
+
+def write_snapshot(snapshot: Snapshot | SnapshotDelta, path: str | Path) -> None:
     """Write atomically: a temporary file, fsync, rename over ``path``."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")

@@ -38,12 +38,13 @@ from gridfare.seats.audit import AuditReport, audit
 from gridfare.seats.centre import CentreState
 from gridfare.seats.directory import DirectoryRecord
 from gridfare.seats.migration import Migration
-from gridfare.seats.snapshot import read_snapshot
+from gridfare.seats.snapshot import Snapshot, SnapshotDelta, overlay, read_snapshot, write_snapshot
 from gridfare.seats.wal import WalRecord, WalWriter, open_wal, read_wal
 
 __all__ = ["SeatsConfig", "SeatsRoot"]
 
 _SEGMENT = re.compile(r"^wal-(\d{12})-(\d{12})\.log$")
+_DELTA = re.compile(r"^snapshot-delta-(\d{12})\.arrow$")
 _CENTRE_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -198,7 +199,52 @@ class SeatsRoot:
         return self.centre_dir(centre_id) / "wal.log"
 
     def snapshot_path(self, centre_id: str) -> Path:
+        """The centre's last full snapshot (later checkpoints may be deltas on top of it)."""
         return self.centre_dir(centre_id) / "snapshot.arrow"
+
+    def snapshot_deltas(self, centre_id: str) -> list[tuple[int, Path]]:
+        """The centre's snapshot deltas as ``(lsn, path)``, in lsn order."""
+        folder = self.centre_dir(centre_id)
+        if not folder.exists():
+            return []
+        found = [(int(m[1]), path) for path in folder.iterdir()
+                 if (m := _DELTA.match(path.name))]
+        return sorted(found)
+
+    def read_centre_snapshot(self, centre_id: str) -> Snapshot | None:
+        """The centre's checkpointed state: the full snapshot with every later delta laid
+        over it (None before the first checkpoint). Deltas at or below the full snapshot's
+        lsn are leftovers of the checkpoint that replaced them and are skipped."""
+        path = self.snapshot_path(centre_id)
+        base = read_snapshot(path) if path.exists() else None
+        floor = base.lsn if base is not None else 0
+        deltas = []
+        for lsn, delta_path in self.snapshot_deltas(centre_id):
+            if lsn <= floor:
+                continue
+            try:
+                data = delta_path.read_bytes()
+            except OSError as exc:
+                raise SeatError(f"{delta_path}: cannot read the snapshot delta: {exc}") from exc
+            deltas.append(SnapshotDelta.from_bytes(data, name=str(delta_path)))
+        try:
+            return overlay(base, deltas)
+        except SeatError as exc:
+            raise SeatError(f"{self.centre_dir(centre_id)}: {exc}") from exc
+
+    def write_checkpoint(self, centre_id: str, checkpoint: Snapshot | SnapshotDelta) -> None:
+        """Store a checkpoint durably: a delta next to the chain, or a full snapshot that
+        replaces the chain (its deltas are then deleted: they are below its lsn)."""
+        folder = self.centre_dir(centre_id)
+        if isinstance(checkpoint, SnapshotDelta):
+            write_snapshot(checkpoint, folder / f"snapshot-delta-{checkpoint.lsn:012d}.arrow")
+            _fsync_dir(folder)
+            return
+        write_snapshot(checkpoint, self.snapshot_path(centre_id))
+        _fsync_dir(folder)
+        for lsn, path in self.snapshot_deltas(centre_id):
+            if lsn <= checkpoint.lsn:
+                path.unlink(missing_ok=True)
 
     def segments_dir(self, centre_id: str) -> Path:
         return self.centre_dir(centre_id) / "segments"
@@ -315,9 +361,8 @@ class SeatsRoot:
         if current and current[0].lsn != last_sealed + 1:
             raise WalCorrupt(f"{wal}: starts at lsn {current[0].lsn}, expected {last_sealed + 1}")
         records += current
-        snap_path = self.snapshot_path(centre_id)
-        snapshot = read_snapshot(snap_path) if snap_path.exists() else None
-        return records, CentreState.restore(centre_id, snapshot, records)
+        return records, CentreState.restore(centre_id, self.read_centre_snapshot(centre_id),
+                                            records)
 
     # ---- directory --------------------------------------------------------------------
 

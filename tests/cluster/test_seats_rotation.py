@@ -9,6 +9,7 @@ import asyncio
 import pytest
 import ray
 
+from gridfare.seats.snapshot import SnapshotDelta
 from gridfare.seats.store import SeatsRoot
 from tests.seats_helpers import DAY, STATIONS, restart_actor, start_seats, stop_seats
 
@@ -100,4 +101,25 @@ def test_sales_go_on_while_a_checkpoint_runs(seats):
     before = ray.get(centre.export_all.remote())
     restart_actor(centre)
     assert ray.get(centre.export_all.remote()) == before
+    assert seats.audit().ok
+
+
+def test_a_checkpoint_copies_only_changed_train_dates_and_a_restart_reads_the_chain(seats):
+    root = SeatsRoot(seats.aio.root.path)
+    centre = seats.aio.centre("C")  # D10 and T9
+    seats.sell("D10", DAY, STATIONS[0], STATIONS[1], "second", 1, "d0")
+    full = ray.get(centre.checkpoint.remote())  # the first since start: a full snapshot
+    assert root.read_centre_snapshot("C").lsn == full and root.snapshot_deltas("C") == []
+    seats.sell("T9", DAY, STATIONS[1], STATIONS[2], "second", 1, "t0")
+    delta = ray.get(centre.checkpoint.remote())
+    ((lsn, path),) = root.snapshot_deltas("C")
+    assert lsn == delta > full
+    assert SnapshotDelta.from_bytes(path.read_bytes()).changed.keys() == [
+        f"T9@{DAY.isoformat()}"]  # D10 did not change: not copied again
+    seats.sell("D10", DAY, STATIONS[2], STATIONS[3], "second", 1, "d1")  # in the log only
+    before = ray.get(centre.export_all.remote())
+
+    restart_actor(centre)
+    assert ray.get(centre.export_all.remote()) == before
+    assert ray.get(centre.report.remote())["snapshot_lsn"] == delta
     assert seats.audit().ok
