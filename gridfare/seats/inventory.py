@@ -55,6 +55,8 @@ __all__ = [
 
 MAX_PER_ORDER = 5
 MAX_REQUEST_ID = 128
+_NO_ORDERS = ORDERS.empty_table()
+_NO_MOVES = MOVED.empty_table()
 
 
 def segment_mask(first: int, last: int) -> int:
@@ -306,14 +308,19 @@ class Inventory:
         n_seats = t.seats
         seats = pa.table(
             {
-                "key": pa.array([key] * n_seats, pa.string()),
-                "cls": pa.array([c for c, n in t.classes for _ in range(n)], pa.string()),
+                # Repeated scalars, not Python lists of a string per seat: a checkpoint
+                # copies millions of seats.
+                "key": pa.repeat(pa.scalar(key, pa.string()), n_seats),
+                "cls": pa.concat_arrays(
+                    [pa.repeat(pa.scalar(c, pa.string()), n) for c, n in t.classes]),
                 "seat": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for _, n in t.classes]),
                 "legs": np.concatenate([self._masks[c] for c, _ in t.classes]),
             },
             schema=SEATS,
         )
         ordered = [self._orders[r] for r in sorted(self._orders)]
+        if not ordered:  # most train-dates in a checkpoint: tables are immutable, share one
+            return Snapshot(trains, seats, _NO_ORDERS, _NO_MOVES)
         orders = pa.table(
             {
                 "key": [key] * len(ordered),
@@ -327,7 +334,7 @@ class Inventory:
             },
             schema=ORDERS,
         )
-        return Snapshot(trains, seats, orders, MOVED.empty_table())
+        return Snapshot(trains, seats, orders, _NO_MOVES)
 
     @classmethod
     def from_arrow(cls, snapshot: Snapshot, key: str | None = None) -> Inventory:
