@@ -140,4 +140,4 @@ def test_checkpoint_and_migration_settings_are_checked_and_round_trip():
     )
     assert SeatsConfig.from_dict(config.to_dict()) == config
     old = {"centres": ["A"], "main": "A"}  # a root written before these settings existed
-    assert SeatsConfig.from_dict(old).snapshot_every == 100_000
+    assert SeatsConfig.from_dict(old).snapshot_every == 250_000
