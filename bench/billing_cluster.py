@@ -128,7 +128,9 @@ def main(large: bool = False) -> str:
     text = ["## Billing cluster (`bench/billing_cluster.py`)", "",
             "End-to-end: request to end signal through the ControlServer on a local Ray "
             "cluster (2 CPUs), bills written to Parquet and recorded in the catalog; workers "
-            "warmed first, as on a standing cluster. Baseline: one DuckDB query (2 threads) "
+            "warmed first, as on a standing cluster, and the input files read once beforehand "
+            "so that both engines read them from the page cache. Baseline: one DuckDB query "
+            "(2 threads) "
             "computing the same bills (every tariff, audit rules, history; "
             "`bench/_duckdb_bills.py`) from the same Parquet, writing them to Parquet; the "
             "former tiered-only query for reference; PySpark `local[2]` running the same "
