@@ -148,6 +148,7 @@ class SeatMigrator:
                             migration.advance(move.key, version)
                             self._save(migration)
                         await self._finish(migration, migration.moves[move.key])
+                        self._save(migration)
             self._drive(mid)
 
     # ---- public API -------------------------------------------------------------------
@@ -197,6 +198,7 @@ class SeatMigrator:
                     f"migration {migration_id}: nothing to do while {migration.state}"
                 )
             await self._stage(migration, move)
+            self._save(migration)  # a stage driven by hand is stored at once
         return self._status(migration_id)
 
     async def pause(self, migration_id: str) -> dict:
@@ -253,6 +255,7 @@ class SeatMigrator:
             async with self._lock(mid):
                 move = migration.next_move()
                 if move is None:
+                    self._save(migration)  # the last moves' "done"
                     return
                 try:
                     await self._stage(migration, move)
@@ -304,8 +307,10 @@ class SeatMigrator:
         self._seqs[move.key] = seq
 
     async def _catch_up(self, migration: Migration, move: TrainDateMove) -> None:
+        # Not stored: after a restart "catching_up" is settled exactly as "copying" (undone
+        # unless the directory already names the destination), and each store is a rewrite
+        # of the whole record and an fsync.
         migration.advance(move.key)
-        self._save(migration)
         origin, dest = self._centre(move.origin), self._centre(move.destination)
         # No ping first: both answers carry the incarnation (checked below), a restarted
         # origin refuses records_after, and catch-up records applied to a restarted
@@ -359,8 +364,9 @@ class SeatMigrator:
                 await asyncio.sleep(RETRY_S)  # retried until it succeeds
         self._incarnations.pop(move.key, None)
         self._seqs.pop(move.key, None)
+        # Stored with the next step or at the end of the run: a restart meanwhile finds it
+        # "flipped" and finishes it again (unfreeze and drop are idempotent).
         migration.advance(move.key)
-        self._save(migration)
         self._moved.inc(tags={"result": "returned" if move.returning else "moved"})
 
     async def _undo(self, migration: Migration, move: TrainDateMove) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import ray
 
+from gridfare.seats.store import SeatsRoot
 from tests.seats_helpers import DAY, restart_actor, start_seats, stop_seats
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(180)]
@@ -119,3 +120,15 @@ def test_source_dies_before_the_switch(seats):
     assert seats.owners()[KEY] == "B"
     assert seats.sell("G1", DAY, "Beijing", "Jinan", "second", 2, "before")["repeat"]
     assert seats.audit().ok
+
+
+def test_a_finished_migration_is_stored_as_done(seats):
+    # The migrator stores "done" of a train-date with the next step or at the end of the
+    # run, not one fsync each: the end must still reach the disk.
+    m = seats.migrate("G2", "B")
+    seats.wait_migration(m["id"])
+    stored, _ = SeatsRoot(seats.aio.root.path).read_migrations()[m["id"]]
+    assert stored.state == "done"
+    assert {move.step for move in stored.moves.values()} == {"done"}
+    restart_actor(seats.aio.migrator)  # and a restart finds nothing to redo
+    assert seats.migration(m["id"])["state"] == "done"
