@@ -37,6 +37,7 @@ from ray.util import metrics
 from actors import named_detached
 from gridfare.errors import GridfareError, InvalidInput, SeatError, TrainFrozen, TrainMoved
 from gridfare.seats.centre import CentreState
+from gridfare.seats.checkpoints import CheckpointChain
 from gridfare.seats.inventory import Inventory, Sale, SoldOut
 from gridfare.seats.selectors import TrainSelector
 from gridfare.seats.snapshot import Snapshot, SnapshotDelta
@@ -171,16 +172,11 @@ class SeatCentre:
         self._freeze_wait = config.freeze_wait_s
         self._root.centre_dir(centre_id).mkdir(parents=True, exist_ok=True)
         snapshot = self._root.read_centre_snapshot(centre_id)
-        self._snapshot_lsn = snapshot.lsn if snapshot is not None else 0
-        # What the checkpoint chain holds of each train-date: (its inventory, seq) when
-        # copied. Empty after a restart, so the first checkpoint is a full snapshot.
-        self._captured: dict[str, tuple[Inventory, int]] = {}
-        self._full_snapshot_rows: int | None = None
-        self._delta_rows = 0
+        self._chain = CheckpointChain(snapshot.lsn if snapshot is not None else 0)
         # Only the log after the snapshot is read: the sealed segments before it are kept
         # for the audit, never for a restart.
         self._wal, records, self._segment_first = self._root.open_centre_log(
-            centre_id, self._snapshot_lsn, batch_size=_NO_AUTO_FLUSH
+            centre_id, self._chain.lsn, batch_size=_NO_AUTO_FLUSH
         )
         frozen = self._root.frozen_at(centre_id)
         self._state = CentreState.restore(centre_id, snapshot, records, frozen)
@@ -454,7 +450,7 @@ class SeatCentre:
             "train_dates": len(self._state.inventories),
             "frozen": sorted(self._state.frozen),
             "wal_lsn": self._durable_lsn,
-            "snapshot_lsn": self._snapshot_lsn,
+            "snapshot_lsn": self._chain.lsn,
             "segment_first_lsn": self._segment_first,
             "replayed_at_start": self._replayed,
             "node_id": ray.get_runtime_context().get_node_id(),
@@ -481,13 +477,12 @@ class SeatCentre:
         lsn. A restart then reads the checkpoint and only the segments after it. Sealed
         segments are kept: the audit replays every train-date from its create.
 
-        Only the train-dates changed since the previous checkpoint are copied (a
-        ``SnapshotDelta``); a full snapshot is written first, after a restart, and once the
-        deltas since the last one hold more seats than it (a restart reads at most twice
-        a centre's seats). Sales go on meanwhile: the
+        Only the train-dates changed since the previous checkpoint are copied, as a delta
+        on the chain; the first checkpoint since start, and one after deltas outgrew it,
+        is a full snapshot (``gridfare.seats.checkpoints``). Sales go on meanwhile: the
         train-dates are copied a few at a time between them (a fuzzy snapshot, exact on
-        restore, see ``CentreState.snapshot_parts``: a train-date left out has had no
-        record since it was copied, so every later record is after this lsn), and the
+        restore, see ``CentreState.snapshot_parts``; a train-date left out has had no
+        record since it was copied, so its later records all come after this lsn), and the
         checkpoint is assembled and written by a thread of its own. It becomes visible
         only once every record it holds is durable, so it never holds an unacknowledged
         sale.
@@ -495,34 +490,22 @@ class SeatCentre:
         async with self._checkpoint_lock:
             lsn = await self._seal()
             inventories = self._state.inventories
-            full = self._full_snapshot_rows is None or (
-                self._delta_rows > self._full_snapshot_rows
-            )
-            if full:
-                self._captured.clear()
-            changed = [k for k in sorted(inventories)
-                       if not _still_captured(self._captured.get(k), inventories[k])]
+            pending = self._chain.start()
+            changed = pending.changed(inventories)
             parts: list[Snapshot] = []
             for i in range(0, len(changed), _SNAPSHOT_CHUNK):
                 chunk = [k for k in changed[i : i + _SNAPSHOT_CHUNK] if k in inventories]
                 parts += self._state.snapshot_parts(chunk)
-                self._captured.update((k, (inventories[k], inventories[k].seq)) for k in chunk)
+                pending.capture(chunk, inventories)
                 await asyncio.sleep(0)  # let the sales waiting meanwhile in
-            for key in set(self._captured) - set(inventories):
-                del self._captured[key]  # dropped or discarded: not held any more
-            held = tuple(inventories)
+            pending.close(inventories)
             moved = dict(self._state.moved)
-            after = self._snapshot_lsn
             await self._durable(self._wal.last_lsn)
             rows = await asyncio.get_running_loop().run_in_executor(
                 self._snapshot_io, _write_checkpoint, parts, moved, lsn,
-                None if full else (held, after), self._root, self._id,
+                None if pending.full else (pending.held, pending.after), self._root, self._id,
             )
-            if full:
-                self._full_snapshot_rows, self._delta_rows = max(rows, 1), 0
-            else:
-                self._delta_rows += rows
-            self._snapshot_lsn = lsn
+            self._chain.commit(pending, lsn, rows)
             self._last_checkpoint = time.monotonic()
             return lsn
 
@@ -707,11 +690,6 @@ async def _answer(ref: ray.ObjectRef):
         if isinstance(cause, GridfareError):
             raise cause from None
         raise SeatError(f"seat actor call failed: {exc}") from exc
-
-
-def _still_captured(captured: tuple[Inventory, int] | None, inventory: Inventory) -> bool:
-    # The same object (a train-date moved away and back is a new one) at the same seq.
-    return captured is not None and captured[0] is inventory and captured[1] == inventory.seq
 
 
 def _write_checkpoint(

@@ -7,6 +7,7 @@ import pytest
 
 from gridfare.errors import SeatError
 from gridfare.seats.centre import CentreState
+from gridfare.seats.checkpoints import CheckpointChain
 from gridfare.seats.snapshot import SnapshotDelta, overlay
 from gridfare.seats.store import SeatsConfig, SeatsRoot
 
@@ -78,3 +79,50 @@ def test_the_store_keeps_the_chain_and_a_full_snapshot_replaces_it(tmp_path, sta
     next(path for lsn, path in root.snapshot_deltas("A") if lsn == 25).unlink()
     with pytest.raises(SeatError, match="a snapshot delta is missing"):
         root.read_centre_snapshot("A")
+
+
+class _Inv:
+    def __init__(self, seq: int = 0) -> None:
+        self.seq = seq
+
+
+def test_the_chain_copies_what_changed_and_forgets_only_what_is_on_disk():
+    chain = CheckpointChain(lsn=0)
+    a, b, c = _Inv(), _Inv(), _Inv()
+    held = {"a": a, "b": b, "c": c}
+    first = chain.start()
+    assert first.full and first.changed(held) == ["a", "b", "c"]
+    first.capture(["a", "b", "c"], held)
+    first.close(held)
+    chain.commit(first, lsn=10, rows=300)
+
+    a.seq += 1                      # sold since
+    held["b"] = _Inv(b.seq)         # moved away and back: a new inventory, same seq
+    del held["c"]                   # dropped
+    held["d"] = _Inv()              # created
+    second = chain.start()
+    assert not second.full and second.after == 10
+    assert second.changed(held) == ["a", "b", "d"]
+    second.capture(["a", "b", "d"], held)
+    second.close(held)
+    assert second.held == ("a", "b", "d") and set(second.captured) == {"a", "b", "d"}
+
+    # The write failed (never committed): the next delta copies them again.
+    again = chain.start()
+    assert again.after == 10 and again.changed(held) == ["a", "b", "d"]
+    chain.commit(second, lsn=20, rows=100)
+    assert chain.start().changed(held) == [] and chain.lsn == 20
+
+
+def test_a_full_snapshot_comes_back_once_the_deltas_outgrow_it():
+    chain = CheckpointChain(lsn=5)  # restarted from a chain: nothing known of it
+    pending = chain.start()
+    assert pending.full and pending.after == 5
+    chain.commit(pending, lsn=10, rows=100)
+    for lsn, rows in ((20, 60), (30, 40)):
+        pending = chain.start()
+        assert not pending.full
+        chain.commit(pending, lsn=lsn, rows=rows)
+    assert not chain.start().full  # 100 rows of deltas: not more than the full one
+    chain.commit(chain.start(), lsn=40, rows=1)
+    assert chain.start().full
