@@ -123,8 +123,8 @@ def test_source_dies_before_the_switch(seats):
 
 
 def test_a_finished_migration_is_stored_as_done(seats):
-    # The migrator stores "done" of a train-date with the next step or at the end of the
-    # run, not one fsync each: the end must still reach the disk.
+    # The migrator stores fewer steps than it goes through ("catching_up" is not stored):
+    # the end must still reach the disk.
     m = seats.migrate("G2", "B")
     seats.wait_migration(m["id"])
     stored, _ = SeatsRoot(seats.aio.root.path).read_migrations()[m["id"]]
