@@ -25,8 +25,9 @@ returns), ``failed`` (a step failed: ``resume`` retries, ``rollback`` returns), 
 ``rolled_back``. A returning move has ``returning=True`` and runs from its ``target`` back
 to its ``source``; its last step is ``rolled_back`` instead of ``done``.
 
-The record (``to_record``/``from_record``) is stored after every change (its ``revision``
-lets the store refuse a stale write); after a restart ``after_restart`` says per
+The record (``to_record``/``from_record``) is stored after every change, as a journal line
+on a periodically compacted record (``SeatsRoot.write_migration``; its ``revision`` lets the
+store refuse a stale write); after a restart ``after_restart`` says per
 train-date what to do next.
 """
 

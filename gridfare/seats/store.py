@@ -148,13 +148,38 @@ def _unline(line: bytes) -> dict:
     return data
 
 
+_JOURNAL_MIN_LINES = 64  # a migration record is compacted after max(this, moves / 4) lines
+
+
+@dataclass(frozen=True)
+class _StoredMigration:
+    """What a SeatsRoot last stored of a migration: the files' identities after the write,
+    the revision, the moves as objects (a changed move is a new object), extra fields and
+    the journal's line count."""
+
+    identity: tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]
+    revision: int
+    moves: dict
+    extra: dict
+    lines: int
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """Inode, modification time and size of ``path``; None if it does not exist."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
 class SeatsRoot:
     """Paths and file formats under one seats data root (a local or shared directory)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).absolute()
-        # migration record -> (its file's identity after our last write, revision written)
-        self._written: dict[Path, tuple[tuple[int, int, int], int]] = {}
+        # migration id -> what this object last stored of it
+        self._stored: dict[str, _StoredMigration] = {}
 
     # ---- configuration ----------------------------------------------------------------
 
@@ -404,43 +429,70 @@ class SeatsRoot:
         return self.path / "migrations"
 
     def write_migration(self, migration: Migration, extra: Mapping[str, object]) -> None:
-        """Store a migration record durably; refuse one older than the stored revision."""
+        """Store a migration record durably; refuse one older than the stored revision.
+
+        A migration changes one train-date at a time, several times each, so rewriting the
+        whole record each time was quadratic: 0.7 ms for 312 train-dates but 12 ms for the
+        12,105 of ``G%``. The record (``<id>.json``) is written whole when the migration
+        starts and compacted now and then; in between, each change appends to a journal
+        (``<id>.journal``) one line holding the moves that changed and the migration's
+        state, fsynced. Reading lays the journal's lines over the record.
+        """
         path = self.migrations_dir / f"{migration.id}.json"
-        if path.exists() and not self._written_by_us(path):
-            stored = self._read_json(path)
-            if int(stored["migration"]["revision"]) > migration.revision:
-                raise StaleVersion(
-                    f"migration {migration.id}: revision {migration.revision} is older than "
-                    f"the stored {stored['migration']['revision']}"
-                )
-        known = self._written.get(path)
-        if known is not None and known[1] > migration.revision:
+        journal = path.with_suffix(".journal")
+        ours = self._stored.get(migration.id)
+        if ours is None or not self._unchanged_since_written(path, journal, ours):
+            ours = None
+            if path.exists():
+                stored = self._read_migration(path)
+                if stored.revision > migration.revision:
+                    raise StaleVersion(
+                        f"migration {migration.id}: revision {migration.revision} is older "
+                        f"than the stored {stored.revision}"
+                    )
+        elif ours.revision > migration.revision:
             raise StaleVersion(
                 f"migration {migration.id}: revision {migration.revision} is older than "
-                f"the stored {known[1]}"
+                f"the stored {ours.revision}"
             )
-        # Compact: the record is rewritten at every transition of every train-date (a
-        # migration of hundreds of them rewrites it about four times each).
-        body = json.dumps({**extra, "migration": migration.to_record()}, separators=(",", ":"))
+        extra = dict(extra)
+        changed = [] if ours is None else [
+            move for key, move in migration.moves.items() if ours.moves.get(key) is not move]
         try:
             self.migrations_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, body.encode())
-            stat = path.stat()
+            if (ours is None or ours.extra != extra or ours.moves.keys() != migration.moves.keys()
+                    or ours.lines >= max(_JOURNAL_MIN_LINES, len(migration.moves) // 4)):
+                body = json.dumps({**extra, "migration": migration.to_record()},
+                                  separators=(",", ":"))
+                _atomic_write(path, body.encode())
+                _fsync_dir(self.migrations_dir)
+                journal.unlink(missing_ok=True)  # its lines are all in the record now
+                lines = 0
+            else:
+                entry = {"revision": migration.revision, "state": migration.state,
+                         "rollback_requested": migration.rollback_requested,
+                         "moves": [move.to_dict() for move in changed]}
+                with journal.open("ab") as f:
+                    f.write(_line(entry))
+                    f.flush()
+                    os.fsync(f.fileno())
+                if ours.lines == 0:
+                    _fsync_dir(self.migrations_dir)  # a new journal file's entry
+                lines = ours.lines + 1
+            identity = (_identity(path), _identity(journal))
         except OSError as exc:
             raise SeatError(f"{path}: cannot write the migration record: {exc}") from exc
-        self._written[path] = ((stat.st_ino, stat.st_mtime_ns, stat.st_size), migration.revision)
+        self._stored[migration.id] = _StoredMigration(
+            identity, migration.revision, dict(migration.moves), extra, lines)
 
-    def _written_by_us(self, path: Path) -> bool:
-        """Whether the file is still the one this object last wrote (same inode, time and
-        size): then its revision is known without reading and parsing the whole record."""
-        known = self._written.get(path)
-        if known is None:
-            return False
+    def _unchanged_since_written(self, path: Path, journal: Path,
+                                 ours: _StoredMigration) -> bool:
+        """Whether the files are still as this object left them (then their revision is
+        known without reading them)."""
         try:
-            stat = path.stat()
+            return (_identity(path), _identity(journal)) == ours.identity
         except OSError:
             return False
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size) == known[0]
 
     def read_migrations(self) -> dict[str, tuple[Migration, dict]]:
         """Every stored migration, by id, with the extra fields stored beside it."""
@@ -449,9 +501,46 @@ class SeatsRoot:
             return result
         for path in sorted(self.migrations_dir.glob("*.json")):
             data = self._read_json(path)
-            migration = Migration.from_record(data["migration"])
+            record = self._replay_journal(path.with_suffix(".journal"), data["migration"])
+            migration = Migration.from_record(record)
             result[migration.id] = (migration, {k: v for k, v in data.items() if k != "migration"})
         return result
+
+    def _read_migration(self, path: Path) -> Migration:
+        data = self._read_json(path)
+        return Migration.from_record(
+            self._replay_journal(path.with_suffix(".journal"), data["migration"]))
+
+    @staticmethod
+    def _replay_journal(journal: Path, record: Mapping) -> dict:
+        """``record`` with the journal's later lines laid over it. A torn last line was
+        never acknowledged (the migrator goes on only once a line is fsynced): skipped."""
+        try:
+            data = journal.read_bytes() if journal.exists() else b""
+        except OSError as exc:
+            raise SeatError(f"{journal}: cannot read: {exc}") from exc
+        record = dict(record)
+        moves = {m["key"]: m for m in record.get("moves", [])}
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        for number, line in enumerate(lines, start=1):
+            try:
+                entry = _unline(line)
+            except (ValueError, KeyError, TypeError) as exc:
+                if number == len(lines) and not tail:
+                    break
+                raise SeatError(f"{journal}: line {number} is corrupt: {exc}") from exc
+            if int(entry["revision"]) <= int(record["revision"]):
+                continue  # already in the record (written by a compaction)
+            for move in entry["moves"]:
+                if move["key"] not in moves:
+                    raise SeatError(f"{journal}: line {number}: {move['key']} is not part of "
+                                    "the migration")
+                moves[move["key"]] = move
+            record.update(revision=entry["revision"], state=entry["state"],
+                          rollback_requested=entry["rollback_requested"])
+        record["moves"] = list(moves.values())
+        return record
 
     def frozen_at(self, centre_id: str) -> set[str]:
         """Train-dates a restarting centre keeps frozen: those in flight in a migration."""
