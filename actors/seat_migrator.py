@@ -148,6 +148,7 @@ class SeatMigrator:
                             migration.advance(move.key, version)
                             self._save(migration)
                         await self._finish(migration, migration.moves[move.key])
+                        self._save(migration)
             self._drive(mid)
 
     # ---- public API -------------------------------------------------------------------
@@ -197,6 +198,7 @@ class SeatMigrator:
                     f"migration {migration_id}: nothing to do while {migration.state}"
                 )
             await self._stage(migration, move)
+            self._save(migration)  # a stage driven by hand is stored at once
         return self._status(migration_id)
 
     async def pause(self, migration_id: str) -> dict:
@@ -253,6 +255,7 @@ class SeatMigrator:
             async with self._lock(mid):
                 move = migration.next_move()
                 if move is None:
+                    self._save(migration)  # the last move's "done"
                     return
                 try:
                     await self._stage(migration, move)
@@ -361,10 +364,11 @@ class SeatMigrator:
                 await asyncio.sleep(RETRY_S)  # retried until it succeeds
         self._incarnations.pop(move.key, None)
         self._seqs.pop(move.key, None)
-        # Stored at once: a destination restarting while this move is still the stored
-        # current one keeps the train-date frozen, and nothing would unfreeze it again.
+        # Stored with the next step or at the end of the run, not one more fsync beside
+        # the sales: a restart meanwhile finds it "flipped" and finishes it again (unfreeze
+        # and drop are idempotent), and a destination restarting meanwhile sells it
+        # (``Migration.frozen_at``).
         migration.advance(move.key)
-        self._save(migration)
         self._moved.inc(tags={"result": "returned" if move.returning else "moved"})
 
     async def _undo(self, migration: Migration, move: TrainDateMove) -> None:

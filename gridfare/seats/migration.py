@@ -182,11 +182,17 @@ class Migration:
 
     def frozen_at(self, centre: str) -> set[str]:
         """Train-dates a restarted ``centre`` must keep frozen until ``after_restart``'s
-        decisions are carried out: the one in flight, at both of its ends."""
+        decisions are carried out: the one in flight, at both of its ends until the flip,
+        then at its origin only. Once flipped, the destination holds every acknowledged
+        sale (the final delta was durable there before the directory flipped) and is the
+        owner: it sells, even if it restarts before the move is stored as finished."""
         current = self.current()
-        if current is None or centre not in (current.origin, current.destination):
+        if current is None:
             return set()
-        return {current.key}
+        if centre == current.origin or (
+                centre == current.destination and current.step != "flipped"):
+            return {current.key}
+        return set()
 
     # ---- transitions ------------------------------------------------------------------
 

@@ -68,6 +68,23 @@ def test_source_dies_after_the_flip(seats):
     assert seats.audit().ok
 
 
+
+def test_destination_restarts_after_the_flip_and_sells(seats):
+    # Flipped but not yet stored as finished: the restarted destination owns the
+    # train-date and must sell it, not keep it frozen waiting for an unfreeze.
+    seats.sell("G1", DAY, "Beijing", "Jinan", "second", 1, "s0")
+    m = seats.migrate("G1 dates=2026-10-01", "C", auto=False)
+    for _ in range(3):  # copy, catch up, switch
+        status = seats.step(m["id"])
+    assert status["moves"][0]["step"] == "flipped"
+    restart_actor(seats.aio.centre("C"))
+    assert seats.owners()[KEY] == "C"
+    sale = seats.sell("G1", DAY, "Jinan", "Shanghai", "second", 1, "after-restart")
+    assert sale["status"] == "sold"
+    assert seats.step(m["id"])["state"] == "done"
+    assert seats.sell("G1", DAY, "Beijing", "Jinan", "second", 1, "s0")["repeat"]
+    assert seats.audit().ok
+
 def test_directory_restarts_and_rebuilds_its_map(seats):
     m = seats.migrate("D%", "A")
     assert seats.wait_migration(m["id"])["state"] == "done"

@@ -229,3 +229,7 @@ def test_frozen_at_names_the_train_date_in_flight_at_both_ends():
     m.advance(K[0])
     assert m.frozen_at("A") == m.frozen_at("B") == {K[0]}
     assert m.frozen_at("C") == set()
+    m.advance(K[0])
+    m.advance(K[0])
+    m.advance(K[0], version=4)  # flipped: the destination owns it and sells
+    assert m.frozen_at("A") == {K[0]} and m.frozen_at("B") == set()
