@@ -91,6 +91,7 @@ class _Run:
     unrecorded: list[dict] = field(default_factory=list)  # ended, not yet in the catalog
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # set with ``finished``
     # Kept with the queue: summing 60,000 weights on every dispatch cost the ControlServer
     # a core-minute per 30 M-account run.
     queued_weight: int = field(init=False)
@@ -216,6 +217,15 @@ class ControlServer:
                 "failed": len(run.outcomes) - done,
                 "total": len(run.queue) + len(run.running) + len(run.outcomes),
                 "nodes": nodes}
+
+    async def wait_end_signal(self, run_id: str, timeout_s: float) -> dict | None:
+        """The run's end signal as soon as it ends, or None after ``timeout_s``: a long
+        poll, so a waiting job learns of the end at once and polls nobody meanwhile."""
+        run = self._runs.get(run_id)
+        if run is not None and not run.finished:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(run.ended.wait(), timeout_s)
+        return self.end_signal(run_id)
 
     def end_signal(self, run_id: str) -> dict | None:
         """The run's end signal once every section is done or failed, else None."""
@@ -409,6 +419,7 @@ class ControlServer:
                 self._record_outcomes()
                 self._catalog.finish_run(run.run_id, _now())
                 run.finished = True
+                run.ended.set()
                 self._metrics.queued.set(0, tags={"run_id": run.run_id})
                 self._metrics.running.set(0, tags={"run_id": run.run_id})
 

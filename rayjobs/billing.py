@@ -18,6 +18,8 @@ from actors.control_server import get_control_server
 from gridfare.errors import GridfareError
 from gridfare.money import format_cny
 
+END_WAIT_S = 10.0  # one long poll for the end signal; then asked again
+
 
 def submit_and_wait(datacentre: str, period: str, *, sections: Sequence[str] | None = None,
                     resume_run_id: str | None = None, tariffs_dir: str | None = None,
@@ -40,8 +42,10 @@ def submit_and_wait(datacentre: str, period: str, *, sections: Sequence[str] | N
     print(f"run {run_id}: submitted to the control server", flush=True)
     if show_progress:
         _follow(control, run_id, poll_s)
-    while (signal := ray.get(control.end_signal.remote(run_id))) is None:
-        time.sleep(poll_s)
+    # A long poll: answered the moment the run ends (a restarted ControlServer answers
+    # the retried call once it has carried the run on from the catalog).
+    while (signal := ray.get(control.wait_end_signal.remote(run_id, END_WAIT_S))) is None:
+        pass
     return signal
 
 

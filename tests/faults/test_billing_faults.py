@@ -77,9 +77,11 @@ def test_control_server_killed_mid_run_restarts_from_the_catalog(ray_cluster, bi
                                                                  tmp_path):
     control, run_id = start_run(big_city)
     wait_for(lambda: ray.get(control.progress.remote(run_id))["done"] >= 3)
+    waiting = control.wait_end_signal.remote(run_id, 170.0)  # a job's long poll
     ray.kill(control, no_restart=False)
     signal = end_signal(control, run_id)
     assert signal["status"] == "done" and signal["sections_done"] == 48
+    assert ray.get(waiting, timeout=180) == signal  # retried on the restarted server
     rows = catalog_rows(big_city, run_id)
     assert len(rows) == 48 and {r.status for r in rows} == {"done"}
     assert bills_without_run_id(big_city).equals(reference_bills(big_city, tmp_path))
