@@ -312,8 +312,8 @@ class ControlServer:
                 ray.kill(self._agents[node_id], no_restart=True)
         self._live_cpus = {node_id: float(info.get("Resources", {}).get("CPU", 0.0))
                            for node_id, info in alive.items()}
-        for node_id, info in alive.items():
-            self._node_cpus[node_id] = float(info.get("Resources", {}).get("CPU", 0.0))
+        self._node_cpus.update(self._live_cpus)
+        for node_id in alive:
             if node_id in self._agents:
                 continue
             # Agents belong to this ControlServer (one per data centre): named after it and
@@ -438,6 +438,3 @@ class ControlServer:
 
         request_resources(bundles=[{"CPU": 1}] * wanted)
         self._requested = wanted
-
-
-

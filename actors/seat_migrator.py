@@ -308,8 +308,8 @@ class SeatMigrator:
 
     async def _catch_up(self, migration: Migration, move: TrainDateMove) -> None:
         # Not stored: after a restart "catching_up" is settled exactly as "copying" (undone
-        # unless the directory already names the destination), and each store is a rewrite
-        # of the whole record and an fsync.
+        # unless the directory already names the destination), and each store is an fsync
+        # beside the sales.
         migration.advance(move.key)
         origin, dest = self._centre(move.origin), self._centre(move.destination)
         # No ping first: both answers carry the incarnation (checked below), a restarted
@@ -356,7 +356,8 @@ class SeatMigrator:
         origin, dest = self._centre(move.origin), self._centre(move.destination)
         while True:
             try:
-                # Also after take_over: a destination restarted since keeps it frozen.
+                # Also after take_over: a destination restarted before the flip was stored
+                # keeps it frozen (``Migration.frozen_at``).
                 await dest.unfreeze.remote(move.key)
                 await origin.drop.remote(move.key, move.destination, move.version)
                 break
@@ -449,8 +450,6 @@ def _new_id() -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 
 
 def kill_seat_actors(root: str) -> None:

@@ -27,11 +27,11 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from gridfare.errors import ConfigError, GridfareError, SeatError, StaleVersion, WalCorrupt
 from gridfare.seats.audit import AuditReport, audit
@@ -44,6 +44,7 @@ from gridfare.seats.wal import WalRecord, WalWriter, open_wal, read_wal
 __all__ = ["SeatsConfig", "SeatsRoot"]
 
 _SEGMENT = re.compile(r"^wal-(\d{12})-(\d{12})\.log$")
+_T = TypeVar("_T")
 _DELTA = re.compile(r"^snapshot-delta-(\d{12})\.arrow$")
 _CENTRE_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -171,6 +172,28 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     except FileNotFoundError:
         return None
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def _read_lines(path: Path, what: str, parse: Callable[[dict], _T]) -> tuple[list[_T], int]:
+    """The records of a log of CRC-checked JSON lines (``_line``) and the length of its good
+    prefix. A torn last line was never acknowledged and is dropped; a bad line before the
+    last is ``WalCorrupt``."""
+    try:
+        data = path.read_bytes() if path.exists() else b""
+    except OSError as exc:
+        raise SeatError(f"{path}: cannot read the {what}: {exc}") from exc
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    records, valid = [], 0
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(parse(_unline(line)))
+        except (ValueError, KeyError, TypeError, GridfareError) as exc:
+            if number == len(lines) and not tail:
+                break  # a torn last line: never acknowledged
+            raise WalCorrupt(f"{path}: line {number} is corrupt: {exc}") from exc
+        valid += len(line) + 1
+    return records, valid
 
 
 class SeatsRoot:
@@ -400,23 +423,8 @@ class SeatsRoot:
 
     def read_directory(self) -> tuple[list[DirectoryRecord], int]:
         """The directory's records and the length of the good prefix of its log."""
-        path = self.directory_log
-        try:
-            data = path.read_bytes() if path.exists() else b""
-        except OSError as exc:
-            raise SeatError(f"{path}: cannot read the directory log: {exc}") from exc
-        lines = data.split(b"\n")
-        tail = lines.pop()
-        records, valid = [], 0
-        for number, line in enumerate(lines, start=1):
-            try:
-                records.append(DirectoryRecord.from_dict(_unline(line)))
-            except (ValueError, KeyError, TypeError, GridfareError) as exc:
-                if number == len(lines) and not tail:
-                    break  # a torn last line: never acknowledged
-                raise WalCorrupt(f"{path}: line {number} is corrupt: {exc}") from exc
-            valid += len(line) + 1
-        return records, valid
+        return _read_lines(self.directory_log, "directory log",
+                           lambda entry: DirectoryRecord.from_dict(entry))
 
     @staticmethod
     def encode_directory_record(record: DirectoryRecord) -> bytes:
@@ -444,7 +452,7 @@ class SeatsRoot:
         if ours is None or not self._unchanged_since_written(path, journal, ours):
             ours = None
             if path.exists():
-                stored = self._read_migration(path)
+                stored, _ = self._read_migration(path)
                 if stored.revision > migration.revision:
                     raise StaleVersion(
                         f"migration {migration.id}: revision {migration.revision} is older "
@@ -500,47 +508,32 @@ class SeatsRoot:
         if not self.migrations_dir.exists():
             return result
         for path in sorted(self.migrations_dir.glob("*.json")):
-            data = self._read_json(path)
-            record = self._replay_journal(path.with_suffix(".journal"), data["migration"])
-            migration = Migration.from_record(record)
-            result[migration.id] = (migration, {k: v for k, v in data.items() if k != "migration"})
+            migration, extra = self._read_migration(path)
+            result[migration.id] = (migration, extra)
         return result
 
-    def _read_migration(self, path: Path) -> Migration:
+    def _read_migration(self, path: Path) -> tuple[Migration, dict]:
+        """A stored migration, its record with the journal's later lines laid over it,
+        and the extra fields stored beside it."""
         data = self._read_json(path)
-        return Migration.from_record(
-            self._replay_journal(path.with_suffix(".journal"), data["migration"]))
-
-    @staticmethod
-    def _replay_journal(journal: Path, record: Mapping) -> dict:
-        """``record`` with the journal's later lines laid over it. A torn last line was
-        never acknowledged (the migrator goes on only once a line is fsynced): skipped."""
-        try:
-            data = journal.read_bytes() if journal.exists() else b""
-        except OSError as exc:
-            raise SeatError(f"{journal}: cannot read: {exc}") from exc
-        record = dict(record)
+        record = dict(data["migration"])
         moves = {m["key"]: m for m in record.get("moves", [])}
-        lines = data.split(b"\n")
-        tail = lines.pop()
-        for number, line in enumerate(lines, start=1):
-            try:
-                entry = _unline(line)
-            except (ValueError, KeyError, TypeError) as exc:
-                if number == len(lines) and not tail:
-                    break
-                raise SeatError(f"{journal}: line {number} is corrupt: {exc}") from exc
+        journal = path.with_suffix(".journal")
+        # A torn last line was never acknowledged (the migrator goes on only once a line
+        # is fsynced): ``_read_lines`` drops it.
+        entries, _ = _read_lines(journal, "migration journal", lambda entry: entry)
+        for entry in entries:
             if int(entry["revision"]) <= int(record["revision"]):
                 continue  # already in the record (written by a compaction)
             for move in entry["moves"]:
                 if move["key"] not in moves:
-                    raise SeatError(f"{journal}: line {number}: {move['key']} is not part of "
-                                    "the migration")
+                    raise SeatError(f"{journal}: {move['key']} is not part of the migration")
                 moves[move["key"]] = move
             record.update(revision=entry["revision"], state=entry["state"],
                           rollback_requested=entry["rollback_requested"])
         record["moves"] = list(moves.values())
-        return record
+        extra = {k: v for k, v in data.items() if k != "migration"}
+        return Migration.from_record(record), extra
 
     def frozen_at(self, centre_id: str) -> set[str]:
         """Train-dates a restarting centre keeps frozen: those in flight in a migration."""
