@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
+from typing import TYPE_CHECKING
 
 import ray
 from ray.util import metrics
@@ -46,6 +47,9 @@ from gridfare.scheduling import (
     choose_nodes,
     retry_alone,
 )
+
+if TYPE_CHECKING:
+    from datasets.catalog import RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +79,15 @@ def get_control_server(datacentre_uri: str, *, tariffs_dir: str | None = None,
     ).remote(datacentre_uri, tariffs_dir, policy or DispatchPolicy(), autoscale)
 
 
+def _end_signal(record: RunRecord, failed: dict[str, str | None]) -> dict:
+    return {
+        "run_id": record.run_id, "period": record.period, "status": record.status,
+        "sections_done": record.sections_done, "sections_failed": record.sections_failed,
+        "billed": record.billed, "exceptions": record.exceptions,
+        "total_fen": record.total_fen, "failed": dict(sorted(failed.items())),
+    }
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -91,6 +104,7 @@ class _Run:
     unrecorded: list[dict] = field(default_factory=list)  # ended, not yet in the catalog
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
+    signal: dict | None = None  # the end signal, once finished
     ended: asyncio.Event = field(default_factory=asyncio.Event)  # set with ``finished``
     # Kept with the queue: summing 60,000 weights on every dispatch cost the ControlServer
     # a core-minute per 30 M-account run.
@@ -179,10 +193,13 @@ class ControlServer:
             self._catalog.reopen_run(resume_run_id)
             self._adopt(resume_run_id, record.period, pending)
             return resume_run_id
-        todo = select_sections(self._centre.sections(period), sections)
+        # One listing gives the sections and their weights (a listing of 3,000 sections
+        # is tens of milliseconds while the cores wait for the first dispatch).
+        sizes = self._centre.section_sizes(period)
+        todo = select_sections(sorted(sizes), sections)
         run_id = new_run_id(period, _now())
         self._catalog.start_run(run_id, period, todo, _now())
-        self._adopt(run_id, period, todo)
+        self._adopt(run_id, period, todo, sizes)
         return run_id
 
     async def report(self, load: dict) -> None:
@@ -230,17 +247,9 @@ class ControlServer:
     def end_signal(self, run_id: str) -> dict | None:
         """The run's end signal once every section is done or failed, else None."""
         run = self._runs.get(run_id)
-        if run is not None and not run.finished:
-            return None
-        record = self._catalog.run(run_id)
-        sections = self._catalog.sections(run_id)
-        return {
-            "run_id": run_id, "period": record.period, "status": record.status,
-            "sections_done": record.sections_done, "sections_failed": record.sections_failed,
-            "billed": record.billed, "exceptions": record.exceptions,
-            "total_fen": record.total_fen,
-            "failed": {s.section_id: s.error for s in sections if s.status == "failed"},
-        }
+        if run is not None:
+            return run.signal if run.finished else None
+        return _end_signal(self._catalog.run(run_id), self._catalog.failures(run_id))
 
     def nodes(self) -> list[dict]:
         """Registered nodes with their latest report and age in seconds."""
@@ -250,8 +259,10 @@ class ControlServer:
 
     # -- the dispatch loop ----------------------------------------------------------------
 
-    def _adopt(self, run_id: str, period: str, sections: list[str]) -> None:
-        sizes = self._centre.section_sizes(period)
+    def _adopt(self, run_id: str, period: str, sections: list[str],
+               sizes: dict[str, int] | None = None) -> None:
+        if sizes is None:
+            sizes = self._centre.section_sizes(period)
         # Largest first, once: each dispatch then looks only at the head of the queue.
         ordered = sorted(sections, key=lambda s: (-sizes.get(s, 0), s))
         self._runs[run_id] = _Run(run_id, period, {s: sizes.get(s, 0) for s in ordered})
@@ -416,8 +427,13 @@ class ControlServer:
     def _finish_runs(self) -> None:
         for run in self._runs.values():
             if not run.finished and not run.queue and not run.running and not run.tasks:
-                self._record_outcomes()
-                self._catalog.finish_run(run.run_id, _now())
+                record = self._catalog.finish_run(run.run_id, _now(), run.unrecorded)
+                run.unrecorded = []
+                # Every section that ever failed in this run was billed again in it (a
+                # resume and a restart take the failed ones too): its failures are here.
+                run.signal = _end_signal(record, {
+                    o.section_id: o.error for o in run.outcomes.values()
+                    if o.status == "failed"})
                 run.finished = True
                 run.ended.set()
                 self._metrics.queued.set(0, tags={"run_id": run.run_id})

@@ -321,8 +321,8 @@ class SeatCentre:
         request_id: str,
     ) -> dict:
         """Sell ``count`` seats: ``{"status": "sold" | "sold_out" | "moved", ...}``."""
-        answer, lsn = await self._sell(
-            train_no, day, from_station, to_station, cls, count, request_id
+        answer, lsn = await self._when_thawed(
+            self._sell_now, (train_no, day, from_station, to_station, cls, count, request_id)
         )
         await self._durable(lsn)
         return answer
@@ -334,11 +334,27 @@ class SeatCentre:
         Requests are sold in order; one on a frozen train-date waits (bounded) without
         holding up the others of the batch, whose answers only wait for the one fsync.
         """
+        return await self._many(self._sell_now, requests)
+
+    async def refund(self, train_no: str, day: str, request_id: str) -> dict:
+        """Refund an order: ``{"status": "refunded" | "moved", ...}``; a repeat answers the
+        same seats with ``repeat`` set."""
+        answer, lsn = await self._when_thawed(self._refund_now, (train_no, day, request_id))
+        await self._durable(lsn)
+        return answer
+
+    async def refund_many(self, requests: list[tuple]) -> list[dict]:
+        """Refund a batch (tuples of ``refund``'s arguments) with one fsync, as
+        ``sell_many`` sells."""
+        return await self._many(self._refund_now, requests)
+
+    async def _many(self, now, requests: list[tuple]) -> list[dict]:
+        """``now`` (``_sell_now`` or ``_refund_now``) over a batch, one fsync for all."""
         answers: list[dict | None] = [None] * len(requests)
         waiting, lsn = [], 0
         for i, request in enumerate(requests):
             try:
-                answers[i], at = self._sell_now(*request)
+                answers[i], at = now(*request)
             except TrainFrozen:
                 waiting.append(i)
                 continue
@@ -346,31 +362,32 @@ class SeatCentre:
                 answers[i], at = _error_answer(exc), 0
             lsn = max(lsn, at)
 
-        async def wait_and_sell(i: int) -> int:
+        async def wait_and_do(i: int) -> int:
             try:
-                answers[i], at = await self._sell(*requests[i])
+                answers[i], at = await self._when_thawed(now, requests[i])
             except (SeatError, InvalidInput) as exc:
                 answers[i], at = _error_answer(exc), 0
             return at
 
         if waiting:
-            lsn = max(lsn, *await asyncio.gather(*(wait_and_sell(i) for i in waiting)))
+            lsn = max(lsn, *await asyncio.gather(*(wait_and_do(i) for i in waiting)))
         await self._durable(lsn)
         return answers
 
-    async def _sell(self, *request) -> tuple[dict, int]:
-        """``_sell_now``, waiting (at most ``freeze_wait_s``) while the train-date is frozen."""
+    async def _when_thawed(self, now, request: tuple) -> tuple[dict, int]:
+        """``now(*request)``, waiting (at most ``freeze_wait_s``) while the train-date is
+        frozen; ``request`` starts with the train number and the day."""
         deadline = None
         while True:
             try:
-                return self._sell_now(*request)
+                return now(*request)
             except TrainFrozen:
                 key = train_key(request[0], parse_day(request[1]))
-                now = time.monotonic()
-                deadline = deadline or now + self._freeze_wait
+                now_s = time.monotonic()
+                deadline = deadline or now_s + self._freeze_wait
                 event = self._thaw.setdefault(key, asyncio.Event())
                 try:
-                    await asyncio.wait_for(event.wait(), max(0.0, deadline - now))
+                    await asyncio.wait_for(event.wait(), max(0.0, deadline - now_s))
                 except asyncio.TimeoutError:
                     raise TrainFrozen(
                         f"centre {self._id}: train-date {key} still frozen for migration "
@@ -396,26 +413,17 @@ class SeatCentre:
         self._count_sale()
         return sale_answer(result), self._log(result.record)
 
-    async def refund(self, train_no: str, day: str, request_id: str) -> dict:
+    def _refund_now(self, train_no: str, day: str, request_id: str) -> tuple[dict, int]:
+        """Refund at once: the answer and the log position it waits for."""
         try:
             result = self._state.refund(train_no, parse_day(day), request_id)
         except TrainMoved as exc:
-            return moved_answer(exc)
-        except TrainFrozen:
-            key = train_key(train_no, parse_day(day))
-            event = self._thaw.get(key)
-            if event is not None:
-                try:
-                    await asyncio.wait_for(event.wait(), self._freeze_wait)
-                except asyncio.TimeoutError:
-                    raise TrainFrozen(
-                        f"centre {self._id}: train-date {key} is frozen; retry"
-                    ) from None
-            return await self.refund(train_no, day, request_id)
-        lsn = self._log(result.record) if result.record is not None else self._wal.last_lsn
-        if result.record is not None:
+            return moved_answer(exc), 0
+        if result.record is None:
+            lsn = self._wal.last_lsn  # a repeat: durable once the first was
+        else:
+            lsn = self._log(result.record)
             self._metrics.refunds.inc()
-        await self._durable(lsn)
         return {
             "status": "refunded",
             "key": result.key,
@@ -423,7 +431,7 @@ class SeatCentre:
             "cls": result.cls,
             "seats": list(result.seats),
             "repeat": result.record is None,
-        }
+        }, lsn
 
     async def remaining(self, train_no: str, day: str, from_station: str, to_station: str) -> dict:
         try:

@@ -31,6 +31,7 @@ says before it drives the running migrations on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import replace
@@ -83,6 +84,7 @@ class SeatMigrator:
         self._handles: dict[str, ray.actor.ActorHandle] = {}
         self._directory_handle: ray.actor.ActorHandle | None = None
         self._freeze_s: list[float] = []
+        self._saved = asyncio.Event()  # set (and replaced) at each store of a record
         self._freeze_hist = metrics.Histogram(
             "gridfare_seat_freeze_seconds",
             "one train-date frozen during its migration",
@@ -230,6 +232,20 @@ class SeatMigrator:
         leaves it out)."""
         await self._ready()
         return self._status(migration_id, moves=moves)
+
+    async def wait(self, migration_id: str, states: list[str], timeout_s: float) -> dict:
+        """The status (without the per-train-date steps) once the migration is in one of
+        ``states`` with no train-date in flight, or after ``timeout_s``: a long poll, so a
+        waiting client learns of the end at once and nobody polls the migrator's loop."""
+        await self._ready()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self._status(migration_id, moves=False)
+            left = deadline - time.monotonic()
+            if (status["state"] in states and status["current"] is None) or left <= 0:
+                return status
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._saved.wait(), left)
 
     async def list(self) -> list[dict]:
         await self._ready()
@@ -410,6 +426,9 @@ class SeatMigrator:
 
     def _save(self, migration: Migration) -> None:
         self._root.write_migration(migration, self._extra[migration.id])
+        # Every change that ``wait`` looks for is stored: wake the waiters.
+        self._saved.set()
+        self._saved = asyncio.Event()
 
     def _busy_keys(self) -> set[str]:
         return {

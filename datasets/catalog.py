@@ -136,31 +136,11 @@ class Catalog:
         accounts, billed, exceptions, total_fen, node_id, seconds, error and finished_at. A
         repeat overwrites the same rows, never adds one; a section outside the run is refused.
         """
-        if not outcomes:
+        batch = _outcome_batch(outcomes)
+        if batch is None:
             return
-        for outcome in outcomes:
-            if outcome["status"] not in ("done", "failed"):
-                raise DataCentreError(f"section {outcome['section_id']}: status "
-                                      f"{outcome['status']!r} is not done/failed")
-        columns = ("section_id", "status", *_OUTCOME_FIELDS)
-        batch = pa.Table.from_pylist(
-            [{k: outcome.get(k) for k in columns} for outcome in outcomes],
-            schema=_OUTCOME_SCHEMA,
-        )
         with self._connect() as con:
-            con.register("outcome_batch", batch)
-            unknown = con.execute(
-                "SELECT section_id FROM outcome_batch EXCEPT SELECT section_id FROM "
-                "section_runs WHERE run_id = ? ORDER BY 1 LIMIT 5", [run_id]).fetchall()
-            if unknown:
-                raise DataCentreError(f"run {run_id}: sections {[u[0] for u in unknown]} are "
-                                      "not part of the run")
-            con.execute(
-                "UPDATE section_runs s SET status = b.status, "
-                + ", ".join(f"{k} = b.{k}" for k in _OUTCOME_FIELDS)
-                + " FROM outcome_batch b WHERE s.run_id = ? AND s.section_id = b.section_id",
-                [run_id],
-            )
+            _record(con, run_id, batch)
 
     def reopen_run(self, run_id: str) -> None:
         """Mark a finished run as running again, for a resume of what it did not do."""
@@ -168,16 +148,26 @@ class Catalog:
             con.execute("UPDATE runs SET status = 'running', finished_at = NULL "
                         "WHERE run_id = ?", [run_id])
 
-    def finish_run(self, run_id: str, finished_at: datetime) -> RunRecord:
-        """Close a run: done when every section is done, failed when any failed."""
+    def finish_run(self, run_id: str, finished_at: datetime,
+                   outcomes: Sequence[Mapping[str, object]] = ()) -> RunRecord:
+        """Close a run: done when every section is done, failed when any failed.
+
+        ``outcomes`` not yet recorded (as for ``record_sections``) go in the same
+        transaction: the end of a run is one catalog write, not two and a read.
+        """
+        batch = _outcome_batch(outcomes)
         with self._connect() as con:
+            con.begin()
+            if batch is not None:
+                _record(con, run_id, batch)
             con.execute(
                 "UPDATE runs SET finished_at = ?, status = CASE WHEN EXISTS (SELECT 1 FROM "
                 "section_runs s WHERE s.run_id = runs.run_id AND s.status <> 'done') "
                 "THEN 'failed' ELSE 'done' END WHERE run_id = ?",
                 [finished_at, run_id],
             )
-        return self.run(run_id)
+            con.commit()
+            return self._run_in(con, run_id)
 
     def refresh_views(self, globs: dict[str, str]) -> None:
         """(Re)create views over the Parquet datasets that have files (dataset -> glob)."""
@@ -197,10 +187,16 @@ class Catalog:
     # -- reading -------------------------------------------------------------------------
 
     def run(self, run_id: str) -> RunRecord:
-        records = self._runs("WHERE r.run_id = ?", [run_id])
-        if not records:
-            raise DataCentreError(f"run {run_id!r} is not in the catalog at {self.path}")
-        return records[0]
+        with self._connect() as con:
+            return self._run_in(con, run_id)
+
+    def failures(self, run_id: str) -> dict[str, str | None]:
+        """The failed sections of a run and their errors."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT section_id, error FROM section_runs WHERE run_id = ? AND "
+                "status = 'failed' ORDER BY section_id", [run_id]).fetchall()
+        return dict(rows)
 
     def runs(self) -> list[RunRecord]:
         return self._runs("", [])
@@ -220,17 +216,13 @@ class Catalog:
 
     def _runs(self, where: str, params: list) -> list[RunRecord]:
         with self._connect() as con:
-            rows = con.execute(
-                "SELECT r.run_id, r.period, r.status, r.sections_total, "
-                "count(*) FILTER (WHERE s.status = 'done'), "
-                "count(*) FILTER (WHERE s.status = 'failed'), "
-                "coalesce(sum(s.billed), 0), coalesce(sum(s.exceptions), 0), "
-                "coalesce(sum(s.total_fen), 0), r.started_at, r.finished_at "
-                f"FROM runs r LEFT JOIN section_runs s USING (run_id) {where} "
-                "GROUP BY ALL ORDER BY r.started_at, r.run_id",
-                params,
-            ).fetchall()
-        return [RunRecord(*row) for row in rows]
+            return _run_records(con, where, params)
+
+    def _run_in(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
+        records = _run_records(con, "WHERE r.run_id = ?", [run_id])
+        if not records:
+            raise DataCentreError(f"run {run_id!r} is not in the catalog at {self.path}")
+        return records[0]
 
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -261,3 +253,48 @@ class Catalog:
             raise DataCentreError(f"catalog {self.path}: {exc}") from exc
         finally:
             con.close()
+
+
+def _run_records(con: duckdb.DuckDBPyConnection, where: str, params: list) -> list[RunRecord]:
+    rows = con.execute(
+        "SELECT r.run_id, r.period, r.status, r.sections_total, "
+        "count(*) FILTER (WHERE s.status = 'done'), "
+        "count(*) FILTER (WHERE s.status = 'failed'), "
+        "coalesce(sum(s.billed), 0), coalesce(sum(s.exceptions), 0), "
+        "coalesce(sum(s.total_fen), 0), r.started_at, r.finished_at "
+        f"FROM runs r LEFT JOIN section_runs s USING (run_id) {where} "
+        "GROUP BY ALL ORDER BY r.started_at, r.run_id",
+        params,
+    ).fetchall()
+    return [RunRecord(*row) for row in rows]
+
+
+def _outcome_batch(outcomes: Sequence[Mapping[str, object]]) -> pa.Table | None:
+    if not outcomes:
+        return None
+    for outcome in outcomes:
+        if outcome["status"] not in ("done", "failed"):
+            raise DataCentreError(f"section {outcome['section_id']}: status "
+                                  f"{outcome['status']!r} is not done/failed")
+    columns = ("section_id", "status", *_OUTCOME_FIELDS)
+    return pa.Table.from_pylist(
+        [{k: outcome.get(k) for k in columns} for outcome in outcomes],
+        schema=_OUTCOME_SCHEMA,
+    )
+
+
+def _record(con: duckdb.DuckDBPyConnection, run_id: str, batch: pa.Table) -> None:
+    con.register("outcome_batch", batch)
+    unknown = con.execute(
+        "SELECT section_id FROM outcome_batch EXCEPT SELECT section_id FROM "
+        "section_runs WHERE run_id = ? ORDER BY 1 LIMIT 5", [run_id]).fetchall()
+    if unknown:
+        raise DataCentreError(f"run {run_id}: sections {[u[0] for u in unknown]} are "
+                              "not part of the run")
+    con.execute(
+        "UPDATE section_runs s SET status = b.status, "
+        + ", ".join(f"{k} = b.{k}" for k in _OUTCOME_FIELDS)
+        + " FROM outcome_batch b WHERE s.run_id = ? AND s.section_id = b.section_id",
+        [run_id],
+    )
+    con.unregister("outcome_batch")

@@ -47,8 +47,9 @@ from gridfare.seats.train import TrainDate, train_key
 __all__ = ["AsyncSeatsClient", "PlacementPlan", "SeatsClient", "placement_plan"]
 
 MAX_HOPS = 8  # "moved" answers followed before giving up
-SELL_IN_FLIGHT = 2  # sell_many calls in flight per centre; more sales wait for the next batch
-SELL_BATCH = 256  # at most this many sales in one sell_many call
+SELL_IN_FLIGHT = 2  # sell_many (refund_many) calls in flight per centre; more wait for the next
+SELL_BATCH = 256  # at most this many sales (refunds) in one call
+WAIT_S = 10.0  # longest a wait for a migration's end is held at the migrator
 FROZEN_RETRY_S = 10.0  # a frozen train-date is retried this long (the centre waits 2 s each)
 CREATE_CHUNK = 2000
 
@@ -132,7 +133,8 @@ def _raise_cause(exc: BaseException) -> None:
 
 
 def _raise_error_answer(answer: dict) -> dict:
-    """A ``sell_many`` answer; ``{"status": "error", ...}`` is raised as its error."""
+    """A ``sell_many`` or ``refund_many`` answer; ``{"status": "error", ...}`` is raised
+    as its error."""
     if answer.get("status") != "error":
         return answer
     kind = getattr(errors, str(answer.get("error")), None)
@@ -141,8 +143,8 @@ def _raise_error_answer(answer: dict) -> dict:
     raise kind(answer.get("message", ""))
 
 
-class _SellBatcher:
-    """One centre's sales, sent as ``sell_many`` calls.
+class _Batcher:
+    """One centre's sales (or refunds), sent as ``sell_many`` (``refund_many``) calls.
 
     A sale goes at once when fewer than ``SELL_IN_FLIGHT`` calls are in flight to the centre;
     otherwise it joins the next call, sent when one returns. So a lone buyer pays no delay,
@@ -152,7 +154,7 @@ class _SellBatcher:
     """
 
     def __init__(self, send) -> None:
-        self._send = send  # list of sell tuples -> awaitable list of answers
+        self._send = send  # list of request tuples -> awaitable list of answers
         self._queue: list[tuple[tuple, asyncio.Future]] = []
         self._in_flight = 0
         self._tasks: set[asyncio.Task] = set()  # held until done (the loop keeps weak refs)
@@ -196,7 +198,7 @@ class AsyncSeatsClient:
         self.config = self.root.config()
         self._map: dict[str, tuple[str, int]] = {}
         self._handles: dict[str, object] = {}
-        self._sellers: dict[str, _SellBatcher] = {}
+        self._batchers: dict[tuple[str, str], _Batcher] = {}  # (centre, method) -> batcher
 
     # ---- handles ----------------------------------------------------------------------
 
@@ -307,23 +309,23 @@ class AsyncSeatsClient:
         seats remaining. The same ``request_id`` never sells twice."""
         key = _key(train_no, day)
         request = (train_no, key.split("@")[1], from_station, to_station, cls, count, request_id)
-        return await self._routed(key, lambda c: self._sell_batched(c, request))
-
-    async def _sell_batched(self, centre: str, request: tuple) -> dict:
-        seller = self._sellers.get(centre)
-        if seller is None:
-            handle = self.centre(centre)
-            seller = self._sellers[centre] = _SellBatcher(
-                lambda batch: self._call(handle.sell_many.remote(batch))
-            )
-        return _raise_error_answer(await seller.submit(request))
+        return await self._routed(key, lambda c: self._batched(c, "sell_many", request))
 
     async def refund(self, train_no: str, day, request_id: str) -> dict:
+        """Refund an order: ``{"status": "refunded", "seats": [...], ...}``; refunding it
+        again answers the same with ``repeat`` set."""
         key = _key(train_no, day)
-        day = key.split("@")[1]
-        return await self._routed(
-            key, lambda c: self._call(self.centre(c).refund.remote(train_no, day, request_id))
-        )
+        request = (train_no, key.split("@")[1], request_id)
+        return await self._routed(key, lambda c: self._batched(c, "refund_many", request))
+
+    async def _batched(self, centre: str, method: str, request: tuple) -> dict:
+        batcher = self._batchers.get((centre, method))
+        if batcher is None:
+            remote = getattr(self.centre(centre), method).remote
+            batcher = self._batchers[centre, method] = _Batcher(
+                lambda batch: self._call(remote(batch))
+            )
+        return _raise_error_answer(await batcher.submit(request))
 
     async def remaining(self, train_no: str, day, from_station: str, to_station: str) -> dict:
         key = _key(train_no, day)
@@ -436,16 +438,20 @@ class AsyncSeatsClient:
     ) -> dict:
         deadline = time.monotonic() + timeout_s
         while True:
-            # Polled without the per-train-date steps (hundreds of them, 20 times a second,
-            # on the migrator's loop); the full status once it is over.
-            status = await self._call(self.migrator.status.remote(migration_id, False))
+            # A long poll (answered at the end, or after at most WAIT_S so that a restarted
+            # migrator is asked again); the full status, with every train-date, once over.
+            # It used to be polled 20 times a second: calls on the loop that drives the
+            # migration, CPU taken from the sales.
+            left = max(0.0, deadline - time.monotonic())
+            status = await self._call(
+                self.migrator.wait.remote(migration_id, list(states), min(left, WAIT_S))
+            )
             if status["state"] in states and status["current"] is None:
                 return await self.migration(migration_id)
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
                 raise SeatError(
                     f"migration {migration_id}: still {status['state']} after {timeout_s:g} s"
                 )
-            await asyncio.sleep(0.05)
 
     # ---- audit ------------------------------------------------------------------------
 

@@ -45,7 +45,8 @@ class RunLedger(Protocol):
                   started_at: datetime) -> None: ...
     def record_sections(self, run_id: str, outcomes: Sequence[Mapping[str, object]]
                         ) -> None: ...
-    def finish_run(self, run_id: str, finished_at: datetime) -> object: ...
+    def finish_run(self, run_id: str, finished_at: datetime,
+                   outcomes: Sequence[Mapping[str, object]] = ()) -> object: ...
     def pending_sections(self, run_id: str) -> list[str]: ...
 
 
@@ -255,6 +256,5 @@ def run_billing(
             unrecorded, last_flush = [], time.monotonic()
         if on_section is not None:
             on_section(outcome)
-    ledger.record_sections(run_id, unrecorded)
-    ledger.finish_run(run_id, clock())
+    ledger.finish_run(run_id, clock(), unrecorded)
     return RunSummary(run_id, period, tuple(outcomes), time.perf_counter() - started)

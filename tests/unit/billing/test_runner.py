@@ -9,7 +9,7 @@ from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
 from datasets.generator import generate_city
 from gridfare.billing.runner import run_billing, select_sections
-from gridfare.errors import InvalidInput
+from gridfare.errors import DataCentreError, InvalidInput
 from gridfare.tariffs import load_tariff_book
 
 PERIOD = "2026-10"
@@ -104,6 +104,23 @@ def test_a_bad_section_fails_alone(centre):
     assert "S00002" in summary.failed[0].error or "readings" in summary.failed[0].error
     record = catalog.run(summary.run_id)
     assert (record.status, record.sections_done, record.sections_failed) == ("failed", 11, 1)
+    assert list(catalog.failures(summary.run_id)) == ["S00002"]
+
+
+def test_finishing_a_run_records_its_last_outcomes_or_nothing(centre):
+    catalog = Catalog(centre.catalog_path)
+    sections = centre.sections(PERIOD)[:2]
+    catalog.start_run("r", PERIOD, sections, started_at=_now())
+    last = [{"section_id": sections[0], "status": "done", "billed": 7},
+            {"section_id": "S99999", "status": "done"}]
+    with pytest.raises(DataCentreError, match="S99999"):
+        catalog.finish_run("r", _now(), last)
+    # Refused whole: the good outcome is not recorded and the run is still running.
+    assert catalog.run("r").status == "running" and catalog.run("r").sections_done == 0
+    record = catalog.finish_run("r", _now(), [
+        last[0], {"section_id": sections[1], "status": "failed", "error": "bad readings"}])
+    assert (record.status, record.sections_done, record.billed) == ("failed", 1, 7)
+    assert catalog.failures("r") == {sections[1]: "bad readings"}
 
 
 def test_section_selection():

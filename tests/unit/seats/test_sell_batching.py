@@ -1,4 +1,4 @@
-"""The client's sale batching (``gridfare.seats_client._SellBatcher``), with a fake centre."""
+"""The client's sale batching (``gridfare.seats_client._Batcher``), with a fake centre."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gridfare.errors import InvalidInput, SeatError, TrainFrozen
-from gridfare.seats_client import SELL_IN_FLIGHT, _raise_error_answer, _SellBatcher
+from gridfare.seats_client import SELL_IN_FLIGHT, _Batcher, _raise_error_answer
 
 
 def _run(coro):
@@ -23,7 +23,7 @@ def test_lone_sales_go_at_once_and_the_rest_share_calls_in_order():
         return [{"status": "sold", "request_id": r[-1]} for r in batch]
 
     async def scenario():
-        seller = _SellBatcher(send)
+        seller = _Batcher(send)
         trip = ("G1", "2026-10-01", "A", "B", "second", 1)
         futures = [seller.submit((*trip, f"r{i}")) for i in range(10)]
         return await asyncio.gather(*futures)
@@ -40,7 +40,7 @@ def test_a_failed_call_fails_each_of_its_sales():
         raise SeatError("centre unavailable")
 
     async def scenario():
-        seller = _SellBatcher(send)
+        seller = _Batcher(send)
         futures = [seller.submit(("G1",) * 7) for _ in range(3)]
         return await asyncio.gather(*futures, return_exceptions=True)
 
