@@ -10,9 +10,10 @@ x 15 sale days) placed by the bureau formula, Zipf demand (a few hot trains draw
   several batches in flight per centre;
 - HTTP: ``POST /orders`` one sale per request, 64 concurrent connections;
 - queries: ``remaining`` one at a time, through the client (actor) and over HTTP;
-- migration: a prefix migration (``G1% dates=...``) while 64 buyers keep buying on other
-  trains; throughput during / normal throughput, normal being the mean of the same load
-  just before and just after the migration (so a drift of the load is not counted).
+- migration: a prefix migration (``G1% dates=...``) and its rollback while 64 buyers keep
+  selling and refunding on other trains; throughput during each / normal throughput, normal
+  being the mean of the same load in the windows just before and just after it (so a drift
+  of the load is not counted), and the mean of the two.
 
 Targets (2 cores): >= 5,000 sales/s actor path, query p99 <= 5 ms, freeze p99 <= 50 ms,
 other trains >= 90 % of normal. Reference: 12306 sold 1,032 tickets/s at its 2015 peak.
@@ -170,12 +171,13 @@ class SteadyLoad:
 
 
 async def migration_phase(seats, others, window_s: float):
-    """Other trains' sales and refunds per second before, during and after a migration,
-    under one continuous, stationary load (``SteadyLoad``): "normal" is the mean of the
-    windows before and after, so whatever drift is left (the machine's other work) is not
-    counted against the migration, and "during" covers the whole migration. The windows
-    before and after are ``window_s`` long (15 s) so that "normal" is not one lucky or
-    unlucky window."""
+    """Other trains' sales and refunds per second under one continuous, stationary load
+    (``SteadyLoad``) through: a window, the migration, a window, its rollback (the same
+    protocol, back to the origins), a window. Each move is compared with the mean of the
+    windows on either side of it, so whatever drift is left (the machine's other work) is
+    not counted against it; two moves, because windows of this load on this machine still
+    differ by several per cent from one another, and one move would be one draw of that.
+    Windows are ``window_s`` long (15 s)."""
     load = SteadyLoad(seats, others)
     await asyncio.sleep(1.0)  # the buyers reach their pace
 
@@ -184,26 +186,35 @@ async def migration_phase(seats, others, window_s: float):
         await step()
         return (load.answered - answered) / (time.perf_counter() - started)
 
-    async def migrate() -> None:
-        m = await seats.migrate(SELECTOR, "C4")
-        status.update(await seats.wait_migration(m["id"], timeout_s=300))
-
     async def checkpoints() -> list[int]:
         return [(await seats.centre(c).report.remote())["snapshot_lsn"] for c in CENTRES]
 
-    status: dict = {}
-    # A checkpoint in one window and not the others would be counted for or against the
-    # migration: how many ran is printed with the figure.
+    moves = []
+
+    async def move(start) -> None:
+        started = time.perf_counter()
+        m = await start()
+        status = await seats.wait_migration(m["id"], timeout_s=600)
+        moves.append((status, time.perf_counter() - started))
+
+    async def migrate() -> None:
+        await move(lambda: seats.migrate(SELECTOR, "C4"))
+
+    async def roll_back() -> None:
+        await move(lambda: seats.rollback(moves[0][0]["id"]))
+
+    # A checkpoint in one window and not the others would be counted for or against a
+    # move: how many ran is printed with the figure.
     checkpointed = await checkpoints()
-    before = await rate_over(lambda: asyncio.sleep(window_s))
-    started = time.perf_counter()
-    during = await rate_over(migrate)
-    migrate_s = time.perf_counter() - started
-    after = await rate_over(lambda: asyncio.sleep(window_s))
+    windows = [await rate_over(lambda: asyncio.sleep(window_s))]
+    during = []
+    for step in (migrate, roll_back):
+        during.append(await rate_over(step))
+        windows.append(await rate_over(lambda: asyncio.sleep(window_s)))
     await load.stop()
     ran = sum(a != b for a, b in zip(checkpointed, await checkpoints(), strict=True))
     freeze = await seats.migrator.freeze_times.remote()
-    return (before, during, after, freeze, status, migrate_s, ran)
+    return windows, during, moves, freeze, ran
 
 
 def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
@@ -276,21 +287,27 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             if not selector.matches(trains[r.train_no].on(r.date))
         ]
         moving = sum(selector.matches(t) for t in train_dates)
-        before, during, after, freeze, status, migrate_s, checkpoints = client._run(
+        windows, during, moves, freeze, checkpoints = client._run(
             migration_phase(seats, other, window_s=15.0)
         )
-        ratio = during / ((before + after) / 2)
+        ratios = [d / ((windows[i] + windows[i + 1]) / 2) for i, d in enumerate(during)]
+        ratio = sum(ratios) / len(ratios)
+        (status, migrate_s), (back, back_s) = moves
         print(
             f"migration {SELECTOR!r}: {moving} train-dates, {status['state']} in "
-            f"{migrate_s:.1f} s; freeze p50 {_pct(freeze, 50):.1f} ms, p99 "
-            f"{_pct(freeze, 99):.1f} ms, max {_pct(freeze, 100):.1f} ms",
+            f"{migrate_s:.1f} s, {back['state']} in {back_s:.1f} s; freeze p50 "
+            f"{_pct(freeze, 50):.1f} ms, p99 {_pct(freeze, 99):.1f} ms, max "
+            f"{_pct(freeze, 100):.1f} ms ({len(freeze)} freezes)",
             flush=True,
         )
         print(
-            f"other trains: {before:,.0f} sales+refunds/s before, {during:,.0f} during, "
-            f"{after:,.0f} after; during / mean of before and after = {ratio:.0%} "
-            f"(during / before {during / before:.0%}); {checkpoints} centre checkpoints ran "
-            "meanwhile",
+            "other trains, sales+refunds/s: windows "
+            + " / ".join(f"{w:,.0f}" for w in windows)
+            + "; during the migration and the rollback "
+            + " / ".join(f"{d:,.0f}" for d in during)
+            + "; each / mean of the windows around it = "
+            + ", ".join(f"{r:.0%}" for r in ratios)
+            + f" (mean {ratio:.0%}); {checkpoints} centre checkpoints ran meanwhile",
             flush=True,
         )
         audit = client.audit()
@@ -328,15 +345,18 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             "",
         ),
         (
-            f"freeze per train-date p50 / p99 ({moving} train-dates)",
+            f"freeze per train-date p50 / p99 ({len(freeze)} freezes: those of the {moving} "
+            "selected train-dates not on C4 already, moved there and back)",
             f"{_pct(freeze, 50):.1f} / {_pct(freeze, 99):.1f} ms",
             "p99 <= 50 ms",
         ),
         (
-            "other trains during / normal (mean of before and after); 64 buyers, each "
-            "selling and refunding one order at a time",
-            f"{ratio:.0%} ({during:,.0f} / {before:,.0f} before, {after:,.0f} after; "
-            f"during / before {during / before:.0%}; {checkpoints} checkpoints meanwhile)",
+            "other trains during / normal (mean of the windows around), migration and "
+            "rollback; 64 buyers, each selling and refunding one order at a time",
+            f"{ratio:.0%} ({', '.join(f'{r:.0%}' for r in ratios)}; sales+refunds/s: "
+            f"windows {' / '.join(f'{w:,.0f}' for w in windows)}, during "
+            f"{' / '.join(f'{d:,.0f}' for d in during)}; {checkpoints} checkpoints "
+            "meanwhile)",
             ">= 90 %",
         ),
     ]
@@ -346,7 +366,8 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         f"{len(train_dates):,} train-dates ({n_trains:,} trains x {days} sale days) on "
         f"{len(CENTRES)} SeatCentre actors, local Ray with 2 CPUs, WAL fsync on local "
         f"disk; {n_requests:,} Zipf requests on the actor path, migration `{SELECTOR}` "
-        f"to C4 ({status['state']} in {migrate_s:.1f} s). Audit after the run: "
+        f"to C4 ({status['state']} in {migrate_s:.1f} s) and rolled back ({back['state']} in "
+        f"{back_s:.1f} s). Audit after the run: "
         f"{'ok' if audit.ok else 'FAILED'} ({audit.open_sales:,} open sales).",
         "",
         "| figure | measured | target |",
