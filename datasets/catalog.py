@@ -105,8 +105,8 @@ class Catalog:
     def __init__(self, path: str | Path, *, lock_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self._lock_timeout_s = lock_timeout_s
-        with self._connect() as con:
-            con.execute(_SCHEMA)
+        with self._connect():
+            pass  # the tables, at once: a catalog that cannot be opened fails here
 
     # -- writing (one process) ------------------------------------------------------------
 
@@ -231,6 +231,11 @@ class Catalog:
         # process take turns (DuckDB's instance cache races on concurrent opens of a file);
         # processes take turns through DuckDB's file lock, retried below.
         with _process_lock(self.path), self._open() as con:
+            # At every connection, not once: a long-lived holder (the ControlServer)
+            # outlives a data centre deleted and generated again (``make demo`` twice on one
+            # cluster), whose new file would have no tables. Where they exist it is a no-op
+            # (well under a millisecond beside the ~10 ms of the connection).
+            con.execute(_SCHEMA)
             yield con
 
     @contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -170,3 +172,12 @@ def test_a_section_that_cannot_be_read_or_written_fails_alone_in_its_bundle(cent
     assert "S00002" in outcomes[1].error and "S00004" in outcomes[3].error
     assert all(o.seconds >= 0 for o in outcomes)
     assert centre.read_bills(PERIOD, "S00003").num_rows == outcomes[2].billed > 0
+
+
+def test_a_catalog_whose_file_was_replaced_gets_its_tables_again(centre):
+    # A ControlServer outlives a data centre deleted and generated again (make demo twice).
+    catalog = Catalog(centre.catalog_path)
+    catalog.start_run("old", PERIOD, ["S00001"], started_at=_now())
+    os.remove(centre.catalog_path)
+    catalog.start_run("new", PERIOD, ["S00001"], started_at=_now())
+    assert [r.run_id for r in catalog.runs()] == ["new"]
