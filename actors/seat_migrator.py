@@ -233,17 +233,20 @@ class SeatMigrator:
         await self._ready()
         return self._status(migration_id, moves=moves)
 
-    async def wait(self, migration_id: str, states: list[str], timeout_s: float) -> dict:
+    async def wait(self, migration_id: str, states: list[str], timeout_s: float
+                   ) -> dict | None:
         """The status (without the per-train-date steps) once the migration is in one of
-        ``states`` with no train-date in flight, or after ``timeout_s``: a long poll, so a
-        waiting client learns of the end at once and nobody polls the migrator's loop."""
+        ``states`` with no train-date in flight, or None after ``timeout_s``: a long poll,
+        so a waiting client learns of the end at once and nobody polls the migrator's loop."""
         await self._ready()
         deadline = time.monotonic() + timeout_s
         while True:
             status = self._status(migration_id, moves=False)
-            left = deadline - time.monotonic()
-            if (status["state"] in states and status["current"] is None) or left <= 0:
+            if status["state"] in states and status["current"] is None:
                 return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._saved.wait(), left)
 

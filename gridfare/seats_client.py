@@ -47,8 +47,8 @@ from gridfare.seats.train import TrainDate, train_key
 __all__ = ["AsyncSeatsClient", "PlacementPlan", "SeatsClient", "placement_plan"]
 
 MAX_HOPS = 8  # "moved" answers followed before giving up
-SELL_IN_FLIGHT = 2  # sell_many (refund_many) calls in flight per centre; more wait for the next
-SELL_BATCH = 256  # at most this many sales (refunds) in one call
+BATCH_IN_FLIGHT = 2  # sell_many (refund_many) calls in flight per centre; more wait for the next
+BATCH_MAX = 256  # at most this many sales (refunds) in one call
 WAIT_S = 10.0  # longest a wait for a migration's end is held at the migrator
 FROZEN_RETRY_S = 10.0  # a frozen train-date is retried this long (the centre waits 2 s each)
 CREATE_CHUNK = 2000
@@ -146,7 +146,7 @@ def _raise_error_answer(answer: dict) -> dict:
 class _Batcher:
     """One centre's sales (or refunds), sent as ``sell_many`` (``refund_many``) calls.
 
-    A sale goes at once when fewer than ``SELL_IN_FLIGHT`` calls are in flight to the centre;
+    A request goes at once when fewer than ``BATCH_IN_FLIGHT`` calls are in flight to the centre;
     otherwise it joins the next call, sent when one returns. So a lone buyer pays no delay,
     and under load many sales share one actor call and one fsync. Profiled through the Serve
     app (64 connections, 2 cores): submitting one actor call per sale was the largest single
@@ -162,12 +162,12 @@ class _Batcher:
     def submit(self, request: tuple) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         self._queue.append((request, future))
-        if self._in_flight < SELL_IN_FLIGHT:
+        if self._in_flight < BATCH_IN_FLIGHT:
             self._start()
         return future
 
     def _start(self) -> None:
-        batch, self._queue = self._queue[:SELL_BATCH], self._queue[SELL_BATCH:]
+        batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
         self._in_flight += 1
         task = asyncio.ensure_future(self._run(batch))
         self._tasks.add(task)
@@ -186,7 +186,7 @@ class _Batcher:
                     future.set_result(answer)
         finally:
             self._in_flight -= 1
-            if self._queue and self._in_flight < SELL_IN_FLIGHT:
+            if self._queue and self._in_flight < BATCH_IN_FLIGHT:
                 self._start()
 
 
@@ -443,12 +443,13 @@ class AsyncSeatsClient:
             # It used to be polled 20 times a second: calls on the loop that drives the
             # migration, CPU taken from the sales.
             left = max(0.0, deadline - time.monotonic())
-            status = await self._call(
+            settled = await self._call(
                 self.migrator.wait.remote(migration_id, list(states), min(left, WAIT_S))
             )
-            if status["state"] in states and status["current"] is None:
+            if settled is not None:
                 return await self.migration(migration_id)
             if time.monotonic() >= deadline:
+                status = await self._call(self.migrator.status.remote(migration_id, False))
                 raise SeatError(
                     f"migration {migration_id}: still {status['state']} after {timeout_s:g} s"
                 )

@@ -117,7 +117,7 @@ class Snapshot:
         for i, schema in enumerate(_SCHEMAS):
             chunks = [p.tables()[i] for p in ordered]
             table = pa.concat_tables(chunks) if chunks else schema.empty_table()
-            if i == 3 or not one_each:
+            if schema is MOVED or not one_each:
                 table = table.sort_by("key")
             tables.append(table.combine_chunks())
         snapshot = cls(*tables, lsn=lsn)
@@ -148,10 +148,7 @@ class Snapshot:
         out = io.BytesIO()
         out.write(_MAGIC + struct.pack("<q", self.lsn))
         for schema, table in zip(_SCHEMAS, self.tables(), strict=True):
-            sink = io.BytesIO()
-            with pa.ipc.new_stream(sink, schema, options=_IPC_OPTIONS) as writer:
-                writer.write_table(table.cast(schema).combine_chunks())
-            data = sink.getvalue()
+            data = _ipc_stream(table, schema)
             out.write(struct.pack("<q", len(data)) + data)
         return out.getvalue()
 
@@ -194,11 +191,8 @@ class SnapshotDelta:
         return self.changed.lsn
 
     def to_bytes(self) -> bytes:
-        sink = io.BytesIO()
         held = pa.table({"key": pa.array(sorted(self.held), pa.string())})
-        with pa.ipc.new_stream(sink, held.schema) as writer:
-            writer.write_table(held)
-        listed = sink.getvalue()
+        listed = _ipc_stream(held, held.schema)
         return (_DELTA_MAGIC + struct.pack("<qq", self.after, len(listed)) + listed
                 + self.changed.to_bytes())
 
@@ -214,6 +208,14 @@ class SnapshotDelta:
         except (ValueError, struct.error, pa.ArrowException) as exc:
             raise SeatError(f"{name}: cannot read the snapshot delta: {exc}") from exc
         return cls(changed, tuple(held.column("key").to_pylist()), after)
+
+
+def _ipc_stream(table: pa.Table, schema: pa.Schema) -> bytes:
+    """``table`` as one Arrow IPC stream of ``schema``, compressed."""
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, schema, options=_IPC_OPTIONS) as writer:
+        writer.write_table(table.cast(schema).combine_chunks())
+    return sink.getvalue()
 
 
 def overlay(base: Snapshot | None, deltas: Iterable[SnapshotDelta]) -> Snapshot | None:

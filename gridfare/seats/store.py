@@ -423,8 +423,7 @@ class SeatsRoot:
 
     def read_directory(self) -> tuple[list[DirectoryRecord], int]:
         """The directory's records and the length of the good prefix of its log."""
-        return _read_lines(self.directory_log, "directory log",
-                           lambda entry: DirectoryRecord.from_dict(entry))
+        return _read_lines(self.directory_log, "directory log", DirectoryRecord.from_dict)
 
     @staticmethod
     def encode_directory_record(record: DirectoryRecord) -> bytes:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from gridfare.errors import InvalidInput, SeatError, TrainFrozen
-from gridfare.seats_client import SELL_IN_FLIGHT, _Batcher, _raise_error_answer
+from gridfare.seats_client import BATCH_IN_FLIGHT, _Batcher, _raise_error_answer
 
 
 def _run(coro):
@@ -30,7 +30,7 @@ def test_lone_sales_go_at_once_and_the_rest_share_calls_in_order():
 
     answers = _run(scenario())
     assert [a["request_id"] for a in answers] == [f"r{i}" for i in range(10)]
-    assert [len(c) for c in calls[:SELL_IN_FLIGHT]] == [1] * SELL_IN_FLIGHT
+    assert [len(c) for c in calls[:BATCH_IN_FLIGHT]] == [1] * BATCH_IN_FLIGHT
     assert sum(len(c) for c in calls) == 10 and len(calls) < 10
     assert [r[-1] for c in calls for r in c] == [f"r{i}" for i in range(10)]  # order kept
 
