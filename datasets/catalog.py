@@ -1,4 +1,5 @@
-"""The data centre's catalog: runs and section states in DuckDB, views over the Parquet.
+"""The data centre's catalog: runs, section states and audit exceptions in DuckDB, views
+over the Parquet.
 
 One process writes the catalog (the single-process runner today, the ControlServer on a
 cluster). It opens the file only for the length of one transaction, so readers (the analyst
@@ -19,6 +20,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from datasets.schemas import AUDIT_EXCEPTIONS
 from gridfare.errors import DataCentreError
 
 _SCHEMA = """
@@ -45,11 +47,24 @@ CREATE TABLE IF NOT EXISTS section_runs (
     finished_at TIMESTAMP,
     PRIMARY KEY (run_id, section_id)
 );
+-- One section's rows are replaced in the transaction that records it done. No key: at
+-- most one row per (period, section_id, account_id, rule) by construction, and DuckDB
+-- refuses a key deleted and inserted again in one transaction.
+CREATE TABLE IF NOT EXISTS audit_exceptions (
+    account_id BIGINT NOT NULL,
+    period VARCHAR NOT NULL,
+    section_id VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    detail VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL
+);
 """
 
-_VIEWS = ("accounts", "readings", "bills", "exceptions")
+_VIEWS = ("accounts", "readings", "bills")
+_RETIRED_VIEWS = ("exceptions",)  # over the Parquet files exceptions used to be
 _OUTCOME_FIELDS = ("accounts", "billed", "exceptions", "total_fen", "node_id", "seconds",
                    "error", "finished_at")
+_EXCEPTION_ROW_TYPES = (pa.string(), pa.int64(), pa.string(), pa.string())
 _OUTCOME_SCHEMA = pa.schema([
     ("section_id", pa.string()), ("status", pa.string()), ("accounts", pa.int64()),
     ("billed", pa.int64()), ("exceptions", pa.int64()), ("total_fen", pa.int64()),
@@ -133,14 +148,19 @@ class Catalog:
         """Set the outcome of several sections in one transaction.
 
         Each outcome names ``section_id`` and ``status`` (done or failed) and may carry
-        accounts, billed, exceptions, total_fen, node_id, seconds, error and finished_at. A
-        repeat overwrites the same rows, never adds one; a section outside the run is refused.
+        accounts, billed, exceptions, total_fen, node_id, seconds, error, finished_at and
+        ``exception_rows`` ((account_id, rule, detail) tuples). A done section's audit
+        exceptions replace those its period had, in the same transaction; a failed
+        section's are left as they were, like its bills file. A repeat overwrites the same
+        rows, never adds one; a section outside the run is refused.
         """
         batch = _outcome_batch(outcomes)
         if batch is None:
             return
         with self._connect() as con:
-            _record(con, run_id, batch)
+            con.begin()
+            _record(con, run_id, *batch)
+            con.commit()
 
     def reopen_run(self, run_id: str) -> None:
         """Mark a finished run as running again, for a resume of what it did not do."""
@@ -159,7 +179,7 @@ class Catalog:
         with self._connect() as con:
             con.begin()
             if batch is not None:
-                _record(con, run_id, batch)
+                _record(con, run_id, *batch)
             con.execute(
                 "UPDATE runs SET finished_at = ?, status = CASE WHEN EXISTS (SELECT 1 FROM "
                 "section_runs s WHERE s.run_id = runs.run_id AND s.status <> 'done') "
@@ -172,6 +192,8 @@ class Catalog:
     def refresh_views(self, globs: dict[str, str]) -> None:
         """(Re)create views over the Parquet datasets that have files (dataset -> glob)."""
         with self._connect() as con:
+            for name in _RETIRED_VIEWS:
+                con.execute(f"DROP VIEW IF EXISTS {name}")
             for name in _VIEWS:
                 pattern = globs.get(name)
                 if pattern is None:
@@ -200,6 +222,20 @@ class Catalog:
 
     def runs(self) -> list[RunRecord]:
         return self._runs("", [])
+
+    def exceptions(self, period: str, sections: Sequence[str] | None = None) -> pa.Table:
+        """The audit exceptions of ``period`` (of ``sections`` only, if given), schema
+        ``AUDIT_EXCEPTIONS``, by section, account and rule."""
+        sql = ("SELECT account_id, period, section_id, rule, detail, run_id "
+               "FROM audit_exceptions WHERE period = ?")
+        params: list[object] = [period]
+        if sections is not None:
+            sql += " AND list_contains(?::VARCHAR[], section_id)"
+            params.append(list(sections))
+        with self._connect() as con:
+            table = con.sql(sql + " ORDER BY section_id, account_id, rule",
+                            params=params).to_arrow_table()
+        return table.cast(AUDIT_EXCEPTIONS)
 
     def sections(self, run_id: str) -> list[SectionRecord]:
         with self._connect() as con:
@@ -274,7 +310,9 @@ def _run_records(con: duckdb.DuckDBPyConnection, where: str, params: list) -> li
     return [RunRecord(*row) for row in rows]
 
 
-def _outcome_batch(outcomes: Sequence[Mapping[str, object]]) -> pa.Table | None:
+def _outcome_batch(outcomes: Sequence[Mapping[str, object]]
+                   ) -> tuple[pa.Table, pa.Table] | None:
+    """The outcomes as a table of section states, and the done ones' exception rows."""
     if not outcomes:
         return None
     for outcome in outcomes:
@@ -282,14 +320,25 @@ def _outcome_batch(outcomes: Sequence[Mapping[str, object]]) -> pa.Table | None:
             raise DataCentreError(f"section {outcome['section_id']}: status "
                                   f"{outcome['status']!r} is not done/failed")
     columns = ("section_id", "status", *_OUTCOME_FIELDS)
-    return pa.Table.from_pylist(
+    states = pa.Table.from_pylist(
         [{k: outcome.get(k) for k in columns} for outcome in outcomes],
         schema=_OUTCOME_SCHEMA,
     )
+    rows = [(outcome["section_id"], *row) for outcome in outcomes
+            if outcome["status"] == "done" for row in outcome.get("exception_rows", ())]
+    exceptions = pa.Table.from_arrays(
+        [pa.array(list(column), type) for column, type in zip(
+            zip(*rows, strict=True) if rows else ((), (), (), ()),
+            _EXCEPTION_ROW_TYPES, strict=True)],
+        names=["section_id", "account_id", "rule", "detail"],
+    )
+    return states, exceptions
 
 
-def _record(con: duckdb.DuckDBPyConnection, run_id: str, batch: pa.Table) -> None:
-    con.register("outcome_batch", batch)
+def _record(con: duckdb.DuckDBPyConnection, run_id: str, states: pa.Table,
+            exceptions: pa.Table) -> None:
+    """Record section states and the done sections' exceptions (inside a transaction)."""
+    con.register("outcome_batch", states)
     unknown = con.execute(
         "SELECT section_id FROM outcome_batch EXCEPT SELECT section_id FROM "
         "section_runs WHERE run_id = ? ORDER BY 1 LIMIT 5", [run_id]).fetchall()
@@ -302,4 +351,14 @@ def _record(con: duckdb.DuckDBPyConnection, run_id: str, batch: pa.Table) -> Non
         + " FROM outcome_batch b WHERE s.run_id = ? AND s.section_id = b.section_id",
         [run_id],
     )
+    (period,) = con.execute("SELECT period FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    con.execute(
+        "DELETE FROM audit_exceptions WHERE period = ? AND section_id IN "
+        "(SELECT section_id FROM outcome_batch WHERE status = 'done')", [period])
+    if exceptions.num_rows:
+        con.register("exception_batch", exceptions)
+        con.execute(
+            "INSERT INTO audit_exceptions SELECT account_id, ?, section_id, rule, detail, ? "
+            "FROM exception_batch", [period, run_id])
+        con.unregister("exception_batch")
     con.unregister("outcome_batch")

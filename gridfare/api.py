@@ -6,8 +6,10 @@
     >>> dc.summary("2026-10").by_tariff       # totals per tariff
     >>> dc.run_billing("2026-10", sections=["S000*"])
 
-Reads go straight to the Parquet datasets through an in-memory DuckDB connection, so they
-work while a run is writing (a section's file is replaced atomically, never half-written).
+Bills are read straight from the Parquet datasets through an in-memory DuckDB connection,
+so they can be read while a run is writing (a section's file is replaced atomically, never
+half-written); audit exceptions come from the catalog, which the run's writer holds only
+for one short transaction at a time.
 """
 
 from __future__ import annotations
@@ -86,8 +88,11 @@ class DataCentreClient:
 
     def exceptions(self, period: str, sections: Sequence[str] | None = None
                    ) -> duckdb.DuckDBPyRelation:
-        """One period's audit exceptions as a DuckDB relation."""
-        return self._relation("exceptions", period, sections)
+        """One period's audit exceptions as a DuckDB relation (from the catalog: they are
+        recorded with their section's state)."""
+        Period.parse(period)
+        table = self._catalog().exceptions(period, sections)
+        return self._con.cursor().from_arrow(table)
 
     def runs(self) -> list[RunRecord]:
         """Every billing run recorded in the catalog, oldest first."""

@@ -20,10 +20,14 @@ def bills_without_run_id(uri: str) -> pa.Table:
     return DataCentre(uri).dataset("bills", PERIOD).to_table().drop(["run_id"])
 
 
+def exceptions_without_run_id(uri: str) -> pa.Table:
+    centre = DataCentre(uri)
+    return Catalog(centre.catalog_path).exceptions(PERIOD).drop(["run_id"])
+
+
 def reference_bills(uri: str, tmp_path: Path) -> pa.Table:
     copy = tmp_path / "reference"
-    shutil.copytree(uri, copy, ignore=shutil.ignore_patterns("bills", "exceptions",
-                                                             "catalog.duckdb"))
+    shutil.copytree(uri, copy, ignore=shutil.ignore_patterns("bills", "catalog.duckdb"))
     centre = DataCentre(str(copy))
     run_billing(centre, Catalog(centre.catalog_path), load_tariff_book(), PERIOD)
     return bills_without_run_id(str(copy))

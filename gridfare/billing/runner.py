@@ -34,12 +34,11 @@ class SectionStore(Protocol):
     def read_readings(self, period: str, section: str) -> pa.Table: ...
     def read_history(self, section: str, period: str, months: int = 12, *,
                      ordered: bool = True) -> pa.Table: ...
-    def write_section_result(self, period: str, section: str, bills: pa.Table,
-                             exceptions: pa.Table) -> object: ...
+    def write_section_result(self, period: str, section: str, bills: pa.Table) -> object: ...
 
 
 class RunLedger(Protocol):
-    """Where runs and section states are recorded (the catalog)."""
+    """Where runs, section states and audit exceptions are recorded (the catalog)."""
 
     def start_run(self, run_id: str, period: str, sections: list[str],
                   started_at: datetime) -> None: ...
@@ -50,9 +49,17 @@ class RunLedger(Protocol):
     def pending_sections(self, run_id: str) -> list[str]: ...
 
 
+ExceptionRow = tuple[int, str, str]  # account_id, rule, detail
+
+
 @dataclass(frozen=True)
 class SectionOutcome:
-    """What billing one section did; ``error`` is set when it failed."""
+    """What billing one section did; ``error`` is set when it failed.
+
+    A done section's audit exceptions travel with its outcome (``exception_rows``) to the
+    ledger, which records them with the section's state in one transaction: they are a
+    few rows per section, and the section is done only once they are recorded.
+    """
 
     section_id: str
     status: str  # done | failed
@@ -62,6 +69,7 @@ class SectionOutcome:
     total_fen: int = 0
     seconds: float = 0.0
     error: str | None = None
+    exception_rows: tuple[ExceptionRow, ...] = ()
 
     def as_record(self, **extra: object) -> dict[str, object]:
         """The outcome as a catalog row (``extra``: node_id, finished_at)."""
@@ -69,7 +77,8 @@ class SectionOutcome:
             "section_id": self.section_id, "status": self.status, "accounts": self.accounts,
             "billed": self.billed,
             "exceptions": self.exceptions, "total_fen": self.total_fen,
-            "seconds": self.seconds, "error": self.error, **extra,
+            "seconds": self.seconds, "error": self.error,
+            "exception_rows": self.exception_rows, **extra,
         }
 
 
@@ -136,19 +145,10 @@ def bill_one_section(store: SectionStore, tariffs: Mapping[str, Tariff], period:
             run_id=run_id,
             section_id=section,
         )
-        store.write_section_result(period, section, result.bills, result.exceptions)
+        store.write_section_result(period, section, result.bills)
     except GridfareError as exc:
-        return SectionOutcome(section, "failed", seconds=time.perf_counter() - started,
-                              error=f"{type(exc).__name__}: {exc}")
-    return SectionOutcome(
-        section,
-        "done",
-        accounts=result.bills.num_rows + result.exceptions.num_rows,
-        billed=result.bills.num_rows,
-        exceptions=result.exceptions.num_rows,
-        total_fen=result.total_fen,
-        seconds=time.perf_counter() - started,
-    )
+        return _failed(section, exc, time.perf_counter() - started)
+    return _done(result, time.perf_counter() - started)
 
 
 def bill_sections(store: SectionStore, tariffs: Mapping[str, Tariff], period: str,
@@ -192,8 +192,7 @@ def bill_sections(store: SectionStore, tariffs: Mapping[str, Tariff], period: st
             outcomes[part.section_id] = _failed(part.section_id, result, share)
             continue
         try:
-            store.write_section_result(period, part.section_id, result.bills,
-                                       result.exceptions)
+            store.write_section_result(period, part.section_id, result.bills)
         except GridfareError as exc:
             outcomes[part.section_id] = _failed(part.section_id, exc,
                                                 share + time.perf_counter() - begun)
@@ -208,14 +207,20 @@ def _failed(section: str, exc: GridfareError, seconds: float) -> SectionOutcome:
 
 
 def _done(result: SectionBills, seconds: float) -> SectionOutcome:
+    exceptions = result.exceptions
     return SectionOutcome(
         result.section_id,
         "done",
-        accounts=result.bills.num_rows + result.exceptions.num_rows,
+        accounts=result.bills.num_rows + exceptions.num_rows,
         billed=result.bills.num_rows,
-        exceptions=result.exceptions.num_rows,
+        exceptions=exceptions.num_rows,
         total_fen=result.total_fen,
         seconds=seconds,
+        # Plain tuples: they cross a process boundary with the outcome, and pickling a
+        # 2-row Arrow table costs five times its tuples (60 vs 11 us).
+        exception_rows=tuple(zip(exceptions["account_id"].to_pylist(),
+                                 exceptions["rule"].to_pylist(),
+                                 exceptions["detail"].to_pylist(), strict=True)),
     )
 
 

@@ -6,7 +6,11 @@ import pytest
 
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
-from tests.billing_reference import bills_without_run_id, reference_bills
+from tests.billing_reference import (
+    bills_without_run_id,
+    exceptions_without_run_id,
+    reference_bills,
+)
 
 PERIOD = "2026-10"
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
@@ -19,6 +23,10 @@ def test_cluster_run_matches_the_single_process_runner(ray_cluster, city, tmp_pa
     assert signal["status"] == "done" and signal["sections_done"] == 16
     assert signal["failed"] == {}
     assert bills_without_run_id(city).equals(reference_bills(city, tmp_path))
+    # The audit exceptions went with the outcomes to the ControlServer's catalog.
+    exceptions = exceptions_without_run_id(city)
+    assert exceptions.num_rows == signal["exceptions"] > 0
+    assert exceptions.equals(exceptions_without_run_id(str(tmp_path / "reference")))
     sections = Catalog(DataCentre(city).catalog_path).sections(signal["run_id"])
     assert {s.status for s in sections} == {"done"}
     # The work was spread: every worker node billed something, the head (0 CPUs) nothing.

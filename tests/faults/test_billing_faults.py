@@ -16,7 +16,11 @@ import ray
 from actors.control_server import get_control_server
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
-from tests.billing_reference import bills_without_run_id, reference_bills
+from tests.billing_reference import (
+    bills_without_run_id,
+    exceptions_without_run_id,
+    reference_bills,
+)
 
 PERIOD = "2026-10"
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(240)]
@@ -61,6 +65,9 @@ def test_worker_node_killed_mid_run(ray_cluster, big_city, tmp_path):
     rows = catalog_rows(big_city, run_id)
     assert len(rows) == 48 and len({r.section_id for r in rows}) == 48
     assert bills_without_run_id(big_city).equals(reference_bills(big_city, tmp_path))
+    # Audit exceptions neither lost nor doubled (recorded with the section's state).
+    assert exceptions_without_run_id(big_city).equals(
+        exceptions_without_run_id(str(tmp_path / "reference")))
 
 
 def test_a_task_that_raises_fails_its_section_alone(ray_cluster, city):
@@ -85,6 +92,9 @@ def test_control_server_killed_mid_run_restarts_from_the_catalog(ray_cluster, bi
     rows = catalog_rows(big_city, run_id)
     assert len(rows) == 48 and {r.status for r in rows} == {"done"}
     assert bills_without_run_id(big_city).equals(reference_bills(big_city, tmp_path))
+    # Audit exceptions neither lost nor doubled (recorded with the section's state).
+    assert exceptions_without_run_id(big_city).equals(
+        exceptions_without_run_id(str(tmp_path / "reference")))
 
 
 def test_unwritable_section_fails_cleanly_with_no_partial_file(ray_cluster, city):

@@ -29,7 +29,12 @@ def test_bills_and_exceptions_are_relations(dc):
     one = dc.bills(PERIOD, sections=["S00001"]).to_arrow_table()
     assert set(one["section_id"].to_pylist()) == {"S00001"}
     assert len(dc.bills(PERIOD).df()) == bills.aggregate("count(*)").fetchall()[0][0]
-    assert dc.exceptions(PERIOD).aggregate("count(*)").fetchall()[0][0] >= 0
+    exceptions = dc.exceptions(PERIOD)
+    assert exceptions.aggregate("count(*)").fetchall()[0][0] == dc.runs()[-1].exceptions > 0
+    assert exceptions.columns == ["account_id", "period", "section_id", "rule", "detail",
+                                  "run_id"]
+    some = dc.exceptions(PERIOD, sections=["S00002"]).to_arrow_table()
+    assert set(some["section_id"].to_pylist()) == {"S00002"}
 
 
 def test_summary_totals_match_the_runs(dc):
@@ -49,6 +54,7 @@ def test_reads_work_while_a_run_is_writing(dc):
         while not done.is_set():
             try:
                 dc.bills(PERIOD).aggregate("sum(total_fen)").fetchall()
+                dc.exceptions(PERIOD).aggregate("count(*)").fetchall()
                 dc.runs()
             except Exception as exc:  # any failure is what the test looks for
                 errors.append(exc)

@@ -54,6 +54,37 @@ def test_a_run_bills_every_section_and_records_it(centre):
     assert sum(pq.read_metadata(f).num_rows for f in
                (centre.path("bills", period=PERIOD, section=s) for s in
                 centre.sections(PERIOD))) == summary.billed
+    # The audit exceptions are in the catalog, recorded with their sections.
+    exceptions = catalog.exceptions(PERIOD)
+    assert exceptions.num_rows == summary.exceptions == record.exceptions > 0
+    assert sorted(zip(exceptions["section_id"].to_pylist(),
+                      exceptions["account_id"].to_pylist(),
+                      exceptions["rule"].to_pylist(), strict=True)) == sorted(
+        (o.section_id, account, rule)
+        for o in summary.outcomes for account, rule, _ in o.exception_rows)
+    assert set(exceptions["run_id"].to_pylist()) == {summary.run_id}
+    assert set(exceptions["period"].to_pylist()) == {PERIOD}
+
+
+def test_a_rerun_replaces_a_sections_exceptions_and_a_failed_one_keeps_them(centre):
+    catalog = Catalog(centre.catalog_path)
+    book = load_tariff_book()
+    first = run_billing(centre, catalog, book, PERIOD, sections=["S00003", "S00004"])
+    before = catalog.exceptions(PERIOD)
+    assert before.num_rows == first.exceptions > 0
+    again = run_billing(centre, catalog, book, PERIOD, sections=["S00003"])
+    after = catalog.exceptions(PERIOD)
+    assert after.num_rows == before.num_rows  # replaced, never added
+    assert after.drop(["run_id"]).equals(before.drop(["run_id"]))
+    assert set(catalog.exceptions(PERIOD, ["S00003"])["run_id"].to_pylist()) == {again.run_id}
+    assert set(catalog.exceptions(PERIOD, ["S00004"])["run_id"].to_pylist()) == {first.run_id}
+    # A failed rerun leaves the section's bills and exceptions as they were.
+    with open(centre.path("readings", period=PERIOD, section="S00003"), "wb") as handle:
+        handle.write(b"not parquet")
+    failed = run_billing(centre, catalog, book, PERIOD, sections=["S00003"])
+    assert [o.section_id for o in failed.failed] == ["S00003"]
+    assert catalog.exceptions(PERIOD).equals(after)
+    assert catalog.exceptions("2026-09").num_rows == 0
 
 
 def test_rerunning_a_section_replaces_its_bills_never_duplicates(centre):
@@ -115,14 +146,19 @@ def test_finishing_a_run_records_its_last_outcomes_or_nothing(centre):
     catalog.start_run("r", PERIOD, sections, started_at=_now())
     last = [{"section_id": sections[0], "status": "done", "billed": 7},
             {"section_id": "S99999", "status": "done"}]
+    last[0]["exception_rows"] = ((1, "register_rollback", "cur < prev"),)
     with pytest.raises(DataCentreError, match="S99999"):
         catalog.finish_run("r", _now(), last)
     # Refused whole: the good outcome is not recorded and the run is still running.
     assert catalog.run("r").status == "running" and catalog.run("r").sections_done == 0
+    assert catalog.exceptions(PERIOD).num_rows == 0
     record = catalog.finish_run("r", _now(), [
         last[0], {"section_id": sections[1], "status": "failed", "error": "bad readings"}])
     assert (record.status, record.sections_done, record.billed) == ("failed", 1, 7)
     assert catalog.failures("r") == {sections[1]: "bad readings"}
+    assert catalog.exceptions(PERIOD).to_pylist() == [{
+        "account_id": 1, "period": PERIOD, "section_id": sections[0],
+        "rule": "register_rollback", "detail": "cur < prev", "run_id": "r"}]
 
 
 def test_section_selection():
@@ -152,8 +188,9 @@ def test_a_bundle_writes_the_same_files_as_section_by_section(centre, tmp_path):
     bundled = bill_sections(other, book, PERIOD, sections[:5], "run-1") + bill_sections(
         other, book, PERIOD, sections[5:], "run-1")
     assert [o.section_id for o in bundled] == sections
-    assert [(o.status, o.billed, o.exceptions, o.total_fen) for o in bundled] == [
-        (o.status, o.billed, o.exceptions, o.total_fen) for o in one]
+    assert [(o.status, o.billed, o.exceptions, o.total_fen, o.exception_rows)
+            for o in bundled] == [
+        (o.status, o.billed, o.exceptions, o.total_fen, o.exception_rows) for o in one]
     assert bill_files(other) == bill_files(centre)
 
 

@@ -21,7 +21,6 @@ from datasets.datacentre import (
 )
 from datasets.schemas import (
     ACCOUNTS,
-    AUDIT_EXCEPTIONS,
     BILLS,
     CHARGE_LINES,
     READINGS,
@@ -91,20 +90,6 @@ def bills_table(
     return pa.table(columns, schema=BILLS)
 
 
-def exceptions_table(period: str = PERIOD, section: str = "S00001", n: int = 1) -> pa.Table:
-    return pa.table(
-        {
-            "account_id": list(range(1, n + 1)),
-            "period": [period] * n,
-            "section_id": [section] * n,
-            "rule": ["register_rollback"] * n,
-            "detail": ["cur < prev"] * n,
-            "run_id": ["run-1"] * n,
-        },
-        schema=AUDIT_EXCEPTIONS,
-    )
-
-
 def visible_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -129,7 +114,7 @@ def test_layout_paths_and_glob(tmp_path: Path) -> None:
     )
     assert dc.glob("bills") == f"{tmp_path}/bills/*/*/*.parquet"
     assert dc.glob("accounts") == f"{tmp_path}/accounts/*/*.parquet"
-    assert set(dc.view_globs()) == {"accounts", "readings", "usage_history", "bills", "exceptions"}
+    assert set(dc.view_globs()) == {"accounts", "readings", "usage_history", "bills"}
     with pytest.raises(DataCentreError, match="unknown dataset"):
         dc.glob("nope")
     with pytest.raises(DataCentreError, match="needs a period"):
@@ -149,9 +134,7 @@ def test_file_uri_and_non_local_glob(tmp_path: Path) -> None:
 def test_duckdb_reads_the_glob_with_hive_partitioning(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path)
     for section in ("S00001", "S00002"):
-        dc.write_section_result(
-            PERIOD, section, bills_table(section=section), exceptions_table(section=section)
-        )
+        dc.write_section_result(PERIOD, section, bills_table(section=section))
     query = (
         f"select section, period, count(*) from read_parquet('{dc.glob('bills')}', "
         "hive_partitioning=true) group by all order by 1"
@@ -169,16 +152,13 @@ def test_round_trip_every_dataset(tmp_path: Path) -> None:
     dc.write_accounts("S00001", accounts_table())
     dc.write_readings(PERIOD, "S00001", readings_table())
     dc.write_history("S00001", history)
-    files = dc.write_section_result(PERIOD, "S00001", bills_table(), exceptions_table())
+    written = dc.write_section_result(PERIOD, "S00001", bills_table())
 
     assert dc.read_accounts("S00001").equals(accounts_table())
     assert dc.read_readings(PERIOD, "S00001").equals(readings_table())
     assert dc.read_usage_history("S00001").equals(history)
     assert dc.read_bills(PERIOD, "S00001").equals(bills_table())
-    assert dc.read_exceptions(PERIOD, "S00001").equals(exceptions_table())
-    assert files.bills_path.endswith("bills/period=2026-10/section=S00001/part-0.parquet")
-    assert files.bills_bytes == Path(files.bills_path).stat().st_size
-    assert files.exceptions_bytes == Path(files.exceptions_path).stat().st_size
+    assert written == Path(dc.path("bills", period=PERIOD, section="S00001")).stat().st_size
     assert dc.sections(PERIOD) == ["S00001"]
     assert dc.all_sections() == ["S00001"]
     assert dc.periods("readings") == [PERIOD]
@@ -208,8 +188,8 @@ def test_parquet_bytes_are_deterministic(tmp_path: Path) -> None:
     table = bills_table()
     first = DataCentre(tmp_path / "a", create=True)
     second = DataCentre(tmp_path / "b", create=True)
-    first.write_section_result(PERIOD, "S00001", table, exceptions_table())
-    second.write_section_result(PERIOD, "S00001", table, exceptions_table())
+    first.write_section_result(PERIOD, "S00001", table)
+    second.write_section_result(PERIOD, "S00001", table)
     a = Path(first.path("bills", period=PERIOD, section="S00001")).read_bytes()
     b = Path(second.path("bills", period=PERIOD, section="S00001")).read_bytes()
     assert a == b
@@ -219,25 +199,18 @@ def test_parquet_bytes_are_deterministic(tmp_path: Path) -> None:
 def test_rerun_replaces_not_duplicates(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path)
     for _ in range(3):
-        dc.write_section_result(PERIOD, "S00001", bills_table(), exceptions_table(n=2))
+        dc.write_section_result(PERIOD, "S00001", bills_table())
     assert dc.read_bills(PERIOD, "S00001").num_rows == 2
-    assert dc.read_exceptions(PERIOD, "S00001").num_rows == 2
-    dc.write_section_result(PERIOD, "S00001", bills_table(kwh={7: 1.0}), exceptions_table(n=0))
+    dc.write_section_result(PERIOD, "S00001", bills_table(kwh={7: 1.0}))
     assert dc.read_bills(PERIOD, "S00001")["account_id"].to_pylist() == [7]
-    assert dc.read_exceptions(PERIOD, "S00001").num_rows == 0
-    assert visible_files(tmp_path) == [
-        "bills/period=2026-10/section=S00001/part-0.parquet",
-        "exceptions/period=2026-10/section=S00001/part-0.parquet",
-    ]
+    assert visible_files(tmp_path) == ["bills/period=2026-10/section=S00001/part-0.parquet"]
 
 
 def test_whole_dataset_reads_every_section_in_order(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path)
     assert dc.dataset("bills", PERIOD).to_table().equals(BILLS.empty_table())
     for section in ("S00002", "S00001"):
-        dc.write_section_result(
-            PERIOD, section, bills_table(section=section), exceptions_table(section=section)
-        )
+        dc.write_section_result(PERIOD, section, bills_table(section=section))
         dc.write_accounts(section, accounts_table(section, ids=(int(section[-1]),)))
     bills = dc.dataset("bills", PERIOD).to_table()
     assert bills.schema == BILLS
@@ -255,7 +228,6 @@ def test_missing_files_read_as_empty_tables(tmp_path: Path) -> None:
     assert dc.read_readings(PERIOD, "S09999").schema == READINGS
     assert dc.read_readings(PERIOD, "S09999").num_rows == 0
     assert dc.read_bills(PERIOD, "S00001").equals(BILLS.empty_table())
-    assert dc.read_exceptions(PERIOD, "S00001").equals(AUDIT_EXCEPTIONS.empty_table())
     assert dc.read_accounts("S00001").equals(ACCOUNTS.empty_table())
     assert dc.read_history("S00001", PERIOD).equals(USAGE_HISTORY.empty_table())
     assert dc.sections(PERIOD) == []
@@ -307,7 +279,6 @@ def test_read_history_bill_beats_usage_history(tmp_path: Path) -> None:
         "2026-09",
         "S00001",
         bills_table("2026-09", kwh={1: 30.0, 3: 60.0}),
-        exceptions_table("2026-09", n=0),
     )
     history = dc.read_history("S00001", PERIOD)
     assert history.schema == USAGE_HISTORY
@@ -425,29 +396,23 @@ class _Handler(pafs.FileSystemHandler):
         raise NotImplementedError
 
 
-@pytest.mark.parametrize(
-    ("budget", "failing"),
-    [(0, "exceptions"), (64, "exceptions"), (4000, "bills")],  # 4000: exceptions fit, bills not
-)
-def test_enospc_raises_full_and_leaves_nothing_partial(
-    tmp_path: Path, budget: int, failing: str
-) -> None:
+@pytest.mark.parametrize("budget", [0, 64, 4000])  # 4000: more than the good file's bytes
+def test_enospc_raises_full_and_leaves_nothing_partial(tmp_path: Path, budget: int) -> None:
     handler = _Handler()
     dc = DataCentre(str(tmp_path), filesystem=pafs.PyFileSystem(handler))
-    good_bills, good_exceptions = bills_table(), exceptions_table()
-    dc.write_section_result(PERIOD, "S00001", good_bills, good_exceptions)
+    good_bills = bills_table()
+    dc.write_section_result(PERIOD, "S00001", good_bills)
     before = {name: (tmp_path / name).read_bytes() for name in visible_files(tmp_path)}
 
     handler.budget = budget
     bigger = bills_table(kwh={i: float(i) for i in range(1, 500)})
-    with pytest.raises(DataCentreFull, match=f"no space left writing .*/{failing}/") as caught:
-        dc.write_section_result(PERIOD, "S00001", bigger, exceptions_table(n=3))
+    with pytest.raises(DataCentreFull, match=r"no space left writing .*/bills/") as caught:
+        dc.write_section_result(PERIOD, "S00001", bigger)
     assert caught.value.__cause__ is not None
     after = {name: (tmp_path / name).read_bytes() for name in visible_files(tmp_path)}
-    assert after == before  # no temp file, no partial part-0, the good files intact
+    assert after == before  # no temp file, no partial part-0, the good file intact
     handler.budget = None
     assert dc.read_bills(PERIOD, "S00001").equals(good_bills)
-    assert dc.read_exceptions(PERIOD, "S00001").equals(good_exceptions)
 
 
 def test_enospc_on_a_new_partition_leaves_no_file(tmp_path: Path) -> None:
