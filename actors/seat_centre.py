@@ -195,6 +195,8 @@ class SeatCentre:
         # Only those: keeping every record of every train-date would grow without bound.
         self._recent: dict[str, list[WalRecord]] = {}
         self._thaw = {key: asyncio.Event() for key in self._state.frozen}
+        # Origin side of a freeze window: when each train-date froze here for its move.
+        self._frozen_since: dict[str, float] = {}
         self._flusher: asyncio.Future | None = None
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         # Snapshots are written by their own thread: behind the fsync thread, a long write
@@ -589,24 +591,28 @@ class SeatCentre:
         seq: int,
         expected_version: int,
         incarnations: tuple[str, str],
-    ) -> tuple[str, int, float]:
+    ) -> tuple[str, int, float | None]:
         """The freeze window of one train-date, run by its destination (this centre):
         freeze it at ``origin`` and take the final delta (its records after ``seq``, durable
         there), apply the delta (durable here), flip the directory to this centre (durable
-        there), unfreeze here. In this order because the destination must hold every
-        acknowledged sale before it sells on top of them, and must be the directory's owner
-        before it sells at all. ``incarnations`` are the (origin, destination) incarnations
-        that made the copy: a centre restarted since then refuses the step.
+        there), unfreeze here, and drop it at the origin. In this order because the
+        destination must hold every acknowledged sale before it sells on top of them, and
+        must be the directory's owner before it sells at all. ``incarnations`` are the
+        (origin, destination) incarnations that made the copy: a centre restarted since
+        then refuses the step.
 
         Returns this incarnation, the directory version naming it and the seconds the
-        train-date was frozen (from the freeze request to the unfreeze here).
+        train-date was frozen, from the freeze at the origin to its drop there (the
+        origin's clock; None if the origin restarted meanwhile).
 
         Run here rather than step by step from the migrator because every round trip
         through the migrator was two more process wake-ups inside the window, and on 2
-        loaded cores a wake-up is where the tail lives (see ``bench/seats.py``). If this
-        call fails, the migrator reads the directory to learn whether the flip landed
-        (then it finishes: the delta was durable here before the flip) or not (then it
-        undoes the copy and unfreezes the origin).
+        loaded cores a wake-up is where the tail lives (see ``bench/seats.py``). The drop
+        is part of it: sales waiting at the origin (clients with the old map) are answered
+        ``moved`` at once, not after the migrator's next stage. If this call fails, the
+        migrator reads the directory to learn whether the flip landed (then it finishes:
+        the delta was durable here before the flip) or not (then it undoes the copy and
+        unfreezes the origin).
         """
         if incarnations[1] != self._incarnation:
             raise SeatError(f"centre {self._id} restarted since it installed {key}; redo it")
@@ -615,12 +621,12 @@ class SeatCentre:
         if "" not in self._peers:
             self._peers[""] = _directory(str(self._root.path))
         origin_centre, directory = self._peers[origin], self._peers[""]
-        started = time.perf_counter()
         records = await _answer(origin_centre.freeze_delta.remote(key, seq, incarnations[0]))
         await self.catch_up(records)
         version = await _answer(directory.move.remote(key, self._id, expected_version))
         await self.unfreeze(key)
-        return self._incarnation, version, time.perf_counter() - started
+        _, frozen_s = await _answer(origin_centre.drop.remote(key, self._id, version))
+        return self._incarnation, version, frozen_s
 
     async def seq_of(self, key: str) -> tuple[str, int]:
         return self._incarnation, self._state.get(key).seq
@@ -633,6 +639,7 @@ class SeatCentre:
         if incarnation != self._incarnation:
             raise SeatError(f"centre {self._id} restarted since it exported {key}; redo it")
         self._state.freeze(key)
+        self._frozen_since.setdefault(key, time.monotonic())
         self._thaw.setdefault(key, asyncio.Event())
         delta = self._delta(key, seq)
         if delta:
@@ -642,17 +649,29 @@ class SeatCentre:
     async def unfreeze(self, key: str) -> str:
         if key in self._state.inventories:
             self._state.unfreeze(key)
+        self._frozen_since.pop(key, None)  # a migration undone here
         self._recent.pop(key, None)  # a migration undone here, or finished at the target
         self._wake(key)
         return self._incarnation
 
-    async def drop(self, key: str, new_centre: str, version: int) -> str:
-        """The train-date now lives on ``new_centre`` (idempotent)."""
+    async def drop(self, key: str, new_centre: str, version: int) -> tuple[str, float | None]:
+        """The train-date now lives on ``new_centre`` (idempotent: a repeat returns once the
+        drop is durable). Answers this incarnation and the seconds the train-date was
+        frozen here for its move, from the freeze to the drop (None from a repeat, or if
+        this incarnation did not freeze it)."""
+        frozen_s = None
         if key in self._state.inventories:
-            await self._durable(self._log(self._state.drop(key, new_centre, version)))
+            lsn = self._log(self._state.drop(key, new_centre, version))
+            since = self._frozen_since.pop(key, None)
+            if since is not None:
+                frozen_s = time.monotonic() - since
+        else:
+            # Dropped already, maybe by a call still waiting for its fsync: wait for it too.
+            lsn = self._wal.last_lsn
         self._recent.pop(key, None)
-        self._wake(key)
-        return self._incarnation
+        await self._durable(lsn)
+        self._wake(key)  # waiting sales answer "moved" and go to the new owner
+        return self._incarnation, frozen_s
 
     async def discard(self, key: str, owner: str, version: int) -> str:
         """Throw away a migration copy being undone (``owner`` still owns it)."""

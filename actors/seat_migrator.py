@@ -10,9 +10,12 @@ atomically, revision-checked) after every transition. One train-date at a time, 
    applied at the destination.
 3. ``switch`` (catching_up -> frozen -> flipped): the origin freezes that train-date alone,
    the final delta is applied, the directory flips it (naming the version it read), the
-   destination unfreezes it. The freeze time is measured from the freeze to the unfreeze.
-4. ``finish`` (flipped -> done): the origin drops it; its waiting sales answer ``moved``
-   and the client retries at the new owner.
+   destination unfreezes it and the origin drops it (its waiting sales answer ``moved``
+   and the client retries at the new owner). The freeze time is the origin's, from its
+   freeze to its drop.
+4. ``finish`` (flipped -> done): the destination unfreezes and the origin drops it again
+   (both idempotent): needed only when the switch failed after the flip, or after a
+   restart.
 
 A failure before the flip (an error, or a centre that restarted since the copy: each step
 answers the centre's incarnation id) is undone at once: the origin is unfrozen, the copy at
@@ -352,7 +355,7 @@ class SeatMigrator:
             )
         # The window, run by the destination in one call (``SeatCentre.take_over``): freeze
         # at the origin and take the final delta, apply it at the destination, flip the
-        # directory, unfreeze at the destination. At most three fsyncs, each needed: the
+        # directory, unfreeze at the destination, drop at the origin. At most three fsyncs, each needed: the
         # delta durable at the origin (only if it has records), the same records durable
         # at the destination before it sells on top of them, and the flip durable before
         # the destination accepts sales (else a directory restart could name the origin
@@ -368,8 +371,9 @@ class SeatMigrator:
         )
         migration.advance(move.key, version)  # flipped: nothing can fail for good now
         self._save(migration)
-        self._freeze_s.append(frozen)
-        self._freeze_hist.observe(frozen)
+        if frozen is not None:  # None: the origin restarted meanwhile (not measured)
+            self._freeze_s.append(frozen)
+            self._freeze_hist.observe(frozen)
 
     async def _finish(self, migration: Migration, move: TrainDateMove) -> None:
         origin, dest = self._centre(move.origin), self._centre(move.destination)

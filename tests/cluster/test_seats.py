@@ -108,6 +108,25 @@ def test_prefix_migration_pause_resume_and_rollback(seats):
     assert seats.audit().ok
 
 
+def test_the_switch_drops_at_the_origin_and_measures_the_freeze_there(seats):
+    # A client with the old map asks the origin right after the switch: it is told "moved"
+    # at once (the drop is part of the switch), not held frozen until the migrator's next
+    # stage (up to freeze_wait_s, then TrainFrozen).
+    m = seats.migrate("G1 dates=2026-10-01", "B", auto=False)
+    for _ in range(3):  # copy, catch up, switch
+        status = seats.step(m["id"])
+    assert status["moves"][0]["step"] == "flipped"
+    origin = seats.aio.centre("A")
+    answer = ray.get(origin.sell.remote("G1", "2026-10-01", "Beijing", "Jinan", "second", 1,
+                                        "stale-map"), timeout=1.5)
+    assert answer["status"] == "moved" and answer["centre"] == "B"
+    (frozen,) = ray.get(seats.aio.migrator.freeze_times.remote())
+    assert 0 < frozen < 1.5
+    assert seats.step(m["id"])["state"] == "done"  # finish: unfreeze and drop, idempotent
+    assert seats.sell("G1", DAY, "Beijing", "Jinan", "second", 1, "fresh")["status"] == "sold"
+    assert seats.audit().ok
+
+
 async def _buyers(seats, hot, n_requests, concurrency, answers, first=0):
     semaphore = asyncio.Semaphore(concurrency)
     stations = ("Beijing", "Tianjin", "Jinan", "Nanjing", "Shanghai")
