@@ -15,6 +15,13 @@ x 15 sale days) placed by the bureau formula, Zipf demand (a few hot trains draw
   being the mean of the same load in the windows just before and just after it (so a drift
   of the load is not counted), and the mean of the two.
 
+The load generator (this driver: the buyers, the HTTP client) runs at nice 10 once the
+cluster is up, standing in for clients on other machines: on one 2-core machine it would
+otherwise take CPU from the system under test whenever both want it, and every hop of the
+freeze window would wait for it too (freeze p99 41.5 ms at equal priority, 29.5 ms with the
+driver niced, in back-to-back runs of the same migration). The cluster's processes (Ray's,
+the centres, the directory, the migrator, Serve) keep their priority.
+
 Targets (2 cores): >= 5,000 sales/s actor path, query p99 <= 5 ms, freeze p99 <= 50 ms,
 other trains >= 90 % of normal. Reference: 12306 sold 1,032 tickets/s at its 2015 peak.
 """
@@ -217,6 +224,14 @@ async def migration_phase(seats, others, window_s: float):
     return windows, during, moves, freeze, ran
 
 
+def _yield_to_the_cluster(niceness: int = 10) -> None:
+    """Lower every thread of this process (the load generator): on Linux a nice value is
+    per thread, and Ray's threads in the driver already run. Processes started before
+    (the cluster's) are not affected; ones started after would inherit it."""
+    for thread in os.listdir("/proc/self/task"):
+        os.setpriority(os.PRIO_PROCESS, int(thread), niceness)
+
+
 def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
     import ray
     from ray import serve
@@ -243,6 +258,8 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         train_dates = list(timetable.train_dates())
         client = SeatsClient.start(root, list(CENTRES), CENTRES[0])
         seats = client.aio
+        url = start_serve(root, port=HTTP_PORT)  # before the nice: its processes inherit it
+        _yield_to_the_cluster()
         started = time.perf_counter()
         client.load_timetable(train_dates)
         load_s = time.perf_counter() - started
@@ -270,7 +287,6 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             flush=True,
         )
 
-        url = start_serve(root, port=HTTP_PORT)
         http_demand = generate_demand(timetable, seed=3, n_requests=4000)
         http_rate, http_sold, q_http = client._run(http_path(url, http_demand))
         print(
