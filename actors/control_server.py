@@ -56,6 +56,12 @@ logger = logging.getLogger(__name__)
 AGENT_CHECK_INTERVAL_S = 2.0
 AGENT_RELEASE_AFTER_S = 20.0  # idle this long, worker nodes lose their agents (autoscaling)
 MAX_RESOURCE_REQUEST = 64  # bundles asked of the autoscaler at most, whatever the queue
+# A lower demand is passed on at most this often (a higher one at once). Each request is a
+# synchronous GCS write on the dispatch loop (~5 ms), and a draining run lowered its demand
+# once per bundle: 64 requests in the tail of a 1.5 M run, while workers waited for work.
+# The autoscaler only reads requests at its updates (every few seconds) and releases a node
+# after minutes idle, so nothing is lost by saying it less often.
+LOWER_REQUEST_INTERVAL_S = 5.0
 
 
 def control_server_name(datacentre_uri: str) -> str:
@@ -168,7 +174,7 @@ class ControlServer:
         self._metrics = _Metrics()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.Task | None = None
-        self._requested = -1
+        self._requested, self._requested_at = -1, 0.0
         self._agents_checked = 0.0
         self._flushed = 0.0
         self._idle_since: float | None = None
@@ -283,7 +289,7 @@ class ControlServer:
                       ("dispatch", partial(self._dispatch, now)),
                       ("catalog", partial(self._flush_if_due, now)),
                       ("end signals", self._finish_runs),
-                      ("autoscaler request", self._request_resources))
+                      ("autoscaler request", partial(self._request_resources, now)))
             for name, duty in duties:
                 try:
                     duty()
@@ -439,7 +445,7 @@ class ControlServer:
                 self._metrics.queued.set(0, tags={"run_id": run.run_id})
                 self._metrics.running.set(0, tags={"run_id": run.run_id})
 
-    def _request_resources(self) -> None:
+    def _request_resources(self, now: float) -> None:
         """Ask the autoscaler for one CPU per billing task running or to come (bounded)."""
         if not self._autoscale:
             return
@@ -448,9 +454,11 @@ class ControlServer:
                                   sum(len(r.queue) for r in runs),
                                   sum(len(r.tasks) for r in runs),
                                   MAX_RESOURCE_REQUEST, self._policy)
-        if wanted == self._requested:
+        if wanted == self._requested or (
+                wanted < self._requested
+                and now - self._requested_at < LOWER_REQUEST_INTERVAL_S):
             return
         from ray.autoscaler.sdk import request_resources
 
         request_resources(bundles=[{"CPU": 1}] * wanted)
-        self._requested = wanted
+        self._requested, self._requested_at = wanted, now
