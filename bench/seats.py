@@ -11,9 +11,9 @@ x 15 sale days) placed by the bureau formula, Zipf demand (a few hot trains draw
 - HTTP: ``POST /orders`` one sale per request, 64 concurrent connections;
 - queries: ``remaining`` one at a time, through the client (actor) and over HTTP;
 - migration: a prefix migration (``G1% dates=...``) and its rollback while 64 buyers keep
-  selling and refunding on other trains; throughput during each / normal throughput, normal
-  being the mean of the same load in the windows just before and just after it (so a drift
-  of the load is not counted), and the mean of the two.
+  selling and refunding on other trains; each move alternates 5 s windows moving and
+  paused, and its figure is the other trains' rate while moving / while paused (paired
+  windows, so a drift of the load falls on both sides), and the mean of the two.
 
 The load generator (this driver: the buyers, the HTTP client) runs at nice 10 once the
 cluster is up, standing in for clients on other machines: on one 2-core machine it would
@@ -38,6 +38,8 @@ import time
 
 import numpy as np
 
+from gridfare.errors import GridfareError
+
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -47,6 +49,7 @@ BATCH = 250
 IN_FLIGHT = 4
 HTTP_PORT = 8321
 SELECTOR = "G1% dates=2026-10-01..2026-10-04"
+WINDOW_S = 5.0  # the migration's alternating windows, moving and paused
 
 
 def _pct(values, q) -> float:
@@ -177,51 +180,56 @@ class SteadyLoad:
         await asyncio.gather(*self._buyers)
 
 
+SETTLED = ["done", "rolled_back", "failed"]
+
+
 async def migration_phase(seats, others, window_s: float):
     """Other trains' sales and refunds per second under one continuous, stationary load
-    (``SteadyLoad``) through: a window, the migration, a window, its rollback (the same
-    protocol, back to the origins), a window. Each move is compared with the mean of the
-    windows on either side of it, so whatever drift is left (the machine's other work) is
-    not counted against it; two moves, because windows of this load on this machine still
-    differ by several per cent from one another, and one move would be one draw of that.
-    Windows are ``window_s`` long (15 s)."""
+    (``SteadyLoad``) while the migration runs and then its rollback (the same protocol,
+    back to the origins). Each move alternates windows of ``window_s`` moving and paused
+    (``pause`` lets the train-date in flight finish first; the paused window starts once
+    none is), and its figure is the rate over its moving windows / the rate over its
+    paused ones. Paired, interleaved windows: a drift of the load (windows of 15 s taken
+    before and after a move differed by up to 20 % on this machine, in either direction)
+    falls on both sides alike instead of on the move."""
     load = SteadyLoad(seats, others)
     await asyncio.sleep(1.0)  # the buyers reach their pace
-
-    async def rate_over(step) -> float:
-        answered, started = load.answered, time.perf_counter()
-        await step()
-        return (load.answered - answered) / (time.perf_counter() - started)
 
     async def checkpoints() -> list[int]:
         return [(await seats.centre(c).report.remote())["snapshot_lsn"] for c in CENTRES]
 
-    moves = []
+    async def alternate(start) -> dict:
+        answered = {"moving": 0, "paused": 0}
+        seconds = {"moving": 0.0, "paused": 0.0}
 
-    async def move(start) -> None:
-        started = time.perf_counter()
-        m = await start()
-        status = await seats.wait_migration(m["id"], timeout_s=600)
-        moves.append((status, time.perf_counter() - started))
+        async def window(kind: str, step) -> object:
+            before, started = load.answered, time.perf_counter()
+            result = await step()
+            answered[kind] += load.answered - before
+            seconds[kind] += time.perf_counter() - started
+            return result
 
-    async def migrate() -> None:
-        await move(lambda: seats.migrate(SELECTOR, "C4"))
+        mid = (await start())["id"]
+        while await window("moving", lambda: seats.migrator.wait.remote(
+                mid, SETTLED, window_s)) is None:
+            try:
+                await seats.pause(mid)
+            except GridfareError:  # it settled meanwhile
+                break
+            await seats.migrator.wait.remote(mid, ["paused"], 60.0)  # none in flight
+            await window("paused", lambda: asyncio.sleep(window_s))
+            await seats.resume(mid)
+        status = await seats.wait_migration(mid, timeout_s=600)
+        rates = {kind: answered[kind] / seconds[kind] for kind in answered if seconds[kind]}
+        return {"status": status, "moving_s": seconds["moving"], **rates}
 
-    async def roll_back() -> None:
-        await move(lambda: seats.rollback(moves[0][0]["id"]))
-
-    # A checkpoint in one window and not the others would be counted for or against a
-    # move: how many ran is printed with the figure.
     checkpointed = await checkpoints()
-    windows = [await rate_over(lambda: asyncio.sleep(window_s))]
-    during = []
-    for step in (migrate, roll_back):
-        during.append(await rate_over(step))
-        windows.append(await rate_over(lambda: asyncio.sleep(window_s)))
+    there = await alternate(lambda: seats.migrate(SELECTOR, "C4"))
+    back = await alternate(lambda: seats.rollback(there["status"]["id"]))
     await load.stop()
     ran = sum(a != b for a, b in zip(checkpointed, await checkpoints(), strict=True))
     freeze = await seats.migrator.freeze_times.remote()
-    return windows, during, moves, freeze, ran
+    return [there, back], freeze, ran
 
 
 def _yield_to_the_cluster(niceness: int = 10) -> None:
@@ -303,26 +311,26 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             if not selector.matches(trains[r.train_no].on(r.date))
         ]
         moving = sum(selector.matches(t) for t in train_dates)
-        windows, during, moves, freeze, checkpoints = client._run(
-            migration_phase(seats, other, window_s=15.0)
+        moves, freeze, checkpoints = client._run(
+            migration_phase(seats, other, window_s=WINDOW_S)
         )
-        ratios = [d / ((windows[i] + windows[i + 1]) / 2) for i, d in enumerate(during)]
+        there, back = moves
+        ratios = [m["moving"] / m["paused"] for m in moves]
         ratio = sum(ratios) / len(ratios)
-        (status, migrate_s), (back, back_s) = moves
         print(
-            f"migration {SELECTOR!r}: {moving} train-dates, {status['state']} in "
-            f"{migrate_s:.1f} s, {back['state']} in {back_s:.1f} s; freeze p50 "
-            f"{_pct(freeze, 50):.1f} ms, p99 {_pct(freeze, 99):.1f} ms, max "
-            f"{_pct(freeze, 100):.1f} ms ({len(freeze)} freezes)",
+            f"migration {SELECTOR!r}: {moving} train-dates, {there['status']['state']} in "
+            f"{there['moving_s']:.1f} s of moving windows, {back['status']['state']} in "
+            f"{back['moving_s']:.1f} s; freeze p50 {_pct(freeze, 50):.1f} ms, p99 "
+            f"{_pct(freeze, 99):.1f} ms, max {_pct(freeze, 100):.1f} ms "
+            f"({len(freeze)} freezes)",
             flush=True,
         )
         print(
-            "other trains, sales+refunds/s: windows "
-            + " / ".join(f"{w:,.0f}" for w in windows)
-            + "; during the migration and the rollback "
-            + " / ".join(f"{d:,.0f}" for d in during)
-            + "; each / mean of the windows around it = "
-            + ", ".join(f"{r:.0%}" for r in ratios)
+            f"other trains, sales+refunds/s in alternating {WINDOW_S:g} s windows, moving / "
+            "paused: migration "
+            + "; rollback ".join(
+                f"{m['moving']:,.0f} / {m['paused']:,.0f} = {r:.0%}"
+                for m, r in zip(moves, ratios, strict=True))
             + f" (mean {ratio:.0%}); {checkpoints} centre checkpoints ran meanwhile",
             flush=True,
         )
@@ -367,12 +375,12 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             "p99 <= 50 ms",
         ),
         (
-            "other trains during / normal (mean of the windows around), migration and "
-            "rollback; 64 buyers, each selling and refunding one order at a time",
-            f"{ratio:.0%} ({', '.join(f'{r:.0%}' for r in ratios)}; sales+refunds/s: "
-            f"windows {' / '.join(f'{w:,.0f}' for w in windows)}, during "
-            f"{' / '.join(f'{d:,.0f}' for d in during)}; {checkpoints} checkpoints "
-            "meanwhile)",
+            f"other trains while moving / while paused (alternating {WINDOW_S:g} s "
+            "windows), migration and rollback; 64 buyers, each selling and refunding one "
+            "order at a time",
+            f"{ratio:.0%} ({', '.join(f'{r:.0%}' for r in ratios)}; sales+refunds/s "
+            + "; ".join(f"{m['moving']:,.0f} / {m['paused']:,.0f}" for m in moves)
+            + f"; {checkpoints} checkpoints meanwhile)",
             ">= 90 %",
         ),
     ]
@@ -382,8 +390,9 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         f"{len(train_dates):,} train-dates ({n_trains:,} trains x {days} sale days) on "
         f"{len(CENTRES)} SeatCentre actors, local Ray with 2 CPUs, WAL fsync on local "
         f"disk; {n_requests:,} Zipf requests on the actor path, migration `{SELECTOR}` "
-        f"to C4 ({status['state']} in {migrate_s:.1f} s) and rolled back ({back['state']} in "
-        f"{back_s:.1f} s). Audit after the run: "
+        f"to C4 ({there['status']['state']} in {there['moving_s']:.1f} s of moving windows) "
+        f"and rolled back ({back['status']['state']} in {back['moving_s']:.1f} s). Audit "
+        "after the run: "
         f"{'ok' if audit.ok else 'FAILED'} ({audit.open_sales:,} open sales).",
         "",
         "| figure | measured | target |",
