@@ -335,8 +335,11 @@ class DataCentre:
         )
         # One listing instead of a lookup per month: most months have no bills yet.
         billed_periods = set(self.periods("bills"))
+        # Only the three columns: in steady monthly billing this is up to 12 files a
+        # section, and decoding the whole bill costs three times as much (0.29 vs 0.10 ms).
         billed = [
-            self.read_bills(earlier, section).select(list(HISTORY_COLUMNS))
+            self._read("bills", self.path("bills", period=earlier, section=section),
+                       columns=HISTORY_COLUMNS)
             for earlier in wanted
             if earlier in billed_periods
         ]
@@ -440,8 +443,11 @@ class DataCentre:
                 found.add(parent.split("=", 1)[1])
         return sorted(found)
 
-    def _read(self, dataset: str, path: str) -> pa.Table:
+    def _read(self, dataset: str, path: str, columns: Sequence[str] | None = None
+              ) -> pa.Table:
         schema, _ = self._dataset(dataset)
+        if columns is not None:
+            schema = pa.schema([schema.field(name) for name in columns])
         self._require_root()
         try:
             # A section file is small: one read of the whole of it, then the plain Parquet
@@ -452,7 +458,8 @@ class DataCentre:
             # missing partition is the open's FileNotFoundError.
             with self._fs.open_input_stream(path) as source:
                 data = source.read()
-            table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+            table = pq.ParquetFile(pa.BufferReader(data)).read(
+                columns=None if columns is None else list(columns), use_threads=False)
         except FileNotFoundError:
             return schema.empty_table()
         except (OSError, pa.ArrowException) as exc:
