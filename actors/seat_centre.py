@@ -657,8 +657,8 @@ class SeatCentre:
     async def drop(self, key: str, new_centre: str, version: int) -> tuple[str, float | None]:
         """The train-date now lives on ``new_centre`` (idempotent: a repeat returns once the
         drop is durable). Answers this incarnation and the seconds the train-date was
-        frozen here for its move, from the freeze to the drop (None from a repeat, or if
-        this incarnation did not freeze it)."""
+        frozen here for its move, from the freeze to the drop's release of the sales
+        waiting here (None from a repeat, or if this incarnation did not freeze it)."""
         frozen_s = None
         if key in self._state.inventories:
             lsn = self._log(self._state.drop(key, new_centre, version))
@@ -669,8 +669,12 @@ class SeatCentre:
             # Dropped already, maybe by a call still waiting for its fsync: wait for it too.
             lsn = self._wal.last_lsn
         self._recent.pop(key, None)
+        # Waiting sales answer "moved" and go to the new owner at once, before this fsync:
+        # "moved" acknowledges nothing here, the flip is durable in the directory already,
+        # and a restart before the drop is durable finds the train-date frozen here (the
+        # stored migration names it: ``Migration.frozen_at``) until it is dropped again.
+        self._wake(key)
         await self._durable(lsn)
-        self._wake(key)  # waiting sales answer "moved" and go to the new owner
         return self._incarnation, frozen_s
 
     async def discard(self, key: str, owner: str, version: int) -> str:

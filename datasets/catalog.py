@@ -64,7 +64,8 @@ _VIEWS = ("accounts", "readings", "bills")
 _RETIRED_VIEWS = ("exceptions",)  # over the Parquet files exceptions used to be
 _OUTCOME_FIELDS = ("accounts", "billed", "exceptions", "total_fen", "node_id", "seconds",
                    "error", "finished_at")
-_EXCEPTION_ROW_TYPES = (pa.string(), pa.int64(), pa.string(), pa.string())
+_EXCEPTION_ROWS = pa.schema([("section_id", pa.string()), ("account_id", pa.int64()),
+                             ("rule", pa.string()), ("detail", pa.string())])
 _OUTCOME_SCHEMA = pa.schema([
     ("section_id", pa.string()), ("status", pa.string()), ("accounts", pa.int64()),
     ("billed", pa.int64()), ("exceptions", pa.int64()), ("total_fen", pa.int64()),
@@ -319,18 +320,21 @@ def _outcome_batch(outcomes: Sequence[Mapping[str, object]]
         if outcome["status"] not in ("done", "failed"):
             raise DataCentreError(f"section {outcome['section_id']}: status "
                                   f"{outcome['status']!r} is not done/failed")
+    # A section's last outcome stands: recorded twice in one batch, its exceptions would
+    # be inserted twice.
+    latest = list({outcome["section_id"]: outcome for outcome in outcomes}.values())
     columns = ("section_id", "status", *_OUTCOME_FIELDS)
     states = pa.Table.from_pylist(
-        [{k: outcome.get(k) for k in columns} for outcome in outcomes],
+        [{k: outcome.get(k) for k in columns} for outcome in latest],
         schema=_OUTCOME_SCHEMA,
     )
-    rows = [(outcome["section_id"], *row) for outcome in outcomes
+    rows = [(outcome["section_id"], *row) for outcome in latest
             if outcome["status"] == "done" for row in outcome.get("exception_rows", ())]
+    by_column = list(zip(*rows, strict=True)) or [()] * len(_EXCEPTION_ROWS)
     exceptions = pa.Table.from_arrays(
-        [pa.array(list(column), type) for column, type in zip(
-            zip(*rows, strict=True) if rows else ((), (), (), ()),
-            _EXCEPTION_ROW_TYPES, strict=True)],
-        names=["section_id", "account_id", "rule", "detail"],
+        [pa.array(column, field.type)
+         for column, field in zip(by_column, _EXCEPTION_ROWS, strict=True)],
+        schema=_EXCEPTION_ROWS,
     )
     return states, exceptions
 

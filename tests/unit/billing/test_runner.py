@@ -161,6 +161,18 @@ def test_finishing_a_run_records_its_last_outcomes_or_nothing(centre):
         "rule": "register_rollback", "detail": "cur < prev", "run_id": "r"}]
 
 
+def test_a_section_recorded_twice_in_one_batch_has_its_exceptions_once(centre):
+    catalog = Catalog(centre.catalog_path)
+    catalog.start_run("r", PERIOD, ["S00001"], started_at=_now())
+    first = {"section_id": "S00001", "status": "done",
+             "exception_rows": ((1, "register_rollback", "cur < prev"),)}
+    last = {**first, "exception_rows": ((2, "missing_reading", "none"),)}
+    catalog.record_sections("r", [first, last])
+    assert catalog.exceptions(PERIOD).to_pylist() == [{
+        "account_id": 2, "period": PERIOD, "section_id": "S00001",
+        "rule": "missing_reading", "detail": "none", "run_id": "r"}]
+
+
 def test_section_selection():
     available = ["S00001", "S00002", "S00010"]
     assert select_sections(available, None) == available
