@@ -389,7 +389,8 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         "",
         f"{len(train_dates):,} train-dates ({n_trains:,} trains x {days} sale days) on "
         f"{len(CENTRES)} SeatCentre actors, local Ray with 2 CPUs, WAL fsync on local "
-        f"disk; {n_requests:,} Zipf requests on the actor path, migration `{SELECTOR}` "
+        "disk, the load generator (this driver) at nice 10 as clients on other machines; "
+        f"{n_requests:,} Zipf requests on the actor path, migration `{SELECTOR}` "
         f"to C4 ({there['status']['state']} in {there['moving_s']:.1f} s of moving windows) "
         f"and rolled back ({back['status']['state']} in {back['moving_s']:.1f} s). Audit "
         "after the run: "
