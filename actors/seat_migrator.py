@@ -355,12 +355,13 @@ class SeatMigrator:
             )
         # The window, run by the destination in one call (``SeatCentre.take_over``): freeze
         # at the origin and take the final delta, apply it at the destination, flip the
-        # directory, unfreeze at the destination, drop at the origin. At most four fsyncs,
-        # each needed: the delta durable at the origin (only if it has records), the same
-        # records durable at the destination before it sells on top of them, the flip
-        # durable before the destination accepts sales (else a directory restart could
-        # name the origin again while the destination sells: two owners), and the drop
-        # durable before the origin's waiting sales are told "moved".
+        # directory, unfreeze at the destination, drop at the origin. At most three fsyncs
+        # before the sales go on, each needed: the delta durable at the origin (only if it
+        # has records), the same records durable at the destination before it sells on
+        # top of them, and the flip durable before the destination accepts sales (else a
+        # directory restart could name the origin again while the destination sells: two
+        # owners). The drop's own fsync comes after it has released the origin's waiting
+        # sales (see ``SeatCentre.drop``).
         # "frozen" is not stored until after the flip (a store is an fsync inside the
         # window): a restart meanwhile finds "catching_up" and reads the directory.
         migration.advance(move.key)  # frozen

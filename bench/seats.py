@@ -50,6 +50,7 @@ IN_FLIGHT = 4
 HTTP_PORT = 8321
 SELECTOR = "G1% dates=2026-10-01..2026-10-04"
 WINDOW_S = 5.0  # the migration's alternating windows, moving and paused
+SETTLED = ["done", "rolled_back", "failed"]  # a migration's end states
 
 
 def _pct(values, q) -> float:
@@ -180,9 +181,6 @@ class SteadyLoad:
         await asyncio.gather(*self._buyers)
 
 
-SETTLED = ["done", "rolled_back", "failed"]
-
-
 async def migration_phase(seats, others, window_s: float):
     """Other trains' sales and refunds per second under one continuous, stationary load
     (``SteadyLoad``) while the migration runs and then its rollback (the same protocol,
@@ -234,8 +232,9 @@ async def migration_phase(seats, others, window_s: float):
 
 def _yield_to_the_cluster(niceness: int = 10) -> None:
     """Lower every thread of this process (the load generator): on Linux a nice value is
-    per thread, and Ray's threads in the driver already run. Processes started before
-    (the cluster's) are not affected; ones started after would inherit it."""
+    per thread, and Ray's threads in the driver already run. The cluster keeps its
+    priority: its processes (GCS, raylet) were started before this, and every worker
+    (centres, directory, migrator, Serve) is started by the raylet."""
     for thread in os.listdir("/proc/self/task"):
         os.setpriority(os.PRIO_PROCESS, int(thread), niceness)
 
@@ -266,7 +265,7 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         train_dates = list(timetable.train_dates())
         client = SeatsClient.start(root, list(CENTRES), CENTRES[0])
         seats = client.aio
-        url = start_serve(root, port=HTTP_PORT)  # before the nice: its processes inherit it
+        url = start_serve(root, port=HTTP_PORT)
         _yield_to_the_cluster()
         started = time.perf_counter()
         client.load_timetable(train_dates)
