@@ -408,7 +408,9 @@ class ControlServer:
         for outcome in outcomes:
             run.unrecorded.append(outcome.as_record(node_id=node, finished_at=finished_at))
             run.running.pop(outcome.section_id, None)
-            run.outcomes[outcome.section_id] = outcome
+            # Its exception rows go to the catalog with the record above; the run keeps
+            # the rest (a 30 M run's rows would stay in this long-lived actor's memory).
+            run.outcomes[outcome.section_id] = replace(outcome, exception_rows=())
             ended[outcome.status] = ended.get(outcome.status, 0) + 1
             billed += outcome.billed
             self._metrics.latency.observe(outcome.seconds, tags={"node_id": node})
