@@ -10,6 +10,9 @@
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
     │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    ├── LoadShareError            a load-sharing rule was broken (names the environment, rule)
+    │   ├── QuotaExceeded         a burst environment's working directory would exceed its quota
+    │   └── IllegalTransition     an open-state table change its state does not allow
     └── SeatError                 a seat inventory, directory or migration rule was broken
         ├── UnknownTrain          a train-date this centre or directory does not hold
         ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -31,9 +34,12 @@ __all__ = [
     "DataCentreError",
     "DataCentreFull",
     "GridfareError",
+    "IllegalTransition",
     "InvalidInput",
     "InvalidReading",
+    "LoadShareError",
     "MigrationError",
+    "QuotaExceeded",
     "SeatError",
     "StaleVersion",
     "TariffError",
@@ -85,6 +91,18 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class LoadShareError(GridfareError):
+    """A load-sharing rule was broken; the message names the environment and the rule."""
+
+
+class QuotaExceeded(LoadShareError):
+    """A burst environment's working directory would grow past its quota; nothing was written."""
+
+
+class IllegalTransition(LoadShareError):
+    """An open-state table change that the environment's state does not allow."""
 
 
 class SeatError(GridfareError):
