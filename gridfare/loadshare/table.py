@@ -58,6 +58,8 @@ class Environment:
     tasks_in_flight: int = 0
     tasks_done: int = 0
     reason: str = ""  # why it closed
+    worker: str = ""  # the process whose counters it reports (a replica's id)
+    tasks_base: int = 0  # tasks done by the environment's earlier workers
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -118,13 +120,29 @@ class OpenTable:
         return self._put(_move(row, EnvState.OPEN, node_id=node_id, cpus=cpus,
                                memory_bytes=memory_bytes, opened_at=now))
 
-    def report(self, env_id: str, tasks_in_flight: int, tasks_done: int) -> Environment:
-        """The environment's own counters (``tasks_done`` never goes back)."""
+    def report(self, env_id: str, worker: str, tasks_in_flight: int,
+               tasks_done: int) -> Environment:
+        """The counters of the environment's current ``worker``.
+
+        A new worker (a replica Serve restarted on the node) counts from zero again: what the
+        earlier ones did stays as the base, so ``tasks_done`` never goes back.
+        """
         row = self._need(env_id)
         if row.state is EnvState.CLOSED:
             return row
-        return self._put(replace(row, tasks_in_flight=tasks_in_flight,
-                                 tasks_done=max(row.tasks_done, tasks_done)))
+        base = row.tasks_base
+        if worker != row.worker:
+            base = row.tasks_done
+        return self._put(replace(row, worker=worker, tasks_base=base,
+                                 tasks_in_flight=tasks_in_flight,
+                                 tasks_done=max(row.tasks_done, base + tasks_done)))
+
+    def on_node(self, node_id: str) -> Environment | None:
+        """The live environment on ``node_id`` (one burst environment per node)."""
+        for row in self.live():
+            if row.node_id == node_id:
+                return row
+        return None
 
     def drain(self, env_id: str, now: float) -> Environment:
         row = self._need(env_id)

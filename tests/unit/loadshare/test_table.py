@@ -9,7 +9,7 @@ def test_an_environment_goes_opening_open_draining_closed():
     table.ask("e1", episode=1, now=10)
     row = table.register("e1", "node-a", cpus=1, memory_bytes=2 << 30, now=12)
     assert (row.state, row.node_id, row.opened_at) == (EnvState.OPEN, "node-a", 12)
-    table.report("e1", tasks_in_flight=3, tasks_done=40)
+    table.report("e1", "replica-1", tasks_in_flight=3, tasks_done=40)
     assert table.drain("e1", now=20).state is EnvState.DRAINING
     row = table.close("e1", now=25, reason="drained")
     assert (row.state, row.tasks_done, row.tasks_in_flight) == (EnvState.CLOSED, 40, 0)
@@ -47,12 +47,18 @@ def test_tasks_done_never_goes_back_and_a_closed_row_is_frozen():
     table = OpenTable()
     table.ask("e1", 1, now=0)
     table.register("e1", "n", 1, 0, now=0)
-    table.report("e1", 0, 50)
-    assert table.report("e1", 1, 20).tasks_done == 50  # a restarted counter answers less
+    table.report("e1", "r1", 0, 50)
+    assert table.report("e1", "r1", 1, 20).tasks_done == 50  # a stale report answers less
+    # Serve restarted the replica on the node: its counter starts again from zero.
+    assert table.report("e1", "r2", 1, 5).tasks_done == 55
+    assert table.report("e1", "r2", 0, 9).tasks_done == 59
+    assert table.on_node("n").env_id == "e1"
     table.close("e1", now=5, reason="node died")
-    assert table.report("e1", 4, 90).tasks_done == 50
+    assert table.report("e1", "r2", 4, 90).tasks_done == 59
+    assert table.on_node("n") is None
 
 
 def test_rows_round_trip_through_dicts():
-    row = Environment("e1", 3, EnvState.DRAINING, "n", 1.5, 1 << 30, 1.0, 2.0, 3.0, None, 2, 7)
+    row = Environment("e1", 3, EnvState.DRAINING, "n", 1.5, 1 << 30, 1.0, 2.0, 3.0, None, 2, 7,
+                      "", "r1", 4)
     assert Environment.from_dict(row.to_dict()) == row
