@@ -1,0 +1,1 @@
+"""Ray Serve deployments: the HTTP faces of gridfare services."""
