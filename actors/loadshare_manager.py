@@ -25,7 +25,6 @@ Load readings are rebuilt, not stored. All Ray calls sit in the ``_ray_*`` metho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -125,28 +124,31 @@ class LoadShareManager:
         self._accrued_at = 0.0
         self._metrics = _Metrics()
         self._loop: asyncio.Task | None = None
-        self._started = time.time()
+        self._lock: asyncio.Lock | None = None  # one tick at a time; answers after its save
 
     # -- requests ---------------------------------------------------------------------------
 
     async def ensure(self) -> dict:
-        """Start the tick loop (idempotent); answers the status."""
+        """Start the tick loop (idempotent); answers the status as last saved."""
         self._ensure_loop()
-        return self.status()
+        async with self._lock:
+            return self.status()
 
     async def command(self, what: str) -> dict:
-        """A manual ``start`` or ``stop``, applied at the next tick."""
+        """A manual ``start`` or ``stop``: applied and saved before the answer."""
         self._ensure_loop()
-        self._command = Command(what)
-        await self._tick_soon()
-        return self.status()
+        async with self._lock:
+            self._command = Command(what)
+            await self._tick()
+            return self.status()
 
     async def signal(self, event: str, end: bool = False) -> dict:
-        """An external hot event began (or ended)."""
+        """An external hot event began (or ended): applied and saved before the answer."""
         self._ensure_loop()
-        self._signals.append(Signal(event, end=end))
-        await self._tick_soon()
-        return self.status()
+        async with self._lock:
+            self._signals.append(Signal(event, end=end))
+            await self._tick()
+            return self.status()
 
     async def heartbeat(self, node_id: str, worker: str, cpus: float, memory_bytes: int,
                         in_flight: int, done: int) -> str:
@@ -190,34 +192,32 @@ class LoadShareManager:
     # -- the tick ---------------------------------------------------------------------------
 
     def _ensure_loop(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
         if self._loop is None or self._loop.done():
-            self._wake = asyncio.Event()
             self._loop = asyncio.get_running_loop().create_task(self._tick_forever())
-
-    async def _tick_soon(self) -> None:
-        self._wake.set()
-        await asyncio.sleep(0)
 
     async def _tick_forever(self) -> None:
         while True:
             try:
-                await self._tick()
+                async with self._lock:
+                    await self._tick()
             except Exception as exc:  # a tick that failed is retried at the next one
                 logger.warning("loadshare tick failed: %s", one_line(exc))
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._config.tick_s)
-            self._wake.clear()
+            await asyncio.sleep(self._config.tick_s)
 
     async def _tick(self) -> None:
         now = time.time()
         reading = await asyncio.to_thread(self._ray_scrape, now)
-        rate = reading.rate_since(self._reading)
-        self._reading = reading
+        known = reading.known_after(self._reading)
+        rate = reading.rate_since(self._reading) if known else 0.0
+        if known or self._reading is None:
+            self._reading = reading
         signals, self._signals = tuple(self._signals), []
         command, self._command = self._command, None
         self._snapshot = LoadSnapshot(now=now, rate=rate, queue=reading.queue,
                                       billing_queued=reading.billing_queued,
-                                      signals=signals, command=command)
+                                      signals=signals, command=command, known=known)
         plan = decide(self._snapshot, self._memory, self._config.policy)
         self._memory = plan.memory
         if plan.action is not Action.NONE:
@@ -272,8 +272,7 @@ class LoadShareManager:
             if row.state is EnvState.DRAINING:
                 self._table.close(row.env_id, now, "drained")
             else:
-                last = self._seen.get(row.env_id, row.opened_at or now)
-                self._table.close(row.env_id, min(now, last), "its node died")
+                self._table.close(row.env_id, min(now, self._last_alive(row)), "its node died")
             self._drained.discard(row.node_id)
             self._dirty.add(row.env_id)
 
@@ -293,13 +292,23 @@ class LoadShareManager:
                     await self._ray_set_replicas(replicas)
                     self._replicas = replicas
             for row in self._table.in_state(EnvState.DRAINING):
+                if config.exit_drain != "preemption":
+                    break
                 if row.node_id and row.node_id not in self._drained and (
                         await asyncio.to_thread(self._ray_drain_node, row.node_id)):
                     self._drained.add(row.node_id)
         except Exception as exc:
             logger.warning("loadshare: %s", one_line(exc))
 
+    def _last_alive(self, row: Environment) -> float:
+        """The last moment the environment is known to have run: its last report (since
+        this manager started), else where its credit got to, else its opening."""
+        last = self._last.get(row.env_id)
+        return self._seen.get(row.env_id) or (last.until if last else row.opened_at or 0.0)
+
     def _accrue(self, now: float) -> list[LedgerEntry]:
+        """Credit up to each environment's last report: a killed one stops earning when it
+        stopped reporting (not when GCS declares its node dead, seconds later)."""
         due = now - self._accrued_at >= self._config.ledger_interval_s
         entries = []
         for row in self._table.rows():
@@ -307,8 +316,10 @@ class LoadShareManager:
                 continue
             last = self._last.get(row.env_id)
             since = last.until if last else row.opened_at
-            until = row.closed_at if row.state is EnvState.CLOSED else now
-            if row.state is not EnvState.CLOSED and not due:
+            until = min(now, self._last_alive(row))
+            if row.state is EnvState.CLOSED:
+                until = min(until, row.closed_at or until)
+            elif not due:
                 continue
             entry = accrue(row.env_id, row.node_id, row.cpus, row.memory_bytes,
                            seq=last.seq + 1 if last else 0, since=since, until=until,
@@ -339,7 +350,7 @@ class LoadShareManager:
 
     def _ray_scrape(self, now: float) -> LoadReading:
         """Every live node's Prometheus text, summed for the watched deployments."""
-        samples = []
+        samples, source, missing = [], {}, []
         for node in ray.nodes():
             port = node.get("MetricsExportPort")
             if not node.get("Alive") or not port:
@@ -347,10 +358,14 @@ class LoadShareManager:
             url = f"http://{node['NodeManagerAddress']}:{port}/metrics"
             try:
                 with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT_S) as response:
-                    samples += parse_prometheus(response.read().decode(errors="replace"))
-            except OSError as exc:  # a node starting or leaving: skipped this tick
+                    found = parse_prometheus(response.read().decode(errors="replace"))
+            except OSError as exc:  # a node starting, leaving or too busy: not read now
                 logger.debug("scrape %s: %s", url, exc)
-        return read_load(samples, self._config.watch, now)
+                missing.append(node["NodeID"])
+                continue
+            samples += found
+            source.update((id(sample), node["NodeID"]) for sample in found)
+        return read_load(samples, self._config.watch, now, source=source, missing=missing)
 
     def _ray_request_capacity(self, bundles: list[dict]) -> None:
         from actors.capacity import request_capacity

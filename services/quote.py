@@ -106,11 +106,16 @@ class Quote:
 
 def start_quote_service(manager_name: str, caps: EnvironmentCaps | None = None, *,
                         base_replicas: int = 1, port: int = 8000, host: str = "127.0.0.1",
-                        tariffs_dir: str | None = None) -> str:
+                        tariffs_dir: str | None = None,
+                        max_queued_requests: int | None = None) -> str:
     """Deploy the quote app on the connected cluster; returns its URL."""
     caps = caps or EnvironmentCaps()
-    serve.start(http_options={"host": host, "port": port})
-    app = Quote.options(num_replicas=base_replicas).bind(
+    # One proxy, on the head: a burst node runs replicas, not a proxy of its own.
+    serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
+    options = {"num_replicas": base_replicas}
+    if max_queued_requests is not None:
+        options["max_queued_requests"] = max_queued_requests
+    app = Quote.options(**options).bind(
         manager_name, {k: getattr(caps, k) for k in EnvironmentCaps.__dataclass_fields__},
         tariffs_dir)
     serve.run(app, name=APP_NAME, route_prefix="/quote", external_scaler_enabled=True)

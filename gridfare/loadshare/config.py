@@ -47,6 +47,11 @@ class LoadShareConfig:
     tick_s: float = 1.0
     ledger_interval_s: float = 5.0  # credit entries are written this often (and on close)
     drain_deadline_s: float = 60.0  # a draining node's tasks get this long to finish
+    # How a burst node leaves: "preemption" (the manager asks GCS for a preemption drain:
+    # no new work, running work finishes, the node leaves when idle) or "idle" (the
+    # capacity request is withdrawn and the autoscaler's idle termination, which drains the
+    # node itself, removes it). See docs/operations.md for why the fake cluster uses "idle".
+    exit_drain: str = "preemption"
     policy: SharePolicy = field(default_factory=SharePolicy)
     credit: CreditWeights = field(default_factory=CreditWeights)
     caps: EnvironmentCaps = field(default_factory=EnvironmentCaps)
@@ -59,6 +64,9 @@ class LoadShareConfig:
                 not isinstance(v, (int, float)) or v <= 0 for v in self.burst_bundle.values()):
             raise ConfigError("loadshare.burst_bundle: resources with positive amounts, "
                               "e.g. {CPU = 1, burst = 1}")
+        if self.exit_drain not in ("preemption", "idle"):
+            raise ConfigError(f"loadshare.exit_drain: {self.exit_drain!r} must be "
+                              "'preemption' or 'idle'")
         if min(self.tick_s, self.ledger_interval_s, self.drain_deadline_s) <= 0:
             raise ConfigError("loadshare.tick_s / ledger_interval_s / drain_deadline_s: "
                               "must be positive")
@@ -118,6 +126,7 @@ class LoadShareConfig:
             "tick_s": self.tick_s,
             "ledger_interval_s": self.ledger_interval_s,
             "drain_deadline_s": self.drain_deadline_s,
+            "exit_drain": self.exit_drain,
             "policy": self.policy.to_dict(),
             "credit": {k: str(getattr(self.credit, k))
                        for k in CreditWeights.__dataclass_fields__},

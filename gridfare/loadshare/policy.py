@@ -159,6 +159,10 @@ class LoadSnapshot:
     billing_queued: int = 0  # billing sections waiting for a node
     signals: tuple[Signal, ...] = ()
     command: Command | None = None  # the last manual command received since the last tick
+    # False when the load could not be read this tick (a node's metrics did not answer):
+    # then the volume dwell and cooldown neither start nor break, and neither completes on
+    # it, so a missed scrape never reads as a quiet (or a busy) load.
+    known: bool = True
 
 
 @dataclass(frozen=True)
@@ -199,10 +203,14 @@ def decide(snapshot: LoadSnapshot, memory: ShareMemory, policy: SharePolicy) -> 
                 signal_ended = True
         else:
             hot_events.add(sig.event)
-    hot = _above(snapshot, policy)
-    cool = _below(snapshot, policy)
-    hot_since = (memory.hot_since if memory.hot_since is not None else now) if hot else None
-    cool_since = (memory.cool_since if memory.cool_since is not None else now) if cool else None
+    if snapshot.known:
+        hot = _above(snapshot, policy)
+        cool = _below(snapshot, policy)
+        hot_since = (memory.hot_since if memory.hot_since is not None else now) if hot else None
+        cool_since = ((memory.cool_since if memory.cool_since is not None else now)
+                      if cool else None)
+    else:
+        hot_since, cool_since = memory.hot_since, memory.cool_since
     memory = replace(memory, hot_events=frozenset(hot_events), hot_since=hot_since,
                      cool_since=cool_since, signal_ended=signal_ended)
     command = snapshot.command
@@ -241,7 +249,8 @@ def _when_idle(snapshot: LoadSnapshot, memory: ShareMemory, policy: SharePolicy,
     conditions = {
         "manual": command is Command.START,
         "signal": bool(memory.hot_events),
-        "volume": memory.hot_since is not None and now - memory.hot_since >= policy.activation_s,
+        "volume": (snapshot.known and memory.hot_since is not None
+                   and now - memory.hot_since >= policy.activation_s),
     }
     enabled = {k: v for k, v in conditions.items() if k in policy.triggers}
     manual = "manual" in policy.triggers and command is Command.START
@@ -269,7 +278,8 @@ def _when_sharing(snapshot: LoadSnapshot, memory: ShareMemory, policy: SharePoli
     conditions = {
         "manual": memory.stop_requested,
         "signal": memory.signal_ended and not memory.hot_events,
-        "volume": memory.cool_since is not None and now - memory.cool_since >= policy.cooldown_s,
+        "volume": (snapshot.known and memory.cool_since is not None
+                   and now - memory.cool_since >= policy.cooldown_s),
     }
     enabled = {k: v for k, v in conditions.items() if k in policy.exits}
     manual_stop = "manual" in policy.exits and memory.stop_requested

@@ -58,17 +58,20 @@ class Environment:
     tasks_in_flight: int = 0
     tasks_done: int = 0
     reason: str = ""  # why it closed
-    worker: str = ""  # the process whose counters it reports (a replica's id)
-    tasks_base: int = 0  # tasks done by the environment's earlier workers
+    # (worker, in flight, done) of each process that reported from it (a replica's id):
+    # a node may hold several replicas, and one Serve restarts counts from zero again.
+    workers: tuple[tuple[str, int, int], ...] = ()
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["state"] = self.state.value
+        data["workers"] = [list(w) for w in self.workers]
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Environment:
-        return cls(**{**data, "state": EnvState(data["state"])})
+        return cls(**{**data, "state": EnvState(data["state"]),
+                      "workers": tuple(tuple(w) for w in data.get("workers", ()))})
 
 
 def _move(env: Environment, to: EnvState, **changes) -> Environment:
@@ -122,20 +125,21 @@ class OpenTable:
 
     def report(self, env_id: str, worker: str, tasks_in_flight: int,
                tasks_done: int) -> Environment:
-        """The counters of the environment's current ``worker``.
+        """The counters of one ``worker`` of the environment (each counts from zero).
 
-        A new worker (a replica Serve restarted on the node) counts from zero again: what the
-        earlier ones did stays as the base, so ``tasks_done`` never goes back.
+        The environment's tasks are the sum over its workers, each at the most it reported,
+        so a late or repeated report never takes ``tasks_done`` back.
         """
         row = self._need(env_id)
         if row.state is EnvState.CLOSED:
             return row
-        base = row.tasks_base
-        if worker != row.worker:
-            base = row.tasks_done
-        return self._put(replace(row, worker=worker, tasks_base=base,
-                                 tasks_in_flight=tasks_in_flight,
-                                 tasks_done=max(row.tasks_done, base + tasks_done)))
+        counters = {w: (flight, done) for w, flight, done in row.workers}
+        _, before = counters.get(worker, (0, 0))
+        counters[worker] = (tasks_in_flight, max(before, tasks_done))
+        workers = tuple(sorted((w, f, d) for w, (f, d) in counters.items()))
+        return self._put(replace(row, workers=workers,
+                                 tasks_in_flight=sum(f for _, f, _ in workers),
+                                 tasks_done=sum(d for _, _, d in workers)))
 
     def on_node(self, node_id: str) -> Environment | None:
         """The live environment on ``node_id`` (one burst environment per node)."""

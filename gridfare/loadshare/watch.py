@@ -48,12 +48,22 @@ class Watched:
 
 @dataclass(frozen=True)
 class LoadReading:
-    """One scrape's totals: requests routed so far (a counter), queue depth now."""
+    """One scrape's totals: requests routed so far (a counter), queue depth now.
+
+    ``sources``: the scrape targets (nodes) whose samples matched; a reading is only
+    comparable with an earlier one when every earlier source answered this time.
+    """
 
     at: float
     requests_total: float
     queue: int
     billing_queued: int
+    sources: frozenset[str] = frozenset()
+    missing: frozenset[str] = frozenset()  # targets that did not answer
+
+    def known_after(self, earlier: LoadReading | None) -> bool:
+        """False when a target that fed the earlier reading did not answer now."""
+        return earlier is None or not (earlier.sources & self.missing)
 
     def rate_since(self, earlier: LoadReading | None) -> float:
         """Requests/s between two readings (0 on the first, or across a counter reset)."""
@@ -82,11 +92,18 @@ def parse_prometheus(text: str, names: Iterable[str] = WANTED) -> list[Sample]:
     return out
 
 
-def read_load(samples: Iterable[Sample], watched: Iterable[Watched], at: float) -> LoadReading:
-    """Sum the watched deployments' series (over every router and node) into one reading."""
+def read_load(samples: Iterable[Sample], watched: Iterable[Watched], at: float, *,
+              source: Mapping[int, str] | None = None,
+              missing: Iterable[str] = ()) -> LoadReading:
+    """Sum the watched deployments' series (over every router and node) into one reading.
+
+    ``source`` maps ``id(sample)`` to the target it came from (to know who fed it).
+    """
     targets = tuple(watched)
     requests = queue = billing = 0.0
+    sources: set[str] = set()
     for sample in samples:
+        matched = True
         if sample.name == BILLING_QUEUED:
             billing += sample.value
         elif any(t.matches(sample.labels) for t in targets):
@@ -94,5 +111,10 @@ def read_load(samples: Iterable[Sample], watched: Iterable[Watched], at: float) 
                 requests += sample.value
             else:
                 queue += sample.value
+        else:
+            matched = False
+        if matched and source is not None:
+            sources.add(source[id(sample)])
     return LoadReading(at=at, requests_total=requests, queue=round(queue),
-                       billing_queued=round(billing))
+                       billing_queued=round(billing), sources=frozenset(sources),
+                       missing=frozenset(missing))

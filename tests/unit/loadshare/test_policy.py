@@ -173,3 +173,16 @@ def test_policy_from_dict_refuses_unknown_keys_and_round_trips():
     with pytest.raises(ConfigError, match=r"loadshare\.rate_abvoe"):
         SharePolicy.from_dict({"rate_abvoe": 3})
     assert SharePolicy.from_dict(POLICY.to_dict()) == POLICY
+
+
+def test_an_unknown_reading_neither_starts_nor_breaks_a_dwell():
+    policy = SharePolicy(activation_s=3, cooldown_s=3, min_open_s=0)
+    plan = decide(LoadSnapshot(now=0, rate=100), ShareMemory(), policy)
+    plan = decide(LoadSnapshot(now=1, known=False), plan.memory, policy)  # reads as 0 req/s
+    plan = decide(LoadSnapshot(now=3, rate=100), plan.memory, policy)
+    assert plan.action is Action.OPEN  # the dwell from t=0 held through the missed scrape
+    plan = decide(LoadSnapshot(now=4, rate=0), plan.memory, policy)
+    for t in (5, 6, 7, 8):
+        plan = decide(LoadSnapshot(now=t, known=False), plan.memory, policy)
+        assert plan.action is Action.NONE  # ... and a quiet-looking gap is not a cooldown
+    assert decide(LoadSnapshot(now=9, rate=100), plan.memory, policy).action is Action.NONE

@@ -49,8 +49,9 @@ def test_tasks_done_never_goes_back_and_a_closed_row_is_frozen():
     table.register("e1", "n", 1, 0, now=0)
     table.report("e1", "r1", 0, 50)
     assert table.report("e1", "r1", 1, 20).tasks_done == 50  # a stale report answers less
-    # Serve restarted the replica on the node: its counter starts again from zero.
-    assert table.report("e1", "r2", 1, 5).tasks_done == 55
+    # A second replica on the node, or one Serve restarted there: it counts from zero.
+    row = table.report("e1", "r2", 1, 5)
+    assert (row.tasks_done, row.tasks_in_flight) == (55, 2)
     assert table.report("e1", "r2", 0, 9).tasks_done == 59
     assert table.on_node("n").env_id == "e1"
     table.close("e1", now=5, reason="node died")
@@ -60,5 +61,5 @@ def test_tasks_done_never_goes_back_and_a_closed_row_is_frozen():
 
 def test_rows_round_trip_through_dicts():
     row = Environment("e1", 3, EnvState.DRAINING, "n", 1.5, 1 << 30, 1.0, 2.0, 3.0, None, 2, 7,
-                      "", "r1", 4)
+                      "", (("r1", 1, 4), ("r2", 1, 3)))
     assert Environment.from_dict(row.to_dict()) == row
