@@ -4,11 +4,14 @@
     ├── ConfigError               a configuration file or flag breaks a rule (names the key)
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
-    │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
+    │   └── UnsafeOutputPath      an output path is the input, a link of it, or not writable
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     ├── DataCentreError           the data centre cannot be read or written
-    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   └── DataCentreNotEmpty    generating into a data centre that already holds data
     └── SeatError                 a seat inventory, directory or migration rule was broken
         ├── UnknownTrain          a train-date this centre or directory does not hold
         ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -28,10 +31,12 @@ __all__ = [
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "DataCentreNotEmpty",
     "GridfareError",
     "InvalidInput",
     "InvalidReading",
     "MigrationError",
+    "QuantityOutOfRange",
     "SeatError",
     "StaleVersion",
     "TariffError",
@@ -41,6 +46,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UnsafeOutputPath",
     "WalCorrupt",
 ]
 
@@ -65,6 +71,14 @@ class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
 
 
+class QuantityOutOfRange(InvalidInput):
+    """A quantity beyond what exact int64 fen can price; the message names it and the bound."""
+
+
+class UnsafeOutputPath(InvalidInput):
+    """An output path is the input, a link of it, inside the data centre, or not writable."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
@@ -79,6 +93,10 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class DataCentreNotEmpty(DataCentreError):
+    """Generating into a data centre that already holds data, without asking to replace it."""
 
 
 class SeatError(GridfareError):

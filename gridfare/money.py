@@ -8,7 +8,7 @@ an amount; rounding to the fen is half-up (half away from zero, as ``ROUND_HALF_
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 import numpy as np
 
@@ -18,8 +18,14 @@ ENERGY_SCALE = 100  # integer energy units per kWh (0.01 kWh resolution)
 PRICE_SCALE = 10**8  # integer price units per CNY
 FEN_PER_CNY = 100
 RAW_PER_FEN = ENERGY_SCALE * PRICE_SCALE // FEN_PER_CNY  # 1e-10 CNY units per fen
+INT64_MAX = 2**63 - 1
+# Bounds every quantity and price is checked against (why: ``gridfare.tariffs.bounds``).
+FLOAT_EXACT_UNITS = 2**53  # float64 holds every integer up to here, so every 0.01 step
+MAX_PRICE = 10_000 * PRICE_SCALE  # 10,000 CNY per kWh, kW or kVA: beyond is a typo
+MAX_AMOUNT_FEN = 10**10  # a fixed or minimum charge of 100 M CNY a month: beyond is a typo
 
 _FEN = Decimal("0.01")
+_EXPONENTS = 40  # decimal exponents a number may have (1e-40 .. 1e40)
 
 
 def to_decimal(value: object, what: str) -> Decimal:
@@ -33,12 +39,21 @@ def to_decimal(value: object, what: str) -> Decimal:
         raise InvalidInput(f"{what}: {value!r} is not a number") from exc
     if not result.is_finite():
         raise InvalidInput(f"{what}: {value!r} is not a finite number")
+    if result and not -_EXPONENTS <= result.adjusted() <= _EXPONENTS:
+        # Far beyond every bound, and arithmetic on 1e999999999 overflows the context.
+        raise InvalidInput(f"{what}: {value!r} is out of range")
     return result
 
 
 def scaled_int(value: Decimal, scale: int, what: str) -> int:
-    """``value * scale`` as an exact int; refuse a value finer than ``1/scale``."""
-    scaled = value * scale
+    """``value * scale`` as an exact int; refuse a value finer than ``1/scale``.
+
+    Callers bound ``value`` first: the int of ``1e999999`` would take the process's memory.
+    """
+    with localcontext() as context:
+        # Exact, whatever the digits: the default 28 would round 0.0100...01 to 1 unit.
+        context.prec = len(value.as_tuple().digits) + len(str(scale)) + 2
+        scaled = value * scale
     if scaled != scaled.to_integral_value():
         raise InvalidInput(f"{what}: {value} has more precision than 1/{scale}")
     return int(scaled)
