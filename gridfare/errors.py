@@ -9,6 +9,7 @@
     │   └── UnsafeOutputPath      an output path is the input, a link of it, or not writable
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
+    ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
     │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
     │   └── DataCentreNotEmpty    generating into a data centre that already holds data
@@ -28,6 +29,7 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "ClusterUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
@@ -85,6 +87,10 @@ class UnknownTariff(GridfareError):
 
 class TariffError(GridfareError):
     """A tariff file breaks a rule; the message names the file and the key."""
+
+
+class ClusterUnavailable(GridfareError):
+    """No Ray cluster was given, found or reachable; the message says how to start one."""
 
 
 class DataCentreError(GridfareError):
