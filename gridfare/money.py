@@ -8,6 +8,7 @@ an amount; rounding to the fen is half-up (half away from zero, as ``ROUND_HALF_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 import numpy as np
@@ -23,6 +24,8 @@ INT64_MAX = 2**63 - 1
 FLOAT_EXACT_UNITS = 2**53  # float64 holds every integer up to here, so every 0.01 step
 MAX_PRICE = 10_000 * PRICE_SCALE  # 10,000 CNY per kWh, kW or kVA: beyond is a typo
 MAX_AMOUNT_FEN = 10**10  # a fixed or minimum charge of 100 M CNY a month: beyond is a typo
+
+DEMAND_QUANTITIES = frozenset({"max_demand_kw", "capacity_kva"})  # the rest are energy
 
 _FEN = Decimal("0.01")
 _EXPONENTS = 40  # decimal exponents a number may have (1e-40 .. 1e40)
@@ -92,3 +95,34 @@ def cny_to_fen(amount: Decimal | str | int) -> int:
 def format_cny(fen: int) -> str:
     """``28215`` -> ``'282.15'``."""
     return f"{fen_to_cny(fen):.2f}"
+
+
+@dataclass(frozen=True)
+class QuantityBounds:
+    """Largest quantities, in 0.01 units after the multiplier, that price exactly."""
+
+    energy: int  # kWh: an account's month, a TOU period, reactive kvarh
+    demand: int  # kW of maximum demand, kVA of contracted capacity
+    energy_price: int  # the largest energy price behind ``energy``, 1e-8 CNY per kWh
+    demand_price: int  # the basic price behind ``demand``, 1e-8 CNY per kW or kVA
+
+    def describe(self, what: str, value: Decimal | int | float) -> str:
+        """Why ``value`` of ``what`` is refused, for a person (one line)."""
+        demand = what in DEMAND_QUANTITIES
+        limit = self.demand if demand else self.energy
+        price = self.demand_price if demand else self.energy_price
+        unit = "kW or kVA" if demand else "kWh"
+        most = f"{Decimal(limit) / ENERGY_SCALE:,.2f} {unit}"
+        if price and limit < FLOAT_EXACT_UNITS:
+            return (f"{what} {value} is above {most}, the most that exact int64 fen can "
+                    f"price at {Decimal(price) / PRICE_SCALE} CNY per {unit.split()[0]}")
+        return f"{what} {value} is above {most}, the most a float64 quantity holds to 0.01"
+
+    @classmethod
+    def unpriced(cls) -> QuantityBounds:
+        """Bounds that know no prices: only what float64 holds exactly to 0.01."""
+        return cls(FLOAT_EXACT_UNITS, FLOAT_EXACT_UNITS, 0, 0)
+
+    def limit(self, what: str) -> int:
+        """The bound of quantity ``what`` (a ``Usage`` column or a reading's name)."""
+        return self.demand if what in DEMAND_QUANTITIES else self.energy

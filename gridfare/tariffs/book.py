@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 from gridfare.errors import TariffError, UnknownTariff
+from gridfare.money import QuantityBounds
+from gridfare.tariffs.bounds import bounds_of
 from gridfare.tariffs.tariff import Tariff
 
 __all__ = ["TariffBook"]
@@ -19,6 +21,11 @@ class TariffBook(Mapping[str, Tariff]):
             if tariff.code in self._tariffs:
                 raise TariffError(f"tariff book: code {tariff.code!r} appears twice")
             self._tariffs[tariff.code] = tariff
+
+    @property
+    def bounds(self) -> QuantityBounds:
+        """The largest quantities every tariff of the book prices exactly in int64 fen."""
+        return bounds_of(self._tariffs.values())
 
     @property
     def codes(self) -> tuple[str, ...]:

@@ -28,19 +28,15 @@ fen: no intermediate of ``Tariff.charge`` can wrap for a quantity within these b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from datasets.schemas import CHARGE_LINES
 from gridfare.money import (
-    ENERGY_SCALE,
     FLOAT_EXACT_UNITS,
     INT64_MAX,
     MAX_AMOUNT_FEN,
-    MAX_PRICE,
-    PRICE_SCALE,
     RAW_PER_FEN,
+    QuantityBounds,
 )
 from gridfare.tariffs.basic import Basic
 from gridfare.tariffs.funds import Funds
@@ -50,50 +46,15 @@ from gridfare.tariffs.tou import TimeOfUse
 if TYPE_CHECKING:
     from gridfare.tariffs.tariff import Tariff
 
-__all__ = [
-    "DEMAND_QUANTITIES",
-    "FLOAT_EXACT_UNITS",
-    "MAX_ADJUST_BP",
-    "MAX_AMOUNT_FEN",
-    "MAX_PRICE",
-    "Bounds",
-    "bounds_of",
-]
+__all__ = ["MAX_ADJUST_BP", "bounds_of"]
 
 MAX_ADJUST_BP = 14_300  # the power-factor table's largest entry (pf 0.01 at standard 0.90)
 _PRODUCT_MAX = INT64_MAX - RAW_PER_FEN  # what ``priced`` accepts
-DEMAND_QUANTITIES = frozenset({"max_demand_kw", "capacity_kva"})
 # A demand-basis floor is capacity x a share in 1/10000: that product must fit too.
 _DEMAND_CAP = INT64_MAX // 10_000 - 1
 
 
-@dataclass(frozen=True)
-class Bounds:
-    """Largest quantities, in 0.01 units after the multiplier, that price exactly."""
-
-    energy: int  # kWh: an account's month, a TOU period, reactive kvarh
-    demand: int  # kW of maximum demand, kVA of contracted capacity
-    energy_price: int  # the largest energy price behind ``energy``, 1e-8 CNY per kWh
-    demand_price: int  # the basic price behind ``demand``, 1e-8 CNY per kW or kVA
-
-    def describe(self, what: str, value: Decimal | int | float) -> str:
-        """Why ``value`` of ``what`` is refused, for a person (one line)."""
-        demand = what in DEMAND_QUANTITIES
-        limit = self.demand if demand else self.energy
-        price = self.demand_price if demand else self.energy_price
-        unit = "kW or kVA" if demand else "kWh"
-        most = f"{Decimal(limit) / ENERGY_SCALE:,.2f} {unit}"
-        if price and limit < FLOAT_EXACT_UNITS:
-            return (f"{what} {value} is above {most}, the most that exact int64 fen can "
-                    f"price at {Decimal(price) / PRICE_SCALE} CNY per {unit.split()[0]}")
-        return f"{what} {value} is above {most}, the most a float64 quantity holds to 0.01"
-
-    def limit(self, what: str) -> int:
-        """The bound of quantity ``what`` (a ``Usage`` column or a reading's name)."""
-        return self.demand if what in DEMAND_QUANTITIES else self.energy
-
-
-def bounds_of(tariffs: Iterable[Tariff]) -> Bounds:
+def bounds_of(tariffs: Iterable[Tariff]) -> QuantityBounds:
     """The bounds under which every tariff of ``tariffs`` prices without wrapping."""
     energy_price = demand_price = 0
     for tariff in tariffs:
@@ -107,7 +68,7 @@ def bounds_of(tariffs: Iterable[Tariff]) -> Bounds:
                 energy_price = max(energy_price, component.rate)
             elif isinstance(component, Basic):
                 demand_price = max(demand_price, component.price)
-    return Bounds(
+    return QuantityBounds(
         energy=_limit(energy_price),
         demand=min(_DEMAND_CAP, _limit(demand_price)),
         energy_price=energy_price,

@@ -13,7 +13,7 @@ import numpy as np
 from datasets.schemas import CHARGE_LINES
 from gridfare.errors import InvalidInput, QuantityOutOfRange, TouSplitMismatch
 from gridfare.money import ENERGY_SCALE, FLOAT_EXACT_UNITS, fen_to_cny, scaled_int, to_decimal
-from gridfare.tariffs.bounds import Bounds
+from gridfare.money import QuantityBounds as Bounds
 from gridfare.tariffs.power_factor import STANDARDS
 from gridfare.tariffs.tariff import Tariff
 from gridfare.tariffs.usage import Usage

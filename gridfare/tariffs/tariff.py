@@ -11,8 +11,8 @@ import numpy as np
 
 from datasets.schemas import CHARGE_LINES
 from gridfare.errors import InvalidInput, QuantityOutOfRange, TariffError
-from gridfare.money import FLOAT_EXACT_UNITS
-from gridfare.tariffs.bounds import Bounds, bounds_of
+from gridfare.money import FLOAT_EXACT_UNITS, QuantityBounds
+from gridfare.tariffs.bounds import bounds_of
 from gridfare.tariffs.component import Component
 from gridfare.tariffs.power_factor import PowerFactor
 from gridfare.tariffs.tou import TimeOfUse
@@ -56,7 +56,7 @@ class Tariff:
         return frozenset().union(*(component.requires for component in self.components))
 
     @cached_property
-    def bounds(self) -> Bounds:
+    def bounds(self) -> QuantityBounds:
         """The largest quantities this tariff prices exactly in int64 fen."""
         return bounds_of([self])
 
@@ -89,7 +89,7 @@ class Tariff:
         return next((c for c in self.components if isinstance(c, cls)), None)
 
 
-def _check(usage: Usage, bounds: Bounds) -> None:
+def _check(usage: Usage, bounds: QuantityBounds) -> None:
     for name in _NON_NEGATIVE:
         column = getattr(usage, name)
         bad = np.flatnonzero(column < 0)
