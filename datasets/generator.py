@@ -15,16 +15,26 @@ dirty data (see ``DIRTY_KINDS``), for the audit to find.
 from __future__ import annotations
 
 import calendar
+import contextlib
+import dataclasses
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 
-from datasets.datacentre import DataCentre, check_period, periods_before, shift_period
+from datasets.datacentre import (
+    DATASETS,
+    DataCentre,
+    check_period,
+    periods_before,
+    shift_period,
+)
 from datasets.schemas import ACCOUNTS, READINGS, USAGE_HISTORY
-from gridfare.errors import InvalidInput
+from gridfare.errors import DataCentreError, DataCentreNotEmpty, InvalidInput
 
 __all__ = [
     "DIRTY_KINDS",
@@ -171,13 +181,72 @@ def generate_city(
     period: str,
     seed: int,
     progress: Callable[[int, int], None] | None = None,
+    replace: bool = False,
 ) -> GenerationSummary:
     """Generate a city into ``datacentre``: per section its accounts, its readings for
     ``period`` and its 12 months of legacy usage history. ``progress(done, total)`` is
-    called after each section. Reruns with the same arguments rewrite identical files."""
+    called after each section. The same arguments give identical files.
+
+    A data centre that already holds data is refused (DataCentreNotEmpty: two cities would
+    mix) unless ``replace``: the new city is then generated beside it and swapped in by two
+    renames, so a failed generate leaves the old city as it was. Either way a root holding
+    anything that is not a data centre's is refused, never replaced.
+    """
     check_period(period)
     if seed < 0:
         raise InvalidInput(f"generator: seed {seed} is negative")
+    section_sizes(accounts, sections, seed)  # bad sizes fail before anything is touched
+    held = _held(datacentre)
+    if not held:
+        return _generate(datacentre, accounts, sections, period, seed, progress)
+    if not replace:
+        raise DataCentreNotEmpty(
+            f"generate: data centre {datacentre.uri} already holds {', '.join(held)}; "
+            "generating into it would mix two cities: pass --replace (replace=True) to "
+            "replace it, or choose an empty directory")
+    return _replace(datacentre, accounts, sections, period, seed, progress)
+
+
+def _held(datacentre: DataCentre) -> list[str]:
+    """The data centre's entries under its root; refuses a root that holds other things."""
+    if not datacentre.exists():
+        return []
+    selector = pafs.FileSelector(datacentre.root, allow_not_found=True)
+    try:
+        names = sorted(info.base_name for info in datacentre.filesystem.get_file_info(selector))
+    except (OSError, pa.ArrowException) as exc:
+        raise DataCentreError(f"generate: cannot list {datacentre.uri}: {exc}") from exc
+    foreign = [name for name in names if name not in DATASETS
+               and not name.startswith(("catalog", "."))]
+    if foreign:
+        raise DataCentreNotEmpty(
+            f"generate: {datacentre.uri} holds {', '.join(foreign[:3])}, which is not part of "
+            "a data centre: refusing to generate into it (choose an empty directory)")
+    return [name for name in names if not name.startswith(".")]
+
+
+def _replace(datacentre: DataCentre, accounts: int, sections: int, period: str, seed: int,
+             progress: Callable[[int, int], None] | None) -> GenerationSummary:
+    fs, root = datacentre.filesystem, datacentre.root
+    token = uuid.uuid4().hex[:12]
+    staging, retired = f"{root}.generating-{token}", f"{root}.replaced-{token}"
+    try:
+        staged = DataCentre(staging, filesystem=fs, create=True)
+        summary = _generate(staged, accounts, sections, period, seed, progress)
+        fs.move(root, retired)
+        fs.move(staging, root)
+    except BaseException:
+        with contextlib.suppress(OSError, pa.ArrowException):
+            fs.delete_dir(staging)
+        raise
+    with contextlib.suppress(OSError, pa.ArrowException):
+        fs.delete_dir(retired)
+    files = tuple(root + name[len(staging):] for name in summary.files)
+    return dataclasses.replace(summary, uri=datacentre.uri, files=files)
+
+
+def _generate(datacentre: DataCentre, accounts: int, sections: int, period: str, seed: int,
+              progress: Callable[[int, int], None] | None) -> GenerationSummary:
     sizes = section_sizes(accounts, sections, seed)
     ids = section_ids(sections)
     by_tariff = dict.fromkeys([*_CODES], 0)

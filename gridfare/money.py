@@ -106,9 +106,11 @@ class QuantityBounds:
     energy_price: int  # the largest energy price behind ``energy``, 1e-8 CNY per kWh
     demand_price: int  # the basic price behind ``demand``, 1e-8 CNY per kW or kVA
 
-    def describe(self, what: str, value: Decimal | int | float) -> str:
-        """Why ``value`` of ``what`` is refused, for a person (one line)."""
-        demand = what in DEMAND_QUANTITIES
+    def describe(self, what: str, value: Decimal | int | float, *,
+                 demand: bool | None = None) -> str:
+        """Why ``value`` of ``what`` is refused, for a person (one line); ``demand`` says
+        which bound (default: from ``what``'s name)."""
+        demand = what in DEMAND_QUANTITIES if demand is None else demand
         limit = self.demand if demand else self.energy
         price = self.demand_price if demand else self.energy_price
         unit = "kW or kVA" if demand else "kWh"
