@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 import numpy as np
 
-from gridfare.errors import InvalidInput
+from gridfare.errors import InvalidInput, QuantityOutOfRange
 
 ENERGY_SCALE = 100  # integer energy units per kWh (0.01 kWh resolution)
 PRICE_SCALE = 10**8  # integer price units per CNY
@@ -23,6 +23,8 @@ INT64_MAX = 2**63 - 1
 # Bounds every quantity and price is checked against (why: ``gridfare.tariffs.bounds``).
 FLOAT_EXACT_UNITS = 2**53  # float64 holds every integer up to here, so every 0.01 step
 MAX_PRICE = 10_000 * PRICE_SCALE  # 10,000 CNY per kWh, kW or kVA: beyond is a typo
+# A demand-basis floor is capacity x a share in 1/10000: that product must fit too.
+MAX_DEMAND_UNITS = INT64_MAX // 10_000 - 1
 MAX_AMOUNT_FEN = 10**10  # a fixed or minimum charge of 100 M CNY a month: beyond is a typo
 
 DEMAND_QUANTITIES = frozenset({"max_demand_kw", "capacity_kva"})  # the rest are energy
@@ -44,7 +46,7 @@ def to_decimal(value: object, what: str) -> Decimal:
         raise InvalidInput(f"{what}: {value!r} is not a finite number")
     if result and not -_EXPONENTS <= result.adjusted() <= _EXPONENTS:
         # Far beyond every bound, and arithmetic on 1e999999999 overflows the context.
-        raise InvalidInput(f"{what}: {value!r} is out of range")
+        raise QuantityOutOfRange(f"{what}: {value!r} is out of range")
     return result
 
 
@@ -123,7 +125,7 @@ class QuantityBounds:
     @classmethod
     def unpriced(cls) -> QuantityBounds:
         """Bounds that know no prices: only what float64 holds exactly to 0.01."""
-        return cls(FLOAT_EXACT_UNITS, FLOAT_EXACT_UNITS, 0, 0)
+        return cls(FLOAT_EXACT_UNITS, MAX_DEMAND_UNITS, 0, 0)
 
     def limit(self, what: str) -> int:
         """The bound of quantity ``what`` (a ``Usage`` column or a reading's name)."""

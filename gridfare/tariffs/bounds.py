@@ -35,6 +35,7 @@ from gridfare.money import (
     FLOAT_EXACT_UNITS,
     INT64_MAX,
     MAX_AMOUNT_FEN,
+    MAX_DEMAND_UNITS,
     RAW_PER_FEN,
     QuantityBounds,
 )
@@ -50,8 +51,6 @@ __all__ = ["MAX_ADJUST_BP", "bounds_of"]
 
 MAX_ADJUST_BP = 14_300  # the power-factor table's largest entry (pf 0.01 at standard 0.90)
 _PRODUCT_MAX = INT64_MAX - RAW_PER_FEN  # what ``priced`` accepts
-# A demand-basis floor is capacity x a share in 1/10000: that product must fit too.
-_DEMAND_CAP = INT64_MAX // 10_000 - 1
 
 
 def bounds_of(tariffs: Iterable[Tariff]) -> QuantityBounds:
@@ -70,7 +69,7 @@ def bounds_of(tariffs: Iterable[Tariff]) -> QuantityBounds:
                 demand_price = max(demand_price, component.price)
     return QuantityBounds(
         energy=_limit(energy_price),
-        demand=min(_DEMAND_CAP, _limit(demand_price)),
+        demand=min(MAX_DEMAND_UNITS, _limit(demand_price)),
         energy_price=energy_price,
         demand_price=demand_price,
     )
