@@ -431,8 +431,9 @@ def _meter_conflicts(accounts: np.ndarray, meters: np.ndarray,
         return conflict
     # Stored readings are sorted by account and meter point: rising keys are distinct
     # without a sort (one pass, where a sort cost ~0.1 s of a 1.5 M-row run).
-    same_place = (np.diff(segments) == 0) & (np.diff(accounts) == 0)
-    if not (same_place & (np.diff(meters) <= 0)).any():
+    step = np.diff(accounts)
+    rising = (step > 0) | ((step == 0) & (np.diff(meters) > 0)) | (np.diff(segments) != 0)
+    if rising.all():
         return conflict
     order = np.lexsort((meters, accounts, segments))
     same = ((np.diff(meters[order]) == 0) & (np.diff(accounts[order]) == 0)
