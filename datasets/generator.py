@@ -38,10 +38,12 @@ from gridfare.errors import DataCentreError, DataCentreNotEmpty, InvalidInput
 
 __all__ = [
     "DIRTY_KINDS",
+    "MAX_ACCOUNTS",
     "TARIFF_MIX",
     "UNKNOWN_TARIFF",
     "GeneratedSection",
     "GenerationSummary",
+    "check_city",
     "generate_city",
     "generate_section",
     "section_ids",
@@ -71,6 +73,9 @@ DIRTY_KINDS: tuple[str, ...] = (
 )
 _DIRTY_RATES = np.array([0.0008, 0.0008, 0.0008, 0.0007, 0.0005, 0.0004, 0.0005, 0.0005])
 INACTIVE_SHARE = 0.01
+# Account ids run 1..accounts and meter point ids to accounts * 10 + 2 in int64; a billion
+# accounts is beyond any province (and any machine's memory for one run).
+MAX_ACCOUNTS = 10**9
 
 _KINDS = ("residential", "commercial", "industrial")
 _CODES = np.array([code for _, code, _ in TARIFF_MIX] + [UNKNOWN_TARIFF], dtype=object)
@@ -192,10 +197,7 @@ def generate_city(
     renames, so a failed generate leaves the old city as it was. Either way a root holding
     anything that is not a data centre's is refused, never replaced.
     """
-    check_period(period)
-    if seed < 0:
-        raise InvalidInput(f"generator: seed {seed} is negative")
-    section_sizes(accounts, sections, seed)  # bad sizes fail before anything is touched
+    check_city(accounts=accounts, sections=sections, period=period, seed=seed)
     held = _held(datacentre)
     if not held:
         return _generate(datacentre, accounts, sections, period, seed, progress)
@@ -205,6 +207,22 @@ def generate_city(
             "generating into it would mix two cities: pass --replace (replace=True) to "
             "replace it, or choose an empty directory")
     return _replace(datacentre, accounts, sections, period, seed, progress)
+
+
+def check_city(*, accounts: int, sections: int, period: str, seed: int) -> None:
+    """Refuse arguments no city can be made of, before anything is created."""
+    check_period(period)
+    for name, value, most in (("accounts", accounts, MAX_ACCOUNTS),
+                              ("sections", sections, MAX_ACCOUNTS),
+                              ("seed", seed, 2**63 - 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InvalidInput(f"generator: {name} {value!r} is not an integer")
+        if not (0 if name == "seed" else 1) <= value <= most:
+            raise InvalidInput(f"generator: {name} {value} is not in "
+                               f"{0 if name == 'seed' else 1}..{most:,}")
+    if sections > accounts:
+        raise InvalidInput(f"generator: need 1 <= sections <= accounts, got {sections}, "
+                           f"{accounts}")
 
 
 def _held(datacentre: DataCentre) -> list[str]:

@@ -102,8 +102,10 @@ def _generate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from datasets.datacentre import DataCentre
-    from datasets.generator import generate_city
+    from datasets.generator import check_city, generate_city
 
+    check_city(accounts=args.accounts, sections=args.sections, period=args.period,
+               seed=args.seed)  # before --out is created
     with Progress(transient=True) as progress:
         task = progress.add_task("generating sections", total=args.sections)
         result = generate_city(
