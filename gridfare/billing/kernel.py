@@ -456,10 +456,11 @@ def _out_of_range_detail(readings: pa.Table, row: int, meters: np.ndarray,
 def _drop_bad_history(history: pa.Table, segments: np.ndarray, account_ids: np.ndarray,
                       offsets: np.ndarray, findings: _Findings) -> tuple[pa.Table, np.ndarray]:
     """History rows without a finite kWh in 0..2**53 units, dropped; their accounts flagged."""
-    kwh = history["kwh"].to_numpy(zero_copy_only=False) * ENERGY_SCALE
-    bad = ~((kwh >= 0) & (kwh <= FLOAT_EXACT_UNITS))
-    if not bad.any():
+    values = history["kwh"].to_numpy(zero_copy_only=False)
+    if _within(values, FLOAT_EXACT_UNITS / ENERGY_SCALE, 0.0):
         return history, segments
+    kwh = values * ENERGY_SCALE
+    bad = ~((kwh >= 0) & (kwh <= FLOAT_EXACT_UNITS))
     pos, found = locate(account_ids, offsets, history["account_id"].to_numpy(), segments)
     flagged = np.zeros(len(account_ids), bool)
     flagged[pos[bad & found]] = True
@@ -496,13 +497,25 @@ def _sum_at(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _checked_units(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """``_units_or_zero`` that never casts garbage: ``(units, bad)`` where ``bad`` marks a
-    value that is not finite or beyond 2**53 units (float64's exact 0.01 steps), held as 0."""
-    scaled = pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False) * ENERGY_SCALE
+    """kWh floats (null: 0) as exact int64 units of 0.01, never casting garbage: ``(units,
+    bad)`` where ``bad`` marks a value that is not finite or beyond 2**53 units (float64's
+    exact 0.01 steps), held as 0."""
+    values = pc.fill_null(column, 0.0).to_numpy(zero_copy_only=False)
+    if _within(values, FLOAT_EXACT_UNITS / ENERGY_SCALE):
+        return np.rint(values * ENERGY_SCALE).astype(np.int64), np.zeros(len(values), bool)
+    scaled = values * ENERGY_SCALE
     bad = ~(np.abs(scaled) <= FLOAT_EXACT_UNITS)  # NaN compares false: bad
-    if bad.any():
-        scaled = np.where(bad, 0.0, scaled)
-    return np.rint(scaled).astype(np.int64), bad
+    return np.rint(np.where(bad, 0.0, scaled)).astype(np.int64), bad
+
+
+def _within(values: np.ndarray, most: float, least: float | None = None) -> bool:
+    """Whether every value is in ``[least (default -most), most]``: two reductions, no
+    temporaries (the common case of the checks above costs ~1 ms a 1.5 M-row run). A NaN
+    makes a reduction NaN, which fails the comparison."""
+    if not len(values):
+        return True
+    return bool(values.max() <= most) and bool(values.min() >= (-most if least is None
+                                                                  else least))
 
 
 def _kwh(units: int) -> str:
