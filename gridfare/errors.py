@@ -4,12 +4,15 @@
     ├── ConfigError               a configuration file or flag breaks a rule (names the key)
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
-    │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
+    │   └── UnsafeOutputPath      an output path is the input, a link of it, or not writable
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
-    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   └── DataCentreNotEmpty    generating into a data centre that already holds data
     ├── LoadShareError            a load-sharing rule was broken (names the environment, rule)
     │   ├── QuotaExceeded         a burst environment's working directory would exceed its quota
     │   └── IllegalTransition     an open-state table change its state does not allow
@@ -33,12 +36,14 @@ __all__ = [
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "DataCentreNotEmpty",
     "GridfareError",
     "IllegalTransition",
     "InvalidInput",
     "InvalidReading",
     "LoadShareError",
     "MigrationError",
+    "QuantityOutOfRange",
     "QuotaExceeded",
     "SeatError",
     "StaleVersion",
@@ -49,6 +54,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UnsafeOutputPath",
     "WalCorrupt",
 ]
 
@@ -73,6 +79,14 @@ class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
 
 
+class QuantityOutOfRange(InvalidInput):
+    """A quantity beyond what exact int64 fen can price; the message names it and the bound."""
+
+
+class UnsafeOutputPath(InvalidInput):
+    """An output path is the input, a link of it, inside the data centre, or not writable."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
@@ -91,6 +105,10 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class DataCentreNotEmpty(DataCentreError):
+    """Generating into a data centre that already holds data, without asking to replace it."""
 
 
 class LoadShareError(GridfareError):
