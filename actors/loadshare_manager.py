@@ -51,7 +51,7 @@ from gridfare.loadshare.watch import LoadReading, parse_prometheus, read_load
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MANAGER_NAME", "LoadShareManager", "get_loadshare_manager"]
+__all__ = ["MANAGER_NAME", "LoadShareManager", "drain_node", "get_loadshare_manager"]
 
 MANAGER_NAME = "gridfare-loadshare"
 CAPACITY_OWNER = "gridfare-loadshare"
@@ -386,14 +386,22 @@ class LoadShareManager:
                                f"{one_line(exc)}") from exc
 
     def _ray_drain_node(self, node_id: str) -> bool:
-        """Ask GCS for a preemption drain of ``node_id``; True once accepted."""
-        from ray.core.generated import autoscaler_pb2
+        return drain_node(node_id, self._config.drain_deadline_s,
+                          "gridfare load sharing: the burst episode ended")
 
-        gcs = ray._raylet.GcsClient(address=ray.get_runtime_context().gcs_address)
-        deadline_ms = int((time.time() + self._config.drain_deadline_s) * 1000)
-        accepted, why = gcs.drain_node(
-            node_id, autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
-            "gridfare load sharing: the burst episode ended", deadline_ms)
-        if not accepted:
-            logger.warning("drain of node %s refused: %s", node_id, why)
-        return bool(accepted)
+
+def drain_node(node_id: str, deadline_s: float, message: str) -> bool:
+    """Ask GCS for a preemption drain of ``node_id`` (Ray 2.60's ``GcsClient.drain_node``,
+    what the hidden ``ray drain-node`` calls): accepted while the node is busy, it then takes
+    no new tasks, actors or placement groups, lets running work finish and leaves when idle.
+    True once accepted."""
+    from ray.core.generated import autoscaler_pb2
+
+    gcs = ray._raylet.GcsClient(address=ray.get_runtime_context().gcs_address)
+    deadline_ms = int((time.time() + deadline_s) * 1000)
+    accepted, why = gcs.drain_node(
+        node_id, autoscaler_pb2.DrainNodeReason.Value("DRAIN_NODE_REASON_PREEMPTION"),
+        message, deadline_ms)
+    if not accepted:
+        logger.warning("drain of node %s refused: %s", node_id, why)
+    return bool(accepted)
