@@ -122,6 +122,12 @@ class Cluster:
                                        max_queued_requests=max_queued)
         return self.url
 
+    def serve_signals(self) -> str:
+        from services.loadshare_http import start_loadshare_http
+
+        start_loadshare_http(MANAGER)
+        return self.url.rsplit("/", 1)[0] + "/loadshare"
+
     def manager(self, sharing: bool = True):
         import ray
 
@@ -250,11 +256,19 @@ def _raylet_of(node_id: str):
 def kill_and_restart(cluster: Cluster, manager) -> dict:
     """A burst environment killed mid-task under a steady load (idempotent requests retried
     by the client), then the manager killed and restarted by Ray."""
+    import urllib.request
+
     import ray
 
     from bench._loadgen import Phase, start_load
 
-    ray.get(manager.signal.remote("release-day"))  # and the volume below, at once
+    # The hot event arrives over HTTP (as from a release calendar), the volume below at
+    # once: one opening.
+    signals = cluster.serve_signals()
+    request = urllib.request.Request(f"{signals}/signal", method="POST",
+                                     data=json.dumps({"event": "release-day"}).encode())
+    with urllib.request.urlopen(request, timeout=60) as response:
+        signalled = json.load(response)
     thread, result = start_load(cluster.url, BODY, [Phase(40, 15.0)], timeout_s=240.0,
                                 retries=5)
     victim, deadline = None, time.time() + 60
@@ -266,7 +280,8 @@ def kill_and_restart(cluster: Cluster, manager) -> dict:
             victim = busy[0]
             break
         time.sleep(0.5)
-    out: dict = {"victim": victim}
+    out: dict = {"victim": victim, "signalled": {k: signalled[k] for k in (
+        "phase", "cause", "episode", "hot_events")}}
     if victim is None:
         thread.join()
         return {**out, "error": "no environment opened and served in 60 s",

@@ -57,6 +57,9 @@ def test_a_10x_burst_opens_environments_serves_every_request_and_closes_after(re
 def test_a_signal_and_a_volume_trigger_at_once_are_one_opening(report):
     kill = report["kill"]
     assert "error" not in kill, kill.get("error")
+    # The hot event came over HTTP and opened the episode at once, named after it.
+    assert kill["signalled"] == {"phase": "sharing", "cause": "signal", "episode": 2,
+                                 "hot_events": ["release-day"]}
     # The burst was episode 1; the signal and the load of the kill scenario made one more.
     assert kill["before"]["episode"] == 2
     asked = [e for e in kill["before"]["environments"] if e["episode"] == 2]
