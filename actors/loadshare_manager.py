@@ -109,6 +109,7 @@ class LoadShareManager:
         self._memory = (_memory_from_dict(state["memory"]) if "memory" in state
                         else ShareMemory())
         self._episode = int(state.get("episode", 0))
+        self._saved_state = state
         self._last: dict[str, LedgerEntry] = {
             env: LedgerEntry(**e) for env, e in self._store.last_entries().items()}
         self._seen: dict[str, float] = {}  # env -> wall time of its last report
@@ -239,10 +240,12 @@ class LoadShareManager:
         entries = self._accrue(now)
         rows = [self._table.get(e) for e in sorted(self._dirty)]
         self._dirty.clear()
-        await asyncio.to_thread(
-            self._store.save, [r.to_dict() for r in rows],
-            [dataclasses.asdict(e) for e in entries],
-            {"memory": _memory_to_dict(self._memory), "episode": self._episode})
+        state = {"memory": _memory_to_dict(self._memory), "episode": self._episode}
+        if rows or entries or state != self._saved_state:  # a quiet tick writes nothing
+            await asyncio.to_thread(
+                self._store.save, [r.to_dict() for r in rows],
+                [dataclasses.asdict(e) for e in entries], state)
+            self._saved_state = state
         for entry in entries:
             self._metrics.credit.inc(entry.millicredits, tags={"node_id": entry.node_id})
         self._export(rate, reading.queue)
