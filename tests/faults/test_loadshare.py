@@ -34,7 +34,14 @@ def report(tmp_path_factory):
         pytest.fail(f"the load-sharing driver did not end in {DRIVER_TIMEOUT_S} s: "
                     f"{str(exc.stderr)[-3000:]}")
     assert done.returncode == 0 and out.exists(), done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    burst = report["burst"]
+    print(f"\nload sharing: burst {burst['sent']} requests, {burst['lost']} lost, events "
+          f"{ {k: round(v, 1) for k, v in burst['events'].items()} }, trigger -> first "
+          f"served {burst['trigger_to_first_served_s']} s; kill: {report['kill'].get('sent')}"
+          f" requests, {report['kill'].get('retried')} retried, "
+          f"{report['kill'].get('lost')} lost")
+    return report
 
 
 def test_a_10x_burst_opens_environments_serves_every_request_and_closes_after(report):
