@@ -2,6 +2,8 @@
 
 from gridfare.api import connect
 from gridfare.errors import (
+    CatalogBusy,
+    CatalogLeaseLost,
     ConfigError,
     DataCentreError,
     DataCentreFull,
@@ -9,6 +11,7 @@ from gridfare.errors import (
     InvalidInput,
     InvalidReading,
     MigrationError,
+    NotADataCentre,
     SeatError,
     StaleVersion,
     TariffError,
@@ -22,6 +25,8 @@ from gridfare.errors import (
 )
 
 __all__ = [
+    "CatalogBusy",
+    "CatalogLeaseLost",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
@@ -29,6 +34,7 @@ __all__ = [
     "InvalidInput",
     "InvalidReading",
     "MigrationError",
+    "NotADataCentre",
     "SeatError",
     "StaleVersion",
     "TariffError",

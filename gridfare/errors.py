@@ -8,7 +8,10 @@
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     ├── DataCentreError           the data centre cannot be read or written
-    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
+    │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
+    │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
     └── SeatError                 a seat inventory, directory or migration rule was broken
         ├── UnknownTrain          a train-date this centre or directory does not hold
         ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -25,6 +28,8 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "CatalogBusy",
+    "CatalogLeaseLost",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
@@ -32,6 +37,7 @@ __all__ = [
     "InvalidInput",
     "InvalidReading",
     "MigrationError",
+    "NotADataCentre",
     "SeatError",
     "StaleVersion",
     "TariffError",
@@ -79,6 +85,18 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class NotADataCentre(DataCentreError):
+    """A path or bucket prefix that holds no data centre (no manifest, datasets or catalog)."""
+
+
+class CatalogBusy(DataCentreError):
+    """Another writer holds the catalog's lease for longer than this writer would wait."""
+
+
+class CatalogLeaseLost(DataCentreError):
+    """The writer's catalog lease was taken over; its write was refused, not published."""
 
 
 class SeatError(GridfareError):
