@@ -1,0 +1,204 @@
+"""A data centre on S3 (a local moto server): every command and API call works on it, its
+catalog lives in the bucket, credentials are never printed, and a path that is not a data
+centre says so without creating anything.
+
+The same small city is generated locally and on S3 with one seed: what S3 bills must be
+exactly what the local data centre bills.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+import gridfare
+from datasets.catalog import open_catalog
+from datasets.datacentre import DataCentre
+from datasets.generator import generate_city
+from gridfare.cli import main
+from gridfare.errors import DataCentreError, NotADataCentre
+from gridfare.money import format_cny
+from tests.conftest import S3_KEY, S3_SECRET
+
+PERIOD = "2026-10"
+ACCOUNTS, SECTIONS, SEED = 2_000, 8, 5
+
+
+def _totals(client) -> tuple:
+    bills = client.bills(PERIOD).aggregate("count(*), sum(total_fen)::BIGINT").fetchall()[0]
+    exceptions = client.exceptions(PERIOD).aggregate("count(*)").fetchall()[0][0]
+    return bills, exceptions
+
+
+def _clean(text: str) -> None:
+    """No traceback and no credential in anything a user sees."""
+    assert "Traceback" not in text
+    assert S3_SECRET not in text
+    assert S3_KEY not in text
+
+
+@pytest.fixture(scope="module")
+def local_twin(tmp_path_factory) -> tuple:
+    """The totals the local data centre gives for the same city."""
+    root = str(tmp_path_factory.mktemp("twin"))
+    generate_city(DataCentre(root, create=True), accounts=ACCOUNTS, sections=SECTIONS,
+                  period=PERIOD, seed=SEED)
+    client = gridfare.connect(root)
+    client.run_billing(PERIOD)
+    return _totals(client)
+
+
+@pytest.fixture
+def remote_city(s3_server, capsys) -> str:
+    """A fresh city on S3, generated through the CLI."""
+    uri = s3_server.uri(f"city-{uuid.uuid4().hex[:8]}")
+    assert main(["generate", "--accounts", str(ACCOUNTS), "--sections", str(SECTIONS),
+                 "--period", PERIOD, "--seed", str(SEED), "--out", uri]) == 0
+    _clean(capsys.readouterr().out)
+    return uri
+
+
+def test_cli_generate_import_bill_runs_summary_status(remote_city, s3_server, local_twin,
+                                                      tmp_path, capsys, monkeypatch):
+    prefix = remote_city.split("/", 3)[3].split("?")[0]
+    # A same-named local directory in the working directory: the catalog must not land
+    # there (it used to, silently, while the bills went to S3).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / s3_server.bucket / prefix).mkdir(parents=True)
+
+    assert main(["bill", "--datacentre", remote_city, "--period", PERIOD]) == 0
+    out = capsys.readouterr()
+    _clean(out.out + out.err)
+    run_id = out.out.split()[1].rstrip(":")
+    assert "catalog.duckdb" in s3_server.keys(prefix)
+    assert not any((tmp_path / s3_server.bucket).rglob("*.duckdb"))
+
+    assert main(["runs", "--datacentre", remote_city]) == 0
+    runs = capsys.readouterr().out
+    assert run_id in runs and "done" in runs
+    assert main(["status", run_id, "--datacentre", remote_city, "--sections"]) == 0
+    status = capsys.readouterr().out
+    assert f"{SECTIONS} done" in status
+    assert main(["summary", "--datacentre", remote_city, "--period", PERIOD]) == 0
+    summary = capsys.readouterr().out
+    _clean(runs + status + summary)
+    (bills, total), _ = local_twin
+    assert f"{bills:,} bills, total {format_cny(total)} CNY" in summary
+
+    # Import readings of the next period for the first accounts, then bill that period.
+    client = gridfare.connect(remote_city)
+    sample = client.bills(PERIOD).limit(5).fetchall()
+    source = tmp_path / "next.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["account_id", "meter_point_id", "period", "reading_date",
+                         "prev_register", "cur_register", "multiplier"])
+        for index, row in enumerate(sample):
+            writer.writerow([row[0], row[0] * 10, "2026-11", "2026-11-28", "100.00",
+                             f"{200 + index}.00", 1])
+    assert main(["import", "readings", str(source), "--datacentre", remote_city,
+                 "--period", "2026-11"]) == 0
+    _clean(capsys.readouterr().out)
+    assert "readings/period=2026-11" in " ".join(s3_server.keys(prefix))
+    assert client.run_billing("2026-11").status == "done"
+    billed = {row[0] for row in client.bills("2026-11").project("account_id").fetchall()}
+    assert billed and billed <= {row[0] for row in sample}  # the rest flagged by the audit
+    assert [r.period for r in client.runs()] == [PERIOD, "2026-11"]
+
+
+def test_api_reads_match_the_local_data_centre(remote_city, local_twin):
+    client = gridfare.connect(remote_city)
+    assert client.runs() == []  # no catalog yet: no runs, and nothing created by reading
+    assert client.exceptions(PERIOD).aggregate("count(*)").fetchall()[0][0] == 0
+    record = client.run_billing(PERIOD)
+    assert record.status == "done" and record.sections_done == SECTIONS
+    assert _totals(client) == local_twin
+    assert [s.status for s in client.sections(record.run_id)] == ["done"] * SECTIONS
+    summary = client.summary(PERIOD)
+    assert sum(row[3] for row in summary.by_tariff) == record.total_fen
+    assert repr(client._centre).startswith("DataCentre('s3://***@")
+
+
+def test_reads_create_nothing_on_s3(remote_city, s3_server):
+    prefix = remote_city.split("/", 3)[3].split("?")[0]
+    before = s3_server.keys(prefix)
+    client = gridfare.connect(remote_city)
+    client.runs()
+    client.exceptions(PERIOD)
+    client.summary(PERIOD)
+    assert main(["runs", "--datacentre", remote_city]) == 0
+    assert s3_server.keys(prefix) == before
+
+
+def test_cluster_run_on_s3(ray_cluster, remote_city, s3_server, local_twin):
+    """The ControlServer and the section tasks reach the bucket through the URI alone."""
+    cluster, _ = ray_cluster
+    client = gridfare.connect(remote_city)
+    record = client.run_billing(PERIOD, cluster=cluster.address)
+    assert record.status == "done" and record.sections_done == SECTIONS
+    assert _totals(client) == local_twin
+    nodes = {s.node_id for s in client.sections(record.run_id)}
+    assert None not in nodes  # billed by tasks on the cluster's nodes
+    # The ControlServer gave the catalog's lease up when the run ended: a single-process
+    # run goes straight in, on the same catalog.
+    started = time.monotonic()
+    again = client.run_billing(PERIOD)
+    assert time.monotonic() - started < 30
+    assert [r.run_id for r in client.runs()] == [record.run_id, again.run_id]
+    assert _totals(client) == local_twin  # bills replaced, never doubled
+
+
+def test_not_a_data_centre_says_so_and_creates_nothing(tmp_path, s3_server, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for uri in (str(empty), s3_server.uri("no-such-prefix"),
+                s3_server.uri("dc", bucket="no-such-bucket")):
+        for argv in (["runs", "--datacentre", uri],
+                     ["summary", "--datacentre", uri, "--period", PERIOD],
+                     ["status", "R1", "--datacentre", uri],
+                     ["bill", "--datacentre", uri, "--period", PERIOD]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert err.startswith("gridfare: error: not a data centre: "), err
+            assert err.count("\n") == 1
+            _clean(err)
+        with pytest.raises(NotADataCentre):
+            gridfare.connect(uri).runs()
+        with pytest.raises(NotADataCentre):
+            gridfare.connect(uri).bills(PERIOD)
+    assert list(empty.iterdir()) == []
+    assert s3_server.keys("no-such-prefix") == []
+
+
+def test_a_wrong_endpoint_is_one_line_in_seconds(s3_server):
+    uri = s3_server.uri("dc").replace(s3_server.endpoint, "127.0.0.1:9")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "gridfare.cli", "runs", "--datacentre", uri],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert time.monotonic() - started < 60
+    assert result.returncode == 2
+    assert result.stderr.startswith("gridfare: error: data centre s3://***@gridfare-test/dc")
+    assert result.stderr.count("\n") == 1
+    _clean(result.stdout + result.stderr)
+
+
+def test_query_credentials_and_unknown_keys(s3_server):
+    endpoint = f"endpoint_override={s3_server.endpoint}&scheme=http&region=us-east-1"
+    uri = (f"s3://{s3_server.bucket}/q-{uuid.uuid4().hex[:6]}?access_key={S3_KEY}"
+           f"&secret_key={S3_SECRET}&session_token=tok-{S3_SECRET}&{endpoint}")
+    centre = DataCentre(uri, create=True)
+    assert centre.is_datacentre()
+    assert S3_SECRET not in repr(centre) and S3_KEY not in centre.shown
+    assert open_catalog(centre).runs() == []
+    with pytest.raises(DataCentreError, match="unknown query key 'secret'") as caught:
+        DataCentre(f"s3://{s3_server.bucket}/dc?secret={S3_SECRET}&{endpoint}")
+    _clean(str(caught.value))
