@@ -29,7 +29,9 @@ _SECRET_KEY = re.compile(r"(?i)(secret|token|password|passwd|credential|signatur
                          r"access_key|sig$|^key$)")
 # scheme://userinfo@ : userinfo is a user name, a key id or a key id and secret.
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s?#]+)@")
-_QUERY_PAIR = re.compile(r"(?P<sep>[?&;])(?P<key>[A-Za-z0-9_.-]+)=(?P<value>[^&#\s'\"]*)")
+# A value ends at the next pair, a space or quote, or a colon that ends a message's part.
+_QUERY_PAIR = re.compile(r"(?P<sep>[?&;])(?P<key>[A-Za-z0-9_.-]+)="
+                         r"(?P<value>[^&#\s'\"]*?)(?=[&#\s'\"]|:\s|:$|$)")
 
 # S3 URI query keys, as pyarrow's S3FileSystem takes them (credentials taken out of the
 # query here: pyarrow's own URI parser only takes them as userinfo, and no session token).

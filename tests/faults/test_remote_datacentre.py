@@ -202,3 +202,61 @@ def test_query_credentials_and_unknown_keys(s3_server):
     with pytest.raises(DataCentreError, match="unknown query key 'secret'") as caught:
         DataCentre(f"s3://{s3_server.bucket}/dc?secret={S3_SECRET}&{endpoint}")
     _clean(str(caught.value))
+
+
+def test_the_billing_job_on_s3(ray_cluster, remote_city, local_twin):
+    """``python -m rayjobs.billing`` (what ``ray job submit`` runs) on an S3 data centre."""
+    cluster, _ = ray_cluster
+    result = subprocess.run(
+        [sys.executable, "-m", "rayjobs.billing", "--datacentre", remote_city,
+         "--period", PERIOD, "--address", cluster.address],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    _clean(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stderr
+    assert f"done: {SECTIONS} sections done, 0 failed" in result.stdout
+    assert _totals(gridfare.connect(remote_city)) == local_twin
+
+
+def test_readers_see_whole_catalogs_while_a_run_writes(remote_city):
+    """Snapshots read during a run: each is one published catalog (the run's sections
+    only ever go from pending to done, and their count never goes back)."""
+    import threading
+
+    client = gridfare.connect(remote_city)
+    seen, errors = [], []
+    done = threading.Event()
+
+    def read_until_done():
+        while not done.is_set():
+            try:
+                runs = client.runs()
+                if runs:
+                    seen.append(runs[-1].sections_done)
+            except Exception as exc:  # any failure is what the test looks for
+                errors.append(exc)
+
+    reader = threading.Thread(target=read_until_done)
+    reader.start()
+    try:
+        record = client.run_billing(PERIOD)
+    finally:
+        done.set()
+        reader.join()
+    assert not errors
+    assert seen == sorted(seen) and set(seen) <= set(range(SECTIONS + 1))
+    assert record.sections_done == SECTIONS
+
+
+def test_local_read_commands_create_no_catalog(tmp_path, capsys):
+    root = tmp_path / "dc"
+    generate_city(DataCentre(root, create=True), accounts=200, sections=2, period=PERIOD,
+                  seed=3)
+    assert main(["runs", "--datacentre", str(root)]) == 0
+    assert main(["summary", "--datacentre", str(root), "--period", PERIOD]) == 0
+    assert main(["status", "R1", "--datacentre", str(root)]) == 2
+    assert "not in the catalog" in capsys.readouterr().err
+    client = gridfare.connect(str(root))
+    assert client.runs() == [] and client.sections("R1") == []
+    assert client.exceptions(PERIOD).aggregate("count(*)").fetchall()[0][0] == 0
+    assert not (root / "catalog.duckdb").exists()
