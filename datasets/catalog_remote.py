@@ -1,9 +1,10 @@
 """The catalog of a remote data centre: one DuckDB file kept as an object in the data centre.
 
 DuckDB cannot reach object stores here (no httpfs), so the canonical catalog is the object
-``<root>/catalog.duckdb``, and DuckDB works on local files:
+``<root>/catalog.duckdb.zst``, and DuckDB works on local files:
 
-- **Readers** download the object (one GET) and open that snapshot read-only. An object is
+- **Readers** download the object (one GET; the DuckDB file, zstd-compressed, as
+  ``catalog.duckdb.zst``) and open that snapshot read-only. An object is
   replaced whole, so a reader sees one committed catalog or the next, never half of one.
 - **The writer** holds the lease ``<root>/catalog.lease`` (epoch, holder, expiry), works on
   a local copy downloaded when it took the lease, and publishes each committed transaction
@@ -41,7 +42,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from datasets.datacentre import CATALOG_NAME
+from datasets.datacentre import CATALOG_NAME, REMOTE_CATALOG_NAME
 from datasets.uri import redact
 from gridfare.errors import CatalogBusy, CatalogLeaseLost, DataCentreError
 
@@ -79,10 +80,10 @@ class RemoteCatalogFile:
                  lock_timeout_s: float = 30.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self._fs = filesystem
-        self._object = f"{root}/{CATALOG_NAME}"
+        self._object = f"{root}/{REMOTE_CATALOG_NAME}"
         self._lease_path = f"{root}/{LEASE_NAME}"
         self._root = root
-        self.shown = f"{shown}/{CATALOG_NAME}"
+        self.shown = f"{shown}/{REMOTE_CATALOG_NAME}"
         self.writer = writer
         self._timeout_s = lock_timeout_s
         self._clock = clock
@@ -138,7 +139,7 @@ class RemoteCatalogFile:
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, bool]]:
         """The published catalog, read-only (and whether it is an empty stand-in)."""
-        data = self._get(self._object)
+        data = self._get(self._object, compression="zstd")
         if data is None:  # never written: an empty catalog, in memory, touches nothing
             con = duckdb.connect(":memory:")
             try:
@@ -222,9 +223,9 @@ class RemoteCatalogFile:
                 f"catalog {self.shown}: this writer's lease (epoch {lease.epoch}) was lost "
                 f"({holder}); the write was refused, nothing was published")
         data = self._work.read_bytes()
-        temp = f"{self._root}/.{CATALOG_NAME}.tmp-{uuid.uuid4().hex}"
+        temp = f"{self._root}/.{REMOTE_CATALOG_NAME}.tmp-{uuid.uuid4().hex}"
         try:
-            with self._fs.open_output_stream(temp) as sink:
+            with self._fs.open_output_stream(temp, compression="zstd") as sink:
                 sink.write(data)
             self._fs.move(temp, self._object)
         except (OSError, pa.ArrowException) as exc:
@@ -259,7 +260,7 @@ class RemoteCatalogFile:
         directory = Path(tempfile.mkdtemp(prefix="gridfare-catalog-"))
         weakref.finalize(self, shutil.rmtree, directory, True)
         work = directory / CATALOG_NAME
-        data = self._get(self._object)
+        data = self._get(self._object, compression="zstd")
         if data is not None:
             work.write_bytes(data)
         self._work = work
@@ -269,9 +270,9 @@ class RemoteCatalogFile:
             shutil.rmtree(self._work.parent, ignore_errors=True)
             self._work = None
 
-    def _get(self, path: str) -> bytes | None:
+    def _get(self, path: str, compression: str | None = None) -> bytes | None:
         try:
-            with self._fs.open_input_stream(path) as source:
+            with self._fs.open_input_stream(path, compression=compression) as source:
                 return source.read()
         except FileNotFoundError:
             return None

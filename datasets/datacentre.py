@@ -6,7 +6,8 @@ Layout under the root (a local directory or a filesystem URI such as ``s3://buck
     readings/period=2026-10/section=S00001/part-0.parquet
     usage_history/section=S00001/part-0.parquet
     bills/period=2026-10/section=S00001/part-0.parquet
-    catalog.duckdb         (runs, section states, audit exceptions: ``datasets/catalog.py``)
+    catalog.duckdb         (runs, section states, audit exceptions: ``datasets/catalog.py``;
+                            remote: catalog.duckdb.zst, the file as one compressed object)
     catalog.lease          (remote data centres: the catalog writer's lease)
     datacentre.json        (the manifest that marks the root as a data centre)
 
@@ -46,6 +47,7 @@ __all__ = [
     "DATASETS",
     "MANIFEST",
     "PART_NAME",
+    "REMOTE_CATALOG_NAME",
     "DataCentre",
     "check_period",
     "periods_before",
@@ -54,6 +56,9 @@ __all__ = [
 
 PART_NAME = "part-0.parquet"
 CATALOG_NAME = "catalog.duckdb"
+# A remote data centre's catalog: the DuckDB file as one zstd-compressed object (a DuckDB
+# file is mostly empty blocks: the bench city's 3.4 MB catalog is a fraction of that).
+REMOTE_CATALOG_NAME = "catalog.duckdb.zst"
 # What marks a root as a data centre (written by ``DataCentre(create=True)``: generate).
 MANIFEST = "datacentre.json"
 _MANIFEST_BYTES = b'{"format": "gridfare-datacentre", "version": 1}\n'
@@ -239,7 +244,7 @@ class DataCentre:
         when the data centre is created), or, for one older than manifests, a dataset
         folder or a catalog. One listing of the root."""
         names = {info.base_name for info in self._list(self._root, recursive=False)}
-        return bool(names & {MANIFEST, CATALOG_NAME, *DATASETS})
+        return bool(names & {MANIFEST, CATALOG_NAME, REMOTE_CATALOG_NAME, *DATASETS})
 
     # ------------------------------------------------------------------ listing
     def sections(self, period: str) -> list[str]:

@@ -77,7 +77,7 @@ def test_cli_generate_import_bill_runs_summary_status(remote_city, s3_server, lo
     out = capsys.readouterr()
     _clean(out.out + out.err)
     run_id = out.out.split()[1].rstrip(":")
-    assert "catalog.duckdb" in s3_server.keys(prefix)
+    assert "catalog.duckdb.zst" in s3_server.keys(prefix)
     assert not any((tmp_path / s3_server.bucket).rglob("*.duckdb"))
 
     assert main(["runs", "--datacentre", remote_city]) == 0

@@ -105,9 +105,9 @@ def test_a_failed_transaction_publishes_nothing(tmp_path):
     clock = Clock()
     a = _catalog(tmp_path, clock)
     a.start_run("R1", "2026-10", ["S1"], T0)
-    published = (tmp_path / "catalog.duckdb").read_bytes()
+    published = (tmp_path / "catalog.duckdb.zst").read_bytes()
     with pytest.raises(DataCentreError, match="not part of the run"):
         a.record_sections("R1", [{"section_id": "S9", "status": "done"}])
-    assert (tmp_path / "catalog.duckdb").read_bytes() == published
+    assert (tmp_path / "catalog.duckdb.zst").read_bytes() == published
     a.record_sections("R1", [{"section_id": "S1", "status": "done"}])
     assert _catalog(tmp_path, clock, writer=False).run("R1").sections_done == 1
