@@ -77,6 +77,9 @@ class DataCentreClient:
         self._centre = DataCentre(uri)
         self._con = duckdb.connect()
 
+    def __repr__(self) -> str:
+        return f"DataCentreClient({self._centre.shown!r})"  # credentials redacted
+
     @property
     def uri(self) -> str:
         return self._centre.uri
