@@ -6,7 +6,8 @@ cluster); readers open it read-only and never create it. A local catalog is the 
 ``<root>/catalog.duckdb``, opened only for the length of one transaction, so readers (the
 analyst API, ``gridfare status``) can get in between writes; a lock conflict is retried for
 a bounded time and then reported as a DataCentreError. A remote data centre's catalog is
-the object ``<root>/catalog.duckdb``, written under a lease (``datasets/catalog_remote.py``).
+the object ``<root>/catalog.duckdb.zst``, written under a lease
+(``datasets/catalog_remote.py``).
 """
 
 from __future__ import annotations
@@ -124,8 +125,8 @@ def _process_lock(path: Path) -> threading.Lock:
 
 def open_catalog(centre: DataCentre, *, writer: bool = False,
                  lock_timeout_s: float = 30.0) -> Catalog:
-    """The catalog of ``centre``: ``<root>/catalog.duckdb``, a file when the data centre is
-    local, an object in it when remote (``datasets/catalog_remote.py``).
+    """The catalog of ``centre``: the file ``<root>/catalog.duckdb`` when the data centre is
+    local, the object ``<root>/catalog.duckdb.zst`` when remote (``datasets/catalog_remote.py``).
 
     Readers (``writer=False``) open it read-only and never create it: a data centre that
     has no catalog yet reads as one with no runs. The data centre must exist, so that a

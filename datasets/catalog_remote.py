@@ -3,16 +3,16 @@
 DuckDB cannot reach object stores here (no httpfs), so the canonical catalog is the object
 ``<root>/catalog.duckdb.zst``, and DuckDB works on local files:
 
-- **Readers** download the object (one GET; the DuckDB file, zstd-compressed, as
-  ``catalog.duckdb.zst``) and open that snapshot read-only. An object is
-  replaced whole, so a reader sees one committed catalog or the next, never half of one.
+- **Readers** download the object (one GET: the DuckDB file, zstd-compressed) and open
+  that snapshot read-only. An object is replaced whole, so a reader sees one committed
+  catalog or the next, never half of one.
 - **The writer** holds the lease ``<root>/catalog.lease`` (epoch, holder, expiry), works on
   a local copy downloaded when it took the lease, and publishes each committed transaction
-  as a temporary object moved over ``catalog.duckdb``. Before publishing it reads the lease
-  again: if another writer has taken it (or too little of it is left), the write is refused
-  (``CatalogLeaseLost``), its local copy is dropped and nothing is published. The next write
-  takes the lease again and starts from the published catalog, so a refused write repeated
-  loses nothing and doubles nothing (every catalog write is idempotent).
+  as a temporary object moved over ``catalog.duckdb.zst``. Before publishing it reads the
+  lease again: if another writer has taken it (or too little of it is left), the write is
+  refused (``CatalogLeaseLost``), its local copy is dropped and nothing is published. The
+  next write takes the lease again and starts from the published catalog, so a refused
+  write repeated loses nothing and doubles nothing (every catalog write is idempotent).
 
 Object stores give no compare-and-swap through ``pyarrow.fs``, so the lease is taken the
 way Fischer's mutual exclusion takes a lock: read it, write a claim with the next epoch if
@@ -131,6 +131,8 @@ class RemoteCatalogFile:
         try:
             with self._open(self._work) as con:
                 yield con
+                # Into the file itself: the object published is the file, never its WAL.
+                con.execute("CHECKPOINT")
         except BaseException:
             self._drop_copy()  # it may hold part of a transaction that was not published
             raise
@@ -165,7 +167,7 @@ class RemoteCatalogFile:
         except duckdb.Error as exc:
             raise DataCentreError(f"catalog {self.shown}: {exc}") from exc
         finally:
-            con.close()  # closing checkpoints: the file alone is the whole catalog
+            con.close()
 
     # -- the lease ---------------------------------------------------------------------
 
