@@ -104,7 +104,9 @@ class RemoteCatalogFile:
                     raise DataCentreError(f"catalog {self.shown}: opened read-only")
                 with self._writing() as con:
                     yield con, True
-            elif self._lease is not None and self._work is not None:
+            elif (self._lease is not None and self._work is not None
+                  and self._lease.expires_at > self._clock()):
+                # Held: the local copy is the published catalog plus nothing unpublished.
                 with self._open(self._work) as con:
                     yield con, True
             else:

@@ -123,6 +123,10 @@ def test_api_reads_match_the_local_data_centre(remote_city, local_twin):
     assert [s.status for s in client.sections(record.run_id)] == ["done"] * SECTIONS
     summary = client.summary(PERIOD)
     assert sum(row[3] for row in summary.by_tariff) == record.total_fen
+    resumed = client.run_billing(PERIOD, resume_run_id=record.run_id)  # nothing left to do
+    assert (resumed.run_id, resumed.status, resumed.billed) == (record.run_id, "done",
+                                                                record.billed)
+    assert _totals(client) == local_twin
     assert repr(client).startswith("DataCentreClient('s3://***@")
 
 
