@@ -12,7 +12,10 @@
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
     │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
-    │   └── DataCentreNotEmpty    generating into a data centre that already holds data
+    │   ├── DataCentreNotEmpty    generating into a data centre that already holds data
+    │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
+    │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
+    │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
     └── SeatError                 a seat inventory, directory or migration rule was broken
         ├── UnknownTrain          a train-date this centre or directory does not hold
         ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -29,6 +32,8 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "CatalogBusy",
+    "CatalogLeaseLost",
     "ClusterUnavailable",
     "ConfigError",
     "DataCentreError",
@@ -38,6 +43,7 @@ __all__ = [
     "InvalidInput",
     "InvalidReading",
     "MigrationError",
+    "NotADataCentre",
     "QuantityOutOfRange",
     "SeatError",
     "StaleVersion",
@@ -103,6 +109,16 @@ class DataCentreFull(DataCentreError):
 
 class DataCentreNotEmpty(DataCentreError):
     """Generating into a data centre that already holds data, without asking to replace it."""
+class NotADataCentre(DataCentreError):
+    """A path or bucket prefix that holds no data centre (no manifest, datasets or catalog)."""
+
+
+class CatalogBusy(DataCentreError):
+    """Another writer holds the catalog's lease for longer than this writer would wait."""
+
+
+class CatalogLeaseLost(DataCentreError):
+    """The writer's catalog lease was taken over; its write was refused, not published."""
 
 
 class SeatError(GridfareError):
