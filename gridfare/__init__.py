@@ -9,6 +9,7 @@ from gridfare.errors import (
     InvalidInput,
     InvalidReading,
     MigrationError,
+    ProfileError,
     SeatError,
     StaleVersion,
     TariffError,
@@ -18,6 +19,7 @@ from gridfare.errors import (
     UnknownOrder,
     UnknownTariff,
     UnknownTrain,
+    UrdbError,
     WalCorrupt,
 )
 
@@ -29,6 +31,7 @@ __all__ = [
     "InvalidInput",
     "InvalidReading",
     "MigrationError",
+    "ProfileError",
     "SeatError",
     "StaleVersion",
     "TariffError",
@@ -38,6 +41,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UrdbError",
     "WalCorrupt",
     "connect",
 ]

@@ -4,9 +4,11 @@
     ├── ConfigError               a configuration file or flag breaks a rule (names the key)
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
-    │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   └── ProfileError          an hourly load profile breaks a rule (names the profile, hour)
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
+    │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
     ├── DataCentreError           the data centre cannot be read or written
     │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
     └── SeatError                 a seat inventory, directory or migration rule was broken
@@ -32,6 +34,7 @@ __all__ = [
     "InvalidInput",
     "InvalidReading",
     "MigrationError",
+    "ProfileError",
     "SeatError",
     "StaleVersion",
     "TariffError",
@@ -41,6 +44,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UrdbError",
     "WalCorrupt",
 ]
 
@@ -65,12 +69,20 @@ class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
 
 
+class ProfileError(InvalidInput):
+    """An hourly load profile breaks a rule; the message names the profile, the hour, the rule."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
 
 class TariffError(GridfareError):
     """A tariff file breaks a rule; the message names the file and the key."""
+
+
+class UrdbError(TariffError):
+    """A URDB rate record breaks a rule or holds a field gridfare does not price (names both)."""
 
 
 class DataCentreError(GridfareError):

@@ -1,0 +1,115 @@
+"""The independent reference: NREL's PySAM ``Utilityrate5`` on a URDB record and a profile.
+
+The record goes to PySAM from its JSON as SAM's own URDB import lays it out (periods and
+tiers 1-based, ``max`` absent -> 1e38, unit codes 0 kWh / 1 kWh/kW / 2 kWh daily, price
+rate + adj), never from gridfare's translation, so a mistake in the translator shows.
+
+PySAM's calendar: the 8,760 hours of a 365-day year that starts on a Monday, with no leap
+day. A year like 2018 or 2029 (non-leap, 1 January a Monday) is the same calendar, so
+gridfare's bills for it must match; for other years see docs/urdb.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+import numpy as np
+
+__all__ = ["REFERENCE_LINES", "UNSUPPORTED", "pysam_bill", "pysam_supports"]
+
+# gridfare line -> PySAM output (year x month, row 1 is the first year)
+REFERENCE_LINES = {
+    "energy": "charge_w_sys_ec_ym",
+    "demand_tou": "charge_w_sys_dc_tou_ym",
+    "demand_flat": "charge_w_sys_dc_fixed_ym",
+    "fixed": "charge_w_sys_fixed_ym",
+    "minimum_adjustment": "charge_w_sys_minimum_ym",
+}
+_UNIT = {"kWh": 0, "kWh/kW": 1, "kWh daily": 2}
+_OPEN = 1e38
+UNSUPPORTED = "PySAM Utilityrate5 takes fixed and minimum charges per month only"
+
+
+def pysam_supports(record: Mapping[str, object]) -> bool:
+    """Whether PySAM can state ``record`` ($/day fixed or minimum charges it cannot)."""
+    return all(record.get(units) in (None, "$/month") or not record.get(amount)
+               for amount, units in (("fixedchargefirstmeter", "fixedchargeunits"),
+                                     ("mincharge", "minchargeunits")))
+
+
+def _f(value: object) -> float:
+    return float(Decimal(str(value))) if value is not None else 0.0
+
+
+def _price(tier: Mapping[str, object]) -> float:
+    return float(Decimal(str(tier["rate"])) + Decimal(str(tier.get("adj") or 0)))
+
+
+def _max(tier: Mapping[str, object], top: bool) -> float:
+    return _OPEN if top or tier.get("max") is None else _f(tier["max"])
+
+
+def _energy_matrix(record: Mapping[str, object]) -> list[list[float]]:
+    rows = []
+    for p, tiers in enumerate(record["energyratestructure"]):
+        for t, tier in enumerate(tiers):
+            rows.append([p + 1, t + 1, _max(tier, t == len(tiers) - 1),
+                         _UNIT[tier.get("unit") or "kWh"], _price(tier), 0.0])
+    return rows
+
+
+def _demand_matrix(structure) -> list[list[float]]:
+    return [[p + 1, t + 1, _max(tier, t == len(tiers) - 1), _price(tier)]
+            for p, tiers in enumerate(structure) for t, tier in enumerate(tiers)]
+
+
+def _schedule(rows) -> list[list[float]]:
+    return [[period + 1 for period in row] for row in rows]
+
+
+def pysam_bill(record: Mapping[str, object], load_kwh: np.ndarray) -> dict[str, np.ndarray]:
+    """``REFERENCE_LINES`` as (12,) float arrays of the currency, PySAM's figures."""
+    import PySAM.Utilityrate5 as utilityrate5
+
+    if len(load_kwh) != 8760:
+        raise ValueError("PySAM bills 8,760 hours")
+    model = utilityrate5.new()
+    model.Lifetime.analysis_period = 1
+    model.Lifetime.system_use_lifetime_output = 0
+    model.Lifetime.inflation_rate = 0
+    model.SystemOutput.gen = [0.0] * 8760
+    model.SystemOutput.degradation = [0]
+    model.Load.load = [float(v) for v in load_kwh]
+    model.Load.load_escalation = [0]
+    rates = model.ElectricityRates
+    rates.en_electricity_rates = 1
+    rates.rate_escalation = [0]
+    rates.ur_metering_option = 0
+    rates.ur_nm_yearend_sell_rate = 0
+    rates.ur_sell_eq_buy = 0
+    rates.ur_en_ts_sell_rate = 0
+    rates.ur_monthly_fixed_charge = _f(record.get("fixedchargefirstmeter"))
+    rates.ur_monthly_min_charge = _f(record.get("mincharge"))
+    rates.ur_annual_min_charge = 0
+    rates.ur_ec_tou_mat = _energy_matrix(record)
+    rates.ur_ec_sched_weekday = _schedule(record["energyweekdayschedule"])
+    rates.ur_ec_sched_weekend = _schedule(record["energyweekendschedule"])
+    tou = record.get("demandratestructure")
+    flat = record.get("flatdemandstructure")
+    rates.ur_dc_enable = 1 if tou or flat else 0
+    if tou or flat:
+        ones = [[1] * 24 for _ in range(12)]
+        rates.ur_dc_tou_mat = _demand_matrix(tou) if tou else [[1, 1, _OPEN, 0.0]]
+        rates.ur_dc_sched_weekday = _schedule(record["demandweekdayschedule"]) if tou else ones
+        rates.ur_dc_sched_weekend = _schedule(record["demandweekendschedule"]) if tou else ones
+        if flat:
+            months = record["flatdemandmonths"]
+            rates.ur_dc_flat_mat = [
+                [m, t + 1, _max(tier, t == len(flat[months[m]]) - 1), _price(tier)]
+                for m in range(12) for t, tier in enumerate(flat[months[m]])]
+        else:
+            rates.ur_dc_flat_mat = [[m, 1, _OPEN, 0.0] for m in range(12)]
+    model.execute(0)
+    return {line: np.array(getattr(model.Outputs, name))[1]
+            for line, name in REFERENCE_LINES.items()}

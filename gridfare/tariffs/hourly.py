@@ -1,0 +1,162 @@
+"""Hourly load profiles over one calendar year, folded into the cells tariffs are made of.
+
+Every schedule a tariff can state (URDB's 12 x 24 weekday and weekend period tables, a CN
+tariff's TOU hours) is a function of (month, weekday or weekend, hour of day): 12 x 2 x 24
+cells. ``hourly_usage`` folds n profiles once into each cell's energy and largest hour, so
+pricing a profile under any number of tariffs never rereads its 8,760 hours.
+
+Load is integer Wh (0.001 kWh). An hourly kWh figure is also the hour's mean kW, so the
+largest hourly Wh is the demand in 0.001 kW. Weekdays and weekends follow the real
+calendar of ``year`` (Saturday and Sunday are the weekend; URDB names no holidays), and a
+leap year has 8,784 hours.
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from gridfare.errors import ProfileError
+from gridfare.money import to_decimal
+
+__all__ = ["CELLS", "HourlyUsage", "hourly_usage", "hours_in_year", "load_wh"]
+
+MILLI = 1000  # Wh per kWh: load and demand resolution
+CELLS = (12, 2, 24)  # month, day kind (0 weekday, 1 weekend), hour of day
+WEEKDAY, WEEKEND = 0, 1
+
+
+def hours_in_year(year: int) -> int:
+    return 8784 if calendar.isleap(year) else 8760
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar(year: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, starts, days): hours sorted by cell, where each cell starts, days a month."""
+    if not 1900 <= year <= 2200:
+        raise ProfileError(f"year {year}: expected a calendar year 1900..2200")
+    days = np.array([calendar.monthrange(year, m)[1] for m in range(1, 13)], dtype=np.int64)
+    day_month = np.repeat(np.arange(12), days)
+    first = calendar.weekday(year, 1, 1)  # Monday = 0
+    day_kind = ((first + np.arange(days.sum())) % 7 >= 5).astype(np.int64)
+    cell = ((day_month * 2 + day_kind)[:, None] * 24 + np.arange(24)[None, :]).ravel()
+    order = np.argsort(cell, kind="stable")
+    counts = np.bincount(cell, minlength=12 * 2 * 24)
+    # Every month has weekdays and weekend days, so no cell is empty.
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    for array in (order, starts, days):
+        array.setflags(write=False)
+    return order, starts, days
+
+
+@dataclass(frozen=True)
+class HourlyUsage:
+    """The year of n profiles, cell by cell; arrays are int64."""
+
+    year: int
+    energy: np.ndarray  # (n, 12, 2, 24) Wh in each cell
+    peak: np.ndarray  # (n, 12, 2, 24) the cell's largest hourly Wh = demand in 0.001 kW
+    days: np.ndarray  # (12,) days in each month of ``year``
+
+    def __len__(self) -> int:
+        return len(self.energy)
+
+    @property
+    def month_energy(self) -> np.ndarray:
+        """(n, 12) Wh in each month."""
+        return self.energy.sum(axis=(2, 3))
+
+    @property
+    def month_peak(self) -> np.ndarray:
+        """(n, 12) each month's largest hourly Wh (0.001 kW)."""
+        return self.peak.max(axis=(2, 3))
+
+    def period_energy(self, mask: np.ndarray) -> np.ndarray:
+        """(n, 12) Wh in the cells where ``mask`` (12, 2, 24) is true."""
+        return (self.energy * mask).sum(axis=(2, 3))
+
+    def period_peak(self, mask: np.ndarray) -> np.ndarray:
+        """(n, 12) largest hourly Wh in the cells where ``mask`` is true (0 if none)."""
+        return (self.peak * mask).max(axis=(2, 3))
+
+
+def hourly_usage(load: np.ndarray, year: int) -> HourlyUsage:
+    """Fold ``load`` ((n, hours) int64 Wh, checked by ``load_wh``) into cells."""
+    order, starts, days = _calendar(year)
+    load = np.atleast_2d(np.asarray(load, dtype=np.int64))
+    if load.shape[1] != len(order):
+        raise ProfileError(
+            f"profile: {load.shape[1]} hourly values, {year} has {len(order)} hours"
+        )
+    by_cell = load[:, order]
+    energy = np.add.reduceat(by_cell, starts, axis=1).reshape(len(load), *CELLS)
+    peak = np.maximum.reduceat(by_cell, starts, axis=1).reshape(len(load), *CELLS)
+    return HourlyUsage(year=year, energy=energy, peak=peak, days=days)
+
+
+def load_wh(values: Sequence[object] | np.ndarray, year: int, profile: str = "profile"
+            ) -> np.ndarray:
+    """One profile's hourly kWh (numbers or numeric text) as int64 Wh, checked.
+
+    Refused, naming ``profile`` and the hour: a count other than the year's hours, a value
+    that is not a finite number, a negative value, a value finer than 0.001 kWh.
+    """
+    expected = hours_in_year(year)
+    if len(values) != expected:
+        leap = " (a leap year)" if expected == 8784 else ""
+        raise ProfileError(
+            f"{profile}: {len(values)} hourly values, expected {expected} for {year}{leap}"
+        )
+    array = np.asarray(values)
+    if array.dtype.kind in "iu":
+        wh = array.astype(np.int64) * MILLI
+    elif array.dtype.kind == "f":
+        wh = _floats_to_wh(array, profile)
+    else:
+        wh = np.array([_text_to_wh(v, profile, hour) for hour, v in enumerate(values)],
+                      dtype=np.int64)
+    negative = np.flatnonzero(wh < 0)
+    if negative.size:
+        hour = int(negative[0])
+        raise ProfileError(
+            f"{profile}: hour {hour}: load {wh[hour] / MILLI} kWh is negative "
+            f"({negative.size} negative hours)"
+        )
+    return wh
+
+
+def _floats_to_wh(array: np.ndarray, profile: str) -> np.ndarray:
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        hour = int(bad[0])
+        raise ProfileError(f"{profile}: hour {hour}: load {array[hour]} is not a finite number")
+    scaled = array * MILLI
+    wh = np.rint(scaled)
+    # A float is the nearest double to the decimal it was written as; more than a
+    # millionth of a Wh off a whole Wh means the figure itself is finer than 0.001 kWh.
+    fine = np.flatnonzero(np.abs(scaled - wh) > 1e-6 * np.maximum(1.0, np.abs(scaled)))
+    if fine.size:
+        hour = int(fine[0])
+        raise ProfileError(
+            f"{profile}: hour {hour}: load {array[hour]!r} kWh is finer than 0.001 kWh"
+        )
+    return wh.astype(np.int64)
+
+
+def _text_to_wh(value: object, profile: str, hour: int) -> int:
+    text = value if isinstance(value, (str, Decimal, int)) else repr(value)
+    try:
+        number = to_decimal(text, f"{profile}: hour {hour}: load")
+    except Exception:
+        raise ProfileError(
+            f"{profile}: hour {hour}: load {value!r} is not a finite number"
+        ) from None
+    scaled = number * MILLI
+    if scaled != scaled.to_integral_value():
+        raise ProfileError(f"{profile}: hour {hour}: load {value} kWh is finer than 0.001 kWh")
+    return int(scaled)
