@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from importlib.resources import files
 
 import pytest
 
@@ -15,7 +16,7 @@ from gridfare.tariffs.urdb_fixed import UrdbFixed
 from gridfare.tariffs.urdb_flat_demand import UrdbFlatDemand
 from gridfare.tariffs.urdb_minimum import UrdbMinimum
 
-SAMPLE = "datasets/samples/urdb/sample-export.json"
+SAMPLE = str(files("datasets") / "samples" / "urdb" / "sample-export.json")
 LABEL = "5e1676e95457a3f87673e3b0"
 
 
