@@ -11,12 +11,13 @@ gridfare's bills for it must match; for other years see docs/urdb.md.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
-__all__ = ["REFERENCE_LINES", "UNSUPPORTED", "pysam_bill", "pysam_supports"]
+__all__ = ["REFERENCE_LINES", "UNSUPPORTED", "PysamRate", "cents", "pysam_bill",
+           "pysam_supports"]
 
 # gridfare line -> PySAM output (year x month, row 1 is the first year)
 REFERENCE_LINES = {
@@ -36,6 +37,11 @@ def pysam_supports(record: Mapping[str, object]) -> bool:
     return all(record.get(units) in (None, "$/month") or not record.get(amount)
                for amount, units in (("fixedchargefirstmeter", "fixedchargeunits"),
                                      ("mincharge", "minchargeunits")))
+
+
+def cents(value: float) -> int:
+    """A PySAM figure rounded half up to the cent (from its shortest decimal repr)."""
+    return int(Decimal(repr(float(value))).quantize(Decimal("0.01"), ROUND_HALF_UP) * 100)
 
 
 def _f(value: object) -> float:
@@ -68,48 +74,62 @@ def _schedule(rows) -> list[list[float]]:
     return [[period + 1 for period in row] for row in rows]
 
 
-def pysam_bill(record: Mapping[str, object], load_kwh: np.ndarray) -> dict[str, np.ndarray]:
-    """``REFERENCE_LINES`` as (12,) float arrays of the currency, PySAM's figures."""
-    import PySAM.Utilityrate5 as utilityrate5
+class PysamRate:
+    """One record set up in a ``Utilityrate5`` model once; ``bill`` sets only the load."""
 
-    if len(load_kwh) != 8760:
-        raise ValueError("PySAM bills 8,760 hours")
-    model = utilityrate5.new()
-    model.Lifetime.analysis_period = 1
-    model.Lifetime.system_use_lifetime_output = 0
-    model.Lifetime.inflation_rate = 0
-    model.SystemOutput.gen = [0.0] * 8760
-    model.SystemOutput.degradation = [0]
-    model.Load.load = [float(v) for v in load_kwh]
-    model.Load.load_escalation = [0]
-    rates = model.ElectricityRates
-    rates.en_electricity_rates = 1
-    rates.rate_escalation = [0]
-    rates.ur_metering_option = 0
-    rates.ur_nm_yearend_sell_rate = 0
-    rates.ur_sell_eq_buy = 0
-    rates.ur_en_ts_sell_rate = 0
-    rates.ur_monthly_fixed_charge = _f(record.get("fixedchargefirstmeter"))
-    rates.ur_monthly_min_charge = _f(record.get("mincharge"))
-    rates.ur_annual_min_charge = 0
-    rates.ur_ec_tou_mat = _energy_matrix(record)
-    rates.ur_ec_sched_weekday = _schedule(record["energyweekdayschedule"])
-    rates.ur_ec_sched_weekend = _schedule(record["energyweekendschedule"])
-    tou = record.get("demandratestructure")
-    flat = record.get("flatdemandstructure")
-    rates.ur_dc_enable = 1 if tou or flat else 0
-    if tou or flat:
-        ones = [[1] * 24 for _ in range(12)]
-        rates.ur_dc_tou_mat = _demand_matrix(tou) if tou else [[1, 1, _OPEN, 0.0]]
-        rates.ur_dc_sched_weekday = _schedule(record["demandweekdayschedule"]) if tou else ones
-        rates.ur_dc_sched_weekend = _schedule(record["demandweekendschedule"]) if tou else ones
-        if flat:
-            months = record["flatdemandmonths"]
-            rates.ur_dc_flat_mat = [
-                [m, t + 1, _max(tier, t == len(flat[months[m]]) - 1), _price(tier)]
-                for m in range(12) for t, tier in enumerate(flat[months[m]])]
-        else:
-            rates.ur_dc_flat_mat = [[m, 1, _OPEN, 0.0] for m in range(12)]
-    model.execute(0)
-    return {line: np.array(getattr(model.Outputs, name))[1]
-            for line, name in REFERENCE_LINES.items()}
+    def __init__(self, record: Mapping[str, object]) -> None:
+        import PySAM.Utilityrate5 as utilityrate5
+
+        model = utilityrate5.new()
+        model.Lifetime.analysis_period = 1
+        model.Lifetime.system_use_lifetime_output = 0
+        model.Lifetime.inflation_rate = 0
+        model.SystemOutput.gen = [0.0] * 8760
+        model.SystemOutput.degradation = [0]
+        model.Load.load_escalation = [0]
+        rates = model.ElectricityRates
+        rates.en_electricity_rates = 1
+        rates.rate_escalation = [0]
+        rates.ur_metering_option = 0
+        rates.ur_nm_yearend_sell_rate = 0
+        rates.ur_sell_eq_buy = 0
+        rates.ur_en_ts_sell_rate = 0
+        rates.ur_monthly_fixed_charge = _f(record.get("fixedchargefirstmeter"))
+        rates.ur_monthly_min_charge = _f(record.get("mincharge"))
+        rates.ur_annual_min_charge = 0
+        rates.ur_ec_tou_mat = _energy_matrix(record)
+        rates.ur_ec_sched_weekday = _schedule(record["energyweekdayschedule"])
+        rates.ur_ec_sched_weekend = _schedule(record["energyweekendschedule"])
+        tou = record.get("demandratestructure")
+        flat = record.get("flatdemandstructure")
+        rates.ur_dc_enable = 1 if tou or flat else 0
+        if tou or flat:
+            ones = [[1] * 24 for _ in range(12)]
+            rates.ur_dc_tou_mat = _demand_matrix(tou) if tou else [[1, 1, _OPEN, 0.0]]
+            rates.ur_dc_sched_weekday = (_schedule(record["demandweekdayschedule"]) if tou
+                                         else ones)
+            rates.ur_dc_sched_weekend = (_schedule(record["demandweekendschedule"]) if tou
+                                         else ones)
+            if flat:
+                months = record["flatdemandmonths"]
+                rates.ur_dc_flat_mat = [
+                    [m, t + 1, _max(tier, t == len(flat[months[m]]) - 1), _price(tier)]
+                    for m in range(12) for t, tier in enumerate(flat[months[m]])]
+            else:
+                rates.ur_dc_flat_mat = [[m, 1, _OPEN, 0.0] for m in range(12)]
+        self._model = model
+
+    def bill(self, load_kwh: Sequence[float]) -> dict[str, np.ndarray]:
+        """``REFERENCE_LINES`` as (12,) float arrays of the currency, PySAM's figures."""
+        if len(load_kwh) != 8760:
+            raise ValueError("PySAM bills 8,760 hours")
+        self._model.Load.load = load_kwh
+        self._model.execute(0)
+        outputs = self._model.Outputs
+        return {line: np.array(getattr(outputs, name))[1]
+                for line, name in REFERENCE_LINES.items()}
+
+
+def pysam_bill(record: Mapping[str, object], load_kwh: np.ndarray) -> dict[str, np.ndarray]:
+    """One bill from a fresh model: ``PysamRate(record).bill(load)``."""
+    return PysamRate(record).bill([float(v) for v in load_kwh])

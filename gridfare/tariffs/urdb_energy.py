@@ -58,7 +58,7 @@ class UrdbEnergy:
                                "beyond exact int64 arithmetic (3,000 MWh)")
         guard(total, max(max(t.rates) for t in self.periods), "profile: monthly energy")
         masks = self.schedule.masks(len(self.periods))
-        by_period = np.stack([usage.period_energy(mask) for mask in masks], axis=1)
+        by_period = usage.periods_energy(masks)
         peak = usage.month_peak
         energy = np.zeros(total.shape, dtype=np.int64)
         for month in range(12):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("PySAM.Utilityrate5", reason="nrel-pysam is not installed (the dev "
                     "extra installs it): the URDB reference comparison cannot run")
 
-from bench._pysam_rates import REFERENCE_LINES, pysam_bill, pysam_supports
+from bench._pysam_rates import REFERENCE_LINES, cents, pysam_bill, pysam_supports
 from gridfare.tariffs.hourly import hourly_usage, load_wh
 from gridfare.tariffs.urdb import translate
 
@@ -44,10 +44,6 @@ PROFILES = {"home": _profile(1, 0.1, 2.5), "small": _profile(2, 0.05, 0.4),
             "large": _profile(3, 5.0, 90.0)}
 
 
-def _cents(value: float) -> int:
-    return int(Decimal(repr(float(value))).quantize(Decimal("0.01"), ROUND_HALF_UP) * 100)
-
-
 def _ours(record, load, year):
     usage = hourly_usage(load_wh(load, year)[None], year)
     return {line: amounts[0] for line, amounts in translate(record).charge(usage).items()}
@@ -56,7 +52,7 @@ def _ours(record, load, year):
 def _assert_matches(ours, reference, months=range(12), lines=tuple(REFERENCE_LINES)):
     for line in lines:
         for m in months:
-            expected = _cents(reference[line][m])
+            expected = cents(reference[line][m])
             if line == "minimum_adjustment":
                 assert abs(int(ours[line][m]) - expected) <= 2, (line, m)
             else:
@@ -64,7 +60,7 @@ def _assert_matches(ours, reference, months=range(12), lines=tuple(REFERENCE_LIN
                                                         reference[line][m])
     for m in months:
         if reference["minimum_adjustment"][m] > 0:  # the minimum binds: the same total
-            assert sum(int(ours[line][m]) for line in ours) == _cents(
+            assert sum(int(ours[line][m]) for line in ours) == cents(
                 sum(reference[line][m] for line in REFERENCE_LINES))
 
 
@@ -109,8 +105,8 @@ def test_weekends_are_the_real_years_not_pysams():
     # TOU rate's winter weekdays have a mid-peak its weekends lack, so the bills differ.
     load = PROFILES["home"]
     ours, reference = _ours(RECORDS[TOU], load, 2026), pysam_bill(RECORDS[TOU], load)
-    assert ours["energy"][0] != _cents(reference["energy"][0])
-    assert ours["energy"][6] == _cents(reference["energy"][6])  # summer: every day alike
+    assert ours["energy"][0] != cents(reference["energy"][0])
+    assert ours["energy"][6] == cents(reference["energy"][6])  # summer: every day alike
 
 
 def test_a_leap_year_bills_29_february_that_pysam_has_no_hour_for():
