@@ -57,8 +57,6 @@ NEUTRAL: dict[str, Callable[[object], bool]] = {
     "demandunits": lambda v: v in (None, "kW"),
     "demandrateunit": lambda v: v in (None, "kW"),
     "flatdemandunit": lambda v: v in (None, "kW"),
-    "demandmin": _zero,
-    "demandmax": _zero,
 }
 
 _WHY = {
