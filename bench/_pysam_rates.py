@@ -11,12 +11,13 @@ gridfare's bills for it must match; for other years see docs/urdb.md.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
-__all__ = ["REFERENCE_LINES", "UNSUPPORTED", "PysamRate", "cents", "pysam_bill",
+__all__ = ["REFERENCE_LINES", "UNSUPPORTED", "PysamRate", "agrees", "cents", "pysam_bill",
            "pysam_supports"]
 
 # gridfare line -> PySAM output (year x month, row 1 is the first year)
@@ -42,6 +43,20 @@ def pysam_supports(record: Mapping[str, object]) -> bool:
 def cents(value: float) -> int:
     """A PySAM figure rounded half up to the cent (from its shortest decimal repr)."""
     return int(Decimal(repr(float(value))).quantize(Decimal("0.01"), ROUND_HALF_UP) * 100)
+
+
+def agrees(ours: int, value: float, slack: int = 0) -> bool:
+    """Whether gridfare's cents are PySAM's figure rounded half up, within ``slack`` cents.
+
+    PySAM computes in floats, so an exact half cent can reach it a hair below: 1.46 kW at
+    7.25 /kW is 10.585, and 10.584999999999999 there. A figure within 1e-6 cent of a half
+    cent is the tie it stands for, and the cent above it agrees too.
+    """
+    if abs(int(ours) - cents(value)) <= slack:
+        return True
+    hundredths = float(value) * 100
+    near_tie = abs(hundredths - math.floor(hundredths) - 0.5) < 1e-6
+    return near_tie and abs(int(ours) - cents(value)) <= slack + 1
 
 
 def _f(value: object) -> float:

@@ -24,7 +24,7 @@ PROFILES = pa.schema([pa.field("profile_id", pa.string(), nullable=False),
 
 def generate_profiles(n: int, year: int, seed: int = 7, start: int = 0
                       ) -> tuple[list[str], np.ndarray]:
-    """``(ids, load)``: ``load`` is (n, hours) int64 Wh of homes and small businesses:
+    """``(ids, load)``: ``load`` is (n, hours) int32 Wh of homes and small businesses:
     a daily shape with morning and evening peaks (business hours for businesses), summer
     cooling and winter heating, quieter weekends for businesses, and noise."""
     hours = 8784 if calendar.isleap(year) else 8760
@@ -34,7 +34,7 @@ def generate_profiles(n: int, year: int, seed: int = 7, start: int = 0
     season = np.cos(2 * np.pi * (t / hours - 0.55))  # +1 late July, -1 late January
     home = 0.6 + 0.5 * np.exp(-((hour - 7.5) ** 2) / 3) + 0.9 * np.exp(-((hour - 19) ** 2) / 5)
     shop = 0.3 + 1.2 * ((hour >= 8) & (hour < 19)) * np.where(weekend, 0.35, 1.0)
-    ids, loads = [], np.empty((n, hours), dtype=np.int64)
+    ids, loads = [], np.empty((n, hours), dtype=np.int32)
     for k in range(n):
         i = start + k
         rng = np.random.default_rng([seed, i])
@@ -49,7 +49,7 @@ def generate_profiles(n: int, year: int, seed: int = 7, start: int = 0
 
 
 def write_profiles(path: str, ids: list[str], load: np.ndarray) -> None:
-    """A profiles file of ``load`` ((n, hours) int64 Wh)."""
+    """A profiles file of ``load`` ((n, hours) integer Wh)."""
     kwh = pa.ListArray.from_arrays(
         pa.array(np.arange(0, load.size + 1, load.shape[1], dtype=np.int32)),
         pa.array((load / 1000).ravel()))
@@ -57,10 +57,9 @@ def write_profiles(path: str, ids: list[str], load: np.ndarray) -> None:
                    path)
 
 
-def read_profiles(path: str, year: int) -> tuple[list[str], np.ndarray]:
-    """``(ids, load)`` of a profiles file, every profile checked (errors name it)."""
-    from gridfare.tariffs.hourly import load_wh
-
+def read_profiles(path: str) -> tuple[list[str], list[np.ndarray]]:
+    """``(ids, kwh)`` of a profiles file, as stored: one float64 array a profile. The
+    values are checked where they are priced (``gridfare.tariffs.hourly.profiles_wh``)."""
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
@@ -71,9 +70,6 @@ def read_profiles(path: str, year: int) -> tuple[list[str], np.ndarray]:
     ids = table["profile_id"].to_pylist()
     if len(set(ids)) != len(ids) or any(not i for i in ids):
         raise ProfileError(f"{path}: profile_id must be unique and non-empty")
-    rows = table["kwh"].to_pylist()
-    load = np.stack([load_wh(np.array(row if row is not None else [], dtype=np.float64),
-                             year, f"{path}: profile {pid}")
-                     for pid, row in zip(ids, rows, strict=True)]) if ids else np.empty(
-        (0, 8760), np.int64)
-    return ids, load
+    rows = [np.array(row if row is not None else [], dtype=np.float64)
+            for row in table["kwh"].to_pylist()]
+    return ids, rows

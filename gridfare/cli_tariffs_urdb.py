@@ -101,7 +101,7 @@ def _write_records(source: str, labels: list[str], out: Path) -> None:
 
 
 def _bill(args: argparse.Namespace) -> int:
-    from gridfare.tariffs.hourly_bill import BILL_LINES, bill_hourly
+    from gridfare.tariffs.hourly_bill import bill_hourly
 
     if args.urdb:
         from gridfare.tariffs.urdb import load_urdb
@@ -123,9 +123,9 @@ def _bill(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return 0
     print(f"{title} ({bill.currency}, {bill.year})")
-    print(f"  {'month':>5} " + " ".join(f"{line:>18}" for line in (*BILL_LINES, "total")))
+    shown = ("energy", "demand", "fixed", "minimum_adjustment", "total")
+    print(f"  {'month':>5} " + " ".join(f"{line:>18}" for line in shown))
     for month in result["months"]:
-        print(f"  {month['month']:>5} " + " ".join(
-            f"{month[line]:>18}" for line in (*BILL_LINES, "total")))
+        print(f"  {month['month']:>5} " + " ".join(f"{month[line]:>18}" for line in shown))
     print(f"  annual total {result['total']} {bill.currency}")
     return 0

@@ -115,10 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         from datasets.profiles import generate_profiles, read_profiles
+        from gridfare.tariffs.hourly import profiles_wh
 
         tariffs = load_tariffs(args.urdb, args.cn, args.tariffs)
         if args.profiles:
-            ids, load = read_profiles(args.profiles, args.year)
+            ids, rows = read_profiles(args.profiles)
+            load = profiles_wh(ids, rows, args.year, args.profiles)
         else:
             ids, load = generate_profiles(args.generate, args.year, args.seed)
         if not ray.is_initialized():

@@ -34,7 +34,8 @@ PEAK_VALLEY_HOURS: tuple[str, ...] = (*["valley"] * 8, *["peak"] * 14, *["valley
 LINE_GROUPS: dict[str, tuple[str, ...]] = {
     "energy": ("tier1_fen", "tier2_fen", "tier3_fen", "critical_fen", "peak_fen", "flat_fen",
                "valley_fen", "pf_adjust_fen", "funds_fen"),
-    "demand": ("basic_fen",),
+    "demand_tou": (),
+    "demand_flat": ("basic_fen",),  # by contracted capacity is refused: only max demand
     "fixed": ("fixed_fen",),
     "minimum_adjustment": ("minimum_topup_fen",),
 }
@@ -63,7 +64,7 @@ def _register(wh: np.ndarray) -> np.ndarray:
 
 def charge_cn_hourly(tariff: Tariff, usage: HourlyUsage, hours: Sequence[str] | None = None
                      ) -> dict[str, np.ndarray]:
-    """``LINE_GROUPS`` lines as (n, 12) int64 fen."""
+    """``LINE_GROUPS`` lines as (n, 12) int64 fen (the basic charge is a flat demand)."""
     if "capacity" in tariff.requires:
         raise InvalidInput(f"tariff {tariff.code} needs a contracted capacity, which an "
                            "hourly profile does not give")
@@ -89,6 +90,6 @@ def charge_cn_hourly(tariff: Tariff, usage: HourlyUsage, hours: Sequence[str] | 
                                max_demand_kw=_register(peak[:, month]), **columns)
         charged = tariff.charge(month_usage)
         for line, parts in LINE_GROUPS.items():
-            out[line][:, month] = sum(charged[part] for part in parts)
+            out[line][:, month] = sum((charged[part] for part in parts), np.zeros(n, np.int64))
         ytd = ytd + kwh
     return out

@@ -16,7 +16,7 @@ import pyarrow as pa
 from datasets.schemas import TARIFF_COMPARISON_LINES, TARIFF_COMPARISONS
 from gridfare.errors import InvalidInput
 from gridfare.tariffs.hourly import MILLI, hourly_usage
-from gridfare.tariffs.hourly_bill import BILL_LINES, bill_profiles, currency_of
+from gridfare.tariffs.hourly_bill import bill_profiles, currency_of
 from gridfare.tariffs.tariff import Tariff
 from gridfare.tariffs.urdb import UrdbTariff
 
@@ -33,11 +33,12 @@ def compare_profiles(tariffs: Sequence[Tariff | UrdbTariff], profile_ids: Sequen
     if len(set(codes)) != t or not t:
         raise InvalidInput(f"compare: expected distinct tariffs, got {codes}")
     usage = hourly_usage(load, year)
-    annual = np.empty((len(BILL_LINES), n, t), dtype=np.int64)
+    annual = np.empty((len(TARIFF_COMPARISON_LINES), n, t), dtype=np.int64)
     for j, tariff in enumerate(tariffs):
         lines = bill_profiles(tariff, usage)
-        for i, line in enumerate(BILL_LINES):
-            annual[i, :, j] = lines[line].sum(axis=1)
+        lines["demand"] = lines.pop("demand_tou") + lines.pop("demand_flat")
+        for i, line in enumerate(TARIFF_COMPARISON_LINES):
+            annual[i, :, j] = lines[line.removesuffix("_minor")].sum(axis=1)
     totals = annual.sum(axis=0)  # (n, t)
     currencies = [currency_of(tariff)[0] for tariff in tariffs]
     rank = np.zeros((n, t), dtype=np.int32)

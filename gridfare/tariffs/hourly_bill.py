@@ -19,10 +19,12 @@ from gridfare.tariffs.hourly import HourlyUsage, hourly_usage, load_wh
 from gridfare.tariffs.tariff import Tariff
 from gridfare.tariffs.urdb import UrdbTariff
 
-__all__ = ["BILL_LINES", "AnnualBill", "MonthBill", "bill_hourly", "bill_profiles",
+__all__ = ["BILL_LINES", "SHOWN_LINES", "AnnualBill", "MonthBill", "bill_hourly", "bill_profiles",
            "currency_of"]
 
-BILL_LINES = ("energy", "demand", "fixed", "minimum_adjustment")
+BILL_LINES = ("energy", "demand_tou", "demand_flat", "fixed", "minimum_adjustment")
+# What a bill shows: demand is TOU + flat, with both parts.
+SHOWN_LINES = ("energy", "demand", "demand_tou", "demand_flat", "fixed", "minimum_adjustment")
 
 
 def currency_of(tariff: Tariff | UrdbTariff) -> tuple[str, int]:
@@ -39,9 +41,7 @@ def bill_profiles(tariff: Tariff | UrdbTariff, usage: HourlyUsage,
         if tou_hours is not None:
             raise InvalidInput(f"tariff {tariff.label}: tou_hours is for CN tariffs; a URDB "
                                "rate carries its own schedules")
-        lines = tariff.charge(usage)
-        return {"energy": lines["energy"], "demand": lines["demand_tou"] + lines["demand_flat"],
-                "fixed": lines["fixed"], "minimum_adjustment": lines["minimum_adjustment"]}
+        return tariff.charge(usage)
     if isinstance(tariff, Tariff):
         return charge_cn_hourly(tariff, usage, tou_hours)
     raise InvalidInput(f"bill_hourly: {type(tariff).__name__} is not a tariff")
@@ -51,9 +51,14 @@ def bill_profiles(tariff: Tariff | UrdbTariff, usage: HourlyUsage,
 class MonthBill:
     month: int  # 1..12
     energy: int  # minor units (cents, fen)
-    demand: int
+    demand_tou: int  # by period (URDB demandratestructure)
+    demand_flat: int  # the month's largest hour (URDB flat demand, CN basic by demand)
     fixed: int
     minimum_adjustment: int
+
+    @property
+    def demand(self) -> int:
+        return self.demand_tou + self.demand_flat
 
     @property
     def total(self) -> int:
@@ -81,7 +86,7 @@ class AnnualBill:
         return {
             "tariff": self.tariff, "currency": self.currency, "year": self.year,
             "months": [{"month": m.month,
-                        **{line: self.major(getattr(m, line)) for line in BILL_LINES},
+                        **{line: self.major(getattr(m, line)) for line in SHOWN_LINES},
                         "total": self.major(m.total)} for m in self.months],
             "total": self.major(self.total),
         }

@@ -25,6 +25,7 @@ def test_a_wrong_length_names_the_expected_count(year, count):
 @pytest.mark.parametrize(("value", "rule"), [
     (float("nan"), "not a finite number"), (float("inf"), "not a finite number"),
     (-0.5, "is negative"), (0.0005, "finer than 0.001 kWh"),
+    (2_200_000.0, "above 2,147,483 kWh in an hour"),
 ])
 def test_bad_values_name_the_profile_the_hour_and_the_rule(value, rule):
     values = np.ones(8760)

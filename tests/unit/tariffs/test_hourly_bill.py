@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from importlib.resources import files
 
 import numpy as np
@@ -30,8 +31,11 @@ def test_twelve_months_whose_total_is_the_sum_of_their_lines(gs2, profile):
                              for m in bill.months)
     as_dict = bill.to_dict()
     assert as_dict["currency"] == "USD" and as_dict["months"][0]["fixed"] == "45.50"
-    assert set(as_dict["months"][0]) == {"month", "energy", "demand", "fixed",
-                                         "minimum_adjustment", "total"}
+    assert set(as_dict["months"][0]) == {"month", "energy", "demand", "demand_tou",
+                                         "demand_flat", "fixed", "minimum_adjustment", "total"}
+    summer = as_dict["months"][6]
+    assert Decimal(summer["demand"]) == Decimal(summer["demand_tou"]) + Decimal(
+        summer["demand_flat"]) and Decimal(summer["demand_tou"]) > 0
 
 
 def test_a_leap_year_needs_8784_hours(gs2, profile):
@@ -46,7 +50,8 @@ def test_one_profile_bills_like_the_same_profile_among_many(gs2):
     many = bill_profiles(gs2, hourly_usage(np.stack([load_wh(x, 2026) for x in loads]), 2026))
     one = bill_hourly(gs2, loads[2], 2026)
     assert [m.energy for m in one.months] == list(many["energy"][2])
-    assert [m.demand for m in one.months] == list(many["demand"][2])
+    assert [m.demand_tou for m in one.months] == list(many["demand_tou"][2])
+    assert [m.demand_flat for m in one.months] == list(many["demand_flat"][2])
 
 
 def test_a_cn_tou_tariff_on_hours_is_the_monthly_quote_of_its_registers(profile):
