@@ -9,6 +9,7 @@
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
+    ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
     │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
     └── SeatError                 a seat inventory, directory or migration rule was broken
@@ -27,6 +28,7 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "ClusterUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
@@ -83,6 +85,10 @@ class TariffError(GridfareError):
 
 class UrdbError(TariffError):
     """A URDB rate record breaks a rule or holds a field gridfare does not price (names both)."""
+
+
+class ClusterUnavailable(GridfareError):
+    """No Ray cluster was given, found or reachable; the message says how to start one."""
 
 
 class DataCentreError(GridfareError):

@@ -111,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cn", action="append", default=[], metavar="CODE")
     parser.add_argument("--tariffs", help="directory of CN tariff files (default: samples)")
     parser.add_argument("--chunk", type=int, default=CHUNK, help="profiles per task")
-    parser.add_argument("--address", default="auto", help="Ray cluster address")
+    parser.add_argument("--address", help="Ray cluster: HOST:PORT, 'auto', or 'local' for a "
+                        "private one (default: the cluster of `ray job submit`)")
     args = parser.parse_args(argv)
     try:
         from datasets.profiles import generate_profiles, read_profiles
@@ -123,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             load = profiles_wh(ids, rows, args.year, args.profiles)
         else:
             ids, load = generate_profiles(args.generate, args.year, args.seed)
-        if not ray.is_initialized():
-            ray.init(address=args.address, log_to_driver=False)
+        from actors.attach import attach
+
+        print(attach(args.address).describe(), flush=True)
         result = run_comparison(args.datacentre, args.comparison, tariffs, ids, load,
                                 args.year, args.chunk)
     except GridfareError as exc:
