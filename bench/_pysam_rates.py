@@ -30,14 +30,15 @@ REFERENCE_LINES = {
 }
 _UNIT = {"kWh": 0, "kWh/kW": 1, "kWh daily": 2}
 _OPEN = 1e38
-UNSUPPORTED = "PySAM Utilityrate5 takes fixed and minimum charges per month only"
+UNSUPPORTED = "PySAM Utilityrate5 takes fixed charges per month and minimums per month or year"
 
 
 def pysam_supports(record: Mapping[str, object]) -> bool:
     """Whether PySAM can state ``record`` ($/day fixed or minimum charges it cannot)."""
-    return all(record.get(units) in (None, "$/month") or not record.get(amount)
-               for amount, units in (("fixedchargefirstmeter", "fixedchargeunits"),
-                                     ("mincharge", "minchargeunits")))
+    return (record.get("fixedchargeunits") in (None, "$/month")
+            or not record.get("fixedchargefirstmeter")) and (
+        record.get("minchargeunits") in (None, "$/month", "$/year")
+        or not record.get("mincharge"))
 
 
 def cents(value: float) -> int:
@@ -110,8 +111,9 @@ class PysamRate:
         rates.ur_sell_eq_buy = 0
         rates.ur_en_ts_sell_rate = 0
         rates.ur_monthly_fixed_charge = _f(record.get("fixedchargefirstmeter"))
-        rates.ur_monthly_min_charge = _f(record.get("mincharge"))
-        rates.ur_annual_min_charge = 0
+        annual = record.get("minchargeunits") == "$/year"
+        rates.ur_monthly_min_charge = 0.0 if annual else _f(record.get("mincharge"))
+        rates.ur_annual_min_charge = _f(record.get("mincharge")) if annual else 0.0
         rates.ur_ec_tou_mat = _energy_matrix(record)
         rates.ur_ec_sched_weekday = _schedule(record["energyweekdayschedule"])
         rates.ur_ec_sched_weekend = _schedule(record["energyweekendschedule"])

@@ -48,15 +48,16 @@ class UrdbFixed:
         return {"fixed": np.broadcast_to(months, (len(usage), 12)).copy()}
 
 
-def parse_amount(record: Record, field: str, units: str) -> tuple[int, str] | None:
+def parse_amount(record: Record, field: str, units: str, allowed: tuple[str, ...] = PER
+                 ) -> tuple[int, str] | None:
     """``(amount, per)`` of an amount field and its units field; None when absent or 0."""
     if not record.has(field):
         record.text(units)
         return None
     amount = record.price(field, record.raw(field))
     per = record.text(units, "$/month")
-    if per not in PER:
-        raise record.error(units, f"{per!r} is not supported; expected {' or '.join(PER)}")
+    if per not in allowed:
+        raise record.error(units, f"{per!r} is not supported; expected {', '.join(allowed)}")
     return (amount, per) if amount else None
 
 

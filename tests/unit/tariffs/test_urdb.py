@@ -77,7 +77,7 @@ def test_a_duplicate_label_is_refused(urdb_record):
     ({"minmonthlycharge": 10}, "minmonthlycharge"),
     ({"energyratestruture": [[{"rate": 1}]]}, "energyratestruture"),  # misspelt
     ({"fixedchargefirstmeter": 3, "fixedchargeunits": "$/year"}, "fixedchargeunits"),
-    ({"mincharge": 3, "minchargeunits": "$/year"}, "minchargeunits"),
+    ({"mincharge": 3, "minchargeunits": "$/kWh"}, "minchargeunits"),
     ({"currency": "XYZ"}, "currency"),
 ])
 def test_a_field_it_does_not_price_is_refused_by_name(urdb_record, fields, field):

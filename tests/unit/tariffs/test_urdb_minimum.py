@@ -20,3 +20,13 @@ def test_a_daily_minimum_counts_the_days(urdb_record):
     record = translate(urdb_record(mincharge=1, minchargeunits="$/day"))
     lines = record.charge(usage_of())
     assert lines["minimum_adjustment"][0, 0] == 3100 and lines["minimum_adjustment"][0, 1] == 2800
+
+
+def test_a_yearly_minimum_tops_up_december_by_the_years_shortfall(urdb_record):
+    record = translate(urdb_record(fixedchargefirstmeter=10, mincharge=200,
+                                   minchargeunits="$/year"))
+    lines = record.charge(usage_of((1, 0, 100_000)))  # 10.00 of energy in January
+    assert list(lines["minimum_adjustment"][0, :11]) == [0] * 11
+    assert lines["minimum_adjustment"][0, 11] == 20_000 - 12 * 1000 - 1000
+    plenty = record.charge(usage_of((1, 0, 2_000_000)))
+    assert not plenty["minimum_adjustment"].any()

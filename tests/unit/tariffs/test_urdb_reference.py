@@ -55,12 +55,17 @@ def _ours(record, load, year):
     return {line: amounts[0] for line, amounts in translate(record).charge(usage).items()}
 
 
-def _assert_matches(ours, reference, months=range(12), lines=tuple(REFERENCE_LINES)):
+def _assert_matches(ours, reference, months=range(12), lines=tuple(REFERENCE_LINES),
+                    annual_minimum=False):
     for line in lines:
         slack = 2 if line == "minimum_adjustment" else 0
         for m in months:
             assert agrees(ours[line][m], reference[line][m], slack), (
                 line, m, ours[line][m], reference[line][m])
+    if annual_minimum:  # it binds on the year: both years total the minimum
+        assert sum(int(ours[line].sum()) for line in ours) == cents(
+            sum(reference[line].sum() for line in REFERENCE_LINES))
+        return
     for m in months:
         if reference["minimum_adjustment"][m] > 0:  # the minimum binds: the same total
             assert sum(int(ours[line][m]) for line in ours) == cents(
@@ -91,6 +96,15 @@ def test_the_tou_tiered_demand_flat_minimum_rate_exercises_every_line():
     reference = pysam_bill(RECORDS[DEMAND], PROFILES["large"])
     assert all(reference[line].sum() > 0 for line in REFERENCE_LINES
                if line != "minimum_adjustment")
+
+
+def test_a_yearly_minimum_matches_pysams_annual_minimum():
+    record = copy.deepcopy(RECORDS[TIERED])
+    record["mincharge"], record["minchargeunits"] = Decimal("2500"), "$/year"
+    ours, reference = _ours(record, PROFILES["small"], 2018), pysam_bill(record,
+                                                                         PROFILES["small"])
+    assert reference["minimum_adjustment"][11] > 0
+    _assert_matches(ours, reference, annual_minimum=True)
 
 
 def test_daily_tier_maxima_match_with_the_daily_charges_left_out():
