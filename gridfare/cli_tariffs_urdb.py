@@ -34,6 +34,9 @@ def add_urdb_commands(tariff_commands) -> None:
     which.add_argument("--cn", metavar="CODE", help="a CN tariff code of the tariff book")
     bill.add_argument("--label", help="the URDB record, if the export holds several")
     bill.add_argument("--tariffs", help="with --cn: directory of tariff files")
+    bill.add_argument("--capacity-kva", help="with --cn: contracted capacity (two-part)")
+    bill.add_argument("--tou-hours", help="with --cn: 24 comma-separated TOU periods, one "
+                      "per hour from 00:00 (default: docs/urdb.md)")
     bill.add_argument("--load", required=True, help="CSV: one kWh value per hour, "
                       "optionally under a header line")
     bill.add_argument("--year", required=True, type=int, help="the calendar year of the load")
@@ -116,8 +119,11 @@ def _bill(args: argparse.Namespace) -> int:
 
         tariff = load_tariff_book(args.tariffs)[args.cn]
         title = f"{tariff.code}: {tariff.name}"
+    hours = None
+    if args.tou_hours:
+        hours = [period.strip() for period in args.tou_hours.split(",")]
     bill = bill_hourly(tariff, read_load_csv(args.load, args.year), args.year,
-                       profile=args.load)
+                       tou_hours=hours, capacity_kva=args.capacity_kva, profile=args.load)
     result = bill.to_dict()
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -5,7 +5,8 @@ hourly demand become one ``Usage`` row per profile, rounded half up to the 0.01 
 meter register holds (the total is the sum of the rounded registers), and the same
 ``Tariff.charge`` as monthly billing prices them; annual tiers carry the year's energy from
 January on. A profile has no reactive energy, so the power-factor adjustment is 0; a tariff
-that needs a contracted capacity is refused.
+that needs a contracted capacity takes it as ``capacity_kva`` (kVA, 0.01 resolution), and
+is refused without it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from gridfare.errors import InvalidInput
+from gridfare.money import ENERGY_SCALE, scaled_int, to_decimal
 from gridfare.tariffs.hourly import HourlyUsage
 from gridfare.tariffs.tariff import Tariff
 from gridfare.tariffs.usage import Usage
 
-__all__ = ["LINE_GROUPS", "PEAK_VALLEY_HOURS", "TOU_HOURS", "charge_cn_hourly", "tou_hours_for"]
+__all__ = ["LINE_GROUPS", "PEAK_VALLEY_HOURS", "TOU_HOURS", "capacity_units", "charge_cn_hourly",
+           "tou_hours_for"]
 
 # Beijing-like: valley 23-07, peak 10-15 and 18-21, critical 11-13 and 16-17 (priced as
 # critical only in the tariff's critical months), flat otherwise.
@@ -35,7 +38,7 @@ LINE_GROUPS: dict[str, tuple[str, ...]] = {
     "energy": ("tier1_fen", "tier2_fen", "tier3_fen", "critical_fen", "peak_fen", "flat_fen",
                "valley_fen", "pf_adjust_fen", "funds_fen"),
     "demand_tou": (),
-    "demand_flat": ("basic_fen",),  # by contracted capacity is refused: only max demand
+    "demand_flat": ("basic_fen",),  # by maximum demand or contracted capacity
     "fixed": ("fixed_fen",),
     "minimum_adjustment": ("minimum_topup_fen",),
 }
@@ -62,14 +65,25 @@ def _register(wh: np.ndarray) -> np.ndarray:
     return (wh + 5) // 10  # Wh -> 0.01 kWh, half up
 
 
-def charge_cn_hourly(tariff: Tariff, usage: HourlyUsage, hours: Sequence[str] | None = None
-                     ) -> dict[str, np.ndarray]:
+def capacity_units(capacity_kva: object) -> int:
+    """A contracted capacity in kVA (text, int or Decimal) as 0.01 kVA units."""
+    number = to_decimal(capacity_kva, "capacity_kva")
+    if number <= 0:
+        raise InvalidInput(f"capacity_kva: {number} must be positive")
+    return scaled_int(number, ENERGY_SCALE, "capacity_kva")
+
+
+def charge_cn_hourly(tariff: Tariff, usage: HourlyUsage, hours: Sequence[str] | None = None,
+                     capacity_kva: object = None) -> dict[str, np.ndarray]:
     """``LINE_GROUPS`` lines as (n, 12) int64 fen (the basic charge is a flat demand)."""
-    if "capacity" in tariff.requires:
-        raise InvalidInput(f"tariff {tariff.code} needs a contracted capacity, which an "
-                           "hourly profile does not give")
-    hours = tou_hours_for(tariff, hours)
     n = len(usage)
+    capacity = np.zeros(n, dtype=np.int64)
+    if capacity_kva is not None:
+        capacity[:] = capacity_units(capacity_kva)
+    elif "capacity" in tariff.requires:
+        raise InvalidInput(f"tariff {tariff.code} needs a contracted capacity, which an "
+                           "hourly profile does not give: pass capacity_kva")
+    hours = tou_hours_for(tariff, hours)
     out = {line: np.zeros((n, 12), dtype=np.int64) for line in LINE_GROUPS}
     ytd = np.zeros(n, dtype=np.int64)
     peak = usage.month_peak
@@ -86,7 +100,7 @@ def charge_cn_hourly(tariff: Tariff, usage: HourlyUsage, hours: Sequence[str] | 
         else:
             kwh = _register(usage.month_energy[:, month])
             columns = {}
-        month_usage = Usage.of(month + 1, n, kwh=kwh, ytd_kwh=ytd,
+        month_usage = Usage.of(month + 1, n, kwh=kwh, ytd_kwh=ytd, capacity_kva=capacity,
                                max_demand_kw=_register(peak[:, month]), **columns)
         charged = tariff.charge(month_usage)
         for line, parts in LINE_GROUPS.items():

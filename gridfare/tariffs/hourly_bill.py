@@ -35,15 +35,17 @@ def currency_of(tariff: Tariff | UrdbTariff) -> tuple[str, int]:
 
 
 def bill_profiles(tariff: Tariff | UrdbTariff, usage: HourlyUsage,
-                  tou_hours: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+                  tou_hours: Sequence[str] | None = None, capacity_kva: object = None
+                  ) -> dict[str, np.ndarray]:
     """``BILL_LINES`` as (n, 12) int64 minor units for n profiles."""
     if isinstance(tariff, UrdbTariff):
-        if tou_hours is not None:
-            raise InvalidInput(f"tariff {tariff.label}: tou_hours is for CN tariffs; a URDB "
-                               "rate carries its own schedules")
+        for name, value in (("tou_hours", tou_hours), ("capacity_kva", capacity_kva)):
+            if value is not None:
+                raise InvalidInput(f"tariff {tariff.label}: {name} is for CN tariffs; a URDB "
+                                   "rate carries its own schedules and demand charges")
         return tariff.charge(usage)
     if isinstance(tariff, Tariff):
-        return charge_cn_hourly(tariff, usage, tou_hours)
+        return charge_cn_hourly(tariff, usage, tou_hours, capacity_kva)
     raise InvalidInput(f"bill_hourly: {type(tariff).__name__} is not a tariff")
 
 
@@ -94,15 +96,16 @@ class AnnualBill:
 
 def bill_hourly(tariff: Tariff | UrdbTariff, load_kwh: Sequence[object] | np.ndarray,
                 year: int, *, tou_hours: Sequence[str] | None = None,
-                profile: str = "profile") -> AnnualBill:
+                capacity_kva: object = None, profile: str = "profile") -> AnnualBill:
     """Bill one year of hourly kWh (8,760 values; 8,784 in a leap year) under ``tariff``.
 
     Weekdays and weekends follow the real calendar of ``year``; demand is the largest
     hourly kW in each month and period. ``tou_hours`` maps each hour of day to a CN TOU
-    period (default: ``cn_hourly.TOU_HOURS`` or ``PEAK_VALLEY_HOURS``).
+    period (default: ``cn_hourly.TOU_HOURS`` or ``PEAK_VALLEY_HOURS``); ``capacity_kva`` is
+    a CN two-part tariff's contracted capacity.
     """
     usage = hourly_usage(load_wh(load_kwh, year, profile)[None, :], year)
-    lines = bill_profiles(tariff, usage, tou_hours)
+    lines = bill_profiles(tariff, usage, tou_hours, capacity_kva)
     currency, minor = currency_of(tariff)
     months = tuple(MonthBill(month + 1, *(int(lines[line][0, month]) for line in BILL_LINES))
                    for month in range(12))

@@ -79,6 +79,10 @@ def test_bill_a_cn_tariff_on_the_same_profile(capsys, load_csv):
     assert main(["tariff", "bill", "--cn", "cn-bj-commercial-tou", "--load",
                  load_csv(["1.5"] * 8760), "--year", "2026", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["currency"] == "CNY"
+    assert main(["tariff", "bill", "--cn", "cn-bj-industrial-two-part", "--capacity-kva",
+                 "800", "--tou-hours", ",".join(["valley"] * 8 + ["peak"] * 12 + ["flat"] * 4),
+                 "--load", load_csv(["100"] * 8760), "--year", "2026", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["months"][0]["demand"] == "24000.00"
 
 
 @pytest.mark.parametrize(("values", "year", "words"), [

@@ -84,3 +84,17 @@ def test_cn_peak_valley_hours_and_refusals(profile):
         bill_hourly(book["cn-zj-residential-tou"], profile(1.0), 2026, tou_hours=TOU_HOURS)
     with pytest.raises(InvalidInput, match="needs a contracted capacity"):
         bill_hourly(book["cn-bj-industrial-two-part"], profile(1.0), 2026)
+    with pytest.raises(InvalidInput, match="capacity_kva is for CN tariffs"):
+        bill_hourly(load_urdb(SAMPLE)[0], profile(1.0), 2026, capacity_kva="800")
+
+
+def test_cn_two_part_tariffs_take_the_contracted_capacity(profile):
+    book = load_tariff_book()
+    capacity = bill_hourly(book["cn-bj-industrial-two-part"], profile(300.0), 2026,
+                           capacity_kva="800")
+    assert all(m.demand_flat == 800 * 30 * 100 for m in capacity.months)  # 30 CNY/kVA
+    # By demand with a floor of 40 % of capacity: 300 kW is below 0.4 x 800 = 320, so the
+    # floor is billed, 320 kW x 48 CNY.
+    demand = bill_hourly(book["cn-bj-industrial-demand"], profile(300.0), 2026,
+                         capacity_kva="800")
+    assert all(m.demand_flat == 320 * 48 * 100 for m in demand.months)
