@@ -5,13 +5,16 @@
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
     │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
+    │   ├── UnsafeOutputPath      an output path is the input, a link of it, or not writable
     │   └── ProfileError          an hourly load profile breaks a rule (names the profile, hour)
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
-    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   └── DataCentreNotEmpty    generating into a data centre that already holds data
     └── SeatError                 a seat inventory, directory or migration rule was broken
         ├── UnknownTrain          a train-date this centre or directory does not hold
         ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -32,11 +35,13 @@ __all__ = [
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "DataCentreNotEmpty",
     "GridfareError",
     "InvalidInput",
     "InvalidReading",
     "MigrationError",
     "ProfileError",
+    "QuantityOutOfRange",
     "SeatError",
     "StaleVersion",
     "TariffError",
@@ -46,6 +51,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UnsafeOutputPath",
     "UrdbError",
     "WalCorrupt",
 ]
@@ -69,6 +75,14 @@ class InvalidReading(InvalidInput):
 
 class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
+
+
+class QuantityOutOfRange(InvalidInput):
+    """A quantity beyond what exact int64 fen can price; the message names it and the bound."""
+
+
+class UnsafeOutputPath(InvalidInput):
+    """An output path is the input, a link of it, inside the data centre, or not writable."""
 
 
 class ProfileError(InvalidInput):
@@ -97,6 +111,10 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class DataCentreNotEmpty(DataCentreError):
+    """Generating into a data centre that already holds data, without asking to replace it."""
 
 
 class SeatError(GridfareError):

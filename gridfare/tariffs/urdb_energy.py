@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from gridfare.errors import InvalidInput
+from gridfare.errors import QuantityOutOfRange
 from gridfare.tariffs.component import Stage
 from gridfare.tariffs.hourly import MILLI, HourlyUsage
 from gridfare.tariffs.urdb_record import Record
@@ -54,7 +54,7 @@ class UrdbEnergy:
                ) -> dict[str, np.ndarray]:
         total = usage.month_energy
         if total.size and int(total.max()) >= _SAFE_WH:
-            raise InvalidInput(f"profile: monthly energy {int(total.max()) / MILLI} kWh is "
+            raise QuantityOutOfRange(f"profile: monthly energy {int(total.max()) / MILLI} kWh is "
                                "beyond exact int64 arithmetic (3,000 MWh)")
         guard(total, max(max(t.rates) for t in self.periods), "profile: monthly energy")
         masks = self.schedule.masks(len(self.periods))

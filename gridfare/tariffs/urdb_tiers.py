@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridfare.errors import InvalidInput
+from gridfare.errors import QuantityOutOfRange
 from gridfare.tariffs.hourly import MILLI, WEEKDAY, WEEKEND
 from gridfare.tariffs.urdb_record import Record
 
@@ -121,7 +121,7 @@ def tiered_raw(quantity: np.ndarray, bounds: Sequence[np.ndarray | int | None],
 def guard(quantity: np.ndarray, rate: int, what: str) -> None:
     """Refuse quantities whose raw amounts would not fit int64 (it wraps silently)."""
     if quantity.size and int(quantity.max()) * max(rate, 1) >= _INT64_SAFE:
-        raise InvalidInput(f"{what}: {int(quantity.max()) / MILLI} is too large for exact "
+        raise QuantityOutOfRange(f"{what}: {int(quantity.max()) / MILLI} is too large for exact "
                            "int64 arithmetic at this tariff's prices")
 
 

@@ -76,3 +76,10 @@ def test_weekend_hours_take_the_weekend_schedule(urdb_record):
     friday, saturday = 1 * 24 + 5, 2 * 24 + 5  # 2 and 3 January 2026
     assert _energy(record, usage_of((1, friday, 1000)))[0] == 100
     assert _energy(record, usage_of((1, saturday, 1000)))[0] == 200
+
+
+def test_a_month_beyond_exact_int64_arithmetic_is_refused(urdb_record):
+    from gridfare.errors import QuantityOutOfRange
+
+    with pytest.raises(QuantityOutOfRange, match="3,000 MWh"):
+        _energy(urdb_record(), usage_of(*((1, h, 2_000_000_000) for h in range(2))))
