@@ -5,6 +5,7 @@
     >>> dc.bills("2026-10").df()              # a DuckDB relation: .df(), .to_arrow_table()
     >>> dc.summary("2026-10").by_tariff       # totals per tariff
     >>> dc.run_billing("2026-10", sections=["S000*"])
+    >>> dc.tariff_comparison("c1").df()     # profiles x tariffs (rayjobs.tariff_compare)
 
 Bills are read straight from the Parquet datasets through an in-memory DuckDB connection,
 so they can be read while a run is writing (a section's file is replaced atomically, never
@@ -95,6 +96,15 @@ class DataCentreClient:
         recorded with their section's state)."""
         Period.parse(period)
         table = self._catalog().exceptions(period, sections)
+        return self._con.cursor().from_arrow(table)
+
+    def tariff_comparison(self, comparison_id: str) -> duckdb.DuckDBPyRelation:
+        """One stored tariff comparison (``rayjobs.tariff_compare``) as a DuckDB relation:
+        a row per (profile, tariff), annual lines in the tariff's minor unit and ``rank``."""
+        table = self._centre.read_comparison(comparison_id)
+        if not table.num_rows:
+            known = ", ".join(self._centre.comparisons()) or "none"
+            raise InvalidInput(f"no tariff comparison {comparison_id!r}; stored: {known}")
         return self._con.cursor().from_arrow(table)
 
     def runs(self) -> list[RunRecord]:

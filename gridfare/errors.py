@@ -6,9 +6,11 @@
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
     │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
     │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
-    │   └── UnsafeOutputPath      an output path is the input, a link of it, or not writable
+    │   ├── UnsafeOutputPath      an output path is the input, a link of it, or not writable
+    │   └── ProfileError          an hourly load profile breaks a rule (names the profile, hour)
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
+    │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
     │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
@@ -44,6 +46,7 @@ __all__ = [
     "InvalidReading",
     "MigrationError",
     "NotADataCentre",
+    "ProfileError",
     "QuantityOutOfRange",
     "SeatError",
     "StaleVersion",
@@ -55,6 +58,7 @@ __all__ = [
     "UnknownTariff",
     "UnknownTrain",
     "UnsafeOutputPath",
+    "UrdbError",
     "WalCorrupt",
 ]
 
@@ -87,12 +91,20 @@ class UnsafeOutputPath(InvalidInput):
     """An output path is the input, a link of it, inside the data centre, or not writable."""
 
 
+class ProfileError(InvalidInput):
+    """An hourly load profile breaks a rule; the message names the profile, the hour, the rule."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
 
 class TariffError(GridfareError):
     """A tariff file breaks a rule; the message names the file and the key."""
+
+
+class UrdbError(TariffError):
+    """A URDB rate record breaks a rule or holds a field gridfare does not price (names both)."""
 
 
 class ClusterUnavailable(GridfareError):
