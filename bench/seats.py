@@ -248,7 +248,7 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
     from gridfare.seats.selectors import TrainSelector
     from gridfare.seats.timetable import generate_demand, generate_timetable
     from gridfare.seats_client import SeatsClient
-    from rayjobs.seats_serve import start_serve
+    from services.seats_http import start_serve
 
     root = tempfile.mkdtemp(prefix="gridfare-seats-bench-")
     # address="local": a private cluster even when another one runs on this machine (a bare

@@ -23,11 +23,16 @@ def add_seats_commands(subparsers) -> None:
         parser = commands.add_parser(name, help=help)
         parser.add_argument("--root", required=True, help="seats data root (shared directory)")
         if ray:
-            parser.add_argument("--address", default="auto", help="Ray cluster address")
+            parser.add_argument(
+                "--cluster", "--address", dest="cluster", metavar="ADDRESS",
+                help="the Ray cluster of the seat actors (HOST:PORT or 'auto'; default: "
+                     "RAY_ADDRESS)",
+            )
         parser.set_defaults(handler=handler)
         return parser
 
-    serve = command("serve", "start the seat actors and the HTTP API on a cluster", _serve)
+    serve = command("serve", "start the seat actors and the HTTP API (default: on a private "
+                    "local Ray cluster, until interrupted)", _serve)
     serve.add_argument("--centres", help="comma-separated centre ids (first use only)")
     serve.add_argument("--main", help="the bureau's main centre (default: the first)")
     serve.add_argument("--port", type=int, default=8000)
@@ -81,13 +86,14 @@ def add_seats_commands(subparsers) -> None:
 
 
 def _client(args):
-    import ray
+    import sys
 
-    from actors import NAMESPACE
+    from actors.attach import attach
+    from gridfare.seats.store import SeatsRoot
     from gridfare.seats_client import SeatsClient
 
-    if not ray.is_initialized():
-        ray.init(address=args.address, namespace=NAMESPACE, log_to_driver=False)
+    SeatsRoot(args.root).config()  # a bad root is refused before any cluster is joined
+    print(attach(args.cluster).describe(), file=sys.stderr, flush=True)
     return SeatsClient(args.root)
 
 
@@ -101,8 +107,7 @@ def _serve(args) -> int:
     argv = [
         "--root",
         args.root,
-        "--address",
-        args.address,
+        *(["--cluster", args.cluster] if args.cluster else []),
         "--port",
         str(args.port),
         "--host",

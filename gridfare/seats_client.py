@@ -20,7 +20,6 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from fractions import Fraction
 
 from gridfare import errors
@@ -28,10 +27,12 @@ from gridfare.errors import (
     GridfareError,
     InvalidInput,
     SeatError,
+    SeatUnavailable,
     TrainFrozen,
     TrainMoved,
     UnknownTrain,
 )
+from gridfare.seats.names import check_centre_id, check_migration_id
 from gridfare.seats.placement import (
     CentreReport,
     PlannedMove,
@@ -41,8 +42,15 @@ from gridfare.seats.placement import (
     plan_placement,
     target_shares,
 )
+from gridfare.seats.requests import (
+    MigrateRequest,
+    RefundRequest,
+    RemainingQuery,
+    SellRequest,
+    TrainDateRef,
+)
 from gridfare.seats.store import SeatsConfig, SeatsRoot
-from gridfare.seats.train import TrainDate, train_key
+from gridfare.seats.train import TrainDate
 
 __all__ = ["AsyncSeatsClient", "PlacementPlan", "SeatsClient", "placement_plan"]
 
@@ -203,6 +211,7 @@ class AsyncSeatsClient:
     # ---- handles ----------------------------------------------------------------------
 
     def centre(self, centre_id: str):
+        check_centre_id(centre_id)
         if centre_id not in self.config.centres:
             raise InvalidInput(f"centre {centre_id!r} is not one of {self.config.centres}")
         handle = self._handles.get(centre_id)
@@ -237,7 +246,7 @@ class AsyncSeatsClient:
             _raise_cause(exc)
             raise SeatError(f"seat actor call failed: {exc}") from exc
         except ray.exceptions.RayError as exc:
-            raise SeatError(f"seat actor unavailable: {type(exc).__name__}") from exc
+            raise SeatUnavailable(f"seat actor unavailable: {type(exc).__name__}") from exc
 
     async def ready(self) -> None:
         """Start (or find) every actor and wait until each answers."""
@@ -291,7 +300,7 @@ class AsyncSeatsClient:
                     self._map.pop(key, None)
                 continue
             return answer
-        raise SeatError(f"train-date {key}: still moving after {MAX_HOPS} tries; retry later")
+        raise SeatUnavailable(f"train-date {key}: still moving after {MAX_HOPS} tries; retry later")
 
     # ---- requests ---------------------------------------------------------------------
 
@@ -307,16 +316,21 @@ class AsyncSeatsClient:
     ) -> dict:
         """Sell seats: ``{"status": "sold", "seats": [...], ...}`` or ``"sold_out"`` with the
         seats remaining. The same ``request_id`` never sells twice."""
-        key = _key(train_no, day)
-        request = (train_no, key.split("@")[1], from_station, to_station, cls, count, request_id)
-        return await self._routed(key, lambda c: self._batched(c, "sell_many", request))
+        request = SellRequest(train_no, day, from_station, to_station, cls, count, request_id)
+        return await self.sell_request(request)
+
+    async def sell_request(self, request: SellRequest) -> dict:
+        row = request.as_tuple()
+        return await self._routed(request.key, lambda c: self._batched(c, "sell_many", row))
 
     async def refund(self, train_no: str, day, request_id: str) -> dict:
         """Refund an order: ``{"status": "refunded", "seats": [...], ...}``; refunding it
         again answers the same with ``repeat`` set."""
-        key = _key(train_no, day)
-        request = (train_no, key.split("@")[1], request_id)
-        return await self._routed(key, lambda c: self._batched(c, "refund_many", request))
+        return await self.refund_request(RefundRequest(train_no, day, request_id))
+
+    async def refund_request(self, request: RefundRequest) -> dict:
+        row = request.as_tuple()
+        return await self._routed(request.key, lambda c: self._batched(c, "refund_many", row))
 
     async def _batched(self, centre: str, method: str, request: tuple) -> dict:
         batcher = self._batchers.get((centre, method))
@@ -328,14 +342,20 @@ class AsyncSeatsClient:
         return _raise_error_answer(await batcher.submit(request))
 
     async def remaining(self, train_no: str, day, from_station: str, to_station: str) -> dict:
-        key = _key(train_no, day)
-        day = key.split("@")[1]
+        return await self.remaining_query(RemainingQuery(train_no, day, from_station, to_station))
+
+    async def remaining_query(self, q: RemainingQuery) -> dict:
         return await self._routed(
-            key,
+            q.key,
             lambda c: self._call(
-                self.centre(c).remaining.remote(train_no, day, from_station, to_station)
+                self.centre(c).remaining.remote(q.train_no, q.date, q.from_station, q.to_station)
             ),
         )
+
+    async def owner(self, ref: TrainDateRef) -> dict:
+        """The centre that owns a train-date and its directory version, read now."""
+        centre, version = await self._call(self.directory.lookup.remote(ref.key))
+        return {"key": ref.key, "centre": centre, "version": version}
 
     async def create_train(self, train: TrainDate) -> dict:
         """Place a new train-date on the idlest centre holding the fewest seats."""
@@ -410,25 +430,30 @@ class AsyncSeatsClient:
     async def migrate(
         self, selector: str, target: str, *, migration_id: str | None = None, auto: bool = True
     ) -> dict:
-        return await self._call(self.migrator.start.remote(selector, target, migration_id, auto))
+        return await self.migrate_request(MigrateRequest(selector, target, migration_id, auto))
+
+    async def migrate_request(self, request: MigrateRequest) -> dict:
+        return await self._call(
+            self.migrator.start.remote(request.selector, request.target, request.id, request.auto)
+        )
 
     async def migration(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.status.remote(migration_id))
+        return await self._call(self.migrator.status.remote(check_migration_id(migration_id)))
 
     async def migrations(self) -> list[dict]:
         return await self._call(self.migrator.list.remote())
 
     async def step(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.step.remote(migration_id))
+        return await self._call(self.migrator.step.remote(check_migration_id(migration_id)))
 
     async def pause(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.pause.remote(migration_id))
+        return await self._call(self.migrator.pause.remote(check_migration_id(migration_id)))
 
     async def resume(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.resume.remote(migration_id))
+        return await self._call(self.migrator.resume.remote(check_migration_id(migration_id)))
 
     async def rollback(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.rollback.remote(migration_id))
+        return await self._call(self.migrator.rollback.remote(check_migration_id(migration_id)))
 
     async def wait_migration(
         self,
@@ -470,17 +495,6 @@ class AsyncSeatsClient:
             for c, s in zip(self.config.centres, snapshots, strict=True)
         }
         return self.root.audit(live)
-
-
-def _key(train_no: str, day) -> str:
-    if not isinstance(train_no, str) or not train_no:
-        raise InvalidInput(f"train_no {train_no!r}: expected e.g. G1234")
-    if not isinstance(day, date):
-        try:
-            day = date.fromisoformat(str(day))
-        except ValueError:
-            raise InvalidInput(f"date {day!r}: expected YYYY-MM-DD") from None
-    return train_key(train_no, day)
 
 
 class SeatsClient:

@@ -33,11 +33,19 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from gridfare.errors import ConfigError, GridfareError, SeatError, StaleVersion, WalCorrupt
+from gridfare.errors import (
+    ConfigError,
+    GridfareError,
+    InvalidName,
+    SeatError,
+    StaleVersion,
+    WalCorrupt,
+)
 from gridfare.seats.audit import AuditReport, audit
 from gridfare.seats.centre import CentreState
 from gridfare.seats.directory import DirectoryRecord
 from gridfare.seats.migration import Migration
+from gridfare.seats.names import check_centre_id, check_migration_id, check_root
 from gridfare.seats.snapshot import Snapshot, SnapshotDelta, overlay, read_snapshot, write_snapshot
 from gridfare.seats.wal import WalRecord, WalWriter, open_wal, read_wal
 
@@ -46,7 +54,6 @@ __all__ = ["SeatsConfig", "SeatsRoot"]
 _SEGMENT = re.compile(r"^wal-(\d{12})-(\d{12})\.log$")
 _T = TypeVar("_T")
 _DELTA = re.compile(r"^snapshot-delta-(\d{12})\.arrow$")
-_CENTRE_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 @dataclass(frozen=True)
@@ -71,10 +78,10 @@ class SeatsConfig:
         if not centres:
             raise ConfigError("seats config: centres: needs at least one centre")
         for c in centres:
-            if not isinstance(c, str) or not c or not set(c) <= _CENTRE_ID:
-                raise ConfigError(
-                    f"seats config: centres: {c!r} must be letters, digits, '-' or '_'"
-                )
+            try:
+                check_centre_id(c)
+            except InvalidName as exc:
+                raise ConfigError(f"seats config: centres: {exc}") from None
         if len(set(centres)) != len(centres):
             raise ConfigError(f"seats config: centres: a centre is listed twice in {centres}")
         if self.main not in centres:
@@ -200,7 +207,7 @@ class SeatsRoot:
     """Paths and file formats under one seats data root (a local or shared directory)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path).absolute()
+        self.path = check_root(path)
         # migration id -> what this object last stored of it
         self._stored: dict[str, _StoredMigration] = {}
 
@@ -244,7 +251,7 @@ class SeatsRoot:
     # ---- centres ----------------------------------------------------------------------
 
     def centre_dir(self, centre_id: str) -> Path:
-        return self.path / "centres" / centre_id
+        return self.path / "centres" / check_centre_id(centre_id)
 
     def wal_path(self, centre_id: str) -> Path:
         return self.centre_dir(centre_id) / "wal.log"
@@ -435,6 +442,10 @@ class SeatsRoot:
     def migrations_dir(self) -> Path:
         return self.path / "migrations"
 
+    def migration_path(self, migration_id: str) -> Path:
+        """``migrations/<id>.json``; the id is checked here, where the path is built."""
+        return self.migrations_dir / f"{check_migration_id(migration_id)}.json"
+
     def write_migration(self, migration: Migration, extra: Mapping[str, object]) -> None:
         """Store a migration record durably; refuse one older than the stored revision.
 
@@ -445,7 +456,7 @@ class SeatsRoot:
         (``<id>.journal``) one line holding the moves that changed and the migration's
         state, fsynced. Reading lays the journal's lines over the record.
         """
-        path = self.migrations_dir / f"{migration.id}.json"
+        path = self.migration_path(migration.id)
         journal = path.with_suffix(".journal")
         ours = self._stored.get(migration.id)
         if ours is None or not self._unchanged_since_written(path, journal, ours):
