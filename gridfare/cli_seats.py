@@ -121,6 +121,10 @@ def _serve(args) -> int:
 
 
 def _sell(args) -> int:
+    from gridfare.seats.requests import SellRequest
+
+    SellRequest(args.train, args.date, getattr(args, "from"), args.to, getattr(args, "class"),
+                args.count, args.request_id)  # refused here, before any cluster is joined
     answer = _client(args).sell(
         args.train,
         args.date,
@@ -135,6 +139,9 @@ def _sell(args) -> int:
 
 
 def _refund(args) -> int:
+    from gridfare.seats.requests import RefundRequest
+
+    RefundRequest(args.train, args.date, args.request_id)
     _print(_client(args).refund(args.train, args.date, args.request_id))
     return 0
 
@@ -155,6 +162,9 @@ def _centres(args) -> int:
 
 
 def _migrate(args) -> int:
+    from gridfare.seats.requests import MigrateRequest
+
+    MigrateRequest(args.selector, args.to)  # refused here, before any cluster is joined
     client = _client(args)
     status = client.migrate(args.selector, args.to)
     if args.wait:
@@ -164,6 +174,9 @@ def _migrate(args) -> int:
 
 
 def _migration_action(args) -> int:
+    from gridfare.seats.names import check_migration_id
+
+    check_migration_id(args.migration_id)
     client = _client(args)
     action = {"status": client.migration}.get(args.seats_command) or getattr(
         client, args.seats_command

@@ -95,12 +95,12 @@ def check_root(value: object, what: str = "seats root") -> Path:
         raise InvalidName(f"{what} {_shown(value)}: must be a non-empty path")
     if len(value) > MAX_ROOT:
         raise InvalidName(f"{what} {_shown(value)}: longer than {MAX_ROOT} characters")
-    if "\x00" in value or not value.isprintable():
-        raise InvalidName(f"{what} {_shown(value)}: holds NUL or a control character")
     try:
         value.encode("utf-8")
-    except UnicodeEncodeError:
+    except UnicodeEncodeError:  # also bytes that are not UTF-8, as os.fsdecode gives them
         raise InvalidName(f"{what} {_shown(value)}: holds a lone surrogate") from None
+    if "\x00" in value or not value.isprintable():
+        raise InvalidName(f"{what} {_shown(value)}: holds NUL or a control character")
     path = Path(value)
     if ".." in path.parts:
         raise InvalidName(f"{what} {_shown(value)}: must not climb with '..'")
