@@ -44,8 +44,9 @@ import ray
 from ray.util import metrics
 
 from actors import NAMESPACE, named_detached, one_line
-from actors.seat_centre import get_seat_centre, quiet_gc, seats_suffix
+from actors.seat_centre import get_seat_centre
 from actors.seat_directory import get_seat_directory
+from actors.seat_runtime import quiet_gc, seats_suffix
 from gridfare.errors import (
     GridfareError,
     InvalidInput,

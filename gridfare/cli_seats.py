@@ -2,7 +2,7 @@
 
 ``plan --offline`` and ``audit`` need no Ray (they read a generated timetable or the files
 under the seats root); every other command talks to a running cluster (``--address``,
-default ``auto``) through ``gridfare.seats_client``. Heavy imports stay inside the handlers.
+RAY_ADDRESS) through ``gridfare.api.seats``. Heavy imports stay inside the handlers.
 """
 
 from __future__ import annotations
@@ -88,13 +88,10 @@ def add_seats_commands(subparsers) -> None:
 def _client(args):
     import sys
 
-    from actors.attach import attach
-    from gridfare.seats.store import SeatsRoot
-    from gridfare.seats_client import SeatsClient
+    from gridfare.api import seats
 
-    SeatsRoot(args.root).config()  # a bad root is refused before any cluster is joined
-    print(attach(args.cluster).describe(), file=sys.stderr, flush=True)
-    return SeatsClient(args.root)
+    return seats(args.root, cluster=args.cluster,
+                 on_attach=lambda text: print(text, file=sys.stderr, flush=True))
 
 
 def _print(data) -> None:
@@ -196,8 +193,8 @@ def _migrations(args) -> int:
 
 def _plan(args) -> int:
     if args.offline:
+        from gridfare.seats.plan import placement_plan
         from gridfare.seats.timetable import generate_timetable
-        from gridfare.seats_client import placement_plan
 
         if not args.centres:
             raise InvalidInput("seats plan --offline: --centres is required (e.g. A,B,C)")

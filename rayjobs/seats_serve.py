@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace, centres: list[str] | None) -> int:
     from actors.attach import attach
-    from gridfare.seats_client import SeatsClient
+    from actors.seats_client import SeatsClient
     from services.seats_http import start_serve
 
     cluster = attach(args.cluster, start_local=args.cluster is None)

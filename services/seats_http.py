@@ -40,7 +40,7 @@ __all__ = ["SeatsHTTP", "app_name", "start_serve"]
 
 def app_name(root: str) -> str:
     """The Serve application of one seats root."""
-    from actors.seat_centre import seats_suffix
+    from actors.seat_runtime import seats_suffix
 
     return f"gridfare-seats-{seats_suffix(root)}"
 
@@ -69,7 +69,7 @@ _ACTIONS = ("pause", "resume", "rollback", "step")
 )
 class SeatsHTTP:
     def __init__(self, root: str) -> None:
-        from gridfare.seats_client import AsyncSeatsClient
+        from actors.seats_client import AsyncSeatsClient
 
         self._root = root
         self._seats = AsyncSeatsClient(root)

@@ -38,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from gridfare.errors import InvalidInput, SeatError, UnknownOrder, WalCorrupt
+from gridfare.seats.answers import SoldOut
 from gridfare.seats.names import check_text
 from gridfare.seats.snapshot import MOVED, ORDERS, SEATS, TRAINS, Snapshot
 from gridfare.seats.train import TrainDate
@@ -90,16 +91,6 @@ class Sale:
     @property
     def repeat(self) -> bool:
         return self.record is None
-
-
-@dataclass(frozen=True)
-class SoldOut:
-    key: str
-    cls: str
-    from_station: str
-    to_station: str
-    requested: int
-    remaining: int
 
 
 @dataclass(frozen=True)
