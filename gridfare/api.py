@@ -189,3 +189,28 @@ class DataCentreClient:
             wanted = ", ".join("'" + s.replace("'", "''") + "'" for s in sections)
             relation = relation.filter(f"section_id IN ({wanted})")
         return relation
+
+
+def seats(root: str, centres: Sequence[str] | None = None, main: str | None = None, *,
+          cluster: str | None = None, on_attach=None, **options):
+    """Open a seats data root on a Ray cluster: its ``SeatsClient`` (``actors.seats_client``).
+
+    ``centres`` (and ``main``, default the first) configure a new root; ``options`` are
+    ``SeatsConfig`` fields. ``cluster`` is joined through ``actors.attach`` (``None``: the
+    cluster this process or job is already in); ``on_attach`` hears which one.
+
+        >>> seats = gridfare.api.seats("seats/", ["A", "B", "C"], cluster="auto")
+        >>> seats.sell("G1", "2026-10-01", "Beijing", "Jinan", "second", 2, "r-1")
+    """
+    from gridfare.seats.store import SeatsRoot
+
+    root_path = SeatsRoot(root)  # a bad root is refused before any cluster is joined
+    if centres is None:
+        root_path.config()  # and so is one that is not a seats data root
+    from actors.attach import attach
+    from actors.seats_client import SeatsClient
+
+    joined = attach(cluster)
+    if on_attach is not None:
+        on_attach(joined.describe())
+    return SeatsClient.start(root, centres, main, **options)
