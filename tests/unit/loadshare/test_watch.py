@@ -38,3 +38,16 @@ def test_rate_is_the_counter_delta_over_time_never_negative():
     assert later.rate_since(None) == 0.0
     reset = LoadReading(at=14.0, requests_total=5, queue=0, billing_queued=0)
     assert reset.rate_since(later) == 0.0
+
+
+def test_a_reading_missing_an_earlier_source_is_unknown():
+    samples = parse_prometheus(SCRAPE)
+    source = {id(s): "head" for s in samples}
+    first = read_load(samples, [Watched("Quote")], at=1.0, source=source)
+    assert first.sources == {"head"} and first.known_after(None)
+    # The head did not answer this time: its counters are missing, not zero.
+    gap = read_load([], [Watched("Quote")], at=2.0, missing=["head"])
+    assert not gap.known_after(first)
+    # A node that never fed the watched series may miss a scrape without harm.
+    other = read_load(samples, [Watched("Quote")], at=3.0, source=source, missing=["burst-1"])
+    assert other.known_after(first)
