@@ -36,31 +36,38 @@ from gridfare.store.operations import Account, Operation, OperationKind, Operati
 __all__ = ["AccountsClient", "get_coordinator", "remove_store"]
 
 RETRYABLE = (StoreUnavailable, StaleEpoch, NotReplicated)
+MAX_REPLICAS = 5  # a primary and at most four standbys (StoreConfig.standbys)
 
 
-def get_coordinator(root: str, config: Mapping[str, object] | None = None):
+def get_coordinator(root: str, config: Mapping[str, object] | None = None,
+                    runtime_env: dict | None = None):
     """The store's coordinator, created (and the store with it) if it is not running."""
     store = StoreRoot(root)
+    options = {"runtime_env": runtime_env} if runtime_env else {}
     return StoreCoordinator.options(
         name=coordinator_name(store), namespace=NAMESPACE, get_if_exists=True,
-        lifetime="detached").remote(str(store.path), dict(config) if config else None)
+        lifetime="detached", **options).remote(str(store.path),
+                                               dict(config) if config else None)
 
 
 def remove_store(root: str) -> None:
-    """Stop the store's servers and end its actors and placement group (its data stays)."""
+    """Stop the store's servers and end its actors and placement group (its data stays).
+    Works on a store whose coordinator never finished starting, too."""
     from ray.util.placement_group import get_placement_group, remove_placement_group
 
     store = StoreRoot(root)
-    try:
+    with contextlib.suppress(Exception):
         coordinator = ray.get_actor(coordinator_name(store), namespace=NAMESPACE)
-    except ValueError:
-        return
-    names = ray.get(coordinator.names.remote())
-    ray.get(coordinator.shutdown.remote())
-    for name in names:
-        with contextlib.suppress(ValueError):
-            ray.kill(ray.get_actor(replica_actor_name(store, name), namespace=NAMESPACE))
-    ray.kill(coordinator)
+        with contextlib.suppress(Exception):
+            ray.get(coordinator.shutdown.remote(), timeout=60)
+        ray.kill(coordinator)
+    for index in range(MAX_REPLICAS):
+        with contextlib.suppress(Exception):
+            replica = ray.get_actor(replica_actor_name(store, f"pg{index}"),
+                                    namespace=NAMESPACE)
+            with contextlib.suppress(Exception):
+                ray.get(replica.stop.remote(), timeout=30)
+            ray.kill(replica)
     with contextlib.suppress(Exception):
         remove_placement_group(get_placement_group(f"gridfare-store-{store.suffix}"))
 
@@ -73,15 +80,16 @@ class AccountsClient:
         self.retry_s = retry_s
         config = StoreConfig.from_mapping(ray.get(coordinator.config.remote()))
         self._config = config
-        self._commit_timeout_ms = int(1000 * (commit_timeout_s or config.commit_timeout_s))
+        self._commit_timeout_s = commit_timeout_s or config.commit_timeout_s
         self._current: tuple[int, str, str, int] | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
 
     @classmethod
-    def start(cls, root: str, retry_s: float = 20.0, **config) -> AccountsClient:
+    def start(cls, root: str, retry_s: float = 20.0, runtime_env: dict | None = None,
+              **config) -> AccountsClient:
         """Create (or find) the store under ``root`` on the joined Ray cluster."""
-        return cls(get_coordinator(root, config or None), retry_s=retry_s)
+        return cls(get_coordinator(root, config or None, runtime_env), retry_s=retry_s)
 
     # ---- where the primary is --------------------------------------------------------
     def _refresh(self) -> tuple[int, str, str, int]:
@@ -95,9 +103,9 @@ class AccountsClient:
         if db is None or db.epoch != current[0] or self._local.address != current[2:]:
             self._drop()
             conn = connect(ServerAddress(current[2], current[3]).dsn("gridfare-accounts", 2),
-                           autocommit=True,
-                           options=f"-c statement_timeout={self._commit_timeout_ms}")
-            db = AccountsDB(conn, current[0], self._config.replication, self._may_commit_alone)
+                           autocommit=True, options="-c statement_timeout=30000")
+            db = AccountsDB(conn, current[0], self._config.replication, self._may_commit_alone,
+                            self._commit_timeout_s)
             self._local.db, self._local.address = db, current[2:]
         return db
 

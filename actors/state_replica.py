@@ -11,6 +11,7 @@ back as a primary behind the coordinator's back. Its port and upstream are kept 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 
@@ -28,13 +29,26 @@ STATUS = """SELECT pg_is_in_recovery(),
     (SELECT epoch FROM gridfare_store_meta)"""
 
 
+def _command(method):
+    """The coordinator's commands run one at a time (the actor is threaded so that a status
+    probe is answered while a rebuild runs)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._commands:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 def replica_actor_name(root: StoreRoot, name: str) -> str:
     return f"gridfare-state-replica-{root.suffix}-{name}"
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=4)
 class StateReplica:
     def __init__(self, root: str, name: str) -> None:
+        import threading
+
+        self._commands = threading.RLock()  # one command at a time; status runs beside
         self._root = StoreRoot(root)
         self._name = name
         state = self._root.replica_state(name)
@@ -72,6 +86,7 @@ class StateReplica:
                              self._upstream if in_recovery else None, epoch)
 
     # ---- the coordinator's commands (each safe to repeat) -------------------------------
+    @_command
     def start_primary(self, sync_names: str) -> None:
         """A new store's first primary: initdb (once), configure, start."""
         if not self._server.initialized():
@@ -81,12 +96,13 @@ class StateReplica:
         self._server.configure(self._name, None, sync_names)
         self._server.start()
 
+    @_command
     def rebuild(self, upstream: str, host: str, port: int) -> str:
         """Make this replica a standby of ``upstream``: stop it, rewind it onto the
         upstream's timeline (or copy it afresh when it cannot be rewound), start it.
         Returns how: 'rewound', 'copied' or 'restarted'."""
         source = ServerAddress(host, port)
-        self._server.stop("immediate")
+        self._server.stop("immediate", timeout_s=3)  # a hung server is then SIGKILLed
         how = "restarted"
         if not self._server.initialized():
             self._server.base_backup(source)
@@ -112,6 +128,7 @@ class StateReplica:
             how = "copied"
         return how
 
+    @_command
     def repoint(self, upstream: str, host: str, port: int) -> None:
         """Follow ``upstream`` from now on (primary_conninfo is reloaded, no restart)."""
         self._upstream = upstream
@@ -119,6 +136,7 @@ class StateReplica:
         self._server.configure(self._name, ServerAddress(host, port))
         self._reload()
 
+    @_command
     def promote(self, epoch: int, sync_names: str) -> None:
         """Become the primary under ``epoch`` (idempotent)."""
         from backends.accounts_sql import set_epoch
@@ -135,20 +153,29 @@ class StateReplica:
             conn.execute("SELECT pg_reload_conf()")
             set_epoch(conn, epoch)
 
+    @_command
     def set_sync_names(self, sync_names: str) -> None:
         self._server.configure(self._name, None, sync_names)
         self._reload()
 
+    @_command
     def create_schema(self) -> None:
         from backends.accounts_sql import AccountsDB
 
         with connect(self._address.dsn("gridfare-coordinator", 2), autocommit=True) as conn:
             AccountsDB.create_schema(conn)
 
+    @_command
     def fence(self) -> None:
         """Stop at once: this server must not acknowledge anything more."""
-        self._server.stop("immediate", timeout_s=5)
+        self._server.stop("immediate", timeout_s=3)
 
+    @_command
+    def fence_and_rebuild(self, upstream: str, host: str, port: int) -> str:
+        self.fence()
+        return "fenced, " + self.rebuild(upstream, host, port)
+
+    @_command
     def stop(self) -> None:
         self._server.stop("fast")
 
@@ -158,6 +185,9 @@ class StateReplica:
             os.kill(pid, signal.SIGHUP)
 
     # ---- faults (tests and the bench cause them here) ----------------------------------
+    def pids(self) -> dict[str, list[int]]:
+        return {"actor": [os.getpid()], "server": self._server.processes()}
+
     def kill_server(self) -> None:
         self._server.kill()
 

@@ -6,11 +6,14 @@ under the store's root (``backends.store_root``), written before each step, so a
 coordinator decides again from it and finishes a promotion it had begun (the record names
 the candidate and the new epoch before anything is promoted).
 
-A promotion: record ``promoting`` (candidate, epoch + 1) -> promote the candidate, raise the
-epoch in its ``gridfare_store_meta`` row, point its ``synchronous_standby_names`` at every
-other replica -> record ``steady`` with the new primary -> fence the old primary (stop it at
-once, if its replica answers). The watch loop then rewinds the old primary into a standby
-of the new one and re-points the other standbys: every action is safe to repeat.
+A promotion: record ``promoting`` (candidate, epoch + 1) -> point the other standbys at the
+candidate -> promote it, raise the epoch in its ``gridfare_store_meta`` row, point its
+``synchronous_standby_names`` at every other replica -> record ``steady`` with the new
+primary -> fence the old primary (stop it at once, if its replica answers). An old primary
+that comes back (paused, partitioned) finds no standby to confirm its commits, so under
+RPO 0 it acknowledges nothing (``backends.accounts_sql``) until it is fenced. The watch loop
+then rewinds the old primary into a standby of the new one and re-points the other
+standbys: every action is safe to repeat.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import threading
 import time
 
 import ray
-from ray.util.placement_group import placement_group
+from ray.util.placement_group import get_placement_group, placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from actors import NAMESPACE, one_line
@@ -37,10 +40,12 @@ from gridfare.store.failover import (
     decide,
     sync_standby_names,
 )
+from gridfare.store.replication import ReplicationRule
 
 __all__ = ["StoreCoordinator", "coordinator_name"]
 
 PROBE_TIMEOUT_S = 3.0  # a status call not answered by then counts as a failed probe
+ACTION_TIMEOUT_S = 300.0  # a rebuild (a base backup of a large store) may take this long
 REPLICA_MEMORY = 256 * 2**20  # bytes a replica's bundle reserves for its server
 
 
@@ -74,6 +79,8 @@ class StoreCoordinator:
         self._replicas = self._place_replicas()
         self._epoch_gauge, self._failovers, self._standbys_gauge = _metrics()
         self._failures = 0
+        self._inflight: dict[str, tuple[ray.ObjectRef, str, float]] = {}
+        self._waiting: str | None = None
         self._log: list[str] = []
         self._statuses: dict[str, ReplicaStatus] = {}
         record = self._root.record()
@@ -94,8 +101,12 @@ class StoreCoordinator:
         count = len(self._names)
         nodes = [n for n in ray.nodes() if n["Alive"]]
         strategy = "STRICT_SPREAD" if len(nodes) >= count else "SPREAD"
-        group = placement_group([{"memory": REPLICA_MEMORY}] * count, strategy=strategy,
-                                name=f"gridfare-store-{self._root.suffix}", lifetime="detached")
+        name = f"gridfare-store-{self._root.suffix}"
+        try:  # a restarted coordinator finds the group its replicas live in
+            group = get_placement_group(name)
+        except ValueError:
+            group = placement_group([{"memory": REPLICA_MEMORY}] * count, strategy=strategy,
+                                    name=name, lifetime="detached")
         if not group.wait(30):
             raise StoreError(f"store {self._root.path}: no room for {count} replicas "
                              f"({strategy})")
@@ -141,8 +152,13 @@ class StoreCoordinator:
         return statuses
 
     def step(self) -> list[str]:
-        """One probe and the actions it calls for; returns what was done."""
+        """One probe and the actions it calls for; returns what was started or done.
+
+        A promotion is carried out here and now; fencing, rebuilding and re-pointing are
+        started and collected on a later step, so a replica that hangs never stalls the
+        watch over the primary."""
         with self._lock:
+            done = self._collect()
             statuses = self._probe()
             self._statuses = statuses
             record = self._record
@@ -151,27 +167,47 @@ class StoreCoordinator:
             self._failures = 0 if healthy else self._failures + 1
             self._standbys_gauge.set(sum(1 for n, s in statuses.items()
                                          if n != record.primary and s.running))
-            plan = decide(Snapshot(record, statuses, self._failures,
-                                   self._config.failures_to_fail_over))
-            done = []
+            plan = decide(Snapshot(
+                record, statuses, self._failures, self._config.failures_to_fail_over,
+                every_standby_needed=self._config.replication is ReplicationRule.REFUSE,
+                down=frozenset(self._inflight)))
+            if plan.waiting and plan.waiting != self._waiting:
+                self._note(plan.waiting)
+            self._waiting = plan.waiting
             for action in plan.actions:
                 done.append(self._carry_out(action))
             return done
 
+    def _collect(self) -> list[str]:
+        done = []
+        for name, (ref, what, started) in list(self._inflight.items()):
+            ready, _ = ray.wait([ref], timeout=0)
+            if ready:
+                del self._inflight[name]
+                try:
+                    done.append(self._note(f"{what}: {ray.get(ref)}"))
+                except Exception as exc:
+                    done.append(self._note(f"{what} failed: {one_line(exc)}"))
+            elif time.monotonic() - started > ACTION_TIMEOUT_S:
+                del self._inflight[name]  # decided again on the next step
+                done.append(self._note(f"{what}: no answer in {ACTION_TIMEOUT_S:.0f} s"))
+        return done
+
     def _carry_out(self, action: Action) -> str:
-        replica = self._replicas[action.replica]
         if action.kind is ActionKind.PROMOTE:
             return self._promote(action)
-        host, port = ray.get(self._replicas[action.primary].address.remote())
+        replica = self._replicas[action.replica]
+        host, port = ray.get(self._replicas[action.primary].address.remote(),
+                             timeout=PROBE_TIMEOUT_S)
         if action.kind is ActionKind.FENCE:
-            ray.get(replica.fence.remote())
-            how = ray.get(replica.rebuild.remote(action.primary, host, port))
-            return self._note(f"fenced {action.replica} and {how} it as a standby")
-        if action.kind is ActionKind.REBUILD:
-            how = ray.get(replica.rebuild.remote(action.primary, host, port))
-            return self._note(f"{how} {action.replica} as a standby of {action.primary}")
-        ray.get(replica.repoint.remote(action.primary, host, port))
-        return self._note(f"re-pointed {action.replica} at {action.primary}")
+            ref = replica.fence_and_rebuild.remote(action.primary, host, port)
+        elif action.kind is ActionKind.REBUILD:
+            ref = replica.rebuild.remote(action.primary, host, port)
+        else:
+            ref = replica.repoint.remote(action.primary, host, port)
+        what = f"{action.kind.value} {action.replica} (primary {action.primary})"
+        self._inflight[action.replica] = (ref, what, time.monotonic())
+        return self._note(f"started {what}")
 
     def _promote(self, action: Action) -> str:
         record = self._record
@@ -182,9 +218,17 @@ class StoreCoordinator:
             self._record = record
             self._note(f"promoting {action.replica} under epoch {record.epoch} ({old} lost)")
         self._pause("promoting")
+        # the other standbys follow the candidate before it is promoted (cascading until
+        # then), so none of them can go on acknowledging the old primary should it return
+        host, port = ray.get(self._replicas[record.candidate].address.remote(),
+                             timeout=PROBE_TIMEOUT_S)
+        others = [n for n in self._names if n not in (record.candidate, record.primary)]
+        refs = [self._replicas[n].repoint.remote(record.candidate, host, port) for n in others]
+        ray.wait(refs, num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
         candidate = self._replicas[record.candidate]
         ray.get(candidate.promote.remote(record.epoch,
-                                         sync_standby_names(record.candidate, self._names)))
+                                         sync_standby_names(record.candidate, self._names)),
+                timeout=60)
         self._pause("promoted")
         old = record.primary
         record = record.promoted()
@@ -194,7 +238,7 @@ class StoreCoordinator:
         self._failovers.inc()
         self._epoch_gauge.set(record.epoch)
         try:  # fence the old primary if it answers; the watch loop rebuilds it later
-            ray.get(self._replicas[old].fence.remote(), timeout=10)
+            ray.get(self._replicas[old].fence.remote(), timeout=PROBE_TIMEOUT_S)
         except Exception as exc:
             self._note(f"could not fence {old} now ({one_line(exc)}); the watch loop will")
         return self._note(f"promoted {record.primary} (epoch {record.epoch})")
@@ -217,7 +261,8 @@ class StoreCoordinator:
     def current(self) -> tuple[int, str, str, int]:
         """``(epoch, primary, host, port)`` as recorded now."""
         record = self._record
-        host, port = ray.get(self._replicas[record.primary].address.remote())
+        host, port = ray.get(self._replicas[record.primary].address.remote(),
+                             timeout=PROBE_TIMEOUT_S)
         return record.epoch, record.primary, host, port
 
     def config(self) -> dict:
@@ -227,9 +272,10 @@ class StoreCoordinator:
         """The record, each replica's fresh status and node, and the last actions taken."""
         record = self._record
         statuses = self._probe()
-        nodes = dict(zip(self._names, ray.get(
-            [self._replicas[n].node_id.remote() for n in self._names], timeout=30),
-            strict=True))
+        refs = {n: self._replicas[n].node_id.remote() for n in self._names}
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs),
+                            timeout=PROBE_TIMEOUT_S)
+        nodes = {n: ray.get(ref) if ref in ready else None for n, ref in refs.items()}
         return {"root": str(self._root.path), "record": record.to_dict(),
                 "replicas": {n: {**s.__dict__, "node_id": nodes[n]}
                              for n, s in statuses.items()},

@@ -7,16 +7,19 @@ answer under the key, commit. A version conflict (another transaction changed th
 after we read it) rolls back and starts again: concurrent requests on one account are
 serialized by the version check, not by a lock held between requests.
 
-The commit waits for a standby to apply it (``synchronous_commit = remote_apply``). If that
-wait is cut short (``statement_timeout``: no standby answered), PostgreSQL keeps the commit
-locally and says so only in a WARNING; that answer is ``NotReplicated``, never an
-acknowledgement. A retry of the key then returns the first answer only after a commit of
+The commit waits for a standby to apply it (``synchronous_commit = remote_apply``). That wait
+is not bounded by ``statement_timeout`` (PostgreSQL disables it before the commit runs), so
+a commit not confirmed within ``commit_timeout_s`` is cancelled from here; PostgreSQL then
+keeps the commit locally and says so only in a WARNING: that answer is ``NotReplicated``,
+never an acknowledgement. A retry of the key then returns the first answer only after a commit of
 its own has been confirmed by a standby (WAL is applied in order, so the first one is in).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -105,9 +108,10 @@ class AccountsDB:
     """Account transactions on one connection to the primary, under one epoch."""
 
     def __init__(self, conn, epoch: int, rule: ReplicationRule = ReplicationRule.REFUSE,
-                 may_commit_alone=None) -> None:
+                 may_commit_alone=None, commit_timeout_s: float = 5.0) -> None:
         self.conn = conn
         self.epoch = epoch
+        self.commit_timeout_s = commit_timeout_s
         self.rule = ReplicationRule(rule)
         # under 'accept', asked before a write commits on the primary alone: True only while
         # the coordinator still names this epoch's primary (an old one must not)
@@ -131,6 +135,7 @@ class AccountsDB:
         import psycopg
 
         conn = self.conn
+        timer = None
         try:
             with conn.transaction():
                 epoch, in_recovery, in_sync = conn.execute(IN_SYNC).fetchone()
@@ -150,7 +155,12 @@ class AccountsDB:
                     conn.execute("SET LOCAL synchronous_commit = local")
                 self._warnings.clear()
                 yield mode
-            # the commit ran as the block closed: a cut-short sync wait is only a warning
+                # the commit runs as this block closes; cancel it if no standby confirms it
+                timer = threading.Timer(self.commit_timeout_s, _cancel, (conn,))
+                timer.daemon = True
+                timer.start()
+            timer.cancel()
+            # a cut-short sync wait is only a warning: the commit stays local, unconfirmed
             if self._warnings:
                 raise NotReplicated("not replicated: the commit was not confirmed by a "
                                     f"standby ({self._warnings[0]}); retry with the same key")
@@ -162,6 +172,9 @@ class AccountsDB:
             raise StoreUnavailable(f"lost the primary mid-transaction: "
                                    f"{str(exc).strip().splitlines()[0] if str(exc) else exc}"
                                    ) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     # ---- operations -------------------------------------------------------------------
     def apply(self, op: Operation) -> OperationResult:
@@ -248,6 +261,11 @@ class AccountsDB:
                 "FROM account_operations WHERE account_id = %s ORDER BY version, created_at",
                 (account_id,)).fetchall()
         return [_result(row[0], row[1:]) for row in rows]
+
+
+def _cancel(conn) -> None:
+    with contextlib.suppress(Exception):
+        (getattr(conn, "cancel_safe", None) or conn.cancel)()
 
 
 class _Conflict(Exception):

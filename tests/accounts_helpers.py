@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
+
+
+def store_dir() -> Path:
+    """A fresh directory for a store, outside pytest's own temp tree: PostgreSQL runs as an
+    unprivileged user that must traverse the path, and every pytest session on the machine
+    resets /tmp/pytest-of-<user> to 0700."""
+    return Path(tempfile.mkdtemp(prefix="gridfare-store-"))
+
+
+def remove_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def start_store(root, retry_s: float = 20.0, **config):
@@ -12,11 +26,10 @@ def start_store(root, retry_s: float = 20.0, **config):
     return AccountsClient.start(str(root), retry_s=retry_s, **config)
 
 
-def stop_store(client) -> None:
+def stop_store(root) -> None:
     from actors.accounts_client import remove_store
 
-    client.close()
-    remove_store(client.root)
+    remove_store(str(root))
 
 
 def wait_for(condition, timeout_s: float = 60.0, every_s: float = 0.2, what: str = ""):

@@ -9,7 +9,10 @@ promotion (the record names the candidate before anything is promoted), never a 
 Rules:
 - a promotion in progress (phase ``promoting``) is finished on its recorded candidate;
 - a primary that failed ``failures_to_fail_over`` probes in a row is replaced by the most
-  advanced standby that answers (highest replay LSN; ties: lowest name), under epoch + 1;
+  advanced standby (highest replay LSN; ties: lowest name), under epoch + 1. Under RPO 0
+  (``every_standby_needed``) only while every standby answers: a commit was acknowledged
+  once ANY one standby applied it, so the most advanced is known only when all are seen;
+  with one missing the coordinator waits rather than risk an acknowledged operation;
 - with a healthy primary, any other replica that is not a standby following it is fenced
   (a second primary: stopped, rewound) or rebuilt (down: restarted as a standby) or
   re-pointed (following an old primary).
@@ -121,6 +124,7 @@ class Snapshot:
     statuses: Mapping[str, ReplicaStatus]
     primary_failures: int = 0  # consecutive probes of the recorded primary that failed
     failures_to_fail_over: int = 2
+    every_standby_needed: bool = True  # RPO 0: promote only when every standby answers
     down: frozenset[str] = field(default_factory=frozenset)  # replicas with no owner now
 
 
@@ -140,8 +144,13 @@ def decide(snapshot: Snapshot) -> Plan:
             return Plan(waiting=f"primary {record.primary} failed "
                                 f"{snapshot.primary_failures} of "
                                 f"{snapshot.failures_to_fail_over} probes")
-        candidates = [s for name in record.replicas if name != record.primary
-                      and (s := _status(snapshot, name)).running and s.in_recovery]
+        standbys = [_status(snapshot, n) for n in record.replicas if n != record.primary]
+        candidates = [s for s in standbys if s.running and s.in_recovery]
+        missing = [s.name for s in standbys if not (s.running and s.in_recovery)]
+        if candidates and missing and snapshot.every_standby_needed:
+            return Plan(waiting=f"primary {record.primary} is lost and standby "
+                                f"{', '.join(missing)} does not answer: the most advanced "
+                                "standby cannot be known (RPO 0), waiting")
         if not candidates:
             return Plan(waiting=f"primary {record.primary} is lost and no standby answers: "
                                 "nothing to promote")

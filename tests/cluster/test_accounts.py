@@ -7,16 +7,21 @@ import threading
 
 import pytest
 
-from tests.accounts_helpers import start_store, stop_store
+from tests.accounts_helpers import remove_dir, start_store, stop_store, store_dir
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def accounts(ray_cluster, tmp_path_factory):
-    client = start_store(tmp_path_factory.mktemp("accounts") / "store")
-    yield client
-    stop_store(client)
+def accounts(ray_cluster):
+    root = store_dir()
+    try:
+        client = start_store(root / "store")
+        yield client
+        client.close()
+    finally:
+        stop_store(root / "store")
+        remove_dir(root)
 
 
 def _standby_rows(client, sql, params=()):

@@ -53,12 +53,19 @@ def test_equal_lsns_promote_the_lowest_name():
 def test_a_standby_that_does_not_answer_is_never_promoted():
     result = plan([down("pg0"), down("pg1"), down("pg2")], failures=5)
     assert result.actions == () and "no standby answers" in result.waiting
-    (action,) = plan([down("pg0"), down("pg1"), standby("pg2", 10)], 5).actions
+
+
+def test_under_rpo_zero_a_missing_standby_blocks_the_promotion():
+    # pg1 may hold a commit that only it acknowledged: promoting pg2 could lose it
+    statuses = {s.name: s for s in [down("pg0"), down("pg1"), standby("pg2", 10)]}
+    result = decide(Snapshot(RECORD, statuses, 5, 2))
+    assert result.actions == () and "standby pg1 does not answer" in result.waiting
+    (action,) = decide(Snapshot(RECORD, statuses, 5, 2, every_standby_needed=False)).actions
     assert action.replica == "pg2"
 
 
 def test_a_primary_in_recovery_counts_as_lost():
-    statuses = [ReplicaStatus("pg0", True, True, 900), standby("pg1", 900), down("pg2")]
+    statuses = [ReplicaStatus("pg0", True, True, 900), standby("pg1", 900), standby("pg2", 9)]
     assert plan(statuses, failures=2).actions[0].kind is ActionKind.PROMOTE
 
 
