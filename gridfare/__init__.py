@@ -1,59 +1,7 @@
 """gridfare: an elastic compute cluster for utility billing and railway ticketing, on Ray."""
 
-from gridfare.api import connect
-from gridfare.errors import (
-    ConfigError,
-    DataCentreError,
-    DataCentreFull,
-    GridfareError,
-    IdempotencyConflict,
-    InvalidInput,
-    InvalidReading,
-    MigrationError,
-    NotReplicated,
-    Overdraft,
-    SeatError,
-    StaleEpoch,
-    StaleVersion,
-    StoreError,
-    StoreUnavailable,
-    TariffError,
-    TouSplitMismatch,
-    TrainFrozen,
-    TrainMoved,
-    UnknownAccount,
-    UnknownOrder,
-    UnknownTariff,
-    UnknownTrain,
-    VersionConflict,
-    WalCorrupt,
-)
+from gridfare import errors as _errors
+from gridfare.api import connect  # noqa: F401  (in __all__ below)
+from gridfare.errors import *  # noqa: F403  (the error tree is the public namespace, as httpx's)
 
-__all__ = [
-    "ConfigError",
-    "DataCentreError",
-    "DataCentreFull",
-    "GridfareError",
-    "IdempotencyConflict",
-    "InvalidInput",
-    "InvalidReading",
-    "MigrationError",
-    "NotReplicated",
-    "Overdraft",
-    "SeatError",
-    "StaleEpoch",
-    "StaleVersion",
-    "StoreError",
-    "StoreUnavailable",
-    "TariffError",
-    "TouSplitMismatch",
-    "TrainFrozen",
-    "TrainMoved",
-    "UnknownAccount",
-    "UnknownOrder",
-    "UnknownTariff",
-    "UnknownTrain",
-    "VersionConflict",
-    "WalCorrupt",
-    "connect",
-]
+__all__ = sorted([*_errors.__all__, "connect"])

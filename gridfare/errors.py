@@ -4,11 +4,15 @@
     ├── ConfigError               a configuration file or flag breaks a rule (names the key)
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
-    │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
+    │   └── UnsafeOutputPath      an output path is the input, a link of it, or not writable
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
+    ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
-    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   └── DataCentreNotEmpty    generating into a data centre that already holds data
     ├── SeatError                 a seat inventory, directory or migration rule was broken
     │   ├── UnknownTrain          a train-date this centre or directory does not hold
     │   ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -33,9 +37,11 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "ClusterUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "DataCentreNotEmpty",
     "GridfareError",
     "IdempotencyConflict",
     "InvalidInput",
@@ -43,6 +49,7 @@ __all__ = [
     "MigrationError",
     "NotReplicated",
     "Overdraft",
+    "QuantityOutOfRange",
     "SeatError",
     "StaleEpoch",
     "StaleVersion",
@@ -56,6 +63,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UnsafeOutputPath",
     "VersionConflict",
     "WalCorrupt",
 ]
@@ -81,6 +89,14 @@ class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
 
 
+class QuantityOutOfRange(InvalidInput):
+    """A quantity beyond what exact int64 fen can price; the message names it and the bound."""
+
+
+class UnsafeOutputPath(InvalidInput):
+    """An output path is the input, a link of it, inside the data centre, or not writable."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
@@ -89,12 +105,20 @@ class TariffError(GridfareError):
     """A tariff file breaks a rule; the message names the file and the key."""
 
 
+class ClusterUnavailable(GridfareError):
+    """No Ray cluster was given, found or reachable; the message says how to start one."""
+
+
 class DataCentreError(GridfareError):
     """The data centre cannot be read or written."""
 
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class DataCentreNotEmpty(DataCentreError):
+    """Generating into a data centre that already holds data, without asking to replace it."""
 
 
 class SeatError(GridfareError):
