@@ -1,0 +1,1 @@
+"""Ray Serve deployments: the accounts processors (the seats HTTP app is in rayjobs)."""
