@@ -9,6 +9,10 @@
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     ├── DataCentreError           the data centre cannot be read or written
     │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    ├── FeeControlError           prepaid fee control could not do what it was asked
+    │   ├── FeedConflict          a feed batch appended again with other rows (append-only)
+    │   ├── MessagingError        the message system (NATS JetStream) failed or refused a message
+    │   └── AccountsUnavailable   the accounts service did not answer a batch of reads or posts
     └── SeatError                 a seat inventory, directory or migration rule was broken
         ├── UnknownTrain          a train-date this centre or directory does not hold
         ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -25,12 +29,16 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "AccountsUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "FeeControlError",
+    "FeedConflict",
     "GridfareError",
     "InvalidInput",
     "InvalidReading",
+    "MessagingError",
     "MigrationError",
     "SeatError",
     "StaleVersion",
@@ -120,3 +128,19 @@ class WalCorrupt(SeatError):
 
 class MigrationError(SeatError):
     """An illegal migration transition; the message names the train-date and its state."""
+
+
+class FeeControlError(GridfareError):
+    """Prepaid fee control could not do what it was asked."""
+
+
+class FeedConflict(FeeControlError):
+    """A feed batch was appended again with other rows; the feed is append-only."""
+
+
+class MessagingError(FeeControlError):
+    """The message system (NATS JetStream) failed or refused a message."""
+
+
+class AccountsUnavailable(FeeControlError):
+    """The accounts service did not answer a batch of balance reads or deduction posts."""
