@@ -2,12 +2,16 @@
 
 from gridfare.api import connect
 from gridfare.errors import (
+    AccountsUnavailable,
     ConfigError,
     DataCentreError,
     DataCentreFull,
+    FeeControlError,
+    FeedConflict,
     GridfareError,
     InvalidInput,
     InvalidReading,
+    MessagingError,
     MigrationError,
     SeatError,
     StaleVersion,
@@ -22,12 +26,16 @@ from gridfare.errors import (
 )
 
 __all__ = [
+    "AccountsUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "FeeControlError",
+    "FeedConflict",
     "GridfareError",
     "InvalidInput",
     "InvalidReading",
+    "MessagingError",
     "MigrationError",
     "SeatError",
     "StaleVersion",
