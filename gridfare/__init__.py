@@ -1,51 +1,7 @@
 """gridfare: an elastic compute cluster for utility billing and railway ticketing, on Ray."""
 
-from gridfare.api import connect
-from gridfare.errors import (
-    AccountsUnavailable,
-    ConfigError,
-    DataCentreError,
-    DataCentreFull,
-    FeeControlError,
-    FeedConflict,
-    GridfareError,
-    InvalidInput,
-    InvalidReading,
-    MessagingError,
-    MigrationError,
-    SeatError,
-    StaleVersion,
-    TariffError,
-    TouSplitMismatch,
-    TrainFrozen,
-    TrainMoved,
-    UnknownOrder,
-    UnknownTariff,
-    UnknownTrain,
-    WalCorrupt,
-)
+from gridfare import errors as _errors
+from gridfare.api import connect  # noqa: F401  (in __all__ below)
+from gridfare.errors import *  # noqa: F403  (the error tree is the public namespace, as httpx's)
 
-__all__ = [
-    "AccountsUnavailable",
-    "ConfigError",
-    "DataCentreError",
-    "DataCentreFull",
-    "FeeControlError",
-    "FeedConflict",
-    "GridfareError",
-    "InvalidInput",
-    "InvalidReading",
-    "MessagingError",
-    "MigrationError",
-    "SeatError",
-    "StaleVersion",
-    "TariffError",
-    "TouSplitMismatch",
-    "TrainFrozen",
-    "TrainMoved",
-    "UnknownOrder",
-    "UnknownTariff",
-    "UnknownTrain",
-    "WalCorrupt",
-    "connect",
-]
+__all__ = sorted([*_errors.__all__, "connect"])

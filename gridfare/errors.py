@@ -7,6 +7,7 @@
     │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
+    ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
     │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
     ├── FeeControlError           prepaid fee control could not do what it was asked
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccountsUnavailable",
+    "ClusterUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
@@ -79,6 +81,10 @@ class UnknownTariff(GridfareError):
 
 class TariffError(GridfareError):
     """A tariff file breaks a rule; the message names the file and the key."""
+
+
+class ClusterUnavailable(GridfareError):
+    """No Ray cluster was given, found or reachable; the message says how to start one."""
 
 
 class DataCentreError(GridfareError):

@@ -1,0 +1,69 @@
+"""attach(): which cluster is joined is decided in one place, and a missing or unreachable
+cluster is one error in seconds. These cases never reach ray.init (no cluster is started)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from actors.attach import AttachedCluster, attach
+from gridfare.errors import ClusterUnavailable, ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _no_job_address(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_no_address_and_no_local_start_says_how_to_start_one():
+    with pytest.raises(ClusterUnavailable, match="ray start --head"):
+        attach(None)
+
+
+@pytest.mark.timeout(20)
+def test_an_unreachable_address_fails_at_once_naming_it():
+    address = f"127.0.0.1:{_closed_port()}"
+    with pytest.raises(ClusterUnavailable, match=f"no Ray cluster answers at {address}"):
+        attach(address, timeout_s=2)
+
+
+def test_auto_with_no_cluster_on_the_host_is_one_error():
+    def none_here() -> str:
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    with pytest.raises(ClusterUnavailable, match="no Ray cluster runs on this host"):
+        attach("auto", find_auto=none_here)
+
+
+def test_auto_with_several_clusters_asks_for_one():
+    def several() -> str:
+        raise ConnectionError("Found multiple active Ray instances: {'a:1', 'b:2'}.")
+
+    with pytest.raises(ClusterUnavailable, match="several Ray clusters"):
+        attach("auto", find_auto=several)
+
+
+@pytest.mark.parametrize("address", ["http://127.0.0.1:8265", "https://head:8265"])
+def test_a_dashboard_address_is_refused_with_the_right_one(address):
+    with pytest.raises(ConfigError, match="GCS address"):
+        attach(address)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "host:", ":6379", "h:0", "h:70000", "h:x"])
+def test_a_malformed_address_names_the_form(address):
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        attach(address)
+
+
+def test_describe_says_joined_or_started():
+    assert AttachedCluster("127.0.0.1:6379", False, 3).describe() == (
+        "joined Ray cluster at 127.0.0.1:6379 (3 nodes)")
+    assert AttachedCluster("127.0.0.1:1234", True, 1).describe().startswith(
+        "started a private local Ray cluster at 127.0.0.1:1234 (1 node)")
