@@ -61,7 +61,7 @@ class CollectorRates:
 def opening_balances(account_ids: np.ndarray, kinds: np.ndarray, seed: int) -> np.ndarray:
     """Each account's prepaid balance when fee control starts, int64 fen (seeded)."""
     rng = np.random.default_rng([seed, 0])
-    days = rng.uniform(-2.0, 40.0, size=len(account_ids))  # days of credit, some overdrawn
+    days = rng.uniform(-8.0, 40.0, size=len(account_ids))  # days of credit, some overdrawn
     kind = _kind_index(kinds)
     typical_fen = _DAILY_KWH[kind] * 60.0  # ~0.6 CNY a kWh
     return np.rint(days * typical_fen).astype(np.int64)
