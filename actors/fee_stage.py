@@ -11,6 +11,7 @@ tasks (the hit rate is in the shard's counts and on the dashboard).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import ray
@@ -44,6 +45,7 @@ def _count(name: str, value: int, **tags: str) -> None:
 @ray.remote(max_retries=3)
 def run_fee_shard(records, states, versions: dict[str, int], registry, accounts: AccountsSpec,
                   run_date: dt.date, decide_at: dt.datetime) -> dict[str, Any]:
+    started = time.perf_counter()
     cache = _local_cache(registry)
     hits, misses = sum(cache.hits.values()), sum(cache.misses.values())
     snapshot = cache.snapshot({Kind(k): v for k, v in versions.items()})
@@ -54,6 +56,8 @@ def run_fee_shard(records, states, versions: dict[str, int], registry, accounts:
     counts["cache_hits"] = sum(cache.hits.values()) - hits
     counts["cache_misses"] = sum(cache.misses.values()) - misses
     counts["balance_hits"], counts["balance_misses"] = balances.hits, balances.misses
+    counts["accounts_ms"] = int(balances.io_s * 1000)
+    counts["shard_ms"] = int((time.perf_counter() - started) * 1000)
     for name in ("records", "decided", "held", "rejected", "deductions_posted"):
         _count(name, counts.get(name, 0))
     for action in ("warn", "remind", "notice", "disconnect", "reconnect"):

@@ -233,15 +233,25 @@ def run_batch(setup_: RunSetup, run_date: dt.date, *, shards: int = DEFAULT_SHAR
     return run
 
 
+async def wait_drained_for(setup_: RunSetup, timeout_s: float = 120.0) -> None:
+    """Until the terminals have taken every command published so far."""
+    from actors.fee_executor import wait_drained
+
+    await wait_drained(setup_.executor, timeout_s)
+
+
 def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
-                   idle_exit_s: float | None = None, durable: str = "feecontrol") -> int:
-    """Consume the feed's batch notices and decide each batch; returns batches decided."""
+                   idle_exit_s: float | None = None, durable: str = "feecontrol"
+                   ) -> list[float]:
+    """Consume the feed's batch notices and decide each batch as it comes, until idle for
+    ``idle_exit_s`` (None: forever); the lag of each batch (its notice published to its
+    state written, seconds)."""
     from datasets.datacentre import DataCentre
 
     centre = DataCentre(setup_.datacentre)
     feed, store = CollectionFeed(centre), FeeControlStore(centre)
 
-    async def loop() -> int:
+    async def loop() -> list[float]:
         from nats.js.api import AckPolicy, ConsumerConfig
 
         from backends.nats import FEED, connect, ensure_streams
@@ -253,7 +263,8 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
             "feecontrol.feed.>", durable=durable, stream=FEED,
             config=ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
                                   ack_wait=600))
-        decided, idle_since = 0, time.monotonic()
+        lags: list[float] = []
+        idle_since = time.monotonic()
         try:
             while idle_exit_s is None or time.monotonic() - idle_since < idle_exit_s:
                 try:
@@ -265,11 +276,11 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
                     await asyncio.to_thread(_decide_notice, notice, feed, store, setup_,
                                             shards)
                     await message.ack()
-                    decided += 1
+                    lags.append(time.time() - float(notice.get("announced_at", time.time())))
                     idle_since = time.monotonic()
         finally:
             await nc.close()
-        return decided
+        return lags
 
     return asyncio.run(loop())
 
@@ -298,7 +309,8 @@ async def announce(url: str, date: dt.date, batch: int) -> bool:
         await ensure_streams(js)
         stored, _ = await publish(js, f"feecontrol.feed.{date.isoformat()}",
                                   [(f"feed:{date.isoformat()}:{batch}",
-                                    {"date": date.isoformat(), "batch": batch})])
+                                    {"date": date.isoformat(), "batch": batch,
+                                     "announced_at": time.time()})])
         return bool(stored)
     finally:
         await nc.close()
@@ -331,9 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           tariffs_dir=args.tariffs)
         try:
             if args.continuous:
-                count = run_continuous(run_setup, shards=args.shards,
-                                       idle_exit_s=args.idle_exit)
-                print(f"fee control: {count} feed batches decided", flush=True)
+                lags = run_continuous(run_setup, shards=args.shards,
+                                      idle_exit_s=args.idle_exit)
+                print(f"fee control: {len(lags)} feed batches decided", flush=True)
             else:
                 print(run_batch(run_setup, args.date, shards=args.shards).describe(),
                       flush=True)

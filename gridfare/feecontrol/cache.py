@@ -15,6 +15,7 @@ counts (the hit-rate metrics); fetching a missing one is I/O passed in.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -153,6 +154,7 @@ class BalanceCache:
         self._fen = np.empty(0, np.int64)
         self.hits = 0
         self.misses = 0
+        self.io_s = 0.0  # time spent waiting for the accounts service
 
     def new_cycle(self) -> None:
         self._ids = np.empty(0, np.int64)
@@ -164,7 +166,9 @@ class BalanceCache:
         self.hits += int(known.sum())
         self.misses += int((~known).sum())
         if (~known).any():
+            started = time.perf_counter()
             read = self._accounts.balances(pa.array(wanted[~known], pa.int64()))
+            self.io_s += time.perf_counter() - started
             self._remember(read["account_id"].to_numpy(), read["balance_fen"].to_numpy())
         position = np.searchsorted(self._ids, wanted)
         position = np.minimum(position, max(len(self._ids) - 1, 0))
@@ -173,7 +177,9 @@ class BalanceCache:
                         schema=BALANCES)
 
     def post(self, operations: pa.Table) -> pa.Table:
+        started = time.perf_counter()
         answers = self._accounts.post(operations)
+        self.io_s += time.perf_counter() - started
         if answers.num_rows:
             # The last answer of an account is its balance after all of this batch's posts.
             order = np.argsort(answers["account_id"].to_numpy(), kind="stable")

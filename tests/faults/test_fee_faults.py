@@ -9,6 +9,7 @@ accounts service's.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import shutil
@@ -270,4 +271,32 @@ def test_a_payment_while_a_disconnect_is_pending(world):
     assert state_of(paid) in ("normal", "warned", "reminded")
     cut = store.read("commands", paid).filter(pc.field("account_id") == account)
     assert "disconnect" not in cut["action"].to_pylist()
+    world.check()
+
+
+def test_continuous_mode_keeps_its_place_in_the_feed(world):
+    from backends.nats import FEED
+
+    date = START + dt.timedelta(days=len(world.dates))
+    batches = world.collector.collect(date)
+    world.dates.append(date)
+    feed = CollectionFeed(world.centre)
+    numbers = [int(b["batch"][0].as_py()) for b in batches]
+    for number, batch in zip(numbers, batches, strict=True):
+        feed.append(date, number, batch)
+
+    def announce(chosen: list[int]) -> None:
+        for number in chosen:
+            asyncio.run(fee_control.announce(world.setup.nats_url, date, number))
+
+    announce(numbers[:2])
+    lags = fee_control.run_continuous(world.setup, shards=2, idle_exit_s=2.0)
+    assert len(lags) == 2
+    # Stopped and started again: it resumes after the last batch it acknowledged, and a
+    # notice announced twice is stored once.
+    announce(numbers[1:])
+    lags = fee_control.run_continuous(world.setup, shards=2, idle_exit_s=2.0)
+    assert len(lags) == len(numbers) - 2
+    assert len(stream_messages(world.setup.nats_url, FEED)) == len(numbers)
+    asyncio.run(fee_control.wait_drained_for(world.setup))
     world.check()
