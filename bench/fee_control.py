@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import shutil
 import statistics
 import tempfile
@@ -30,6 +31,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+# One machine: loopback only, and no token auth (a local ray.init would write ~/.ray/auth_token,
+# which silently turns token auth on for every later `ray start --head` on the host).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 ACCOUNTS = 1_500_000
 START = dt.date(2026, 11, 1)
@@ -78,6 +84,7 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0) -> di
     cluster = attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
     client = AccountsClient.start(store_root)
     result: dict = {"accounts": len(ids), "cluster": cluster.describe()}
+    setup = None
     try:
         result["open_s"] = _open_store(client, ids, opening, floor_fen=-10**12)
         setup = fee_control.setup(str(work), AccountsSpec("store", store_root))
@@ -125,8 +132,9 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0) -> di
                                                 ("action", "ascending")]).to_pylist()
         result["lags"] = _continuous_lag(setup, collector, feed, days[1] + dt.timedelta(days=1),
                                          shards, feed_rate)
-        setup.close()
     finally:
+        if setup is not None:
+            setup.close()  # the embedded NATS server
         client.close()
         remove_store(store_root)
         shutil.rmtree(store_root, ignore_errors=True)

@@ -144,21 +144,38 @@ class FeeControlStore:
         self._fs = datacentre.filesystem
         self._root = f"{datacentre.root}/feecontrol"
 
-    def _path(self, table: str, date: dt.date) -> str:
+    def _dir(self, table: str, date: dt.date) -> str:
         if table not in FEE_TABLES:
             raise DataCentreError(f"fee control: unknown table {table!r}")
-        return f"{self._root}/{table}/date={date.isoformat()}/part-0.parquet"
+        return f"{self._root}/{table}/date={date.isoformat()}"
 
     def dates(self, table: str) -> list[dt.date]:
         return _dates(self._fs, f"{self._root}/{table}")
 
-    def write(self, table: str, date: dt.date, rows: pa.Table) -> None:
-        path = self._path(table, date)
+    def write(self, table: str, date: dt.date, rows: pa.Table, part: str = "part-0") -> None:
+        """Replace one part of ``table`` for ``date``: a batch run writes ``part-0``, the
+        continuous mode one part per feed batch (``batch-000123``); ``state`` has one part,
+        the accounts' whole state after the latest decided batch."""
+        if table == "state" and part != "part-0":
+            raise DataCentreError("fee control: the state has one part per date")
         schema = FEE_TABLES[table]
+        path = f"{self._dir(table, date)}/{part}.parquet"
         _write(self._fs, path, _conform(rows, schema, table), schema)
 
     def read(self, table: str, date: dt.date) -> pa.Table:
-        return _read(self._fs, self._path(table, date), FEE_TABLES[table])
+        """Every part of ``table`` for ``date``, in part name order."""
+        directory = self._dir(table, date)
+        selector = pafs.FileSelector(directory, allow_not_found=True)
+        try:
+            infos = self._fs.get_file_info(selector)
+        except (OSError, pa.ArrowException) as exc:
+            raise DataCentreError(f"cannot list {directory}: {exc}") from exc
+        names = sorted(info.base_name for info in infos if info.type == pafs.FileType.File
+                       and info.base_name.endswith(".parquet")
+                       and not info.base_name.startswith("."))
+        schema = FEE_TABLES[table]
+        parts = [_read(self._fs, f"{directory}/{name}", schema) for name in names]
+        return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def state_before(self, date: dt.date) -> pa.Table:
         """The accounts' state after the latest run date before ``date`` (empty: none)."""

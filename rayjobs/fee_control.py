@@ -146,7 +146,8 @@ def _shard(table: pa.Table, shards: int) -> list[pa.Table]:
 
 def decide(setup_: RunSetup, records: pa.Table, states: pa.Table, run_date: dt.date,
            decide_at: dt.datetime, *, shards: int = DEFAULT_SHARDS,
-           versions: dict[str, int] | None = None) -> tuple[dict[str, pa.Table], dict]:
+           versions: dict[str, int] | None = None, show_progress: bool = False
+           ) -> tuple[dict[str, pa.Table], dict]:
     """The six stages over ``records`` in ``shards`` Ray tasks; the run's tables, counts."""
     import ray
 
@@ -156,7 +157,7 @@ def decide(setup_: RunSetup, records: pa.Table, states: pa.Table, run_date: dt.d
     refs = [run_fee_shard.remote(r, s, versions, setup_.registry, setup_.accounts, run_date,
                                  decide_at)
             for r, s in zip(_shard(records, shards), _shard(states, shards), strict=True)]
-    results = ray.get(refs)
+    results = _gather(refs, show_progress)
     tables = {name: pa.concat_tables([r["tables"][name] for r in results])
               for name in results[0]["tables"]}
     tables["state"] = tables["state"].take(pa.array(np.argsort(
@@ -166,6 +167,23 @@ def decide(setup_: RunSetup, records: pa.Table, states: pa.Table, run_date: dt.d
         for name, value in result["counts"].items():
             counts[name] = counts.get(name, 0) + int(value)
     return tables, counts
+
+
+def _gather(refs: list, show_progress: bool) -> list[dict]:
+    """The shards' results in order, with a progress line as each finishes."""
+    import ray
+
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list = [None] * len(refs)
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            results[index[ref]] = ray.get(ref)
+        if show_progress:
+            print(f"fee control: {len(refs) - len(pending)}/{len(refs)} shards decided",
+                  flush=True)
+    return results
 
 
 async def _publish_commands(url: str, commands: pa.Table) -> tuple[int, int]:
@@ -188,21 +206,21 @@ async def _publish_commands(url: str, commands: pa.Table) -> tuple[int, int]:
         await nc.close()
 
 
-def commit(setup_: RunSetup, run_date: dt.date, tables: dict[str, pa.Table]
-           ) -> tuple[int, int]:
+def commit(setup_: RunSetup, run_date: dt.date, tables: dict[str, pa.Table],
+           part: str = "part-0") -> tuple[int, int]:
     """Write the run's tables, publish its commands, write its state: in that order."""
     from datasets.datacentre import DataCentre
 
     store = FeeControlStore(DataCentre(setup_.datacentre))
     for name in ("decisions", "commands", "rejects", "holds"):
-        store.write(name, run_date, tables[name])
+        store.write(name, run_date, tables[name], part)
     published = asyncio.run(_publish_commands(setup_.nats_url, tables["commands"]))
     store.write("state", run_date, tables["state"])
     return published
 
 
 def run_batch(setup_: RunSetup, run_date: dt.date, *, shards: int = DEFAULT_SHARDS,
-              drain_s: float | None = 120.0) -> FeeRun:
+              drain_s: float | None = 120.0, show_progress: bool = False) -> FeeRun:
     """Decide collection date ``run_date`` as one batch (its whole feed)."""
     import ray
 
@@ -221,7 +239,7 @@ def run_batch(setup_: RunSetup, run_date: dt.date, *, shards: int = DEFAULT_SHAR
     assert isinstance(system, SystemParams)
     started = time.perf_counter()
     tables, run.counts = decide(setup_, records, states, run_date, system.decide_at(run_date),
-                                shards=shards, versions=versions)
+                                shards=shards, versions=versions, show_progress=show_progress)
     run.seconds["decide"] = time.perf_counter() - started
     started = time.perf_counter()
     run.published = commit(setup_, run_date, tables)
@@ -296,7 +314,7 @@ def _decide_notice(notice: dict, feed: CollectionFeed, store: FeeControlStore,
     received = pc.max(records["received_at"]).as_py() if records.num_rows else None
     decide_at = received or dt.datetime.combine(run_date, dt.time())
     tables, _ = decide(setup_, records, states, run_date, decide_at, shards=shards)
-    commit(setup_, run_date, tables)
+    commit(setup_, run_date, tables, f"batch-{int(notice['batch']):06d}")
 
 
 async def announce(url: str, date: dt.date, batch: int) -> bool:
@@ -347,8 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       idle_exit_s=args.idle_exit)
                 print(f"fee control: {len(lags)} feed batches decided", flush=True)
             else:
-                print(run_batch(run_setup, args.date, shards=args.shards).describe(),
-                      flush=True)
+                run = run_batch(run_setup, args.date, shards=args.shards, show_progress=True)
+                print(run.describe(), flush=True)
         finally:
             run_setup.close()
     except (GridfareError, TimeoutError) as exc:

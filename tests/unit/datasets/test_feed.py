@@ -72,3 +72,21 @@ def test_store_reads_the_state_before_a_date(tmp_path):
     store = FeeControlStore(DataCentre(str(tmp_path), create=True))
     assert store.state_before(DAY).num_rows == 0
     assert store.state_before(DAY).schema.equals(FEE_STATE)
+
+
+def test_store_parts_of_a_date_are_read_together(tmp_path):
+    from datasets.schemas import FEE_HOLDS
+
+    store = FeeControlStore(DataCentre(str(tmp_path), create=True))
+
+    def holds(*ids: int) -> pa.Table:
+        return pa.table({"account_id": list(ids), "rule": ["tamper"] * len(ids),
+                         "detail": ["x"] * len(ids), "run_date": [DAY] * len(ids)},
+                        schema=FEE_HOLDS)
+
+    store.write("holds", DAY, holds(1, 2), "batch-000001")
+    store.write("holds", DAY, holds(3), "batch-000002")
+    store.write("holds", DAY, holds(4), "batch-000002")  # a rerun of a batch replaces it
+    assert store.read("holds", DAY)["account_id"].to_pylist() == [1, 2, 4]
+    with pytest.raises(DataCentreError, match="one part"):
+        store.write("state", DAY, FEE_STATE.empty_table(), "batch-000001")
