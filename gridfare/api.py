@@ -77,6 +77,9 @@ class DataCentreClient:
         self._centre = DataCentre(uri)
         self._con = duckdb.connect()
 
+    def __repr__(self) -> str:
+        return f"DataCentreClient({self._centre.shown!r})"  # credentials redacted
+
     @property
     def uri(self) -> str:
         return self._centre.uri
@@ -130,19 +133,22 @@ class DataCentreClient:
         centre's ControlServer on that cluster; without, it runs in this process. Either
         way the run's record comes back once every section is done or failed.
         """
-        if cluster is not None:
-            run_id = self._run_on_cluster(cluster, period, sections, resume_run_id,
-                                          tariffs_dir)
-        else:
-            from gridfare.billing.runner import run_billing
-            from gridfare.tariffs import load_tariff_book
+        writer = self._catalog(writer=True)
+        try:
+            if cluster is not None:
+                run_id = self._run_on_cluster(cluster, period, sections, resume_run_id,
+                                              tariffs_dir)
+            else:
+                from gridfare.billing.runner import run_billing
+                from gridfare.tariffs import load_tariff_book
 
-            run_id = run_billing(self._centre, self._catalog(), load_tariff_book(tariffs_dir),
-                                 period, sections=sections,
-                                 resume_run_id=resume_run_id).run_id
-        catalog = self._catalog()
-        catalog.refresh_views(self._centre.view_globs())
-        return catalog.run(run_id)
+                run_id = run_billing(self._centre, writer, load_tariff_book(tariffs_dir),
+                                     period, sections=sections,
+                                     resume_run_id=resume_run_id).run_id
+            writer.refresh_views(self._centre.view_globs())
+        finally:
+            writer.release()
+        return self._catalog().run(run_id)
 
     def _run_on_cluster(self, address: str, period: str, sections: Sequence[str] | None,
                         resume_run_id: str | None, tariffs_dir: str | None) -> str:
@@ -158,10 +164,11 @@ class DataCentreClient:
                                  show_progress=False)
         return signal["run_id"]
 
-    def _catalog(self):
-        from datasets.catalog import Catalog
+    def _catalog(self, *, writer: bool = False):
+        from datasets.catalog import open_catalog
 
-        return Catalog(self._centre.catalog_path)
+        # Readers open it read-only (and create nothing); a run's writer only in run_billing.
+        return open_catalog(self._centre, writer=writer)
 
     def _relation(self, dataset: str, period: str, sections: Sequence[str] | None
                   ) -> duckdb.DuckDBPyRelation:

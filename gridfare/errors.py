@@ -4,12 +4,18 @@
     ├── ConfigError               a configuration file or flag breaks a rule (names the key)
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
-    │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
+    │   └── UnsafeOutputPath      an output path is the input, a link of it, or not writable
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
-    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreNotEmpty    generating into a data centre that already holds data
+    │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
+    │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
+    │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
     ├── FeeControlError           prepaid fee control could not do what it was asked
     │   ├── FeedConflict          a feed batch appended again with other rows (append-only)
     │   ├── MessagingError        the message system (NATS JetStream) failed or refused a message
@@ -31,10 +37,13 @@ from __future__ import annotations
 
 __all__ = [
     "AccountsUnavailable",
+    "CatalogBusy",
+    "CatalogLeaseLost",
     "ClusterUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "DataCentreNotEmpty",
     "FeeControlError",
     "FeedConflict",
     "GridfareError",
@@ -42,6 +51,8 @@ __all__ = [
     "InvalidReading",
     "MessagingError",
     "MigrationError",
+    "NotADataCentre",
+    "QuantityOutOfRange",
     "SeatError",
     "StaleVersion",
     "TariffError",
@@ -51,6 +62,7 @@ __all__ = [
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UnsafeOutputPath",
     "WalCorrupt",
 ]
 
@@ -75,6 +87,14 @@ class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
 
 
+class QuantityOutOfRange(InvalidInput):
+    """A quantity beyond what exact int64 fen can price; the message names it and the bound."""
+
+
+class UnsafeOutputPath(InvalidInput):
+    """An output path is the input, a link of it, inside the data centre, or not writable."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
@@ -93,6 +113,20 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class DataCentreNotEmpty(DataCentreError):
+    """Generating into a data centre that already holds data, without asking to replace it."""
+class NotADataCentre(DataCentreError):
+    """A path or bucket prefix that holds no data centre (no manifest, datasets or catalog)."""
+
+
+class CatalogBusy(DataCentreError):
+    """Another writer holds the catalog's lease for longer than this writer would wait."""
+
+
+class CatalogLeaseLost(DataCentreError):
+    """The writer's catalog lease was taken over; its write was refused, not published."""
 
 
 class SeatError(GridfareError):

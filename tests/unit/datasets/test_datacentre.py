@@ -207,7 +207,7 @@ def test_rerun_replaces_not_duplicates(tmp_path: Path) -> None:
 
 
 def test_whole_dataset_reads_every_section_in_order(tmp_path: Path) -> None:
-    dc = DataCentre(tmp_path)
+    dc = DataCentre(tmp_path, create=True)
     assert dc.dataset("bills", PERIOD).to_table().equals(BILLS.empty_table())
     for section in ("S00002", "S00001"):
         dc.write_section_result(PERIOD, section, bills_table(section=section))
@@ -224,7 +224,7 @@ def test_whole_dataset_reads_every_section_in_order(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------- missing data
 def test_missing_files_read_as_empty_tables(tmp_path: Path) -> None:
-    dc = DataCentre(tmp_path)
+    dc = DataCentre(tmp_path, create=True)
     assert dc.read_readings(PERIOD, "S09999").schema == READINGS
     assert dc.read_readings(PERIOD, "S09999").num_rows == 0
     assert dc.read_bills(PERIOD, "S00001").equals(BILLS.empty_table())
