@@ -65,11 +65,12 @@ def estimate(c: dict[str, np.ndarray], prices: dict[str, Tariff] | object
     for r in REGISTERS:
         tou_rollback |= deltas[r] < 0
     rollback = valid & ((delta < 0) | (c["tou_registers"] & tou_rollback))
-    codes = c["tariff_code"]
-    known = np.array([code in prices for code in codes.tolist()], dtype=bool) if n else \
-        np.zeros(0, bool)
-    tou_tariff = np.array([bool(prices[code].tou_periods) if code in prices else False
-                           for code in codes.tolist()], dtype=bool) if n else np.zeros(0, bool)
+    codes = c["tariff_code"].astype(str) if n else np.empty(0, str)
+    # Per distinct tariff code, not per account (a batch holds a handful of codes).
+    distinct, code_index = np.unique(codes, return_inverse=True)
+    known = np.array([code in prices for code in distinct.tolist()], dtype=bool)[code_index]
+    tou_tariff = np.array([code in prices and bool(prices[code].tou_periods)
+                           for code in distinct.tolist()], dtype=bool)[code_index]
     not_metered = valid & known & (tou_tariff != c["tou_registers"])
     priced = valid & ~rollback & known & ~not_metered
 

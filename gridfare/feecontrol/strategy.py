@@ -156,7 +156,8 @@ def run(batch: FeeBatch, context: Context) -> FeeBatch:
     accounts = batch.table("accounts")
     c = {name: accounts[name].to_numpy(zero_copy_only=False) for name in accounts.column_names}
     index = {s.value: i for i, s in enumerate(_STATES)}
-    state = np.array([index[s] for s in c["state"].tolist()], dtype=np.int64)
+    distinct, inverse = np.unique(c["state"].astype(str), return_inverse=True)
+    state = np.array([index[s] for s in distinct.tolist()], dtype=np.int64)[inverse]
     nxt, act = decide(state, c["level"], c["held"], c["notice_at"], batch.decide_at,
                       context.snapshot.strategy)
     now = int((batch.decide_at - dt.datetime(1970, 1, 1)).total_seconds())
