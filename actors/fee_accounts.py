@@ -20,6 +20,7 @@ import pyarrow as pa
 import ray
 
 from actors import NAMESPACE
+from gridfare import errors
 from gridfare.errors import AccountsUnavailable, ConfigError, GridfareError
 from gridfare.feecontrol.ports import ANSWERS, BALANCES, AccountsPort, Status
 
@@ -65,50 +66,70 @@ class _ActorAccounts:
 
 
 class StoreAccounts:
-    """The accounts store through its Python client, one operation at a time."""
+    """The accounts store through its Python client, one operation per call.
 
-    def __init__(self, root: str) -> None:
+    Each call waits for the primary and its synchronous standby (about 1.6 ms idle), so a
+    batch is spread over ``threads`` connections (the client keeps one per thread): an
+    account's operations stay in order on one thread, different accounts go in parallel.
+    """
+
+    def __init__(self, root: str, threads: int = 8) -> None:
         from actors.accounts_client import AccountsClient
 
         self._client = AccountsClient.start(root)
+        self._threads = threads
+
+    def _map(self, function, items: list) -> list:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(items) <= 1 or self._threads <= 1:
+            return [function(item) for item in items]
+        with ThreadPoolExecutor(self._threads) as pool:
+            return list(pool.map(function, items))
 
     def balances(self, account_ids: pa.Array) -> pa.Table:
-        from gridfare.errors import UnknownAccount
-
-        ids, fen = [], []
-        for account in np.asarray(account_ids, dtype=np.int64).tolist():
+        def read(account: int) -> int | None:
             try:
-                fen.append(self._client.get(account).balance_fen)
-                ids.append(account)
-            except UnknownAccount:
-                continue
+                return self._client.get(account).balance_fen
+            except errors.UnknownAccount:
+                return None
             except GridfareError as exc:
                 raise AccountsUnavailable(f"accounts store: reading {account}: {exc}") from exc
-        return pa.table({"account_id": pa.array(ids, pa.int64()),
-                         "balance_fen": pa.array(fen, pa.int64())}, schema=BALANCES)
+
+        ids = np.asarray(account_ids, dtype=np.int64).tolist()
+        found = [(a, fen) for a, fen in zip(ids, self._map(read, ids), strict=True)
+                 if fen is not None]
+        return pa.table({"account_id": pa.array([a for a, _ in found], pa.int64()),
+                         "balance_fen": pa.array([f for _, f in found], pa.int64())},
+                        schema=BALANCES)
 
     def post(self, operations: pa.Table) -> pa.Table:
+        ops = operations.to_pylist()
+        groups: dict[int, list[int]] = {}
+        for index, op in enumerate(ops):
+            groups.setdefault(op["account_id"], []).append(index)
+        answers: list[dict | None] = [None] * len(ops)
+
+        def apply(indices: list[int]) -> None:
+            for index in indices:
+                answers[index] = self._apply(ops[index])
+
+        self._map(apply, list(groups.values()))
+        return pa.Table.from_pylist(answers, schema=ANSWERS)
+
+    def _apply(self, op: dict) -> dict:
         from gridfare.store.operations import Operation, Outcome
 
-        from gridfare.errors import UnknownAccount
-
-        rows = []
-        for op in operations.to_pylist():
-            try:
-                result = self._client.apply(Operation.make(
-                    op["account_id"], op["kind"], op["amount_fen"], op["idempotency_key"]))
-            except UnknownAccount:
-                rows.append({**_answer(op), "status": Status.UNKNOWN_ACCOUNT.value,
-                             "balance_fen": 0})
-                continue
-            except GridfareError as exc:
-                raise AccountsUnavailable(
-                    f"accounts store: {op['kind']} {op['idempotency_key']}: {exc}") from exc
-            status = (Status.APPLIED if result.outcome is Outcome.APPLIED
-                      else Status.REFUSED_FLOOR)
-            rows.append({**_answer(op), "status": status.value,
-                         "balance_fen": result.balance_fen})
-        return pa.Table.from_pylist(rows, schema=ANSWERS)
+        try:
+            result = self._client.apply(Operation.make(
+                op["account_id"], op["kind"], op["amount_fen"], op["idempotency_key"]))
+        except errors.UnknownAccount:
+            return {**_answer(op), "status": Status.UNKNOWN_ACCOUNT.value, "balance_fen": 0}
+        except GridfareError as exc:
+            raise AccountsUnavailable(
+                f"accounts store: {op['kind']} {op['idempotency_key']}: {exc}") from exc
+        status = Status.APPLIED if result.outcome is Outcome.APPLIED else Status.REFUSED_FLOOR
+        return {**_answer(op), "status": status.value, "balance_fen": result.balance_fen}
 
 
 def _answer(op: dict) -> dict:
