@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from gridfare.feecontrol.config import StrategyRules, Thresholds
 from gridfare.feecontrol.pipeline import STAGES
 from tests.unit.feecontrol.helpers import (
@@ -212,3 +215,48 @@ def test_every_decision_names_the_batchs_price_version():
     result = run(records(freeze(1, D0, 0.0), freeze(2, D0, 0.0)), _snap(1, 2, price_version=7),
                  MemoryAccounts({1: 0, 2: 0}))
     assert set(result.tables["decisions"]["price_version"].to_pylist()) == {7}
+
+
+def test_a_dirty_feed_deducts_each_kwh_once():
+    """Resends, late and missing readings over a week: every account's deductions add up to
+    its month's energy and funds lines of the bill for the energy its state settled."""
+    import numpy as np
+
+    from datasets.collector import Collector, CollectorRates
+    from datasets.generator import generate_section
+    from gridfare.feecontrol.estimate import DEDUCTED_LINES
+    from gridfare.tariffs import Usage
+    from tests.unit.feecontrol.helpers import BOOK
+
+    accounts = generate_section(0, "S00001", 400, 1, "2026-10", 3).accounts
+    table = accounts.filter(pc.field("active")).select(
+        ["account_id", "customer_kind", "tariff_code"])
+    service = MemoryAccounts(dict.fromkeys(table["account_id"].to_pylist(), 10**9))
+    collector = Collector(accounts, 3, dt.date(2026, 11, 1),
+                          CollectorRates(gap=0.05, late=0.1, duplicate=0.1, malformed=0,
+                                         payment=0))
+    days = [(dt.date(2026, 11, 1) + dt.timedelta(days=i),) for i in range(7)]
+    feeds = [(day, pa.concat_tables(collector.collect(day))) for (day,) in days]
+    results = run_days(feeds, snapshot(table), service)
+    deducted: dict[int, int] = {}
+    for outcome in results:
+        for row in outcome.tables["decisions"].select(["account_id", "deduction_fen"]).to_pylist():
+            deducted[row["account_id"]] = deducted.get(row["account_id"], 0) + row["deduction_fen"]
+    kinds = dict(zip(table["account_id"].to_pylist(), table["tariff_code"].to_pylist(),
+                     strict=True))
+    checked = 0
+    for row in results[-1].tables["state"].to_pylist():
+        tariff = BOOK.get(kinds[row["account_id"]])
+        if tariff is None:
+            continue
+        tou = bool(tariff.tou_periods)
+        periods = {p: np.array([round(row[f"month_{p}_kwh"] * 100)]) if tou
+                   else np.zeros(1, np.int64) for p in ("critical", "peak", "flat", "valley")}
+        usage = Usage.of(11, 1, kwh=np.array([round(row["month_kwh"] * 100)]),
+                         tou_metered=np.array([tou]), ytd_kwh=np.array([0]), **periods)
+        bill = tariff.charge(usage)
+        assert deducted.get(row["account_id"], 0) == sum(int(bill[line][0])
+                                                         for line in DEDUCTED_LINES)
+        assert service.balance[row["account_id"]] == 10**9 - deducted.get(row["account_id"], 0)
+        checked += 1
+    assert checked > 300
