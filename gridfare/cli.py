@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     quote.add_argument("--json", action="store_true")
     quote.set_defaults(handler=_tariff_quote)
 
+    from gridfare.cli_tariffs_urdb import add_urdb_commands
+
+    add_urdb_commands(tariff_commands)
+
     bill = commands.add_parser("bill", help="bill a period's sections and store the results")
     bill.add_argument("--datacentre", required=True)
     bill.add_argument("--period", required=True)
