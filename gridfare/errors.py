@@ -20,6 +20,10 @@
     │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
     │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
     │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
+    ├── FeeControlError           prepaid fee control could not do what it was asked
+    │   ├── FeedConflict          a feed batch appended again with other rows (append-only)
+    │   ├── MessagingError        the message system (NATS JetStream) failed or refused a message
+    │   └── AccountsUnavailable   the accounts service did not answer a batch of reads or posts
     ├── SeatError                 a seat inventory, directory or migration rule was broken
     │   ├── UnknownTrain          a train-date this centre or directory does not hold
     │   ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -48,6 +52,7 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "AccountsUnavailable",
     "CatalogBusy",
     "CatalogLeaseLost",
     "ClusterUnavailable",
@@ -55,11 +60,14 @@ __all__ = [
     "DataCentreError",
     "DataCentreFull",
     "DataCentreNotEmpty",
+    "FeeControlError",
+    "FeedConflict",
     "GridfareError",
     "IdempotencyConflict",
     "InvalidInput",
     "InvalidName",
     "InvalidReading",
+    "MessagingError",
     "MigrationConflict",
     "MigrationError",
     "NotADataCentre",
@@ -206,6 +214,22 @@ class WalCorrupt(SeatError):
 
 class MigrationError(SeatError):
     """An illegal migration transition; the message names the train-date and its state."""
+
+
+class FeeControlError(GridfareError):
+    """Prepaid fee control could not do what it was asked."""
+
+
+class FeedConflict(FeeControlError):
+    """A feed batch was appended again with other rows; the feed is append-only."""
+
+
+class MessagingError(FeeControlError):
+    """The message system (NATS JetStream) failed or refused a message."""
+
+
+class AccountsUnavailable(FeeControlError):
+    """The accounts service did not answer a batch of balance reads or deduction posts."""
 
 
 class UnknownMigration(MigrationError):
