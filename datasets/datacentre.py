@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     import pyarrow.dataset
 
-from datasets.schemas import ACCOUNTS, BILLS, READINGS, USAGE_HISTORY
+from datasets.schemas import ACCOUNTS, BILLS, READINGS, TARIFF_COMPARISONS, USAGE_HISTORY
 from datasets.uri import identity, open_filesystem, redact
 from gridfare.errors import DataCentreError, DataCentreFull, InvalidInput, NotADataCentre
 from gridfare.period import Period
@@ -69,6 +69,7 @@ DATASETS: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "readings": (READINGS, ("period", "section")),
     "usage_history": (USAGE_HISTORY, ("section",)),
     "bills": (BILLS, ("period", "section")),
+    "tariff_comparisons": (TARIFF_COMPARISONS, ("comparison",)),
 }
 
 HISTORY_COLUMNS = ("account_id", "period", "kwh")
@@ -213,9 +214,12 @@ class DataCentre:
         """Path of ``catalog.duckdb`` inside :attr:`filesystem` (a local path when local)."""
         return f"{self._root}/{CATALOG_NAME}"
 
-    def path(self, dataset: str, *, period: str | None = None, section: str | None = None) -> str:
+    def path(self, dataset: str, *, period: str | None = None, section: str | None = None,
+             comparison: str | None = None) -> str:
         """Path of one partition's ``part-0.parquet`` (keys as the dataset requires)."""
-        return f"{self._partition_dir(dataset, period=period, section=section)}/{PART_NAME}"
+        directory = self._partition_dir(dataset, period=period, section=section,
+                                        comparison=comparison)
+        return f"{directory}/{PART_NAME}"
 
     def glob(self, dataset: str) -> str | None:
         """A DuckDB-readable glob of every file of ``dataset`` (use ``hive_partitioning``),
@@ -413,6 +417,24 @@ class DataCentre:
         """
         return self._write("bills", bills, period=period, section=section)
 
+    def write_comparison(self, comparison: str, table: pa.Table) -> int:
+        """Replace one tariff comparison's table; returns the bytes written."""
+        return self._write("tariff_comparisons", table, comparison=comparison)
+
+    def read_comparison(self, comparison: str) -> pa.Table:
+        """One tariff comparison's table (empty if there is none)."""
+        return self._read("tariff_comparisons", self.path("tariff_comparisons",
+                                                           comparison=comparison))
+
+    def comparisons(self) -> list[str]:
+        """Sorted ids of the tariff comparisons stored."""
+        self._require_root()
+        return sorted(
+            info.base_name.split("=", 1)[1]
+            for info in self._list(f"{self._root}/tariff_comparisons", recursive=False)
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("comparison=")
+        )
+
     # ------------------------------------------------------------------ internals
     def _dataset(self, dataset: str) -> tuple[pa.Schema, tuple[str, ...]]:
         try:
@@ -423,9 +445,10 @@ class DataCentre:
                 f"(known: {', '.join(sorted(DATASETS))})"
             ) from None
 
-    def _partition_dir(self, dataset: str, *, period: str | None, section: str | None) -> str:
+    def _partition_dir(self, dataset: str, *, period: str | None, section: str | None,
+                       comparison: str | None = None) -> str:
         _, keys = self._dataset(dataset)
-        given = {"period": period, "section": section}
+        given = {"period": period, "section": section, "comparison": comparison}
         parts = [f"{self._root}/{dataset}"]
         for key in keys:
             value = given[key]
@@ -527,11 +550,12 @@ class DataCentre:
         *,
         period: str | None = None,
         section: str | None = None,
+        comparison: str | None = None,
     ) -> int:
         """Check ``table`` against its dataset, write it to a temporary file and move that
         into place; returns the bytes written."""
         schema, _ = self._dataset(dataset)
-        path = self.path(dataset, period=period, section=section)
+        path = self.path(dataset, period=period, section=section, comparison=comparison)
         if not isinstance(table, pa.Table):
             raise DataCentreError(
                 f"{dataset}: expected a pyarrow.Table, got {type(table).__name__}"
@@ -539,6 +563,7 @@ class DataCentre:
         conformed = _conform(table, schema, dataset)
         _check_partition_column(conformed, dataset, "period", period)
         _check_partition_column(conformed, dataset, "section_id", section)
+        _check_partition_column(conformed, dataset, "comparison_id", comparison)
         self._require_root(writing=True)
         directory, name = path.rsplit("/", 1)
         temp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex}"

@@ -5,6 +5,7 @@
     >>> dc.bills("2026-10").df()              # a DuckDB relation: .df(), .to_arrow_table()
     >>> dc.summary("2026-10").by_tariff       # totals per tariff
     >>> dc.run_billing("2026-10", sections=["S000*"])
+    >>> dc.tariff_comparison("c1").df()     # profiles x tariffs (rayjobs.tariff_compare)
 
 Bills are read straight from the Parquet datasets through an in-memory DuckDB connection,
 so they can be read while a run is writing (a section's file is replaced atomically, never
@@ -97,6 +98,15 @@ class DataCentreClient:
         table = self._catalog().exceptions(period, sections)
         return self._con.cursor().from_arrow(table)
 
+    def tariff_comparison(self, comparison_id: str) -> duckdb.DuckDBPyRelation:
+        """One stored tariff comparison (``rayjobs.tariff_compare``) as a DuckDB relation:
+        a row per (profile, tariff), annual lines in the tariff's minor unit and ``rank``."""
+        table = self._centre.read_comparison(comparison_id)
+        if not table.num_rows:
+            known = ", ".join(self._centre.comparisons()) or "none"
+            raise InvalidInput(f"no tariff comparison {comparison_id!r}; stored: {known}")
+        return self._con.cursor().from_arrow(table)
+
     def runs(self) -> list[RunRecord]:
         """Every billing run recorded in the catalog, oldest first."""
         return self._catalog().runs()
@@ -179,3 +189,28 @@ class DataCentreClient:
             wanted = ", ".join("'" + s.replace("'", "''") + "'" for s in sections)
             relation = relation.filter(f"section_id IN ({wanted})")
         return relation
+
+
+def seats(root: str, centres: Sequence[str] | None = None, main: str | None = None, *,
+          cluster: str | None = None, on_attach=None, **options):
+    """Open a seats data root on a Ray cluster: its ``SeatsClient`` (``actors.seats_client``).
+
+    ``centres`` (and ``main``, default the first) configure a new root; ``options`` are
+    ``SeatsConfig`` fields. ``cluster`` is joined through ``actors.attach`` (``None``: the
+    cluster this process or job is already in); ``on_attach`` hears which one.
+
+        >>> seats = gridfare.api.seats("seats/", ["A", "B", "C"], cluster="auto")
+        >>> seats.sell("G1", "2026-10-01", "Beijing", "Jinan", "second", 2, "r-1")
+    """
+    from gridfare.seats.store import SeatsRoot
+
+    root_path = SeatsRoot(root)  # a bad root is refused before any cluster is joined
+    if centres is None:
+        root_path.config()  # and so is one that is not a seats data root
+    from actors.attach import attach
+    from actors.seats_client import SeatsClient
+
+    joined = attach(cluster)
+    if on_attach is not None:
+        on_attach(joined.describe())
+    return SeatsClient.start(root, centres, main, **options)

@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--period", required=True, help="YYYY-MM")
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--out", required=True, help="data centre directory or URI")
+    generate.add_argument("--replace", action="store_true",
+                          help="replace the city already there (default: refuse)")
     generate.set_defaults(handler=_generate)
 
     importing = commands.add_parser("import", help="import a utility's own files")
@@ -45,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     readings.add_argument("--datacentre", required=True)
     readings.add_argument("--period", help="refuse rows of any other period")
     readings.add_argument("--rejects", help="rejects file (default FILE.rejects.csv)")
+    readings.add_argument("--tariffs", help="tariff directory whose prices bound the "
+                                            "quantities (default: samples)")
     readings.set_defaults(handler=_import_readings)
 
     tariff = commands.add_parser("tariff", help="tariffs: list and quote")
@@ -63,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     quote.add_argument("--tariffs", help="directory of tariff files (default: samples)")
     quote.add_argument("--json", action="store_true")
     quote.set_defaults(handler=_tariff_quote)
+
+    from gridfare.cli_tariffs_urdb import add_urdb_commands
+
+    add_urdb_commands(tariff_commands)
 
     bill = commands.add_parser("bill", help="bill a period's sections and store the results")
     bill.add_argument("--datacentre", required=True)
@@ -100,14 +108,16 @@ def _generate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from datasets.datacentre import DataCentre
-    from datasets.generator import generate_city
+    from datasets.generator import check_city, generate_city
     from datasets.uri import redact
 
+    check_city(accounts=args.accounts, sections=args.sections, period=args.period,
+               seed=args.seed)  # before --out is created
     with Progress(transient=True) as progress:
         task = progress.add_task("generating sections", total=args.sections)
         result = generate_city(
             DataCentre(args.out, create=True), accounts=args.accounts, sections=args.sections,
-            period=args.period, seed=args.seed,
+            period=args.period, seed=args.seed, replace=args.replace,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     print(f"generated {args.accounts:,} accounts in {args.sections:,} sections for "
@@ -120,8 +130,9 @@ def _import_readings(args: argparse.Namespace) -> int:
     from datasets.datacentre import DataCentre
     from datasets.importer import import_readings
 
+    bounds = _tariff_book(args.tariffs).bounds
     result = import_readings(DataCentre(args.datacentre), args.file, period=args.period,
-                             rejects_path=args.rejects)
+                             rejects_path=args.rejects, bounds=bounds)
     print(result.describe())
     return 0
 

@@ -4,12 +4,19 @@
     ├── ConfigError               a configuration file or flag breaks a rule (names the key)
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
-    │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
+    │   ├── UnsafeOutputPath      an output path is the input, a link of it, or not writable
+    │   ├── ProfileError          an hourly load profile breaks a rule (names the profile, hour)
+    │   ├── InvalidName           a client-chosen id or path breaks its pattern (no path escapes)
+    │   └── RequestTooLarge       an HTTP body over its size or nesting bound (HTTP 413)
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
+    │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
     │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreNotEmpty    generating into a data centre that already holds data
     │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
     │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
     │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
@@ -20,7 +27,11 @@
         ├── TrainFrozen           the train-date is frozen for the last step of its migration
         ├── StaleVersion          a directory write based on a version that is no longer current
         ├── WalCorrupt            a seat log is damaged before its last line or does not replay
+        ├── SeatUnavailable       a seat actor cannot be reached now (retry; HTTP 503)
+        ├── SeatsAppConflict      the cluster already serves another seats root over HTTP
         └── MigrationError        an illegal migration transition (names the train-date, state)
+            ├── UnknownMigration  no migration has this id
+            └── MigrationConflict a migration id reused for another selector or target
 
 Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge with
 ``raise ... from exc`` so that the CLI and jobs can print one line and exit non-zero.
@@ -35,20 +46,31 @@ __all__ = [
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "DataCentreNotEmpty",
     "GridfareError",
     "InvalidInput",
+    "InvalidName",
     "InvalidReading",
+    "MigrationConflict",
     "MigrationError",
     "NotADataCentre",
+    "ProfileError",
+    "QuantityOutOfRange",
+    "RequestTooLarge",
     "SeatError",
+    "SeatUnavailable",
+    "SeatsAppConflict",
     "StaleVersion",
     "TariffError",
     "TouSplitMismatch",
     "TrainFrozen",
     "TrainMoved",
+    "UnknownMigration",
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UnsafeOutputPath",
+    "UrdbError",
     "WalCorrupt",
 ]
 
@@ -73,12 +95,34 @@ class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
 
 
+class QuantityOutOfRange(InvalidInput):
+    """A quantity beyond what exact int64 fen can price; the message names it and the bound."""
+
+
+class UnsafeOutputPath(InvalidInput):
+    """An output path is the input, a link of it, inside the data centre, or not writable."""
+
+
+class ProfileError(InvalidInput):
+    """An hourly load profile breaks a rule; the message names the profile, the hour, the rule."""
+class InvalidName(InvalidInput):
+    """A client-chosen id or path (centre, migration, seats root) breaks its strict pattern."""
+
+
+class RequestTooLarge(InvalidInput):
+    """An HTTP body is over its size bound or nested too deeply to be read (HTTP 413)."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
 
 class TariffError(GridfareError):
     """A tariff file breaks a rule; the message names the file and the key."""
+
+
+class UrdbError(TariffError):
+    """A URDB rate record breaks a rule or holds a field gridfare does not price (names both)."""
 
 
 class ClusterUnavailable(GridfareError):
@@ -93,6 +137,8 @@ class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
 
 
+class DataCentreNotEmpty(DataCentreError):
+    """Generating into a data centre that already holds data, without asking to replace it."""
 class NotADataCentre(DataCentreError):
     """A path or bucket prefix that holds no data centre (no manifest, datasets or catalog)."""
 
@@ -144,3 +190,19 @@ class WalCorrupt(SeatError):
 
 class MigrationError(SeatError):
     """An illegal migration transition; the message names the train-date and its state."""
+
+
+class UnknownMigration(MigrationError):
+    """No migration has this id."""
+
+
+class MigrationConflict(MigrationError):
+    """A migration id was reused for another selector or target than the one it was made with."""
+
+
+class SeatUnavailable(SeatError):
+    """A seat actor (centre, directory, migrator) cannot be reached now; retry later."""
+
+
+class SeatsAppConflict(SeatError):
+    """The Ray cluster already serves another seats root over HTTP; one seats app per cluster."""

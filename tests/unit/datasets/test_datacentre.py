@@ -114,7 +114,8 @@ def test_layout_paths_and_glob(tmp_path: Path) -> None:
     )
     assert dc.glob("bills") == f"{tmp_path}/bills/*/*/*.parquet"
     assert dc.glob("accounts") == f"{tmp_path}/accounts/*/*.parquet"
-    assert set(dc.view_globs()) == {"accounts", "readings", "usage_history", "bills"}
+    assert set(dc.view_globs()) == {"accounts", "readings", "usage_history", "bills",
+                                    "tariff_comparisons"}
     with pytest.raises(DataCentreError, match="unknown dataset"):
         dc.glob("nope")
     with pytest.raises(DataCentreError, match="needs a period"):
@@ -445,3 +446,25 @@ def test_section_sizes_are_the_readings_bytes(tmp_path):
     for section, size in sizes.items():
         assert size == (tmp_path / "dc" / "readings" / f"period={PERIOD}" /
                         f"section={section}" / "part-0.parquet").stat().st_size
+
+
+def test_a_tariff_comparison_is_replaced_whole_and_read_back(tmp_path: Path) -> None:
+    import numpy as np
+
+    from gridfare.tariffs import load_tariff_book
+    from gridfare.tariffs.compare import compare_profiles
+
+    dc = DataCentre(tmp_path)
+    tariffs = [load_tariff_book()["cn-zj-residential-tou"]]
+    load = np.full((2, 8760), 1_000, dtype=np.int64)
+    table = compare_profiles(tariffs, ["a", "b"], load, 2026, "c-1")
+    dc.write_comparison("c-1", table)
+    first = (tmp_path / "tariff_comparisons/comparison=c-1/part-0.parquet").read_bytes()
+    dc.write_comparison("c-1", table)  # a rerun replaces, byte for byte
+    assert (tmp_path / "tariff_comparisons/comparison=c-1/part-0.parquet").read_bytes() == first
+    assert dc.read_comparison("c-1").equals(table)
+    assert dc.comparisons() == ["c-1"]
+    with pytest.raises(DataCentreError, match="comparison_id other than 'c-2'"):
+        dc.write_comparison("c-2", table)
+    with pytest.raises(InvalidInput, match="not a valid section id"):
+        dc.write_comparison("../x", table)
