@@ -85,7 +85,7 @@ def test_any_csv_imports_cleanly_or_is_refused_in_one_line(template, tmp_path_fa
         assert min(stored["multiplier"].to_pylist()) >= 1
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(code=st.sampled_from(["cn-bj-residential-monthly", "cn-bj-industrial-demand",
                              "cn-bj-commercial-tou", "../../etc/passwd", "CN", ""]),
        flags=st.dictionaries(
