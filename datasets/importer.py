@@ -267,7 +267,8 @@ def _check_writable(datacentre: DataCentre, partitions: Sequence[tuple[str, str]
     for period, section in partitions:
         directory = datacentre.path("readings", period=period, section=section).rsplit("/", 1)[0]
         try:
-            while True:
+            # Up to the root at most: on an object store a directory may exist only implicitly.
+            while len(directory) > len(datacentre.root):
                 info = fs.get_file_info(directory)
                 if info.type == pafs.FileType.Directory:
                     break
