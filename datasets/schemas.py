@@ -104,3 +104,22 @@ REJECTS = pa.schema(
         pa.field("record", pa.string(), nullable=False),
     ]
 )
+
+# Tariff comparisons (rayjobs/tariff_compare.py): one row per (profile, tariff), a year of
+# hourly load billed under each tariff. Money is int64 in the tariff's minor unit (cents,
+# fen: see ``currency``); ``rank`` is 1 for the profile's cheapest tariff in that currency.
+TARIFF_COMPARISON_LINES = ("energy_minor", "demand_minor", "fixed_minor",
+                           "minimum_adjustment_minor")
+TARIFF_COMPARISONS = pa.schema(
+    [
+        pa.field("comparison_id", pa.string(), nullable=False),
+        pa.field("profile_id", pa.string(), nullable=False),
+        pa.field("tariff", pa.string(), nullable=False),
+        pa.field("currency", pa.string(), nullable=False),
+        pa.field("year", pa.int32(), nullable=False),
+        pa.field("kwh", pa.float64(), nullable=False),
+        *[pa.field(line, pa.int64(), nullable=False) for line in TARIFF_COMPARISON_LINES],
+        pa.field("total_minor", pa.int64(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),
+    ]
+)

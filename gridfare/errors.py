@@ -5,13 +5,21 @@
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
     │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
+    │   ├── UnsafeOutputPath      an output path is the input, a link of it, or not writable
+    │   ├── ProfileError          an hourly load profile breaks a rule (names the profile, hour)
     │   ├── InvalidName           a client-chosen id or path breaks its pattern (no path escapes)
     │   └── RequestTooLarge       an HTTP body over its size or nesting bound (HTTP 413)
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
+    │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
-    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreNotEmpty    generating into a data centre that already holds data
+    │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
+    │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
+    │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
     └── SeatError                 a seat inventory, directory or migration rule was broken
         ├── UnknownTrain          a train-date this centre or directory does not hold
         ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -32,16 +40,22 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "CatalogBusy",
+    "CatalogLeaseLost",
     "ClusterUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "DataCentreNotEmpty",
     "GridfareError",
     "InvalidInput",
     "InvalidName",
     "InvalidReading",
     "MigrationConflict",
     "MigrationError",
+    "NotADataCentre",
+    "ProfileError",
+    "QuantityOutOfRange",
     "RequestTooLarge",
     "SeatError",
     "SeatUnavailable",
@@ -55,6 +69,8 @@ __all__ = [
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
+    "UnsafeOutputPath",
+    "UrdbError",
     "WalCorrupt",
 ]
 
@@ -79,6 +95,18 @@ class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
 
 
+class QuantityOutOfRange(InvalidInput):
+    """A quantity beyond what exact int64 fen can price; the message names it and the bound."""
+
+
+class UnsafeOutputPath(InvalidInput):
+    """An output path is the input, a link of it, inside the data centre, or not writable."""
+
+
+class ProfileError(InvalidInput):
+    """An hourly load profile breaks a rule; the message names the profile, the hour, the rule."""
+
+
 class InvalidName(InvalidInput):
     """A client-chosen id or path (centre, migration, seats root) breaks its strict pattern."""
 
@@ -95,6 +123,10 @@ class TariffError(GridfareError):
     """A tariff file breaks a rule; the message names the file and the key."""
 
 
+class UrdbError(TariffError):
+    """A URDB rate record breaks a rule or holds a field gridfare does not price (names both)."""
+
+
 class ClusterUnavailable(GridfareError):
     """No Ray cluster was given, found or reachable; the message says how to start one."""
 
@@ -105,6 +137,20 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class DataCentreNotEmpty(DataCentreError):
+    """Generating into a data centre that already holds data, without asking to replace it."""
+class NotADataCentre(DataCentreError):
+    """A path or bucket prefix that holds no data centre (no manifest, datasets or catalog)."""
+
+
+class CatalogBusy(DataCentreError):
+    """Another writer holds the catalog's lease for longer than this writer would wait."""
+
+
+class CatalogLeaseLost(DataCentreError):
+    """The writer's catalog lease was taken over; its write was refused, not published."""
 
 
 class SeatError(GridfareError):
