@@ -135,6 +135,8 @@ class UnsafeOutputPath(InvalidInput):
 
 class ProfileError(InvalidInput):
     """An hourly load profile breaks a rule; the message names the profile, the hour, the rule."""
+
+
 class InvalidName(InvalidInput):
     """A client-chosen id or path (centre, migration, seats root) breaks its strict pattern."""
 
