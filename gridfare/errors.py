@@ -24,18 +24,26 @@
     │   ├── FeedConflict          a feed batch appended again with other rows (append-only)
     │   ├── MessagingError        the message system (NATS JetStream) failed or refused a message
     │   └── AccountsUnavailable   the accounts service did not answer a batch of reads or posts
-    └── SeatError                 a seat inventory, directory or migration rule was broken
-        ├── UnknownTrain          a train-date this centre or directory does not hold
-        ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
-        ├── TrainMoved            the train-date now lives on another centre (names it, version)
-        ├── TrainFrozen           the train-date is frozen for the last step of its migration
-        ├── StaleVersion          a directory write based on a version that is no longer current
-        ├── WalCorrupt            a seat log is damaged before its last line or does not replay
-        ├── SeatUnavailable       a seat actor cannot be reached now (retry; HTTP 503)
-        ├── SeatsAppConflict      the cluster already serves another seats root over HTTP
-        └── MigrationError        an illegal migration transition (names the train-date, state)
-            ├── UnknownMigration  no migration has this id
-            └── MigrationConflict a migration id reused for another selector or target
+    ├── SeatError                 a seat inventory, directory or migration rule was broken
+    │   ├── UnknownTrain          a train-date this centre or directory does not hold
+    │   ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
+    │   ├── TrainMoved            the train-date now lives on another centre (names it, version)
+    │   ├── TrainFrozen           the train-date is frozen for the last step of its migration
+    │   ├── StaleVersion          a directory write based on a version that is no longer current
+    │   ├── WalCorrupt            a seat log is damaged before its last line or does not replay
+    │   ├── SeatUnavailable       a seat actor cannot be reached now (retry; HTTP 503)
+    │   ├── SeatsAppConflict      the cluster already serves another seats root over HTTP
+    │   └── MigrationError        an illegal migration transition (names the train-date, state)
+    │       ├── UnknownMigration  no migration has this id
+    │       └── MigrationConflict a migration id reused for another selector or target
+    └── StoreError                the accounts store (state database) refused or failed a call
+        ├── UnknownAccount        no account has this id
+        ├── Overdraft             a deduction would take a balance below its floor: refused
+        ├── IdempotencyConflict   an idempotency key already names a different operation
+        ├── VersionConflict       the account kept changing under the write; retry
+        ├── StaleEpoch            a write based on an epoch that is no longer the store's
+        ├── NotReplicated         no synchronous standby confirmed the write: not acknowledged
+        └── StoreUnavailable      no primary can be reached now (names the address or why)
 
 Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge with
 ``raise ... from exc`` so that the CLI and jobs can print one line and exit non-zero.
@@ -55,6 +63,7 @@ __all__ = [
     "FeeControlError",
     "FeedConflict",
     "GridfareError",
+    "IdempotencyConflict",
     "InvalidInput",
     "InvalidName",
     "InvalidReading",
@@ -62,23 +71,30 @@ __all__ = [
     "MigrationConflict",
     "MigrationError",
     "NotADataCentre",
+    "NotReplicated",
+    "Overdraft",
     "ProfileError",
     "QuantityOutOfRange",
     "RequestTooLarge",
     "SeatError",
     "SeatUnavailable",
     "SeatsAppConflict",
+    "StaleEpoch",
     "StaleVersion",
+    "StoreError",
+    "StoreUnavailable",
     "TariffError",
     "TouSplitMismatch",
     "TrainFrozen",
     "TrainMoved",
+    "UnknownAccount",
     "UnknownMigration",
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
     "UnsafeOutputPath",
     "UrdbError",
+    "VersionConflict",
     "WalCorrupt",
 ]
 
@@ -230,3 +246,44 @@ class SeatUnavailable(SeatError):
 
 class SeatsAppConflict(SeatError):
     """The Ray cluster already serves another seats root over HTTP; one seats app per cluster."""
+class StoreError(GridfareError):
+    """The accounts store (the state database) refused or failed a call."""
+
+
+class UnknownAccount(StoreError):
+    """No account has this id."""
+
+
+class Overdraft(StoreError):
+    """A deduction would take the balance below the account's floor; it was not applied."""
+
+    def __init__(self, account_id: int, key: str, amount_fen: int, balance_fen: int) -> None:
+        super().__init__(f"account {account_id}: deduction {key} of {amount_fen} fen refused: "
+                         f"the balance {balance_fen} fen would go below the account's floor")
+        self.account_id = account_id
+        self.key = key
+        self.amount_fen = amount_fen
+        self.balance_fen = balance_fen
+
+    def __reduce__(self):  # keep the fields when pickled across processes (Ray)
+        return (type(self), (self.account_id, self.key, self.amount_fen, self.balance_fen))
+
+
+class IdempotencyConflict(StoreError):
+    """An idempotency key came back naming a different operation; nothing was applied."""
+
+
+class VersionConflict(StoreError):
+    """The account kept changing under the write (version check) past the retries."""
+
+
+class StaleEpoch(StoreError):
+    """A write was based on a store epoch that is no longer current (a failover happened)."""
+
+
+class NotReplicated(StoreError):
+    """No synchronous standby confirmed the write, so it is not acknowledged (RPO 0)."""
+
+
+class StoreUnavailable(StoreError):
+    """No primary can be reached now; the message names the address or the reason."""
