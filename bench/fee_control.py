@@ -43,19 +43,24 @@ ROOT = Path(__file__).resolve().parent.parent / "bench-data"
 
 
 def _open_store(client, ids: np.ndarray, balances: np.ndarray, floor_fen: int) -> float:
-    started = time.perf_counter()
-    for account, fen in zip(ids.tolist(), balances.tolist(), strict=True):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_account(item: tuple[int, int]) -> None:
+        account, fen = item
         client.open(account, floor_fen)
         if fen > 0:
             client.payment(account, fen, key=f"open-{account}")
         elif fen < 0:
             client.deduction(account, -fen, key=f"open-{account}")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(open_account, zip(ids.tolist(), balances.tolist(), strict=True)))
     return time.perf_counter() - started
 
 
 def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0) -> dict:
     from actors.accounts_client import AccountsClient, remove_store
-
     from actors.attach import attach
     from actors.fee_accounts import AccountsSpec
     from bench._city import ensure_city
