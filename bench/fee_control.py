@@ -181,7 +181,8 @@ def section(result: dict) -> str:
         "## Fee control (bench/fee_control.py)",
         "",
         f"{result['accounts']:,} prepaid accounts, one day of readings ({counts['records']:,} "
-        f"feed records), batch mode on {result['cluster']}, accounts store with one "
+        f"feed records), batch mode on a private local Ray cluster (2 CPUs), 4 shards, the "
+        "accounts store with one "
         "synchronous standby, embedded NATS JetStream. The shared 2-core machine was busy "
         "with other work: timings are noisy.",
         "",
