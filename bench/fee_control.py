@@ -78,6 +78,7 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0) -> di
     from rayjobs import fee_control
 
     city = ensure_city(accounts, max(1, accounts // 2500))
+    cluster = attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
     work = Path(tempfile.mkdtemp(prefix="fee-bench-", dir=ROOT))
     store_root = tempfile.mkdtemp(prefix="gridfare-fee-bench-store-")
     shutil.copytree(f"{city.uri}/accounts", work / "accounts")
@@ -86,11 +87,10 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0) -> di
     active = table.filter(pc.field("active"))
     ids = active["account_id"].to_numpy()
     opening = opening_balances(ids, active["customer_kind"].to_numpy(zero_copy_only=False), 1)
-    cluster = attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
-    client = AccountsClient.start(store_root)
     result: dict = {"accounts": len(ids), "cluster": cluster.describe()}
-    setup = None
+    setup = client = None
     try:
+        client = AccountsClient.start(store_root)
         result["open_s"] = _open_store(client, ids, opening, floor_fen=-10**12)
         setup = fee_control.setup(str(work), AccountsSpec("store", store_root))
         collector = Collector(table, 1, START)
@@ -140,7 +140,8 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0) -> di
     finally:
         if setup is not None:
             setup.close()  # the embedded NATS server
-        client.close()
+        if client is not None:
+            client.close()
         remove_store(store_root)
         shutil.rmtree(store_root, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
