@@ -20,6 +20,9 @@
     │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
     │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
     │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
+    ├── LoadShareError            a load-sharing rule was broken (names the environment, rule)
+    │   ├── QuotaExceeded         a burst environment's working directory would exceed its quota
+    │   └── IllegalTransition     an open-state table change its state does not allow
     ├── FeeControlError           prepaid fee control could not do what it was asked
     │   ├── FeedConflict          a feed batch appended again with other rows (append-only)
     │   ├── MessagingError        the message system (NATS JetStream) failed or refused a message
@@ -64,9 +67,11 @@ __all__ = [
     "FeedConflict",
     "GridfareError",
     "IdempotencyConflict",
+    "IllegalTransition",
     "InvalidInput",
     "InvalidName",
     "InvalidReading",
+    "LoadShareError",
     "MessagingError",
     "MigrationConflict",
     "MigrationError",
@@ -75,6 +80,7 @@ __all__ = [
     "Overdraft",
     "ProfileError",
     "QuantityOutOfRange",
+    "QuotaExceeded",
     "RequestTooLarge",
     "SeatError",
     "SeatUnavailable",
@@ -129,6 +135,8 @@ class UnsafeOutputPath(InvalidInput):
 
 class ProfileError(InvalidInput):
     """An hourly load profile breaks a rule; the message names the profile, the hour, the rule."""
+
+
 class InvalidName(InvalidInput):
     """A client-chosen id or path (centre, migration, seats root) breaks its strict pattern."""
 
@@ -173,6 +181,18 @@ class CatalogBusy(DataCentreError):
 
 class CatalogLeaseLost(DataCentreError):
     """The writer's catalog lease was taken over; its write was refused, not published."""
+
+
+class LoadShareError(GridfareError):
+    """A load-sharing rule was broken; the message names the environment and the rule."""
+
+
+class QuotaExceeded(LoadShareError):
+    """A burst environment's working directory would grow past its quota; nothing was written."""
+
+
+class IllegalTransition(LoadShareError):
+    """An open-state table change that the environment's state does not allow."""
 
 
 class SeatError(GridfareError):
