@@ -92,7 +92,8 @@ def test_cli_generate_import_bill_runs_summary_status(remote_city, s3_server, lo
     (bills, total), _ = local_twin
     assert f"{bills:,} bills, total {format_cny(total)} CNY" in summary
 
-    # Import readings of the next period for the first accounts, then bill that period.
+    # Import readings of the next period for the first accounts (their own meter points,
+    # account * 10 + 1 in generated data: another is unknown_meter), then bill that period.
     client = gridfare.connect(remote_city)
     sample = client.bills(PERIOD).limit(5).fetchall()
     source = tmp_path / "next.csv"
@@ -101,7 +102,7 @@ def test_cli_generate_import_bill_runs_summary_status(remote_city, s3_server, lo
         writer.writerow(["account_id", "meter_point_id", "period", "reading_date",
                          "prev_register", "cur_register", "multiplier"])
         for index, row in enumerate(sample):
-            writer.writerow([row[0], row[0] * 10, "2026-11", "2026-11-28", "100.00",
+            writer.writerow([row[0], row[0] * 10 + 1, "2026-11", "2026-11-28", "100.00",
                              f"{200 + index}.00", 1])
     assert main(["import", "readings", str(source), "--datacentre", remote_city,
                  "--period", "2026-11"]) == 0
