@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 BENCHMARKS = ("bench.bill_kernel", "bench.billing_cluster", "bench.dispatch_policy",
-              "bench.seats")
+              "bench.seats", "bench.accounts")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     from gridfare.cli_seats import add_seats_commands
 
     add_seats_commands(commands)
+    from gridfare.cli_accounts import add_accounts_commands
+
+    add_accounts_commands(commands)
     return parser
 
 
