@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 
 from datasets.datacentre import (
     DATASETS,
+    MANIFEST,
     DataCentre,
     check_period,
     periods_before,
@@ -234,13 +235,14 @@ def _held(datacentre: DataCentre) -> list[str]:
         names = sorted(info.base_name for info in datacentre.filesystem.get_file_info(selector))
     except (OSError, pa.ArrowException) as exc:
         raise DataCentreError(f"generate: cannot list {datacentre.uri}: {exc}") from exc
-    foreign = [name for name in names if name not in DATASETS
+    foreign = [name for name in names if name not in DATASETS and name != MANIFEST
                and not name.startswith(("catalog", "."))]
     if foreign:
         raise DataCentreNotEmpty(
             f"generate: {datacentre.uri} holds {', '.join(foreign[:3])}, which is not part of "
             "a data centre: refusing to generate into it (choose an empty directory)")
-    return [name for name in names if not name.startswith(".")]
+    # The manifest alone (written when the data centre is created) holds no city.
+    return [name for name in names if not name.startswith(".") and name != MANIFEST]
 
 
 def _replace(datacentre: DataCentre, accounts: int, sections: int, period: str, seed: int,

@@ -5,6 +5,7 @@
     >>> dc.bills("2026-10").df()              # a DuckDB relation: .df(), .to_arrow_table()
     >>> dc.summary("2026-10").by_tariff       # totals per tariff
     >>> dc.run_billing("2026-10", sections=["S000*"])
+    >>> dc.tariff_comparison("c1").df()     # profiles x tariffs (rayjobs.tariff_compare)
 
 Bills are read straight from the Parquet datasets through an in-memory DuckDB connection,
 so they can be read while a run is writing (a section's file is replaced atomically, never
@@ -24,13 +25,13 @@ from gridfare.period import Period
 if TYPE_CHECKING:
     import duckdb
 
-    from actors.accounts_client import AccountsClient
     from datasets.catalog import RunRecord, SectionRecord
 
 
 def accounts(store: str, cluster: str | None = "auto", *, create: bool = False,
-             **config) -> AccountsClient:
-    """The prepaid accounts store under directory ``store`` on a Ray cluster.
+             **config):
+    """The prepaid accounts store under directory ``store`` on a Ray cluster (an
+    ``actors.accounts_client.AccountsClient``).
 
         >>> from gridfare.api import accounts
         >>> acc = accounts("/data/store", cluster="127.0.0.1:6379", create=True, standbys=1)
@@ -98,6 +99,9 @@ class DataCentreClient:
         self._centre = DataCentre(uri)
         self._con = duckdb.connect()
 
+    def __repr__(self) -> str:
+        return f"DataCentreClient({self._centre.shown!r})"  # credentials redacted
+
     @property
     def uri(self) -> str:
         return self._centre.uri
@@ -113,6 +117,15 @@ class DataCentreClient:
         recorded with their section's state)."""
         Period.parse(period)
         table = self._catalog().exceptions(period, sections)
+        return self._con.cursor().from_arrow(table)
+
+    def tariff_comparison(self, comparison_id: str) -> duckdb.DuckDBPyRelation:
+        """One stored tariff comparison (``rayjobs.tariff_compare``) as a DuckDB relation:
+        a row per (profile, tariff), annual lines in the tariff's minor unit and ``rank``."""
+        table = self._centre.read_comparison(comparison_id)
+        if not table.num_rows:
+            known = ", ".join(self._centre.comparisons()) or "none"
+            raise InvalidInput(f"no tariff comparison {comparison_id!r}; stored: {known}")
         return self._con.cursor().from_arrow(table)
 
     def runs(self) -> list[RunRecord]:
@@ -151,19 +164,22 @@ class DataCentreClient:
         centre's ControlServer on that cluster; without, it runs in this process. Either
         way the run's record comes back once every section is done or failed.
         """
-        if cluster is not None:
-            run_id = self._run_on_cluster(cluster, period, sections, resume_run_id,
-                                          tariffs_dir)
-        else:
-            from gridfare.billing.runner import run_billing
-            from gridfare.tariffs import load_tariff_book
+        writer = self._catalog(writer=True)
+        try:
+            if cluster is not None:
+                run_id = self._run_on_cluster(cluster, period, sections, resume_run_id,
+                                              tariffs_dir)
+            else:
+                from gridfare.billing.runner import run_billing
+                from gridfare.tariffs import load_tariff_book
 
-            run_id = run_billing(self._centre, self._catalog(), load_tariff_book(tariffs_dir),
-                                 period, sections=sections,
-                                 resume_run_id=resume_run_id).run_id
-        catalog = self._catalog()
-        catalog.refresh_views(self._centre.view_globs())
-        return catalog.run(run_id)
+                run_id = run_billing(self._centre, writer, load_tariff_book(tariffs_dir),
+                                     period, sections=sections,
+                                     resume_run_id=resume_run_id).run_id
+            writer.refresh_views(self._centre.view_globs())
+        finally:
+            writer.release()
+        return self._catalog().run(run_id)
 
     def _run_on_cluster(self, address: str, period: str, sections: Sequence[str] | None,
                         resume_run_id: str | None, tariffs_dir: str | None) -> str:
@@ -179,10 +195,11 @@ class DataCentreClient:
                                  show_progress=False)
         return signal["run_id"]
 
-    def _catalog(self):
-        from datasets.catalog import Catalog
+    def _catalog(self, *, writer: bool = False):
+        from datasets.catalog import open_catalog
 
-        return Catalog(self._centre.catalog_path)
+        # Readers open it read-only (and create nothing); a run's writer only in run_billing.
+        return open_catalog(self._centre, writer=writer)
 
     def _relation(self, dataset: str, period: str, sections: Sequence[str] | None
                   ) -> duckdb.DuckDBPyRelation:
@@ -193,3 +210,28 @@ class DataCentreClient:
             wanted = ", ".join("'" + s.replace("'", "''") + "'" for s in sections)
             relation = relation.filter(f"section_id IN ({wanted})")
         return relation
+
+
+def seats(root: str, centres: Sequence[str] | None = None, main: str | None = None, *,
+          cluster: str | None = None, on_attach=None, **options):
+    """Open a seats data root on a Ray cluster: its ``SeatsClient`` (``actors.seats_client``).
+
+    ``centres`` (and ``main``, default the first) configure a new root; ``options`` are
+    ``SeatsConfig`` fields. ``cluster`` is joined through ``actors.attach`` (``None``: the
+    cluster this process or job is already in); ``on_attach`` hears which one.
+
+        >>> seats = gridfare.api.seats("seats/", ["A", "B", "C"], cluster="auto")
+        >>> seats.sell("G1", "2026-10-01", "Beijing", "Jinan", "second", 2, "r-1")
+    """
+    from gridfare.seats.store import SeatsRoot
+
+    root_path = SeatsRoot(root)  # a bad root is refused before any cluster is joined
+    if centres is None:
+        root_path.config()  # and so is one that is not a seats data root
+    from actors.attach import attach
+    from actors.seats_client import SeatsClient
+
+    joined = attach(cluster)
+    if on_attach is not None:
+        on_attach(joined.describe())
+    return SeatsClient.start(root, centres, main, **options)

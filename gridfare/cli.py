@@ -17,7 +17,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except GridfareError as exc:
-        print(f"gridfare: error: {exc}", file=sys.stderr)
+        from datasets.uri import redact  # the messages name URIs; never their credentials
+
+        print(f"gridfare: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gridfare: interrupted", file=sys.stderr)
@@ -66,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     quote.add_argument("--json", action="store_true")
     quote.set_defaults(handler=_tariff_quote)
 
+    from gridfare.cli_tariffs_urdb import add_urdb_commands
+
+    add_urdb_commands(tariff_commands)
+
     bill = commands.add_parser("bill", help="bill a period's sections and store the results")
     bill.add_argument("--datacentre", required=True)
     bill.add_argument("--period", required=True)
@@ -95,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     from gridfare.cli_seats import add_seats_commands
 
     add_seats_commands(commands)
+
+    from gridfare.cli_loadshare import add_loadshare_commands
+
+    add_loadshare_commands(commands)
+
     from gridfare.cli_accounts import add_accounts_commands
 
     add_accounts_commands(commands)
@@ -106,6 +117,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     from datasets.datacentre import DataCentre
     from datasets.generator import check_city, generate_city
+    from datasets.uri import redact
 
     check_city(accounts=args.accounts, sections=args.sections, period=args.period,
                seed=args.seed)  # before --out is created
@@ -117,7 +129,7 @@ def _generate(args: argparse.Namespace) -> int:
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     print(f"generated {args.accounts:,} accounts in {args.sections:,} sections for "
-          f"{args.period} into {args.out}")
+          f"{args.period} into {redact(args.out)}")
     print(result.describe())
     return 0
 
@@ -173,21 +185,24 @@ def _bill(args: argparse.Namespace) -> int:
         return _bill_on_cluster(args)
     from rich.progress import Progress
 
-    from datasets.catalog import Catalog
+    from datasets.catalog import open_catalog
     from datasets.datacentre import DataCentre
     from gridfare.billing.runner import run_billing
     from gridfare.money import format_cny
 
     centre = DataCentre(args.datacentre)
-    catalog = Catalog(centre.catalog_path)
+    catalog = open_catalog(centre, writer=True)
     tariffs = _tariff_book(args.tariffs)
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"billing {args.period}", total=None)
-        summary = run_billing(
-            centre, catalog, tariffs, args.period, sections=args.sections,
-            resume_run_id=args.resume, on_section=lambda _: progress.advance(task),
-        )
-    catalog.refresh_views(centre.view_globs())
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"billing {args.period}", total=None)
+            summary = run_billing(
+                centre, catalog, tariffs, args.period, sections=args.sections,
+                resume_run_id=args.resume, on_section=lambda _: progress.advance(task),
+            )
+        catalog.refresh_views(centre.view_globs())
+    finally:
+        catalog.release()
     rate = summary.billed / summary.seconds if summary.seconds else 0.0
     print(f"run {summary.run_id}: {len(summary.outcomes)} sections, {summary.billed:,} bills, "
           f"{summary.exceptions:,} audit exceptions, total {format_cny(summary.total_fen)} CNY "
@@ -211,11 +226,11 @@ def _bill_on_cluster(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from datasets.catalog import Catalog
+    from datasets.catalog import open_catalog
     from datasets.datacentre import DataCentre
     from gridfare.money import format_cny
 
-    catalog = Catalog(DataCentre(args.datacentre).catalog_path)
+    catalog = open_catalog(DataCentre(args.datacentre))
     run = catalog.run(args.run_id)
     sections = catalog.sections(args.run_id)
     pending = sum(s.status == "pending" for s in sections)
@@ -240,11 +255,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from datasets.catalog import Catalog
+    from datasets.catalog import open_catalog
     from datasets.datacentre import DataCentre
     from gridfare.money import format_cny
 
-    for run in Catalog(DataCentre(args.datacentre).catalog_path).runs():
+    for run in open_catalog(DataCentre(args.datacentre)).runs():
         print(f"{run.run_id}  {run.period}  {run.status:8} sections {run.sections_done}/"
               f"{run.sections_total} (failed {run.sections_failed})  bills {run.billed:,}  "
               f"exceptions {run.exceptions:,}  total {format_cny(run.total_fen)} CNY")

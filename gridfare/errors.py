@@ -6,13 +6,27 @@
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
     │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
     │   ├── QuantityOutOfRange    a quantity beyond what exact int64 fen can price (names bound)
-    │   └── UnsafeOutputPath      an output path is the input, a link of it, or not writable
+    │   ├── UnsafeOutputPath      an output path is the input, a link of it, or not writable
+    │   ├── ProfileError          an hourly load profile breaks a rule (names the profile, hour)
+    │   ├── InvalidName           a client-chosen id or path breaks its pattern (no path escapes)
+    │   └── RequestTooLarge       an HTTP body over its size or nesting bound (HTTP 413)
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
+    │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
     │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
-    │   └── DataCentreNotEmpty    generating into a data centre that already holds data
+    │   ├── DataCentreNotEmpty    generating into a data centre that already holds data
+    │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
+    │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
+    │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
+    ├── LoadShareError            a load-sharing rule was broken (names the environment, rule)
+    │   ├── QuotaExceeded         a burst environment's working directory would exceed its quota
+    │   └── IllegalTransition     an open-state table change its state does not allow
+    ├── FeeControlError           prepaid fee control could not do what it was asked
+    │   ├── FeedConflict          a feed batch appended again with other rows (append-only)
+    │   ├── MessagingError        the message system (NATS JetStream) failed or refused a message
+    │   └── AccountsUnavailable   the accounts service did not answer a batch of reads or posts
     ├── SeatError                 a seat inventory, directory or migration rule was broken
     │   ├── UnknownTrain          a train-date this centre or directory does not hold
     │   ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -20,7 +34,11 @@
     │   ├── TrainFrozen           the train-date is frozen for the last step of its migration
     │   ├── StaleVersion          a directory write based on a version that is no longer current
     │   ├── WalCorrupt            a seat log is damaged before its last line or does not replay
+    │   ├── SeatUnavailable       a seat actor cannot be reached now (retry; HTTP 503)
+    │   ├── SeatsAppConflict      the cluster already serves another seats root over HTTP
     │   └── MigrationError        an illegal migration transition (names the train-date, state)
+    │       ├── UnknownMigration  no migration has this id
+    │       └── MigrationConflict a migration id reused for another selector or target
     └── StoreError                the accounts store (state database) refused or failed a call
         ├── UnknownAccount        no account has this id
         ├── Overdraft             a deduction would take a balance below its floor: refused
@@ -37,20 +55,36 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "AccountsUnavailable",
+    "CatalogBusy",
+    "CatalogLeaseLost",
     "ClusterUnavailable",
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
     "DataCentreNotEmpty",
+    "FeeControlError",
+    "FeedConflict",
     "GridfareError",
     "IdempotencyConflict",
+    "IllegalTransition",
     "InvalidInput",
+    "InvalidName",
     "InvalidReading",
+    "LoadShareError",
+    "MessagingError",
+    "MigrationConflict",
     "MigrationError",
+    "NotADataCentre",
     "NotReplicated",
     "Overdraft",
+    "ProfileError",
     "QuantityOutOfRange",
+    "QuotaExceeded",
+    "RequestTooLarge",
     "SeatError",
+    "SeatUnavailable",
+    "SeatsAppConflict",
     "StaleEpoch",
     "StaleVersion",
     "StoreError",
@@ -60,10 +94,12 @@ __all__ = [
     "TrainFrozen",
     "TrainMoved",
     "UnknownAccount",
+    "UnknownMigration",
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
     "UnsafeOutputPath",
+    "UrdbError",
     "VersionConflict",
     "WalCorrupt",
 ]
@@ -97,12 +133,28 @@ class UnsafeOutputPath(InvalidInput):
     """An output path is the input, a link of it, inside the data centre, or not writable."""
 
 
+class ProfileError(InvalidInput):
+    """An hourly load profile breaks a rule; the message names the profile, the hour, the rule."""
+
+
+class InvalidName(InvalidInput):
+    """A client-chosen id or path (centre, migration, seats root) breaks its strict pattern."""
+
+
+class RequestTooLarge(InvalidInput):
+    """An HTTP body is over its size bound or nested too deeply to be read (HTTP 413)."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
 
 class TariffError(GridfareError):
     """A tariff file breaks a rule; the message names the file and the key."""
+
+
+class UrdbError(TariffError):
+    """A URDB rate record breaks a rule or holds a field gridfare does not price (names both)."""
 
 
 class ClusterUnavailable(GridfareError):
@@ -119,6 +171,28 @@ class DataCentreFull(DataCentreError):
 
 class DataCentreNotEmpty(DataCentreError):
     """Generating into a data centre that already holds data, without asking to replace it."""
+class NotADataCentre(DataCentreError):
+    """A path or bucket prefix that holds no data centre (no manifest, datasets or catalog)."""
+
+
+class CatalogBusy(DataCentreError):
+    """Another writer holds the catalog's lease for longer than this writer would wait."""
+
+
+class CatalogLeaseLost(DataCentreError):
+    """The writer's catalog lease was taken over; its write was refused, not published."""
+
+
+class LoadShareError(GridfareError):
+    """A load-sharing rule was broken; the message names the environment and the rule."""
+
+
+class QuotaExceeded(LoadShareError):
+    """A burst environment's working directory would grow past its quota; nothing was written."""
+
+
+class IllegalTransition(LoadShareError):
+    """An open-state table change that the environment's state does not allow."""
 
 
 class SeatError(GridfareError):
@@ -162,6 +236,36 @@ class MigrationError(SeatError):
     """An illegal migration transition; the message names the train-date and its state."""
 
 
+class FeeControlError(GridfareError):
+    """Prepaid fee control could not do what it was asked."""
+
+
+class FeedConflict(FeeControlError):
+    """A feed batch was appended again with other rows; the feed is append-only."""
+
+
+class MessagingError(FeeControlError):
+    """The message system (NATS JetStream) failed or refused a message."""
+
+
+class AccountsUnavailable(FeeControlError):
+    """The accounts service did not answer a batch of balance reads or deduction posts."""
+
+
+class UnknownMigration(MigrationError):
+    """No migration has this id."""
+
+
+class MigrationConflict(MigrationError):
+    """A migration id was reused for another selector or target than the one it was made with."""
+
+
+class SeatUnavailable(SeatError):
+    """A seat actor (centre, directory, migrator) cannot be reached now; retry later."""
+
+
+class SeatsAppConflict(SeatError):
+    """The Ray cluster already serves another seats root over HTTP; one seats app per cluster."""
 class StoreError(GridfareError):
     """The accounts store (the state database) refused or failed a call."""
 

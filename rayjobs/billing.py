@@ -29,7 +29,10 @@ def submit_and_wait(datacentre: str, period: str, *, sections: Sequence[str] | N
     from datasets.datacentre import DataCentre
 
     # An absolute URI: the ControlServer and the tasks do not share this process's cwd.
-    datacentre = DataCentre(datacentre).uri
+    # Checked here, so that a path that is not a data centre is one line from the driver.
+    centre = DataCentre(datacentre)
+    centre.require()
+    datacentre = centre.uri
     control = get_control_server(datacentre, tariffs_dir=tariffs_dir, runtime_env=runtime_env)
     try:
         run_id = ray.get(control.submit.remote(period, list(sections) if sections else None,
@@ -109,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal = submit_and_wait(args.datacentre, args.period, sections=args.sections,
                                  resume_run_id=args.resume, tariffs_dir=args.tariffs)
     except GridfareError as exc:
-        print(f"gridfare: error: {exc}", file=sys.stderr)
+        from datasets.uri import redact
+
+        print(f"gridfare: error: {redact(str(exc))}", file=sys.stderr)
         return 2
     print_end_signal(signal)
     return 1 if signal["sections_failed"] else 0

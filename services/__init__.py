@@ -1,1 +1,1 @@
-"""Ray Serve deployments: the accounts processors (the seats HTTP app is in rayjobs)."""
+"""Ray Serve deployments: the seats HTTP API and the accounts processors."""
