@@ -4,12 +4,16 @@
     ├── ConfigError               a configuration file or flag breaks a rule (names the key)
     ├── InvalidInput              a request or record breaks a rule (names the record and rule)
     │   ├── InvalidReading        a meter reading breaks a schema or domain rule
-    │   └── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── TouSplitMismatch      TOU energy splits do not add up to the total energy
+    │   ├── UnknownSection        a section id or pattern that matches no section of the period
+    │   ├── UnknownRun            a run id the catalog does not hold
+    │   └── NothingToBill         a billing request for a period with no readings at all
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
     ├── DataCentreError           the data centre cannot be read or written
-    │   └── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
+    │   └── ForeignData           a file in the lake breaks its layout, schema or partition
     └── SeatError                 a seat inventory, directory or migration rule was broken
         ├── UnknownTrain          a train-date this centre or directory does not hold
         ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
@@ -30,10 +34,12 @@ __all__ = [
     "ConfigError",
     "DataCentreError",
     "DataCentreFull",
+    "ForeignData",
     "GridfareError",
     "InvalidInput",
     "InvalidReading",
     "MigrationError",
+    "NothingToBill",
     "SeatError",
     "StaleVersion",
     "TariffError",
@@ -41,6 +47,8 @@ __all__ = [
     "TrainFrozen",
     "TrainMoved",
     "UnknownOrder",
+    "UnknownRun",
+    "UnknownSection",
     "UnknownTariff",
     "UnknownTrain",
     "WalCorrupt",
@@ -67,6 +75,18 @@ class TouSplitMismatch(InvalidInput):
     """Time-of-use energy splits do not add up to the total energy."""
 
 
+class UnknownSection(InvalidInput):
+    """A section id or pattern that matches no section of the period; names it."""
+
+
+class UnknownRun(InvalidInput):
+    """A run id that the data centre's catalog does not hold."""
+
+
+class NothingToBill(InvalidInput):
+    """A billing request for a period that has no readings in the data centre at all."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
@@ -85,6 +105,10 @@ class DataCentreError(GridfareError):
 
 class DataCentreFull(DataCentreError):
     """A write failed for lack of space; nothing partial was left visible."""
+
+
+class ForeignData(DataCentreError):
+    """A file in the lake breaks its layout, schema or partition; names the file and rule."""
 
 
 class SeatError(GridfareError):

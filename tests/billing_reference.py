@@ -9,8 +9,8 @@ import pyarrow as pa
 
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
+from gridfare.billing.request import RunRequest
 from gridfare.billing.runner import run_billing
-from gridfare.tariffs import load_tariff_book
 
 PERIOD = "2026-10"
 
@@ -29,5 +29,5 @@ def reference_bills(uri: str, tmp_path: Path) -> pa.Table:
     copy = tmp_path / "reference"
     shutil.copytree(uri, copy, ignore=shutil.ignore_patterns("bills", "catalog.duckdb"))
     centre = DataCentre(str(copy))
-    run_billing(centre, Catalog(centre.catalog_path), load_tariff_book(), PERIOD)
+    run_billing(centre, Catalog(centre.catalog_path), RunRequest(PERIOD))
     return bills_without_run_id(str(copy))

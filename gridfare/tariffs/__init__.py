@@ -8,7 +8,7 @@ calling the same ``charge`` on a one-row ``Usage``.
 from __future__ import annotations
 
 from gridfare.tariffs.book import TariffBook
-from gridfare.tariffs.loader import load_tariff, load_tariff_book
+from gridfare.tariffs.loader import TariffFiles, load_tariff, load_tariff_book, read_tariff_files
 from gridfare.tariffs.quote import Quote, quote
 from gridfare.tariffs.tariff import Tariff
 from gridfare.tariffs.usage import Usage
@@ -17,8 +17,10 @@ __all__ = [
     "Quote",
     "Tariff",
     "TariffBook",
+    "TariffFiles",
     "Usage",
     "load_tariff",
     "load_tariff_book",
     "quote",
+    "read_tariff_files",
 ]

@@ -16,6 +16,7 @@ import ray
 from actors.control_server import get_control_server
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
+from gridfare.billing.request import RunRequest
 from tests.billing_reference import (
     bills_without_run_id,
     exceptions_without_run_id,
@@ -28,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(240)]
 
 def start_run(uri: str, **options) -> tuple[ray.actor.ActorHandle, str]:
     control = get_control_server(uri, **options)
-    return control, ray.get(control.submit.remote(PERIOD))
+    return control, ray.get(control.submit.remote(RunRequest(PERIOD)))
 
 
 def wait_for(predicate, timeout_s: float = 60.0, poll_s: float = 0.05):
