@@ -230,6 +230,11 @@ class Catalog:
                     )
                 except duckdb.IOException:
                     continue  # no files yet: the view appears after the first write
+                except duckdb.InvalidInputException:
+                    # A file DuckDB cannot read (the corrupt input a section failed on):
+                    # the view stays as it was; the run is recorded already, and a query
+                    # of the view meets the file's own error.
+                    continue
 
     # -- reading -------------------------------------------------------------------------
 

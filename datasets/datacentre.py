@@ -213,12 +213,13 @@ class DataCentre:
     # ------------------------------------------------------------------ listing
     def sections(self, period: str) -> list[str]:
         """Sorted ids of the sections that have readings for ``period``."""
-        return [values["section"] for values, _ in self._layout("readings", period)]
+        return [values["section"]
+                for values, _ in self._layout("readings", check_period(period))]
 
     def section_sizes(self, period: str) -> dict[str, int]:
         """Bytes of each section's readings for ``period``: the weight a scheduler uses."""
         return {values["section"]: info.size
-                for values, info in self._layout("readings", period)}
+                for values, info in self._layout("readings", check_period(period))}
 
     def all_sections(self) -> list[str]:
         """Sorted ids of every section that has accounts."""
