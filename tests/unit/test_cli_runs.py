@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -15,7 +16,13 @@ from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
 from datasets.generator import generate_city
 from gridfare.cli import main
-from gridfare.errors import GridfareError, InvalidInput, NothingToBill, TariffError
+from gridfare.errors import (
+    ClusterUnavailable,
+    GridfareError,
+    InvalidInput,
+    NothingToBill,
+    TariffError,
+)
 from gridfare.exit_codes import EXIT_CODES
 
 PERIOD = "2026-10"
@@ -124,7 +131,6 @@ def test_a_period_without_readings_is_refused_not_a_done_run(city, capsys):
     (["--resume", "2026-10-20261101T080000-0a0b0c"], "is not in the catalog"),
     (["--period", "2026-13"], "2026-13"),
     (["--tariffs", "/nonexistent"], "/nonexistent"),
-    (["--cluster", "127.0.0.1:1"], "no Ray cluster answers at 127.0.0.1:1"),
 ])
 def test_refusals_name_what_was_refused_and_write_nothing(city, capsys, argv, words):
     files = sorted(p for p in Path(city).rglob("*") if p.name != "catalog.duckdb")
@@ -148,6 +154,27 @@ def test_a_section_whose_readings_file_is_gone_gets_missing_readings(city, capsy
     assert missing.num_rows == active > 100
     assert set(missing["rule"].to_pylist()) == {"missing_reading"}
     assert centre.read_bills(PERIOD, "S00003").num_rows == 0
+
+
+@pytest.mark.parametrize("command", [
+    ["gridfare", "bill", "--datacentre", "{city}", "--period", PERIOD, "--cluster",
+     "127.0.0.1:1"],
+    ["gridfare", "bill", "--datacentre", "{city}", "--period", PERIOD, "--cluster", "x:y"],
+    ["rayjobs.billing", "--datacentre", "{city}", "--period", PERIOD, "--address",
+     "127.0.0.1:1"],
+])
+def test_an_unreachable_cluster_fails_in_seconds_in_one_line(city, command):
+    # A fresh process: this one may be in the test session's cluster, which attach keeps.
+    module = "gridfare.cli" if command[0] == "gridfare" else "rayjobs.billing"
+    argv = [part.format(city=city) for part in command[1:]]
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True,
+                          text=True, timeout=60)
+    assert time.monotonic() - started < 30  # Ray's own retries took minutes
+    assert done.returncode in (EXIT_CODES[ClusterUnavailable], EXIT_CODES[GridfareError])
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "127.0.0.1:1" in done.stderr or "x:y" in done.stderr
+    assert runs(city) == []
 
 
 def test_usage_errors_are_one_line(capsys):
