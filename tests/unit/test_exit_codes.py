@@ -1,0 +1,39 @@
+"""One table maps error classes to exit codes; docs/errors.md names every error kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gridfare.errors as errors
+from gridfare.exit_codes import EXIT_CODES, error_line, exit_code
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
+
+
+def test_every_error_has_a_code_from_the_table():
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        exc = cls("G1@2026-10-01", "B", 3) if cls is errors.TrainMoved else cls("x")
+        assert exit_code(exc) in EXIT_CODES.values()
+        nearest = next(c for c in cls.__mro__ if c in EXIT_CODES)
+        assert exit_code(exc) == EXIT_CODES[nearest]
+
+
+def test_codes_are_distinct_and_leave_room_for_runs_and_signals():
+    codes = list(EXIT_CODES.values())
+    assert len(set(codes)) == len(codes)
+    assert 0 not in codes and 1 not in codes  # 1: a run ended with failed sections
+    assert all(code < 126 for code in codes)  # above: the shell's and the signals'
+
+
+def test_an_error_is_one_line():
+    assert error_line(errors.InvalidInput("a\nb  c")) == "gridfare: error: a b c"
+    assert error_line(errors.InvalidInput(""), "job") == "job: error: InvalidInput"
+
+
+def test_the_doc_names_every_error_and_every_code():
+    text = DOC.read_text()
+    for name in errors.__all__:
+        assert f"`{name}`" in text, f"docs/errors.md has no entry for {name}"
+    for code in EXIT_CODES.values():
+        assert f"\n| {code} |" in text, f"docs/errors.md does not list exit code {code}"
