@@ -109,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("run_id")
     status.add_argument("--datacentre", required=True)
     status.add_argument("--sections", action="store_true", help="list every section")
+    status.add_argument("--cluster", metavar="ADDRESS",
+                        help="also the live state from the data centre's ControlServer on "
+                             "this Ray cluster (HOST:PORT or 'auto'): queued and running "
+                             "sections, and each node's load")
     status.set_defaults(handler=_status)
 
     runs = commands.add_parser("runs", help="list billing runs")
@@ -239,8 +243,12 @@ def _status(args: argparse.Namespace) -> int:
     from gridfare.billing.request import check_run_id
     from gridfare.money import format_cny
 
-    catalog = Catalog(DataCentre(args.datacentre).catalog_path)
-    run = catalog.run(check_run_id(args.run_id))
+    check_run_id(args.run_id)
+    centre = DataCentre(args.datacentre)
+    if args.cluster:
+        _live_status(args.cluster, centre.uri, args.run_id)
+    catalog = Catalog(centre.catalog_path)
+    run = catalog.run(args.run_id)
     sections = catalog.sections(args.run_id)
     pending = sum(s.status == "pending" for s in sections)
     print(f"run {run.run_id} ({run.period}) {run.status}: {run.sections_done} done, "
@@ -261,6 +269,33 @@ def _status(args: argparse.Namespace) -> int:
                   f"bills {section.billed or 0:>7,} exceptions {section.exceptions or 0:>5,}"
                   + (f"  {section.error}" if section.error else ""))
     return 0
+
+
+def _live_status(address: str, uri: str, run_id: str) -> None:
+    """The ControlServer's view of a run, on the cluster named (never one it creates)."""
+    import ray
+
+    from actors import NAMESPACE
+    from actors.attach import attach
+    from actors.control_server import control_server_name
+    from gridfare.errors import ClusterUnavailable
+
+    cluster = attach(address)
+    print(cluster.describe())
+    try:
+        control = ray.get_actor(control_server_name(uri), namespace=NAMESPACE)
+    except ValueError:
+        raise ClusterUnavailable(f"no ControlServer for {uri} on the Ray cluster at "
+                                 f"{cluster.address}: no run of this data centre was "
+                                 "submitted there") from None
+    state = ray.get(control.progress.remote(run_id), timeout=30)
+    print(f"live: {state['queued']} queued, {state['running']} running, {state['done']} "
+          f"done, {state['failed']} failed of {state['total']}"
+          + (" (finished)" if state["finished"] else ""))
+    for node in ray.get(control.nodes.remote(), timeout=30):
+        print(f"  node {node['node_id'][:12]} {node['address']}: cpu {node['cpu_percent']:.0f} "
+              f"%, io {node['io_busy']:.2f}, {node['billing_processes']} billing processes "
+              f"(report {node['age_s']:.1f} s old)")
 
 
 def _runs(args: argparse.Namespace) -> int:

@@ -25,9 +25,16 @@ INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 BROKEN_PIPE = 141  # the reader of stdout went away (`| head`), as 128 + SIGPIPE
 
 
+def _cause(exc: BaseException) -> BaseException:
+    # A remote error re-raised by Ray is also an instance of its cause's class, with the
+    # remote traceback as its text: the cause is what was refused.
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, GridfareError) else exc
+
+
 def exit_code(exc: GridfareError) -> int:
     """The exit code for ``exc``: its nearest class in ``EXIT_CODES``."""
-    for cls in type(exc).__mro__:
+    for cls in type(_cause(exc)).__mro__:
         if cls in EXIT_CODES:
             return EXIT_CODES[cls]
     return EXIT_CODES[GridfareError]
@@ -35,5 +42,6 @@ def exit_code(exc: GridfareError) -> int:
 
 def error_line(exc: BaseException, prog: str = "gridfare") -> str:
     """``prog: error: <message>`` on one line (a message's own line breaks folded)."""
+    exc = _cause(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
     return f"{prog}: error: {text}"

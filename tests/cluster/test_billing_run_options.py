@@ -66,3 +66,20 @@ def test_refusals_come_back_as_their_errors(ray_cluster, city):
     assert not Path(city, "bills", "period=2026-09").exists()
     assert [r.run_id for r in Catalog(DataCentre(city).catalog_path).runs()] == [
         done["run_id"]]
+
+
+def test_status_on_the_cluster_names_it_and_shows_the_live_run(ray_cluster, city, tmp_path,
+                                                                capsys):
+    from gridfare.cli import main
+    from rayjobs.billing import submit_and_wait
+
+    run = submit_and_wait(city, PERIOD, sections=["S00001"], show_progress=False)["run_id"]
+    capsys.readouterr()
+    assert main(["status", run, "--datacentre", city, "--cluster", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "joined Ray cluster at " in out and "live: 0 queued, 0 running, 1 done" in out
+    assert "node " in out
+    other = shutil.copytree(city, tmp_path / "other")
+    assert main(["status", run, "--datacentre", str(other), "--cluster", "auto"]) == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no ControlServer for" in err

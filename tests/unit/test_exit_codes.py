@@ -37,3 +37,14 @@ def test_the_doc_names_every_error_and_every_code():
         assert f"`{name}`" in text, f"docs/errors.md has no entry for {name}"
     for code in EXIT_CODES.values():
         assert f"\n| {code} |" in text, f"docs/errors.md does not list exit code {code}"
+
+
+def test_a_remote_error_is_its_cause():
+    class Remote(errors.UnknownRun):  # what Ray raises: the cause's class, a traceback text
+        def __init__(self, cause):
+            super().__init__("Traceback (most recent call last):\n  ...\n" + str(cause))
+            self.cause = cause
+
+    remote = Remote(errors.UnknownRun("run 'x' is not in the catalog"))
+    assert error_line(remote) == "gridfare: error: run 'x' is not in the catalog"
+    assert exit_code(remote) == EXIT_CODES[errors.GridfareError]
