@@ -32,7 +32,7 @@ from actors.billing_task import bill_bundle_task
 from actors.node_agent import NodeAgent
 from gridfare.billing.request import RunRequest
 from gridfare.billing.runner import RECORD_INTERVAL_S, SectionOutcome, start_or_resume
-from gridfare.errors import InvalidInput
+from gridfare.errors import ConfigError, InvalidInput
 from gridfare.scheduling import (
     BillingCommand,
     ClusterSnapshot,
@@ -68,20 +68,34 @@ def control_server_name(datacentre_uri: str) -> str:
 
 
 def get_control_server(datacentre_uri: str, *, policy: DispatchPolicy | None = None,
-                       autoscale: bool = True, runtime_env: dict | None = None
+                       autoscale: bool | None = None, runtime_env: dict | None = None
                        ) -> ray.actor.ActorHandle:
     """The data centre's ControlServer on the head node, created on first use.
 
     ``runtime_env`` (environment variables, ...) is inherited by every billing task it
-    launches. These options only apply when the ControlServer is created; what a run is
-    asked for (period, sections, tariff book) travels with each ``submit``.
+    launches. These options are the ControlServer's own and apply when it is created
+    (None: the defaults, or whatever the running one has); one asked for that differs from
+    the running ControlServer's is a ConfigError, never silently ignored. What a run is
+    asked for (period, sections, tariff book) travels with each ``submit`` instead.
     """
-    return named_detached(
+    options = {"policy": policy, "autoscale": autoscale, "runtime_env": runtime_env}
+    handle = named_detached(
         ControlServer,
         control_server_name(datacentre_uri),
         resources={"node:__internal_head__": 0.001},
         runtime_env=runtime_env,
-    ).remote(datacentre_uri, policy or DispatchPolicy(), autoscale)
+    ).remote(datacentre_uri, policy or DispatchPolicy(),
+             True if autoscale is None else autoscale, runtime_env)
+    asked = {key: value for key, value in options.items() if value is not None}
+    if asked:
+        running = ray.get(handle.created_with.remote())
+        for key, value in asked.items():
+            if running[key] != value:
+                raise ConfigError(
+                    f"the ControlServer of {datacentre_uri} runs with {key} "
+                    f"{running[key]!r}, not {value!r}: its options apply when it is created "
+                    "(submit the run with its options, or use another data centre)")
+    return handle
 
 
 def _end_signal(record: RunRecord, failed: dict[str, str | None]) -> dict:
@@ -154,13 +168,15 @@ class _Metrics:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class ControlServer:
-    def __init__(self, datacentre_uri: str, policy: DispatchPolicy, autoscale: bool) -> None:
+    def __init__(self, datacentre_uri: str, policy: DispatchPolicy, autoscale: bool,
+                 runtime_env: dict | None = None) -> None:
         from datasets.catalog import Catalog
         from datasets.datacentre import DataCentre
 
         self._uri = datacentre_uri
         self._policy = policy
         self._autoscale = autoscale
+        self._runtime_env = runtime_env
         self._centre = DataCentre(datacentre_uri)
         self._catalog = Catalog(self._centre.catalog_path)
         self._loads: dict[str, NodeLoad] = {}
@@ -213,6 +229,11 @@ class ControlServer:
         self._adopt(started.run_id, started.period, started.sections, started.tariff_files,
                     sizes)
         return started.run_id
+
+    def created_with(self) -> dict:
+        """The options this ControlServer was created with (``get_control_server``'s)."""
+        return {"policy": self._policy, "autoscale": self._autoscale,
+                "runtime_env": self._runtime_env}
 
     async def report(self, load: dict) -> None:
         """A NodeAgent's load report (also its registration, the first time)."""

@@ -12,7 +12,7 @@ from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
 from gridfare.billing.request import RunRequest
 from gridfare.billing.runner import run_billing
-from gridfare.errors import InvalidInput, NothingToBill, TariffError
+from gridfare.errors import ConfigError, InvalidInput, NothingToBill, TariffError
 from gridfare.tariffs import read_tariff_files
 
 PERIOD = "2026-10"
@@ -66,6 +66,15 @@ def test_refusals_come_back_as_their_errors(ray_cluster, city):
     assert not Path(city, "bills", "period=2026-09").exists()
     assert [r.run_id for r in Catalog(DataCentre(city).catalog_path).runs()] == [
         done["run_id"]]
+    # The ControlServer's own options apply when it is created: another one is refused.
+    from actors.control_server import get_control_server
+
+    with pytest.raises(ConfigError, match="runs with runtime_env None"):
+        submit_and_wait(city, PERIOD, show_progress=False,
+                        runtime_env={"env_vars": {"GRIDFARE_FAIL_SECTION": "S00001"}})
+    with pytest.raises(ConfigError, match="runs with autoscale True, not False"):
+        get_control_server(DataCentre(city).uri, autoscale=False)
+    assert len(Catalog(DataCentre(city).catalog_path).runs()) == 1
 
 
 def test_status_on_the_cluster_names_it_and_shows_the_live_run(ray_cluster, city, tmp_path,
