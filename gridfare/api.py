@@ -91,7 +91,7 @@ class DataCentreClient:
         """One period's audit exceptions as a DuckDB relation (from the catalog: they are
         recorded with their section's state)."""
         Period.parse(period)
-        table = self._catalog().exceptions(period, sections)
+        table = self._catalog().exceptions(period, _section_ids(sections))
         return self._con.cursor().from_arrow(table)
 
     def runs(self) -> list[RunRecord]:
@@ -164,13 +164,20 @@ class DataCentreClient:
                   ) -> duckdb.DuckDBPyRelation:
         import pyarrow.dataset as ds
 
-        from datasets.schemas import check_section_id
-
         Period.parse(period)
         table = self._centre.dataset(dataset, period)
-        if sections is not None:
-            if isinstance(sections, str):
-                raise InvalidInput(f"sections {sections!r}: expected a list of section ids")
-            wanted = [check_section_id(section) for section in sections]
+        wanted = _section_ids(sections)
+        if wanted is not None:
             table = table.filter(ds.field("section_id").isin(wanted))
         return self._con.cursor().from_arrow(table)
+
+
+def _section_ids(sections: Sequence[str] | None) -> list[str] | None:
+    """Section ids asked for by an analyst, each checked as a section id (not a pattern)."""
+    from datasets.schemas import check_section_id
+
+    if sections is None:
+        return None
+    if isinstance(sections, str):
+        raise InvalidInput(f"sections {sections!r}: expected a list of section ids")
+    return [check_section_id(section) for section in sections]

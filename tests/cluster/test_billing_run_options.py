@@ -92,3 +92,13 @@ def test_status_on_the_cluster_names_it_and_shows_the_live_run(ray_cluster, city
     assert main(["status", run, "--datacentre", str(other), "--cluster", "auto"]) == 5
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no ControlServer for" in err
+
+
+def test_the_api_bills_on_the_cluster_it_is_given(ray_cluster, city):
+    import gridfare
+
+    record = gridfare.connect(city).run_billing(PERIOD, sections=["S00002"], cluster="auto")
+    assert (record.status, record.sections_done) == ("done", 1)
+    with pytest.raises(InvalidInput, match="a resume keeps its run's period"):
+        gridfare.connect(city).run_billing("2026-11", resume_run_id=record.run_id,
+                                           cluster="auto")

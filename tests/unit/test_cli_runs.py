@@ -205,3 +205,28 @@ def test_errors_are_mapped_by_class():
     assert exit_code(ForeignData("x")) == exit_code(DataCentreError("x")) == 3
     assert exit_code(DataCentreFull("x")) == 4
     assert exit_code(ClusterUnavailable("x")) == 5
+
+
+def test_the_api_refuses_an_unreachable_cluster_in_seconds(city):
+    code = ("import gridfare, time\n"
+            f"dc = gridfare.connect({city!r})\n"
+            "started = time.monotonic()\n"
+            "try:\n"
+            "    dc.run_billing('2026-10', cluster='127.0.0.1:1')\n"
+            "except gridfare.ClusterUnavailable as exc:\n"
+            "    print(round(time.monotonic() - started), exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    seconds, _, message = done.stdout.partition(" ")
+    assert int(seconds) < 30 and "no Ray cluster answers at 127.0.0.1:1" in message
+    assert runs(city) == []
+
+
+@pytest.mark.parametrize("sections", ["S00001", ["../S00001"], ["S00001' OR '1'='1"]])
+def test_the_api_checks_section_ids_at_the_edge(city, sections):
+    import gridfare
+
+    dc = gridfare.connect(city)
+    for read in (dc.bills, dc.exceptions):
+        with pytest.raises(InvalidInput, match="section"):
+            read(PERIOD, sections=sections)
