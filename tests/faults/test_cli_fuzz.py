@@ -132,7 +132,7 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 
 def test_any_argv_is_an_exit_code_and_at_most_one_line(lake):
-    @settings(max_examples=120, deadline=None, database=None,
+    @settings(max_examples=80, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(argv=_argv(lake))
     def check(argv: list[str]) -> None:
