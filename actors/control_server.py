@@ -63,8 +63,12 @@ LOWER_REQUEST_INTERVAL_S = 5.0
 
 
 def control_server_name(datacentre_uri: str) -> str:
-    """One ControlServer per data centre, named after it so jobs find it again."""
-    return "gridfare-control-" + hashlib.sha1(datacentre_uri.encode()).hexdigest()[:10]
+    """One ControlServer per data centre, named after it so jobs find it again (after the
+    data centre, not its credentials: other keys to the same bucket find the same one)."""
+    from datasets.uri import identity
+
+    return ("gridfare-control-"
+            + hashlib.sha1(identity(datacentre_uri).encode()).hexdigest()[:10])
 
 
 def get_control_server(datacentre_uri: str, *, policy: DispatchPolicy | None = None,
@@ -170,7 +174,7 @@ class _Metrics:
 class ControlServer:
     def __init__(self, datacentre_uri: str, policy: DispatchPolicy, autoscale: bool,
                  runtime_env: dict | None = None) -> None:
-        from datasets.catalog import Catalog
+        from datasets.catalog import open_catalog
         from datasets.datacentre import DataCentre
 
         self._uri = datacentre_uri
@@ -178,7 +182,9 @@ class ControlServer:
         self._autoscale = autoscale
         self._runtime_env = runtime_env
         self._centre = DataCentre(datacentre_uri)
-        self._catalog = Catalog(self._centre.catalog_path)
+        # The catalog's single writer during cluster runs (a remote one: under its lease,
+        # held while runs run and given up when none does).
+        self._catalog = open_catalog(self._centre, writer=True)
         self._loads: dict[str, NodeLoad] = {}
         self._reports: dict[str, dict] = {}
         self._node_cpus: dict[str, float] = {}
@@ -478,6 +484,8 @@ class ControlServer:
                 run.ended.set()
                 self._metrics.queued.set(0, tags={"run_id": run.run_id})
                 self._metrics.running.set(0, tags={"run_id": run.run_id})
+        if all(run.finished for run in self._runs.values()):
+            self._catalog.release()  # cheap when nothing is held; lets a `bill` in
 
     def _request_resources(self, now: float) -> None:
         """Ask the autoscaler for one CPU per billing task running or to come (bounded)."""
@@ -492,7 +500,10 @@ class ControlServer:
                 wanted < self._requested
                 and now - self._requested_at < LOWER_REQUEST_INTERVAL_S):
             return
-        from ray.autoscaler.sdk import request_resources
+        from actors.capacity import request_capacity
 
-        request_resources(bundles=[{"CPU": 1}] * wanted)
+        # Through actors.capacity: request_resources keeps one request per cluster, and the
+        # LoadShareManager asks for burst nodes beside billing's CPUs.
+        owner = ray.get_runtime_context().get_actor_name() or "gridfare-control"
+        request_capacity(owner, [{"CPU": 1}] * wanted)
         self._requested, self._requested_at = wanted, now

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import os
 import time
 import uuid
@@ -35,37 +34,32 @@ import ray
 from ray.util import metrics
 
 from actors import named_detached
+from actors.seat_directory import get_seat_directory
+from actors.seat_runtime import quiet_gc, seats_suffix
 from gridfare.errors import GridfareError, InvalidInput, SeatError, TrainFrozen, TrainMoved
+from gridfare.seats.answers import (
+    Answer,
+    Frozen,
+    Moved,
+    Refunded,
+    Refused,
+    Remaining,
+    Sold,
+    SoldOut,
+)
 from gridfare.seats.centre import CentreState
 from gridfare.seats.checkpoints import CheckpointChain
-from gridfare.seats.inventory import Inventory, Sale, SoldOut
+from gridfare.seats.engine import CentreLog, LogIO
+from gridfare.seats.inventory import Inventory, Sale
 from gridfare.seats.selectors import TrainSelector
 from gridfare.seats.snapshot import Snapshot, SnapshotDelta
 from gridfare.seats.store import SeatsRoot
+from gridfare.seats.takeover import TakeOver, take_over
 from gridfare.seats.train import TrainDate, parse_key, train_key
 from gridfare.seats.wal import WalRecord
 
 _NO_AUTO_FLUSH = 1 << 40  # the WalWriter never flushes by itself: the group commit does
 _SNAPSHOT_CHUNK = 32  # train-dates copied per turn of the event loop during a checkpoint
-
-
-def quiet_gc() -> None:
-    """Keep the cyclic GC's full collections short in a long-lived seat actor.
-
-    A centre holds tens of thousands of inventories and orders, plus Ray's and pyarrow's
-    module objects; a full (generation 2) collection walks all of them. Measured in
-    ``bench/seats.py`` (2 cores, loaded): 130-490 ms pauses of a centre's event loop, which
-    were the whole freeze-time tail (each migration step RPC occasionally took 100-300 ms)
-    and part of the query tail. ``gc.freeze`` moves every object that survived to the
-    permanent generation, so later full collections only walk what was created since. The
-    seat state has no reference cycles (it is freed by reference counting when a train-date
-    is dropped), so freezing it leaks nothing; a cyclic garbage that was alive at a freeze
-    would be kept, which is why we freeze only after a full collection (all cyclic garbage
-    just went) and after a bulk load.
-    """
-    gc.freeze()
-    if _freeze_after_full_collection not in gc.callbacks:
-        gc.callbacks.append(_freeze_after_full_collection)
 
 
 def _warm_arrow() -> None:
@@ -75,15 +69,6 @@ def _warm_arrow() -> None:
     slow (seen with py-spy during ``bench/seats.py``'s migration)."""
     train = TrainDate("W0", date(2000, 1, 1), ("A", "B"), {"second": 1})
     Inventory(train).to_arrow().to_bytes()
-
-
-def _freeze_after_full_collection(phase: str, info: dict) -> None:
-    if phase == "stop" and info.get("generation") == 2:
-        gc.freeze()
-
-
-def seats_suffix(root: str) -> str:
-    return hashlib.sha1(str(SeatsRoot(root).path).encode()).hexdigest()[:10]
 
 
 def centre_name(root: str, centre_id: str) -> str:
@@ -107,31 +92,13 @@ def parse_day(day: object) -> date:
         raise InvalidInput(f"date {day!r}: expected YYYY-MM-DD") from None
 
 
-def sale_answer(result: Sale | SoldOut) -> dict:
-    if isinstance(result, SoldOut):
-        return {
-            "status": "sold_out",
-            "key": result.key,
-            "cls": result.cls,
-            "from": result.from_station,
-            "to": result.to_station,
-            "requested": result.requested,
-            "remaining": result.remaining,
-        }
-    return {
-        "status": "sold",
-        "key": result.key,
-        "request_id": result.request_id,
-        "cls": result.cls,
-        "from": result.from_station,
-        "to": result.to_station,
-        "seats": list(result.seats),
-        "repeat": result.repeat,
-    }
+def sold(sale: Sale) -> Sold:
+    return Sold(sale.key, sale.request_id, sale.cls, sale.from_station, sale.to_station,
+                sale.seats, sale.repeat)
 
 
-def moved_answer(exc: TrainMoved) -> dict:
-    return {"status": "moved", "key": exc.key, "centre": exc.centre, "version": exc.version}
+def moved(exc: TrainMoved) -> Moved:
+    return Moved(exc.key, exc.centre, exc.version)
 
 
 class _Metrics:
@@ -168,28 +135,26 @@ class SeatCentre:
         config = self._root.config()
         if centre_id not in config.centres:
             raise InvalidInput(f"centre {centre_id!r} is not one of {config.centres}")
-        self._window = config.wal_window_ms / 1000
         self._freeze_wait = config.freeze_wait_s
         self._root.centre_dir(centre_id).mkdir(parents=True, exist_ok=True)
         snapshot = self._root.read_centre_snapshot(centre_id)
         self._chain = CheckpointChain(snapshot.lsn if snapshot is not None else 0)
         # Only the log after the snapshot is read: the sealed segments before it are kept
         # for the audit, never for a restart.
-        self._wal, records, self._segment_first = self._root.open_centre_log(
+        wal, records, segment_first = self._root.open_centre_log(
             centre_id, self._chain.lsn, batch_size=_NO_AUTO_FLUSH
         )
         frozen = self._root.frozen_at(centre_id)
         self._state = CentreState.restore(centre_id, snapshot, records, frozen)
         self._replayed = len(records)
-        self._durable_lsn = self._wal.last_lsn  # what we read back is on disk
-        self._dirs_dirty = False  # a sealed segment's directory entries await an fsync
-        self._snapshot_every = config.snapshot_every
-        self._snapshot_interval = config.snapshot_interval_s
-        self._since_checkpoint = len(records)
-        self._last_checkpoint = time.monotonic()
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
+        self._metrics = _Metrics(centre_id)
+        self._log_engine = CentreLog(
+            wal, self._log_io(), segment_first=segment_first,
+            window_s=config.wal_window_ms / 1000, snapshot_every=config.snapshot_every,
+            snapshot_interval_s=config.snapshot_interval_s, since_checkpoint=len(records))
         self._checkpointing: asyncio.Future | None = None
         self._checkpoint_lock = asyncio.Lock()
-        self._seal_waiter: asyncio.Future | None = None
         # Catch-up source: the sell/refund records of each train-date being exported for a
         # migration, from its export on (the destination has everything up to the export).
         # Only those: keeping every record of every train-date would grow without bound.
@@ -197,14 +162,11 @@ class SeatCentre:
         self._thaw = {key: asyncio.Event() for key in self._state.frozen}
         # Origin side of a freeze window: when each train-date froze here for its move.
         self._frozen_since: dict[str, float] = {}
-        self._flusher: asyncio.Future | None = None
-        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         # Snapshots are written by their own thread: behind the fsync thread, a long write
         # would hold up every sale's group commit.
         self._snapshot_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         self._incarnation = uuid.uuid4().hex
         self._peers: dict[str, ray.actor.ActorHandle] = {}  # other centres; "": directory
-        self._metrics = _Metrics(centre_id)
         self._sales_window: deque[tuple[int, int]] = deque()  # (second, sales)
         self._process = psutil.Process()
         self._process.cpu_percent(None)
@@ -213,78 +175,40 @@ class SeatCentre:
 
     # ---- durability -------------------------------------------------------------------
 
+    def _log_io(self) -> LogIO:
+        def run(fn, *args):
+            return asyncio.get_running_loop().run_in_executor(self._io, fn, *args)
+
+        def flushed(seconds: float, records: int) -> None:
+            self._metrics.flush.observe(seconds)
+            self._metrics.batch.observe(records)
+
+        return LogIO(
+            run=run, fsync=os.fsync,
+            seal_segment=lambda first, last: self._root.seal_segment(
+                self._id, first, last, durable=False),
+            sync_dirs=lambda: self._root.sync_log_dirs(self._id), on_flush=flushed)
+
     def _log(self, record: WalRecord | None) -> int:
         if record is None:
             return 0
-        logged = self._wal.append(record)
+        logged = self._log_engine.append(record)
         if logged.op in ("sell", "refund") and logged.key in self._recent:
             self._recent[logged.key].append(logged)
-        self._since_checkpoint += 1
-        self._maybe_checkpoint()
-        return logged.lsn
-
-    def _maybe_checkpoint(self) -> None:
-        """Start an automatic checkpoint every ``snapshot_every`` records, or when the last
-        one is ``snapshot_interval_s`` old and records have come since."""
-        if self._checkpointing is not None and not self._checkpointing.done():
-            return
-        every, interval = self._snapshot_every, self._snapshot_interval
-        due = (every and self._since_checkpoint >= every) or (
-            interval
-            and self._since_checkpoint
-            and time.monotonic() - self._last_checkpoint >= interval
-        )
-        if due:
+        if self._log_engine.due() and (self._checkpointing is None
+                                       or self._checkpointing.done()):
             self._checkpointing = asyncio.ensure_future(self._auto_checkpoint())
+        return logged.lsn
 
     async def _auto_checkpoint(self) -> None:
         try:
             await self.checkpoint()
         except Exception as exc:  # logged, and retried at the next trigger
-            self._last_checkpoint = time.monotonic()  # not at once again: at the next one
+            self._log_engine.checkpointed()  # not at once again: at the next one
             print(f"centre {self._id}: automatic checkpoint failed: {exc!r}", flush=True)
 
     async def _durable(self, lsn: int) -> None:
-        """Return once the log is fsynced up to ``lsn`` (group commit)."""
-        while self._durable_lsn < lsn:
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.ensure_future(self._flush())
-            await asyncio.shield(self._flusher)
-
-    async def _flush(self) -> None:
-        if self._window:
-            await asyncio.sleep(self._window)  # let concurrent sales join this batch
-        target = self._wal.last_lsn
-        batch = target - self._durable_lsn
-        started = time.perf_counter()
-        try:
-            try:
-                self._wal.flush(fsync=False)  # write(2) here, in the loop thread
-                fileno = self._wal._file.fileno()
-                loop = asyncio.get_running_loop()
-                if self._dirs_dirty:  # a new segment: its directory entry before its records
-                    await loop.run_in_executor(self._io, self._root.sync_log_dirs, self._id)
-                    self._dirs_dirty = False
-                await loop.run_in_executor(self._io, os.fsync, fileno)
-            except OSError as exc:
-                raise SeatError(f"centre {self._id}: cannot write its log: {exc}") from exc
-            self._durable_lsn = max(self._durable_lsn, target)
-            if self._seal_waiter is not None:
-                # The file holds exactly the records up to ``target``, all durable, and no
-                # fsync is running: the one moment a segment can end without pausing sales
-                # (those logged meanwhile are still in the writer's buffer).
-                waiter, self._seal_waiter = self._seal_waiter, None
-                try:
-                    waiter.set_result(self._seal_at(target))
-                except SeatError as exc:  # the checkpoint fails; these sales are durable
-                    waiter.set_exception(exc)
-        except BaseException as exc:
-            if self._seal_waiter is not None and not self._seal_waiter.done():
-                self._seal_waiter.set_exception(exc)
-                self._seal_waiter = None
-            raise
-        self._metrics.flush.observe(time.perf_counter() - started)
-        self._metrics.batch.observe(batch)
+        await self._log_engine.durable(lsn)
 
     # ---- requests ---------------------------------------------------------------------
 
@@ -321,38 +245,37 @@ class SeatCentre:
         cls: str,
         count: int,
         request_id: str,
-    ) -> dict:
-        """Sell ``count`` seats: ``{"status": "sold" | "sold_out" | "moved", ...}``."""
+    ) -> Sold | SoldOut | Moved:
+        """Sell ``count`` seats (``TrainFrozen`` if frozen past ``freeze_wait_s``)."""
         answer, lsn = await self._when_thawed(
             self._sell_now, (train_no, day, from_station, to_station, cls, count, request_id)
         )
         await self._durable(lsn)
         return answer
 
-    async def sell_many(self, requests: list[tuple]) -> list[dict]:
+    async def sell_many(self, requests: list[tuple]) -> list[Answer]:
         """Sell a batch (tuples of ``sell``'s arguments) with one fsync. A request that is
-        refused answers ``{"status": "error", "error": kind, "message": ...}`` alone.
+        refused answers ``Refused(error)`` (``Frozen`` past the wait) alone.
 
         Requests are sold in order; one on a frozen train-date waits (bounded) without
         holding up the others of the batch, whose answers only wait for the one fsync.
         """
         return await self._many(self._sell_now, requests)
 
-    async def refund(self, train_no: str, day: str, request_id: str) -> dict:
-        """Refund an order: ``{"status": "refunded" | "moved", ...}``; a repeat answers the
-        same seats with ``repeat`` set."""
+    async def refund(self, train_no: str, day: str, request_id: str) -> Refunded | Moved:
+        """Refund an order; a repeat answers the same seats with ``repeat`` set."""
         answer, lsn = await self._when_thawed(self._refund_now, (train_no, day, request_id))
         await self._durable(lsn)
         return answer
 
-    async def refund_many(self, requests: list[tuple]) -> list[dict]:
+    async def refund_many(self, requests: list[tuple]) -> list[Answer]:
         """Refund a batch (tuples of ``refund``'s arguments) with one fsync, as
         ``sell_many`` sells."""
         return await self._many(self._refund_now, requests)
 
-    async def _many(self, now, requests: list[tuple]) -> list[dict]:
+    async def _many(self, now, requests: list[tuple]) -> list[Answer]:
         """``now`` (``_sell_now`` or ``_refund_now``) over a batch, one fsync for all."""
-        answers: list[dict | None] = [None] * len(requests)
+        answers: list[Answer | None] = [None] * len(requests)
         waiting, lsn = [], 0
         for i, request in enumerate(requests):
             try:
@@ -361,14 +284,17 @@ class SeatCentre:
                 waiting.append(i)
                 continue
             except (SeatError, InvalidInput) as exc:
-                answers[i], at = _error_answer(exc), 0
+                answers[i], at = Refused(exc), 0
             lsn = max(lsn, at)
 
         async def wait_and_do(i: int) -> int:
             try:
                 answers[i], at = await self._when_thawed(now, requests[i])
+            except TrainFrozen as exc:
+                key = train_key(requests[i][0], parse_day(requests[i][1]))
+                answers[i], at = Frozen(key, str(exc)), 0
             except (SeatError, InvalidInput) as exc:
-                answers[i], at = _error_answer(exc), 0
+                answers[i], at = Refused(exc), 0
             return at
 
         if waiting:
@@ -398,55 +324,45 @@ class SeatCentre:
 
     def _sell_now(
         self, train_no, day, from_station, to_station, cls, count, request_id
-    ) -> tuple[dict, int]:
+    ) -> tuple[Sold | SoldOut | Moved, int]:
         """Sell at once: the answer and the log position it waits for (0: none)."""
         try:
             result = self._state.sell(
                 train_no, parse_day(day), from_station, to_station, cls, count, request_id
             )
         except TrainMoved as exc:
-            return moved_answer(exc), 0
+            return moved(exc), 0
         if isinstance(result, SoldOut):
             self._metrics.sold_out.inc()
-            return sale_answer(result), 0
+            return result, 0
         if result.repeat:
-            return sale_answer(result), self._wal.last_lsn  # durable once the first was
+            return sold(result), self._log_engine.last_lsn  # durable once the first was
         self._metrics.sales.inc()
         self._count_sale()
-        return sale_answer(result), self._log(result.record)
+        return sold(result), self._log(result.record)
 
-    def _refund_now(self, train_no: str, day: str, request_id: str) -> tuple[dict, int]:
+    def _refund_now(self, train_no: str, day: str, request_id: str
+                    ) -> tuple[Refunded | Moved, int]:
         """Refund at once: the answer and the log position it waits for."""
         try:
             result = self._state.refund(train_no, parse_day(day), request_id)
         except TrainMoved as exc:
-            return moved_answer(exc), 0
+            return moved(exc), 0
         if result.record is None:
-            lsn = self._wal.last_lsn  # a repeat: durable once the first was
+            lsn = self._log_engine.last_lsn  # a repeat: durable once the first was
         else:
             lsn = self._log(result.record)
             self._metrics.refunds.inc()
-        return {
-            "status": "refunded",
-            "key": result.key,
-            "request_id": result.request_id,
-            "cls": result.cls,
-            "seats": list(result.seats),
-            "repeat": result.record is None,
-        }, lsn
+        return Refunded(result.key, result.request_id, result.cls, result.seats,
+                        result.record is None), lsn
 
-    async def remaining(self, train_no: str, day: str, from_station: str, to_station: str) -> dict:
+    async def remaining(self, train_no: str, day: str, from_station: str, to_station: str
+                        ) -> Remaining | Moved:
         try:
             classes = self._state.remaining(train_no, parse_day(day), from_station, to_station)
         except TrainMoved as exc:
-            return moved_answer(exc)
-        return {
-            "status": "ok",
-            "key": train_key(train_no, parse_day(day)),
-            "from": from_station,
-            "to": to_station,
-            "classes": classes,
-        }
+            return moved(exc)
+        return Remaining(train_key(train_no, parse_day(day)), from_station, to_station, classes)
 
     async def report(self) -> dict:
         cpu = min(1.0, self._process.cpu_percent(None) / 100)
@@ -459,9 +375,9 @@ class SeatCentre:
             "cpu": report.cpu,
             "train_dates": len(self._state.inventories),
             "frozen": sorted(self._state.frozen),
-            "wal_lsn": self._durable_lsn,
+            "wal_lsn": self._log_engine.durable_lsn,
             "snapshot_lsn": self._chain.lsn,
-            "segment_first_lsn": self._segment_first,
+            "segment_first_lsn": self._log_engine.segment_first,
             "replayed_at_start": self._replayed,
             "node_id": ray.get_runtime_context().get_node_id(),
         }
@@ -479,8 +395,8 @@ class SeatCentre:
 
     async def export_all(self) -> bytes:
         """Everything held, as snapshot bytes, once every answered change is durable."""
-        await self._durable(self._wal.last_lsn)
-        return self._state.snapshot(lsn=self._durable_lsn).to_bytes()
+        await self._durable(self._log_engine.last_lsn)
+        return self._state.snapshot(lsn=self._log_engine.durable_lsn).to_bytes()
 
     async def checkpoint(self) -> int:
         """Seal the current log segment and checkpoint the centre as of its end; returns that
@@ -498,7 +414,7 @@ class SeatCentre:
         sale.
         """
         async with self._checkpoint_lock:
-            lsn = await self._seal()
+            lsn = await self._log_engine.seal()
             inventories = self._state.inventories
             pending = self._chain.start()
             changed = pending.changed(inventories)
@@ -510,38 +426,14 @@ class SeatCentre:
                 await asyncio.sleep(0)  # let the sales waiting meanwhile in
             pending.close(inventories)
             moved = dict(self._state.moved)
-            await self._durable(self._wal.last_lsn)
+            await self._durable(self._log_engine.last_lsn)
             rows = await asyncio.get_running_loop().run_in_executor(
                 self._snapshot_io, _write_checkpoint, parts, moved, lsn,
                 None if pending.full else (pending.held, pending.after), self._root, self._id,
             )
             self._chain.commit(pending, lsn, rows)
-            self._last_checkpoint = time.monotonic()
+            self._log_engine.checkpointed()
             return lsn
-
-    async def _seal(self) -> int:
-        """End the current log segment at the end of the next flush (or now, if nothing
-        is being written); returns the last lsn of the sealed segment."""
-        idle = self._flusher is None or self._flusher.done()
-        if idle and not self._wal.pending and self._durable_lsn >= self._wal.last_lsn:
-            return self._seal_at(self._wal.last_lsn)
-        if self._seal_waiter is None:
-            self._seal_waiter = asyncio.get_running_loop().create_future()
-        waiter = self._seal_waiter
-        await self._durable(self._wal.last_lsn)  # makes sure a flush runs
-        return await waiter
-
-    def _seal_at(self, last: int) -> int:
-        """Seal the current file (every record in it durable, none being written) as the
-        segment ending at ``last``; the writer goes on, with its buffer, in a new file."""
-        self._since_checkpoint = 0
-        if last < self._segment_first:
-            return last  # nothing new since the last seal
-        new_file = self._root.seal_segment(self._id, self._segment_first, last, durable=False)
-        self._wal.switch_file(new_file).close()
-        self._segment_first = last + 1
-        self._dirs_dirty = True  # synced by the next flush, before it acknowledges anything
-        return last
 
     # ---- migration steps (each answers this incarnation's id first) -------------------
 
@@ -592,40 +484,31 @@ class SeatCentre:
         expected_version: int,
         incarnations: tuple[str, str],
     ) -> tuple[str, int, float | None]:
-        """The freeze window of one train-date, run by its destination (this centre):
-        freeze it at ``origin`` and take the final delta (its records after ``seq``, durable
-        there), apply the delta (durable here), flip the directory to this centre (durable
-        there), unfreeze here, and drop it at the origin. In this order because the
-        destination must hold every acknowledged sale before it sells on top of them, and
-        must be the directory's owner before it sells at all. ``incarnations`` are the
-        (origin, destination) incarnations that made the copy: a centre restarted since
-        then refuses the step.
-
-        Returns this incarnation, the directory version naming it and the seconds the
-        train-date was frozen, from the freeze at the origin to its drop there (the
-        origin's clock; None if the origin restarted meanwhile).
-
-        Run here rather than step by step from the migrator because every round trip
-        through the migrator was two more process wake-ups inside the window, and on 2
-        loaded cores a wake-up is where the tail lives (see ``bench/seats.py``). The drop
-        is part of it: sales waiting at the origin (clients with the old map) are answered
-        ``moved`` at once, not after the migrator's next stage. If this call fails, the
-        migrator reads the directory to learn whether the flip landed (then it finishes:
-        the delta was durable here before the flip) or not (then it undoes the copy and
-        unfreezes the origin).
-        """
+        """The freeze window of one train-date, run by its destination (this centre): the
+        sequence of ``gridfare.seats.takeover`` with this centre's calls. ``incarnations``
+        are the (origin, destination) incarnations that made the copy: a centre restarted
+        since then refuses the step. Returns this incarnation, the directory version
+        naming it and the seconds the train-date was frozen at the origin."""
         if incarnations[1] != self._incarnation:
             raise SeatError(f"centre {self._id} restarted since it installed {key}; redo it")
         if origin not in self._peers:  # kept: getting a handle asks the GCS
             self._peers[origin] = get_seat_centre(str(self._root.path), origin)
         if "" not in self._peers:
-            self._peers[""] = _directory(str(self._root.path))
+            self._peers[""] = get_seat_directory(str(self._root.path))
         origin_centre, directory = self._peers[origin], self._peers[""]
-        records = await _answer(origin_centre.freeze_delta.remote(key, seq, incarnations[0]))
-        await self.catch_up(records)
-        version = await _answer(directory.move.remote(key, self._id, expected_version))
-        await self.unfreeze(key)
-        _, frozen_s = await _answer(origin_centre.drop.remote(key, self._id, version))
+
+        async def drop(version: int) -> float | None:
+            _, frozen_s = await _answer(origin_centre.drop.remote(key, self._id, version))
+            return frozen_s
+
+        version, frozen_s = await take_over(TakeOver(
+            freeze_delta=lambda: _answer(
+                origin_centre.freeze_delta.remote(key, seq, incarnations[0])),
+            apply=self.catch_up,
+            flip=lambda: _answer(directory.move.remote(key, self._id, expected_version)),
+            unfreeze=lambda: self.unfreeze(key),
+            drop=drop,
+        ))
         return self._incarnation, version, frozen_s
 
     async def seq_of(self, key: str) -> tuple[str, int]:
@@ -667,7 +550,7 @@ class SeatCentre:
                 frozen_s = time.monotonic() - since
         else:
             # Dropped already, maybe by a call still waiting for its fsync: wait for it too.
-            lsn = self._wal.last_lsn
+            lsn = self._log_engine.last_lsn
         self._recent.pop(key, None)
         # Waiting sales answer "moved" and go to the new owner at once, before this fsync:
         # "moved" acknowledges nothing here, the flip is durable in the directory already,
@@ -706,12 +589,6 @@ class SeatCentre:
         return float(sum(n for _, n in self._sales_window))
 
 
-def _directory(root: str) -> ray.actor.ActorHandle:
-    from actors.seat_directory import get_seat_directory  # it imports this module
-
-    return get_seat_directory(root)
-
-
 async def _answer(ref: ray.ObjectRef):
     """Await another seat actor's answer; its GridfareError is raised as itself."""
     try:
@@ -735,10 +612,6 @@ def _write_checkpoint(
     else:
         root.write_checkpoint(centre_id, SnapshotDelta(snapshot, *delta))
     return snapshot.seats.num_rows
-
-
-def _error_answer(exc: Exception) -> dict:
-    return {"status": "error", "error": type(exc).__name__, "message": str(exc)}
 
 
 __all__ = ["SeatCentre", "centre_name", "get_seat_centre", "parse_day", "parse_key"]

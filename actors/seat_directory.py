@@ -13,12 +13,10 @@ answers ``moved`` with a newer version than they hold.
 
 from __future__ import annotations
 
-import os
-
 import ray
 
 from actors import named_detached
-from actors.seat_centre import quiet_gc, seats_suffix
+from actors.seat_runtime import quiet_gc, seats_suffix
 from gridfare.errors import SeatError
 from gridfare.seats.directory import Directory, DirectoryRecord
 from gridfare.seats.store import SeatsRoot
@@ -37,26 +35,13 @@ class SeatDirectory:
     def __init__(self, root: str) -> None:
         self._root = SeatsRoot(root)
         self._centres = self._root.config().centres
-        records, valid = self._root.read_directory()
+        self._file, records = self._root.open_directory_log()
         self._directory = Directory.rebuild(records)
         self._generation = len(records)
-        path = self._root.directory_log
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=True)
-        self._file = path.open("r+b")
-        self._file.truncate(valid)  # a torn last line was never acknowledged
-        self._file.seek(valid)
         quiet_gc()  # the map is long-lived: keep full collections out of the flip's path
 
     def _log(self, records: list[DirectoryRecord]) -> None:
-        if not records:
-            return
-        try:
-            self._file.write(b"".join(SeatsRoot.encode_directory_record(r) for r in records))
-            self._file.flush()
-            os.fsync(self._file.fileno())
-        except OSError as exc:
-            raise SeatError(f"{self._root.directory_log}: cannot write: {exc}") from exc
+        self._file.append([SeatsRoot.encode_directory_record(r) for r in records])
         self._generation += len(records)
 
     def _check_centre(self, centre: str) -> None:

@@ -44,10 +44,19 @@ import ray
 from ray.util import metrics
 
 from actors import NAMESPACE, named_detached, one_line
-from actors.seat_centre import get_seat_centre, quiet_gc, seats_suffix
+from actors.seat_centre import get_seat_centre
 from actors.seat_directory import get_seat_directory
-from gridfare.errors import GridfareError, InvalidInput, MigrationError, SeatError
+from actors.seat_runtime import quiet_gc, seats_suffix
+from gridfare.errors import (
+    GridfareError,
+    InvalidInput,
+    MigrationConflict,
+    MigrationError,
+    SeatError,
+    UnknownMigration,
+)
 from gridfare.seats.migration import IN_FLIGHT, Migration, TrainDateMove, after_restart
+from gridfare.seats.names import check_migration_id
 from gridfare.seats.selectors import TrainSelector
 from gridfare.seats.store import SeatsRoot
 from gridfare.seats.train import TrainDate
@@ -168,8 +177,15 @@ class SeatMigrator:
                 f"migration: target centre {target!r} is not one of {self._config.centres}"
             )
         parsed = TrainSelector.parse(selector)
-        mid = migration_id or _new_id()
+        mid = check_migration_id(migration_id) if migration_id is not None else _new_id()
         if mid in self._migrations:
+            known, extra = self._migrations[mid], self._extra[mid]
+            if known.selector != str(parsed) or extra.get("target") != target:
+                raise MigrationConflict(
+                    f"migration {mid} exists for {known.selector!r} to "
+                    f"{extra.get('target')!r}; a retried start must name the same selector "
+                    "and target (choose a new id for another migration)"
+                )
             return self._status(mid)  # a retried start
         _, owners = await self._directory().entries.remote()
         trains = []
@@ -430,7 +446,7 @@ class SeatMigrator:
     def _get(self, mid: str) -> Migration:
         migration = self._migrations.get(mid)
         if migration is None:
-            raise MigrationError(f"no migration {mid!r}")
+            raise UnknownMigration(f"no migration {mid!r}")
         return migration
 
     def _save(self, migration: Migration) -> None:

@@ -18,8 +18,9 @@ def ensure_city(accounts: int, sections: int, seed: int = 11) -> DataCentre:
     marker = root / ".complete"
     if not marker.exists():
         started = time.perf_counter()
+        # replace: a city without its marker was interrupted; generate refuses to mix.
         generate_city(DataCentre(str(root), create=True), accounts=accounts,
-                      sections=sections, period=PERIOD, seed=seed)
+                      sections=sections, period=PERIOD, seed=seed, replace=True)
         marker.write_text("ok\n")
         print(f"generated {accounts:,} accounts in {time.perf_counter() - started:.1f} s")
     return DataCentre(str(root))

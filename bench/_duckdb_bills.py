@@ -33,7 +33,9 @@ account, section and rule), and the kernel's refusals of impossible input, where
 ``InvalidInput`` for the whole section: a duplicate account in a section (the query bills
 both rows), a power-factor standard other than 0.80 / 0.85 / 0.90 (the query adjusts by 0)
 and an int64 overflow (DuckDB, and Spark in ANSI mode, raise too; Spark 3.5 without ANSI
-would wrap). The generated data holds none of these.
+would wrap); nor the audit's rules against impossible input (``IMPOSSIBLE_INPUT``:
+quantities beyond the book's int64 bounds, a meter point read twice or below 1). The
+generated data holds none of these.
 
 The power factor is computed in float64 with the same operations as the kernel
 (``kWh / sqrt(kWh² + kvarh²)``, then ``floor(x * 100 + 0.5 + 1e-9)``), which IEEE arithmetic
@@ -50,7 +52,7 @@ import pyarrow as pa
 
 from datasets.datacentre import DataCentre
 from datasets.schemas import CHARGE_LINES
-from gridfare.billing.audit import RULES, AuditRules
+from gridfare.billing.audit import IMPOSSIBLE_INPUT, RULES, AuditRules
 from gridfare.money import ENERGY_SCALE, RAW_PER_FEN
 from gridfare.period import Period
 from gridfare.tariffs import Tariff
@@ -219,7 +221,7 @@ def exceptions_sql(book: Mapping[str, Tariff], period: str, sources: Sources,
         "consumption_spike": "consumption_spike",
         "input_not_metered": "input_not_metered",
     }
-    assert set(flags) | {"reading_without_account"} == set(RULES)
+    assert set(flags) | {"reading_without_account"} | IMPOSSIBLE_INPUT == set(RULES)
     selects = [f"SELECT account_id, section AS section_id, '{rule}' AS rule FROM audited "
                f"WHERE {flag}" for rule, flag in flags.items()]
     selects.append(

@@ -83,9 +83,9 @@ def policy_vs_default(accounts: int, sections: int) -> list[tuple]:
         signal = submit_and_wait(centre.uri, PERIOD, show_progress=False, poll_s=0.05)
         policy_s = time.perf_counter() - started
         assert signal["status"] == "done", signal
-        from datasets.catalog import Catalog
+        from datasets.catalog import open_catalog
 
-        placed = Catalog(centre.catalog_path).sections(signal["run_id"])
+        placed = open_catalog(centre).sections(signal["run_id"])
         print(f"load-aware dispatch placed {sum(s.node_id == loaded.node_id for s in placed)} "
               f"of {len(ids)} sections on the loaded node")
     finally:

@@ -39,6 +39,7 @@ import time
 import numpy as np
 
 from gridfare.errors import GridfareError
+from gridfare.seats.answers import Sold
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -92,7 +93,7 @@ async def actor_path(seats, requests) -> tuple[float, int, int]:
     parts = await asyncio.gather(*(drive(c, r) for c, r in by_centre.items()))
     seconds = time.perf_counter() - started
     answers = [a for p in parts for a in p]
-    sold = sum(a["status"] == "sold" for a in answers)
+    sold = sum(isinstance(a, Sold) for a in answers)
     return seconds, len(answers), sold
 
 
@@ -245,10 +246,10 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
 
     from actors import NAMESPACE
     from actors.seat_migrator import kill_seat_actors
+    from actors.seats_client import SeatsClient
     from gridfare.seats.selectors import TrainSelector
     from gridfare.seats.timetable import generate_demand, generate_timetable
-    from gridfare.seats_client import SeatsClient
-    from rayjobs.seats_serve import start_serve
+    from services.seats_http import start_serve
 
     root = tempfile.mkdtemp(prefix="gridfare-seats-bench-")
     # address="local": a private cluster even when another one runs on this machine (a bare

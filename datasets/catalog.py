@@ -1,10 +1,13 @@
 """The data centre's catalog: runs, section states and audit exceptions in DuckDB, views
 over the Parquet.
 
-One process writes the catalog (the single-process runner today, the ControlServer on a
-cluster). It opens the file only for the length of one transaction, so readers (the analyst
-API, ``gridfare status``) can get in between writes; a lock conflict is
-retried for a bounded time and then reported as a DataCentreError.
+One process writes the catalog (the single-process runner, or the ControlServer on a
+cluster); readers open it read-only and never create it. A local catalog is the file
+``<root>/catalog.duckdb``, opened only for the length of one transaction, so readers (the
+analyst API, ``gridfare status``) can get in between writes; a lock conflict is retried for
+a bounded time and then reported as a DataCentreError. A remote data centre's catalog is
+the object ``<root>/catalog.duckdb.zst``, written under a lease
+(``datasets/catalog_remote.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +19,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
 
 from datasets.schemas import AUDIT_EXCEPTIONS
 from gridfare.errors import DataCentreError, UnknownRun
+
+if TYPE_CHECKING:
+    from datasets.catalog_remote import RemoteCatalogFile
+    from datasets.datacentre import DataCentre
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -122,14 +130,103 @@ def _process_lock(path: Path) -> threading.Lock:
         return _LOCKS.setdefault(path.resolve(), threading.Lock())
 
 
-class Catalog:
-    """Runs and section states of one data centre, in ``catalog.duckdb``."""
+def open_catalog(centre: DataCentre, *, writer: bool = False,
+                 lock_timeout_s: float = 30.0) -> Catalog:
+    """The catalog of ``centre``: the file ``<root>/catalog.duckdb`` when the data centre is
+    local, the object ``<root>/catalog.duckdb.zst`` when remote (``datasets/catalog_remote.py``).
 
-    def __init__(self, path: str | Path, *, lock_timeout_s: float = 30.0) -> None:
-        self.path = Path(path)
+    Readers (``writer=False``) open it read-only and never create it: a data centre that
+    has no catalog yet reads as one with no runs. The data centre must exist, so that a
+    directory that is not one answers "not a data centre", never "no runs".
+    """
+    centre.require()
+    if centre.is_local:
+        return Catalog(centre.catalog_path, read_only=not writer, lock_timeout_s=lock_timeout_s)
+    from datasets.catalog_remote import RemoteCatalogFile
+
+    return Catalog(RemoteCatalogFile(centre.filesystem, centre.root, centre.shown,
+                                     writer=writer, lock_timeout_s=lock_timeout_s))
+
+
+class _LocalCatalogFile:
+    """Connections to a local ``catalog.duckdb``, one short transaction each."""
+
+    def __init__(self, path: Path, *, writer: bool, lock_timeout_s: float) -> None:
+        self.path = path
+        self.shown = str(path)
+        self.writer = writer
         self._lock_timeout_s = lock_timeout_s
-        with self._connect():
-            pass  # the tables, at once: a catalog that cannot be opened fails here
+
+    @contextmanager
+    def connect(self, write: bool) -> Iterator[tuple[duckdb.DuckDBPyConnection, bool]]:
+        """A connection and whether it may write (a writer's may, always)."""
+        if write and not self.writer:
+            raise DataCentreError(f"catalog {self.path}: opened read-only")
+        # Threads of one process take turns (DuckDB's instance cache races on concurrent
+        # opens of a file, and refuses a read-only and a read-write open of one file at
+        # once); processes take turns through DuckDB's file lock, retried below.
+        with _process_lock(self.path):
+            if self.writer:
+                with self._open(read_only=False) as con:
+                    yield con, True
+            elif not self.path.exists():
+                # No catalog yet: an empty one in memory, so that a reader creates nothing.
+                con = duckdb.connect(":memory:")
+                try:
+                    yield con, True
+                finally:
+                    con.close()
+            else:
+                with self._open(read_only=True) as con:
+                    yield con, False
+
+    def release(self) -> None:
+        """Nothing to give up: DuckDB's file lock lasts one transaction."""
+
+    @contextmanager
+    def _open(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + self._lock_timeout_s
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                # Another process holds the write lock for one short transaction: wait.
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise DataCentreError(f"catalog {self.path}: {exc}") from exc
+                time.sleep(0.05)
+            except duckdb.Error as exc:
+                raise DataCentreError(f"catalog {self.path}: {exc}") from exc
+        try:
+            yield con
+        except duckdb.Error as exc:
+            raise DataCentreError(f"catalog {self.path}: {exc}") from exc
+        finally:
+            con.close()
+
+
+class Catalog:
+    """Runs and section states of one data centre, in ``catalog.duckdb``.
+
+    ``Catalog(path)`` opens a local file for writing (creating it); ``open_catalog(centre)``
+    picks the file or object a data centre's catalog is, for a reader or the writer.
+    """
+
+    def __init__(self, path: str | Path | _LocalCatalogFile | RemoteCatalogFile, *,
+                 lock_timeout_s: float = 30.0, read_only: bool = False) -> None:
+        if isinstance(path, (str, Path)):
+            path = _LocalCatalogFile(Path(path), writer=not read_only,
+                                     lock_timeout_s=lock_timeout_s)
+        self._file = path
+        self.path = path.shown
+        if isinstance(path, _LocalCatalogFile) and path.writer:
+            with self._connect(write=True):
+                pass  # the tables, at once: a catalog that cannot be opened fails here
+
+    def release(self) -> None:
+        """End this writer's hold on the catalog: a remote catalog's lease is given up, so
+        the next writer (a ``bill``, another ControlServer) need not wait for it to expire."""
+        self._file.release()
 
     # -- writing (one process) ------------------------------------------------------------
 
@@ -145,7 +242,7 @@ class Catalog:
     ) -> None:
         """Record a run, its sections as pending and its tariff book (``tariff_files``, the
         files as a JSON object, named by ``tariff_digest``); repeating it changes nothing."""
-        with self._connect() as con:
+        with self._connect(write=True) as con:
             con.begin()
             if tariff_files is not None:
                 con.execute("INSERT INTO run_tariffs VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -182,14 +279,14 @@ class Catalog:
         batch = _outcome_batch(outcomes)
         if batch is None:
             return
-        with self._connect() as con:
+        with self._connect(write=True) as con:
             con.begin()
             _record(con, run_id, *batch)
             con.commit()
 
     def reopen_run(self, run_id: str) -> None:
         """Mark a finished run as running again, for a resume of what it did not do."""
-        with self._connect() as con:
+        with self._connect(write=True) as con:
             con.execute("UPDATE runs SET status = 'running', finished_at = NULL "
                         "WHERE run_id = ?", [run_id])
 
@@ -201,7 +298,7 @@ class Catalog:
         transaction: the end of a run is one catalog write, not two and a read.
         """
         batch = _outcome_batch(outcomes)
-        with self._connect() as con:
+        with self._connect(write=True) as con:
             con.begin()
             if batch is not None:
                 _record(con, run_id, *batch)
@@ -215,8 +312,12 @@ class Catalog:
             return self._run_in(con, run_id)
 
     def refresh_views(self, globs: dict[str, str]) -> None:
-        """(Re)create views over the Parquet datasets that have files (dataset -> glob)."""
-        with self._connect() as con:
+        """(Re)create views over the Parquet datasets that have files (dataset -> glob).
+
+        No globs (a remote data centre, which DuckDB cannot read): nothing to write."""
+        if not globs:
+            return
+        with self._connect(write=True) as con:
             for name in _RETIRED_VIEWS:
                 con.execute(f"DROP VIEW IF EXISTS {name}")
             for name in _VIEWS:
@@ -291,39 +392,15 @@ class Catalog:
         return records[0]
 
     @contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        # Readers open read-write too: DuckDB refuses two configurations of one file in a
-        # process, and every connection lasts one short transaction anyway. Threads of one
-        # process take turns (DuckDB's instance cache races on concurrent opens of a file);
-        # processes take turns through DuckDB's file lock, retried below.
-        with _process_lock(self.path), self._open() as con:
-            # At every connection, not once: a long-lived holder (the ControlServer)
-            # outlives a data centre deleted and generated again (``make demo`` twice on one
-            # cluster), whose new file would have no tables. Where they exist it is a no-op
-            # (well under a millisecond beside the ~10 ms of the connection).
-            con.execute(_SCHEMA)
+    def _connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._file.connect(write) as (con, writable):
+            if writable:
+                # At every connection, not once: a long-lived holder (the ControlServer)
+                # outlives a data centre deleted and generated again (``make demo`` twice
+                # on one cluster), whose new file would have no tables. Where they exist it
+                # is a no-op (well under a millisecond beside the ~10 ms of the connection).
+                con.execute(_SCHEMA)
             yield con
-
-    @contextmanager
-    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        deadline = time.monotonic() + self._lock_timeout_s
-        while True:
-            try:
-                con = duckdb.connect(str(self.path))
-                break
-            except duckdb.IOException as exc:
-                # Another process holds the write lock for one short transaction: wait.
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise DataCentreError(f"catalog {self.path}: {exc}") from exc
-                time.sleep(0.05)
-            except duckdb.Error as exc:
-                raise DataCentreError(f"catalog {self.path}: {exc}") from exc
-        try:
-            yield con
-        except duckdb.Error as exc:
-            raise DataCentreError(f"catalog {self.path}: {exc}") from exc
-        finally:
-            con.close()
 
 
 def _run_records(con: duckdb.DuckDBPyConnection, where: str, params: list) -> list[RunRecord]:

@@ -6,7 +6,10 @@ Layout under the root (a local directory or a filesystem URI such as ``s3://buck
     readings/period=2026-10/section=S00001/part-0.parquet
     usage_history/section=S00001/part-0.parquet
     bills/period=2026-10/section=S00001/part-0.parquet
-    catalog.duckdb         (runs, section states, audit exceptions: ``datasets/catalog.py``)
+    catalog.duckdb         (runs, section states, audit exceptions: ``datasets/catalog.py``;
+                            remote: catalog.duckdb.zst, the file as one compressed object)
+    catalog.lease          (remote data centres: the catalog writer's lease)
+    datacentre.json        (the manifest that marks the root as a data centre)
 
 Partition values are in the path *and* in the files (``period``, ``section_id``), so one
 file read alone matches its schema in ``datasets/schemas.py``. Every write is atomic and
@@ -34,13 +37,30 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     import pyarrow.dataset
 
-from datasets.schemas import ACCOUNTS, BILLS, READINGS, USAGE_HISTORY, check_section_id
-from gridfare.errors import DataCentreError, DataCentreFull, ForeignData, InvalidInput
+from datasets.schemas import (
+    ACCOUNTS,
+    BILLS,
+    READINGS,
+    TARIFF_COMPARISONS,
+    USAGE_HISTORY,
+    check_section_id,
+)
+from datasets.uri import identity, open_filesystem, redact
+from gridfare.errors import (
+    DataCentreError,
+    DataCentreFull,
+    ForeignData,
+    InvalidInput,
+    NotADataCentre,
+)
 from gridfare.period import Period
 
 __all__ = [
+    "CATALOG_NAME",
     "DATASETS",
+    "MANIFEST",
     "PART_NAME",
+    "REMOTE_CATALOG_NAME",
     "DataCentre",
     "check_period",
     "periods_before",
@@ -48,6 +68,13 @@ __all__ = [
 ]
 
 PART_NAME = "part-0.parquet"
+CATALOG_NAME = "catalog.duckdb"
+# A remote data centre's catalog: the DuckDB file as one zstd-compressed object (a DuckDB
+# file is mostly empty blocks: the bench city's 3.4 MB catalog is a fraction of that).
+REMOTE_CATALOG_NAME = "catalog.duckdb.zst"
+# What marks a root as a data centre (written by ``DataCentre(create=True)``: generate).
+MANIFEST = "datacentre.json"
+_MANIFEST_BYTES = b'{"format": "gridfare-datacentre", "version": 1}\n'
 
 # dataset name -> (schema, partition keys in path order)
 DATASETS: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
@@ -55,11 +82,13 @@ DATASETS: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "readings": (READINGS, ("period", "section")),
     "usage_history": (USAGE_HISTORY, ("section",)),
     "bills": (BILLS, ("period", "section")),
+    "tariff_comparisons": (TARIFF_COMPARISONS, ("comparison",)),
 }
 
 HISTORY_COLUMNS = ("account_id", "period", "kwh")
 # A partition key of the path -> the column that repeats it in the files (where it does).
-_PARTITION_COLUMNS = {"period": "period", "section": "section_id"}
+_PARTITION_COLUMNS = {"period": "period", "section": "section_id",
+                      "comparison": "comparison_id"}
 _FOOTER_READERS = 8
 
 # Fixed writer settings: the same table always gives the same bytes (for one pyarrow version).
@@ -142,31 +171,37 @@ class DataCentre:
             self._root = text.rstrip("/") or "/"
             self._uri = text
         elif "://" in text:
-            try:
-                self._fs, root = pafs.FileSystem.from_uri(text)
-            except (OSError, pa.ArrowException, ValueError) as exc:
-                raise DataCentreError(f"data centre {text}: cannot open: {exc}") from exc
+            self._fs, root = open_filesystem(text)
             self._root = root.rstrip("/") or "/"
             self._uri = text
         else:
             self._fs = pafs.LocalFileSystem()
             self._root = os.path.abspath(text)
             self._uri = self._root
+        self._shown = redact(self._uri)
         self._root_known = False
+        self._centre_known = False
         if create:
-            try:
-                self._fs.create_dir(self._root, recursive=True)
-            except (OSError, pa.ArrowException) as exc:
-                raise self._error("cannot create the root", exc) from exc
+            self._create()
 
     def __repr__(self) -> str:
-        return f"DataCentre({self._uri!r})"
+        return f"DataCentre({self._shown!r})"
 
     # ------------------------------------------------------------------ where things are
     @property
     def uri(self) -> str:
         """The data centre's URI (an absolute path for a local data centre)."""
         return self._uri
+
+    @property
+    def shown(self) -> str:
+        """The URI as messages show it: credentials redacted (``datasets.uri.redact``)."""
+        return self._shown
+
+    @property
+    def identity(self) -> str:
+        """The data centre the URI names, without credentials (``datasets.uri.identity``)."""
+        return identity(self._uri)
 
     @property
     def filesystem(self) -> pafs.FileSystem:
@@ -186,11 +221,14 @@ class DataCentre:
     @property
     def catalog_path(self) -> str:
         """Path of ``catalog.duckdb`` inside :attr:`filesystem` (a local path when local)."""
-        return f"{self._root}/catalog.duckdb"
+        return f"{self._root}/{CATALOG_NAME}"
 
-    def path(self, dataset: str, *, period: str | None = None, section: str | None = None) -> str:
+    def path(self, dataset: str, *, period: str | None = None, section: str | None = None,
+             comparison: str | None = None) -> str:
         """Path of one partition's ``part-0.parquet`` (keys as the dataset requires)."""
-        return f"{self._partition_dir(dataset, period=period, section=section)}/{PART_NAME}"
+        directory = self._partition_dir(dataset, period=period, section=section,
+                                        comparison=comparison)
+        return f"{directory}/{PART_NAME}"
 
     def glob(self, dataset: str) -> str | None:
         """A DuckDB-readable glob of every file of ``dataset`` (use ``hive_partitioning``),
@@ -209,6 +247,17 @@ class DataCentre:
     def exists(self) -> bool:
         """Whether the root directory exists."""
         return self._info(self._root).type == pafs.FileType.Directory
+
+    def require(self) -> None:
+        """Raise ``NotADataCentre`` unless the root holds a data centre (checked once)."""
+        self._require_root()
+
+    def is_datacentre(self) -> bool:
+        """Whether the root holds a data centre: its manifest (``datacentre.json``, written
+        when the data centre is created), or, for one older than manifests, a dataset
+        folder or a catalog. One listing of the root."""
+        names = {info.base_name for info in self._list(self._root, recursive=False)}
+        return bool(names & {MANIFEST, CATALOG_NAME, REMOTE_CATALOG_NAME, *DATASETS})
 
     # ------------------------------------------------------------------ listing
     def sections(self, period: str) -> list[str]:
@@ -229,7 +278,7 @@ class DataCentre:
         """Sorted periods present in a period-partitioned dataset."""
         _, keys = self._dataset(dataset)
         if "period" not in keys:
-            raise DataCentreError(f"data centre {self._uri}: {dataset} has no periods")
+            raise DataCentreError(f"data centre {self._shown}: {dataset} has no periods")
         self._require_root()
         found = []
         for info in self._list(f"{self._root}/{dataset}", recursive=False):
@@ -257,7 +306,7 @@ class DataCentre:
         schema, keys = self._dataset(dataset)
         if ("period" in keys) != (period is not None):
             needs = "needs a period" if "period" in keys else "has no period"
-            raise DataCentreError(f"data centre {self._uri}: {dataset} {needs}")
+            raise DataCentreError(f"data centre {self._shown}: {dataset} {needs}")
         files = self._layout(dataset, None if period is None else check_period(period))
         if not files:
             return ds.dataset(schema.empty_table())
@@ -379,34 +428,60 @@ class DataCentre:
         """
         return self._write("bills", bills, period=period, section=section)
 
+    def write_comparison(self, comparison: str, table: pa.Table) -> int:
+        """Replace one tariff comparison's table; returns the bytes written."""
+        return self._write("tariff_comparisons", table, comparison=comparison)
+
+    def read_comparison(self, comparison: str) -> pa.Table:
+        """One tariff comparison's table (empty if there is none)."""
+        return self._read("tariff_comparisons", comparison=comparison)
+
+    def comparisons(self) -> list[str]:
+        """Sorted ids of the tariff comparisons stored."""
+        return [values["comparison"] for values, _ in self._layout("tariff_comparisons")]
+
     # ------------------------------------------------------------------ internals
     def _dataset(self, dataset: str) -> tuple[pa.Schema, tuple[str, ...]]:
         try:
             return DATASETS[dataset]
         except KeyError:
             raise DataCentreError(
-                f"data centre {self._uri}: unknown dataset {dataset!r} "
+                f"data centre {self._shown}: unknown dataset {dataset!r} "
                 f"(known: {', '.join(sorted(DATASETS))})"
             ) from None
 
-    def _partition_dir(self, dataset: str, *, period: str | None, section: str | None) -> str:
+    def _partition_dir(self, dataset: str, *, period: str | None, section: str | None,
+                       comparison: str | None = None) -> str:
         _, keys = self._dataset(dataset)
-        given = {"period": period, "section": section}
+        given = {"period": period, "section": section, "comparison": comparison}
         parts = [f"{self._root}/{dataset}"]
         for key in keys:
             value = given[key]
             if value is None:
-                raise DataCentreError(f"data centre {self._uri}: {dataset} needs a {key}")
+                raise DataCentreError(f"data centre {self._shown}: {dataset} needs a {key}")
             parts.append(
                 f"{key}={check_period(value) if key == 'period' else check_section_id(value)}"
             )
         extra = [key for key, value in given.items() if value is not None and key not in keys]
         if extra:
-            raise DataCentreError(f"data centre {self._uri}: {dataset} has no {extra[0]} key")
+            raise DataCentreError(f"data centre {self._shown}: {dataset} has no {extra[0]} key")
         return "/".join(parts)
 
     def _error(self, what: str, exc: BaseException) -> DataCentreError:
-        return DataCentreError(f"data centre {self._uri}: {what}: {exc}")
+        return DataCentreError(redact(f"data centre {self._shown}: {what}: {exc}"))
+
+    def _create(self) -> None:
+        """Make the root and write its manifest (once: an existing one is kept)."""
+        manifest = f"{self._root}/{MANIFEST}"
+        try:
+            self._fs.create_dir(self._root, recursive=True)
+            if self._fs.get_file_info(manifest).type == pafs.FileType.NotFound:
+                temp = f"{self._root}/.{MANIFEST}.tmp-{uuid.uuid4().hex}"
+                with self._fs.open_output_stream(temp) as sink:
+                    sink.write(_MANIFEST_BYTES)
+                self._fs.move(temp, manifest)
+        except (OSError, pa.ArrowException) as exc:
+            raise self._error("cannot create the root", exc) from exc
 
     def _info(self, path: str) -> pafs.FileInfo:
         try:
@@ -421,15 +496,25 @@ class DataCentre:
         except (OSError, pa.ArrowException) as exc:
             raise self._error(f"cannot list {directory}", exc) from exc
 
-    def _require_root(self) -> None:
-        if self._root_known:
+    def _require_root(self, *, writing: bool = False) -> None:
+        """Reads need a data centre ("not a data centre" otherwise, never empty answers);
+        writes need the root to exist."""
+        if self._centre_known or (writing and self._root_known):
             return
-        if not self.exists():
-            raise DataCentreError(f"data centre {self._uri}: no such data centre (missing root)")
-        self._root_known = True
+        if writing:
+            if not self.exists():
+                raise NotADataCentre(f"not a data centre: {self._shown} (missing root)")
+            self._root_known = True
+            return
+        if not self.is_datacentre():
+            missing = "" if self.exists() else "missing root; "
+            raise NotADataCentre(
+                f"not a data centre: {self._shown} ({missing}no {MANIFEST}, dataset "
+                "folders or catalog; `gridfare generate` makes one)")
+        self._root_known = self._centre_known = True
 
     def _foreign(self, path: str, rule: str) -> ForeignData:
-        return ForeignData(f"data centre {self._uri}: {path}: {rule} (move it out of the "
+        return ForeignData(f"data centre {self._shown}: {path}: {rule} (move it out of the "
                            "data centre)")
 
     def _partition_value(self, name: str, key: str, path: str) -> str:
@@ -515,10 +600,11 @@ class DataCentre:
                 break
 
     def _read(self, dataset: str, *, period: str | None = None, section: str | None = None,
-              columns: Sequence[str] | None = None) -> pa.Table:
+              comparison: str | None = None, columns: Sequence[str] | None = None
+              ) -> pa.Table:
         """One partition's file, checked against the schema and against its partition."""
         schema, _ = self._dataset(dataset)
-        path = self.path(dataset, period=period, section=section)
+        path = self.path(dataset, period=period, section=section, comparison=comparison)
         what = f"{dataset} file {path}"
         if columns is not None:
             schema = pa.schema([schema.field(name) for name in columns])
@@ -545,7 +631,8 @@ class DataCentre:
         # since the footer's own Arrow schema costs ~40 us to build, a fifth of the read.
         _check_columns(table.schema, schema, what)
         table = _conform(table, schema, what)
-        for column, value in (("period", period), ("section_id", section)):
+        for column, value in (("period", period), ("section_id", section),
+                              ("comparison_id", comparison)):
             # The footer's statistics say it for our own files (2-3 us); the values are
             # looked at only when they do not (a hash of the column: 30-40 us a file).
             if value is not None and not _stats_say(parquet.metadata, column, value):
@@ -559,11 +646,12 @@ class DataCentre:
         *,
         period: str | None = None,
         section: str | None = None,
+        comparison: str | None = None,
     ) -> int:
         """Check ``table`` against its dataset, write it to a temporary file and move that
         into place; returns the bytes written."""
         schema, _ = self._dataset(dataset)
-        path = self.path(dataset, period=period, section=section)
+        path = self.path(dataset, period=period, section=section, comparison=comparison)
         if not isinstance(table, pa.Table):
             raise DataCentreError(
                 f"{dataset}: expected a pyarrow.Table, got {type(table).__name__}"
@@ -571,7 +659,9 @@ class DataCentre:
         conformed = _conform(table, schema, dataset)
         _check_partition_column(conformed, dataset, "period", period, DataCentreError)
         _check_partition_column(conformed, dataset, "section_id", section, DataCentreError)
-        self._require_root()
+        _check_partition_column(conformed, dataset, "comparison_id", comparison,
+                                DataCentreError)
+        self._require_root(writing=True)
         directory, name = path.rsplit("/", 1)
         temp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex}"
         try:
@@ -591,7 +681,7 @@ class DataCentre:
                 self._fs.delete_file(temp)
             if _is_enospc(exc):
                 raise DataCentreFull(
-                    f"data centre {self._uri}: no space left writing {path}; nothing "
+                    f"data centre {self._shown}: no space left writing {path}; nothing "
                     f"partial is visible: {exc}"
                 ) from exc
             raise self._error(f"cannot write {path}", exc) from exc

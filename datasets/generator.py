@@ -15,23 +15,36 @@ dirty data (see ``DIRTY_KINDS``), for the audit to find.
 from __future__ import annotations
 
 import calendar
+import contextlib
+import dataclasses
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 
-from datasets.datacentre import DataCentre, check_period, periods_before, shift_period
+from datasets.datacentre import (
+    DATASETS,
+    MANIFEST,
+    DataCentre,
+    check_period,
+    periods_before,
+    shift_period,
+)
 from datasets.schemas import ACCOUNTS, READINGS, USAGE_HISTORY
-from gridfare.errors import InvalidInput
+from gridfare.errors import DataCentreError, DataCentreNotEmpty, InvalidInput
 
 __all__ = [
     "DIRTY_KINDS",
+    "MAX_ACCOUNTS",
     "TARIFF_MIX",
     "UNKNOWN_TARIFF",
     "GeneratedSection",
     "GenerationSummary",
+    "check_city",
     "generate_city",
     "generate_section",
     "section_ids",
@@ -61,6 +74,9 @@ DIRTY_KINDS: tuple[str, ...] = (
 )
 _DIRTY_RATES = np.array([0.0008, 0.0008, 0.0008, 0.0007, 0.0005, 0.0004, 0.0005, 0.0005])
 INACTIVE_SHARE = 0.01
+# Account ids run 1..accounts and meter point ids to accounts * 10 + 2 in int64; a billion
+# accounts is beyond any province (and any machine's memory for one run).
+MAX_ACCOUNTS = 10**9
 
 _KINDS = ("residential", "commercial", "industrial")
 _CODES = np.array([code for _, code, _ in TARIFF_MIX] + [UNKNOWN_TARIFF], dtype=object)
@@ -171,13 +187,86 @@ def generate_city(
     period: str,
     seed: int,
     progress: Callable[[int, int], None] | None = None,
+    replace: bool = False,
 ) -> GenerationSummary:
     """Generate a city into ``datacentre``: per section its accounts, its readings for
     ``period`` and its 12 months of legacy usage history. ``progress(done, total)`` is
-    called after each section. Reruns with the same arguments rewrite identical files."""
+    called after each section. The same arguments give identical files.
+
+    A data centre that already holds data is refused (DataCentreNotEmpty: two cities would
+    mix) unless ``replace``: the new city is then generated beside it and swapped in by two
+    renames, so a failed generate leaves the old city as it was. Either way a root holding
+    anything that is not a data centre's is refused, never replaced.
+    """
+    check_city(accounts=accounts, sections=sections, period=period, seed=seed)
+    held = _held(datacentre)
+    if not held:
+        return _generate(datacentre, accounts, sections, period, seed, progress)
+    if not replace:
+        raise DataCentreNotEmpty(
+            f"generate: data centre {datacentre.uri} already holds {', '.join(held)}; "
+            "generating into it would mix two cities: pass --replace (replace=True) to "
+            "replace it, or choose an empty directory")
+    return _replace(datacentre, accounts, sections, period, seed, progress)
+
+
+def check_city(*, accounts: int, sections: int, period: str, seed: int) -> None:
+    """Refuse arguments no city can be made of, before anything is created."""
     check_period(period)
-    if seed < 0:
-        raise InvalidInput(f"generator: seed {seed} is negative")
+    for name, value, most in (("accounts", accounts, MAX_ACCOUNTS),
+                              ("sections", sections, MAX_ACCOUNTS),
+                              ("seed", seed, 2**63 - 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InvalidInput(f"generator: {name} {value!r} is not an integer")
+        if not (0 if name == "seed" else 1) <= value <= most:
+            raise InvalidInput(f"generator: {name} {value} is not in "
+                               f"{0 if name == 'seed' else 1}..{most:,}")
+    if sections > accounts:
+        raise InvalidInput(f"generator: need 1 <= sections <= accounts, got {sections}, "
+                           f"{accounts}")
+
+
+def _held(datacentre: DataCentre) -> list[str]:
+    """The data centre's entries under its root; refuses a root that holds other things."""
+    if not datacentre.exists():
+        return []
+    selector = pafs.FileSelector(datacentre.root, allow_not_found=True)
+    try:
+        names = sorted(info.base_name for info in datacentre.filesystem.get_file_info(selector))
+    except (OSError, pa.ArrowException) as exc:
+        raise DataCentreError(f"generate: cannot list {datacentre.uri}: {exc}") from exc
+    foreign = [name for name in names if name not in DATASETS and name != MANIFEST
+               and not name.startswith(("catalog", "."))]
+    if foreign:
+        raise DataCentreNotEmpty(
+            f"generate: {datacentre.uri} holds {', '.join(foreign[:3])}, which is not part of "
+            "a data centre: refusing to generate into it (choose an empty directory)")
+    # The manifest alone (written when the data centre is created) holds no city.
+    return [name for name in names if not name.startswith(".") and name != MANIFEST]
+
+
+def _replace(datacentre: DataCentre, accounts: int, sections: int, period: str, seed: int,
+             progress: Callable[[int, int], None] | None) -> GenerationSummary:
+    fs, root = datacentre.filesystem, datacentre.root
+    token = uuid.uuid4().hex[:12]
+    staging, retired = f"{root}.generating-{token}", f"{root}.replaced-{token}"
+    try:
+        staged = DataCentre(staging, filesystem=fs, create=True)
+        summary = _generate(staged, accounts, sections, period, seed, progress)
+        fs.move(root, retired)
+        fs.move(staging, root)
+    except BaseException:
+        with contextlib.suppress(OSError, pa.ArrowException):
+            fs.delete_dir(staging)
+        raise
+    with contextlib.suppress(OSError, pa.ArrowException):
+        fs.delete_dir(retired)
+    files = tuple(root + name[len(staging):] for name in summary.files)
+    return dataclasses.replace(summary, uri=datacentre.uri, files=files)
+
+
+def _generate(datacentre: DataCentre, accounts: int, sections: int, period: str, seed: int,
+              progress: Callable[[int, int], None] | None) -> GenerationSummary:
     sizes = section_sizes(accounts, sections, seed)
     ids = section_ids(sections)
     by_tariff = dict.fromkeys([*_CODES], 0)

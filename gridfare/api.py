@@ -5,6 +5,7 @@
     >>> dc.bills("2026-10").df()              # a DuckDB relation: .df(), .to_arrow_table()
     >>> dc.summary("2026-10").by_tariff       # totals per tariff
     >>> dc.run_billing("2026-10", sections=["S000*"])
+    >>> dc.tariff_comparison("c1").df()     # profiles x tariffs (rayjobs.tariff_compare)
 
 Bills are read straight from the Parquet datasets through an in-memory DuckDB connection,
 so they can be read while a run is writing (a section's file is replaced atomically, never
@@ -77,6 +78,9 @@ class DataCentreClient:
         self._centre = DataCentre(uri)
         self._con = duckdb.connect()
 
+    def __repr__(self) -> str:
+        return f"DataCentreClient({self._centre.shown!r})"  # credentials redacted
+
     @property
     def uri(self) -> str:
         return self._centre.uri
@@ -92,6 +96,15 @@ class DataCentreClient:
         recorded with their section's state)."""
         Period.parse(period)
         table = self._catalog().exceptions(period, _section_ids(sections))
+        return self._con.cursor().from_arrow(table)
+
+    def tariff_comparison(self, comparison_id: str) -> duckdb.DuckDBPyRelation:
+        """One stored tariff comparison (``rayjobs.tariff_compare``) as a DuckDB relation:
+        a row per (profile, tariff), annual lines in the tariff's minor unit and ``rank``."""
+        table = self._centre.read_comparison(comparison_id)
+        if not table.num_rows:
+            known = ", ".join(self._centre.comparisons()) or "none"
+            raise InvalidInput(f"no tariff comparison {comparison_id!r}; stored: {known}")
         return self._con.cursor().from_arrow(table)
 
     def runs(self) -> list[RunRecord]:
@@ -147,18 +160,27 @@ class DataCentreClient:
             run_id = submit_and_wait(self._centre.uri, period, sections=sections,
                                      resume_run_id=resume_run_id, tariffs_dir=tariffs_dir,
                                      show_progress=False)["run_id"]
+            writer = self._catalog(writer=True)
+            try:
+                writer.refresh_views(self._centre.view_globs())
+            finally:
+                writer.release()
         else:
             from gridfare.billing.runner import run_billing
 
-            run_id = run_billing(self._centre, self._catalog(), request).run_id
-        catalog = self._catalog()
-        catalog.refresh_views(self._centre.view_globs())
-        return catalog.run(run_id)
+            writer = self._catalog(writer=True)
+            try:
+                run_id = run_billing(self._centre, writer, request).run_id
+                writer.refresh_views(self._centre.view_globs())
+            finally:
+                writer.release()
+        return self._catalog().run(run_id)
 
-    def _catalog(self):
-        from datasets.catalog import Catalog
+    def _catalog(self, *, writer: bool = False):
+        from datasets.catalog import open_catalog
 
-        return Catalog(self._centre.catalog_path)
+        # Readers open it read-only (and create nothing); a run's writer only in run_billing.
+        return open_catalog(self._centre, writer=writer)
 
     def _relation(self, dataset: str, period: str, sections: Sequence[str] | None
                   ) -> duckdb.DuckDBPyRelation:
@@ -181,3 +203,28 @@ def _section_ids(sections: Sequence[str] | None) -> list[str] | None:
     if isinstance(sections, str):
         raise InvalidInput(f"sections {sections!r}: expected a list of section ids")
     return [check_section_id(section) for section in sections]
+
+
+def seats(root: str, centres: Sequence[str] | None = None, main: str | None = None, *,
+          cluster: str | None = None, on_attach=None, **options):
+    """Open a seats data root on a Ray cluster: its ``SeatsClient`` (``actors.seats_client``).
+
+    ``centres`` (and ``main``, default the first) configure a new root; ``options`` are
+    ``SeatsConfig`` fields. ``cluster`` is joined through ``actors.attach`` (``None``: the
+    cluster this process or job is already in); ``on_attach`` hears which one.
+
+        >>> seats = gridfare.api.seats("seats/", ["A", "B", "C"], cluster="auto")
+        >>> seats.sell("G1", "2026-10-01", "Beijing", "Jinan", "second", 2, "r-1")
+    """
+    from gridfare.seats.store import SeatsRoot
+
+    root_path = SeatsRoot(root)  # a bad root is refused before any cluster is joined
+    if centres is None:
+        root_path.config()  # and so is one that is not a seats data root
+    from actors.attach import attach
+    from actors.seats_client import SeatsClient
+
+    joined = attach(cluster)
+    if on_attach is not None:
+        on_attach(joined.describe())
+    return SeatsClient.start(root, centres, main, **options)

@@ -24,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()  # here, so that a closed pipe is seen here, not at exit
         return code
     except GridfareError as exc:
-        print(error_line(exc), file=sys.stderr)
+        from datasets.uri import redact  # the messages name URIs; never their credentials
+
+        print(redact(error_line(exc)), file=sys.stderr)
         return exit_code(exc)
     except KeyboardInterrupt:
         print("gridfare: interrupted", file=sys.stderr)
@@ -62,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--period", required=True, help="YYYY-MM")
     generate.add_argument("--seed", type=int, default=7)
     generate.add_argument("--out", required=True, help="data centre directory or URI")
+    generate.add_argument("--replace", action="store_true",
+                          help="replace the city already there (default: refuse)")
     generate.set_defaults(handler=_generate)
 
     importing = commands.add_parser("import", help="import a utility's own files")
@@ -71,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     readings.add_argument("--datacentre", required=True)
     readings.add_argument("--period", help="refuse rows of any other period")
     readings.add_argument("--rejects", help="rejects file (default FILE.rejects.csv)")
+    readings.add_argument("--tariffs", help="tariff directory whose prices bound the "
+                                            "quantities (default: samples)")
     readings.set_defaults(handler=_import_readings)
 
     tariff = commands.add_parser("tariff", help="tariffs: list and quote")
@@ -89,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     quote.add_argument("--tariffs", help="directory of tariff files (default: samples)")
     quote.add_argument("--json", action="store_true")
     quote.set_defaults(handler=_tariff_quote)
+
+    from gridfare.cli_tariffs_urdb import add_urdb_commands
+
+    add_urdb_commands(tariff_commands)
 
     bill = commands.add_parser("bill", help="bill a period's sections and store the results")
     bill.add_argument("--datacentre", required=True)
@@ -127,6 +137,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridfare.cli_seats import add_seats_commands
 
     add_seats_commands(commands)
+
+    from gridfare.cli_loadshare import add_loadshare_commands
+
+    add_loadshare_commands(commands)
     return parser
 
 
@@ -134,17 +148,20 @@ def _generate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from datasets.datacentre import DataCentre
-    from datasets.generator import generate_city
+    from datasets.generator import check_city, generate_city
+    from datasets.uri import redact
 
+    check_city(accounts=args.accounts, sections=args.sections, period=args.period,
+               seed=args.seed)  # before --out is created
     with Progress(transient=True) as progress:
         task = progress.add_task("generating sections", total=args.sections)
         result = generate_city(
             DataCentre(args.out, create=True), accounts=args.accounts, sections=args.sections,
-            period=args.period, seed=args.seed,
+            period=args.period, seed=args.seed, replace=args.replace,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     print(f"generated {args.accounts:,} accounts in {args.sections:,} sections for "
-          f"{args.period} into {args.out}")
+          f"{args.period} into {redact(args.out)}")
     print(result.describe())
     return 0
 
@@ -153,8 +170,9 @@ def _import_readings(args: argparse.Namespace) -> int:
     from datasets.datacentre import DataCentre
     from datasets.importer import import_readings
 
+    bounds = _tariff_book(args.tariffs).bounds
     result = import_readings(DataCentre(args.datacentre), args.file, period=args.period,
-                             rejects_path=args.rejects)
+                             rejects_path=args.rejects, bounds=bounds)
     print(result.describe())
     return 0
 
@@ -204,19 +222,22 @@ def _bill(args: argparse.Namespace) -> int:
         return _bill_on_cluster(args)
     from rich.progress import Progress
 
-    from datasets.catalog import Catalog
+    from datasets.catalog import open_catalog
     from datasets.datacentre import DataCentre
     from gridfare.billing.runner import run_billing
     from gridfare.money import format_cny
 
     centre = DataCentre(args.datacentre)
-    catalog = Catalog(centre.catalog_path)
-    with Progress(transient=True) as progress:
-        task = progress.add_task(f"billing {request.period or request.resume_run_id}",
-                                 total=None)
-        summary = run_billing(centre, catalog, request,
-                              on_section=lambda _: progress.advance(task))
-    catalog.refresh_views(centre.view_globs())
+    catalog = open_catalog(centre, writer=True)
+    try:
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"billing {request.period or request.resume_run_id}",
+                                     total=None)
+            summary = run_billing(centre, catalog, request,
+                                  on_section=lambda _: progress.advance(task))
+        catalog.refresh_views(centre.view_globs())
+    finally:
+        catalog.release()
     rate = summary.billed / summary.seconds if summary.seconds else 0.0
     print(f"run {summary.run_id}: {len(summary.outcomes)} sections, {summary.billed:,} bills, "
           f"{summary.exceptions:,} audit exceptions, total {format_cny(summary.total_fen)} CNY "
@@ -238,7 +259,7 @@ def _bill_on_cluster(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from datasets.catalog import Catalog
+    from datasets.catalog import open_catalog
     from datasets.datacentre import DataCentre
     from gridfare.billing.request import check_run_id
     from gridfare.money import format_cny
@@ -247,7 +268,7 @@ def _status(args: argparse.Namespace) -> int:
     centre = DataCentre(args.datacentre)
     if args.cluster:
         _live_status(args.cluster, centre.uri, args.run_id)
-    catalog = Catalog(centre.catalog_path)
+    catalog = open_catalog(centre)
     run = catalog.run(args.run_id)
     sections = catalog.sections(args.run_id)
     pending = sum(s.status == "pending" for s in sections)
@@ -299,11 +320,11 @@ def _live_status(address: str, uri: str, run_id: str) -> None:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from datasets.catalog import Catalog
+    from datasets.catalog import open_catalog
     from datasets.datacentre import DataCentre
     from gridfare.money import format_cny
 
-    for run in Catalog(DataCentre(args.datacentre).catalog_path).runs():
+    for run in open_catalog(DataCentre(args.datacentre)).runs():
         print(f"{run.run_id}  {run.period}  {run.status:8} sections {run.sections_done}/"
               f"{run.sections_total} (failed {run.sections_failed})  bills {run.billed:,}  "
               f"exceptions {run.exceptions:,}  total {format_cny(run.total_fen)} CNY")

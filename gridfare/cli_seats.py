@@ -2,7 +2,7 @@
 
 ``plan --offline`` and ``audit`` need no Ray (they read a generated timetable or the files
 under the seats root); every other command talks to a running cluster (``--address``,
-default ``auto``) through ``gridfare.seats_client``. Heavy imports stay inside the handlers.
+RAY_ADDRESS) through ``gridfare.api.seats``. Heavy imports stay inside the handlers.
 """
 
 from __future__ import annotations
@@ -23,11 +23,16 @@ def add_seats_commands(subparsers) -> None:
         parser = commands.add_parser(name, help=help)
         parser.add_argument("--root", required=True, help="seats data root (shared directory)")
         if ray:
-            parser.add_argument("--address", default="auto", help="Ray cluster address")
+            parser.add_argument(
+                "--cluster", "--address", dest="cluster", metavar="ADDRESS",
+                help="the Ray cluster of the seat actors (HOST:PORT or 'auto'; default: "
+                     "RAY_ADDRESS)",
+            )
         parser.set_defaults(handler=handler)
         return parser
 
-    serve = command("serve", "start the seat actors and the HTTP API on a cluster", _serve)
+    serve = command("serve", "start the seat actors and the HTTP API (default: on a private "
+                    "local Ray cluster, until interrupted)", _serve)
     serve.add_argument("--centres", help="comma-separated centre ids (first use only)")
     serve.add_argument("--main", help="the bureau's main centre (default: the first)")
     serve.add_argument("--port", type=int, default=8000)
@@ -81,14 +86,12 @@ def add_seats_commands(subparsers) -> None:
 
 
 def _client(args):
-    import ray
+    import sys
 
-    from actors import NAMESPACE
-    from gridfare.seats_client import SeatsClient
+    from gridfare.api import seats
 
-    if not ray.is_initialized():
-        ray.init(address=args.address, namespace=NAMESPACE, log_to_driver=False)
-    return SeatsClient(args.root)
+    return seats(args.root, cluster=args.cluster,
+                 on_attach=lambda text: print(text, file=sys.stderr, flush=True))
 
 
 def _print(data) -> None:
@@ -101,8 +104,7 @@ def _serve(args) -> int:
     argv = [
         "--root",
         args.root,
-        "--address",
-        args.address,
+        *(["--cluster", args.cluster] if args.cluster else []),
         "--port",
         str(args.port),
         "--host",
@@ -116,6 +118,10 @@ def _serve(args) -> int:
 
 
 def _sell(args) -> int:
+    from gridfare.seats.requests import SellRequest
+
+    SellRequest(args.train, args.date, getattr(args, "from"), args.to, getattr(args, "class"),
+                args.count, args.request_id)  # refused here, before any cluster is joined
     answer = _client(args).sell(
         args.train,
         args.date,
@@ -130,6 +136,9 @@ def _sell(args) -> int:
 
 
 def _refund(args) -> int:
+    from gridfare.seats.requests import RefundRequest
+
+    RefundRequest(args.train, args.date, args.request_id)
     _print(_client(args).refund(args.train, args.date, args.request_id))
     return 0
 
@@ -150,6 +159,9 @@ def _centres(args) -> int:
 
 
 def _migrate(args) -> int:
+    from gridfare.seats.requests import MigrateRequest
+
+    MigrateRequest(args.selector, args.to)  # refused here, before any cluster is joined
     client = _client(args)
     status = client.migrate(args.selector, args.to)
     if args.wait:
@@ -159,6 +171,9 @@ def _migrate(args) -> int:
 
 
 def _migration_action(args) -> int:
+    from gridfare.seats.names import check_migration_id
+
+    check_migration_id(args.migration_id)
     client = _client(args)
     action = {"status": client.migration}.get(args.seats_command) or getattr(
         client, args.seats_command
@@ -178,8 +193,8 @@ def _migrations(args) -> int:
 
 def _plan(args) -> int:
     if args.offline:
+        from gridfare.seats.plan import placement_plan
         from gridfare.seats.timetable import generate_timetable
-        from gridfare.seats_client import placement_plan
 
         if not args.centres:
             raise InvalidInput("seats plan --offline: --centres is required (e.g. A,B,C)")

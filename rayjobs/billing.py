@@ -40,7 +40,10 @@ def submit_and_wait(datacentre: str, period: str | None = None, *,
     request = RunRequest.build(period, sections=sections, resume_run_id=resume_run_id,
                                tariffs_dir=tariffs_dir)
     # An absolute URI: the ControlServer and the tasks do not share this process's cwd.
-    datacentre = DataCentre(datacentre).uri
+    # Checked here, so that a path that is not a data centre is one line from the driver.
+    centre = DataCentre(datacentre)
+    centre.require()
+    datacentre = centre.uri
     control = get_control_server(datacentre, runtime_env=runtime_env)
     try:
         run_id = ray.get(control.submit.remote(request))
@@ -124,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal = submit_and_wait(args.datacentre, args.period, sections=args.sections,
                                  resume_run_id=args.resume, tariffs_dir=args.tariffs)
     except GridfareError as exc:
-        print(error_line(exc, parser.prog), file=sys.stderr)
+        from datasets.uri import redact
+
+        print(redact(error_line(exc, parser.prog)), file=sys.stderr)
         return exit_code(exc)
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from dataclasses import dataclass
 
 import pytest
 
@@ -67,3 +69,83 @@ def city(city_template, tmp_path):
 @pytest.fixture
 def big_city(big_city_template, tmp_path):
     return _copy(big_city_template, tmp_path)
+
+
+# ----------------------------------------------------------------- a local S3 server
+S3_KEY, S3_SECRET = "gridfare-test-key", "gridfare-test-secret-do-not-print"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    """A moto S3 server on 127.0.0.1 and one bucket in it."""
+
+    endpoint: str  # host:port
+    bucket: str
+
+    def uri(self, prefix: str, *, bucket: str | None = None) -> str:
+        """A data-centre URI carrying the endpoint and the credentials (as every process
+        that gets it, the ControlServer and the billing tasks too, needs them)."""
+        return (f"s3://{S3_KEY}:{S3_SECRET}@{bucket or self.bucket}/{prefix}"
+                f"?endpoint_override={self.endpoint}&scheme=http&region=us-east-1")
+
+    def filesystem(self):
+        import pyarrow.fs as pafs
+
+        return pafs.S3FileSystem(access_key=S3_KEY, secret_key=S3_SECRET, scheme="http",
+                                 endpoint_override=self.endpoint, region="us-east-1",
+                                 allow_bucket_creation=True)
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every object under ``prefix`` in the bucket, relative to it, sorted."""
+        import pyarrow.fs as pafs
+
+        base = f"{self.bucket}/{prefix}"
+        infos = self.filesystem().get_file_info(
+            pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a server of a test session killed outright goes with it
+    (Linux's PR_SET_PDEATHSIG), instead of holding its port on a shared machine."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """``moto[server]`` on 127.0.0.1 on a free port (its own process, so that Ray workers
+    reach it like any S3 endpoint), with a bucket; stopped at the end of the session."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    workdir = tmp_path_factory.mktemp("moto")
+    for _attempt in range(3):  # the free port can be taken between the probe and the bind
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + 30
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        if server.poll() is None:
+            break
+    else:
+        pytest.fail("the moto S3 server did not start")
+    s3 = S3Server(f"127.0.0.1:{port}", "gridfare-test")
+    s3.filesystem().create_dir(s3.bucket)
+    yield s3
+    server.terminate()
+    server.wait(timeout=10)

@@ -26,7 +26,7 @@ def trains(numbers=("G1", "G2", "G5", "D3", "D10", "T9"), days=2, seats=60) -> l
 
 
 def start_seats(root, centres=("A", "B", "C"), placement=None, **options):
-    from gridfare.seats_client import SeatsClient
+    from actors.seats_client import SeatsClient
 
     options.setdefault("freeze_wait_s", 2.0)
     client = SeatsClient.start(str(root), list(centres), centres[0], **options)

@@ -20,6 +20,11 @@ UNKNOWN_TARIFF = "unknown_tariff"
 ZERO_CONSUMPTION = "zero_consumption"
 CONSUMPTION_SPIKE = "consumption_spike"
 INPUT_NOT_METERED = "input_not_metered"
+# A quantity that is not finite, negative where it cannot be, or beyond what the tariff book
+# prices exactly in int64 fen (gridfare.tariffs.bounds); and a meter point id below 1 or
+# read on two rows of one section and period (a meter belongs to one account).
+OUT_OF_RANGE = "out_of_range"
+METER_CONFLICT = "meter_conflict"
 
 RULES: tuple[str, ...] = (
     NEGATIVE_REGISTER,
@@ -31,7 +36,12 @@ RULES: tuple[str, ...] = (
     ZERO_CONSUMPTION,
     CONSUMPTION_SPIKE,
     INPUT_NOT_METERED,
+    OUT_OF_RANGE,
+    METER_CONFLICT,
 )
+# Rules against input no metering system produces (garbage, or a file written by hand):
+# the DuckDB baseline (bench/_duckdb_bills.py) does not reproduce them.
+IMPOSSIBLE_INPUT = frozenset({OUT_OF_RANGE, METER_CONFLICT})
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ import numpy as np
 import pyarrow as pa
 
 from gridfare.errors import InvalidInput, SeatError, UnknownOrder, WalCorrupt
+from gridfare.seats.answers import SoldOut
+from gridfare.seats.names import check_text
 from gridfare.seats.snapshot import MOVED, ORDERS, SEATS, TRAINS, Snapshot
 from gridfare.seats.train import TrainDate
 from gridfare.seats.wal import WalRecord
@@ -89,16 +91,6 @@ class Sale:
     @property
     def repeat(self) -> bool:
         return self.record is None
-
-
-@dataclass(frozen=True)
-class SoldOut:
-    key: str
-    cls: str
-    from_station: str
-    to_station: str
-    requested: int
-    remaining: int
 
 
 @dataclass(frozen=True)
@@ -429,11 +421,7 @@ class Inventory:
 
 
 def _check_request_id(key: str, request_id: object) -> None:
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
-        raise InvalidInput(
-            f"train-date {key}: request_id must be a string of 1..{MAX_REQUEST_ID} characters, "
-            f"got {request_id!r}"
-        )
+    check_text(request_id, f"train-date {key}: request_id", MAX_REQUEST_ID)
 
 
 def restore_inventories(snapshot: Snapshot, only: str | None = None) -> dict[str, Inventory]:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from gridfare.errors import InvalidInput, MigrationError
+from gridfare.seats.names import check_migration_id
 from gridfare.seats.selectors import TrainSelector
 from gridfare.seats.train import TrainDate
 
@@ -126,7 +127,7 @@ class Migration:
         rollback_requested: bool = False,
         revision: int = 0,
     ) -> None:
-        self.id = migration_id
+        self.id = check_migration_id(migration_id)
         self.selector = selector
         self.moves: dict[str, TrainDateMove] = {m.key: m for m in moves}
         self.state = state

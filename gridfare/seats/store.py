@@ -15,8 +15,9 @@ again) and the current one. A checkpoint seals the current segment (a rename) an
 the centre as of the seal's LSN; a restart reads the snapshot and only the segments after it.
 The audit reads them all, so sealed segments are kept (see docs/seats.md).
 
-Directory lines carry a CRC like the centre log; a torn last line is dropped (it was never
-acknowledged), a bad line before it raises ``WalCorrupt``. A migration record is written to
+Directory lines and migration journal lines are durable lines like the centre log's
+(``durable.py``): a torn last line is dropped (it was never acknowledged), a bad line
+before it raises ``WalCorrupt``. A migration record is written to
 a temporary file, fsynced and renamed; a write whose ``revision`` is older than the one on
 disk is refused (``StaleVersion``).
 """
@@ -26,18 +27,25 @@ from __future__ import annotations
 import json
 import os
 import re
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from gridfare.errors import ConfigError, GridfareError, SeatError, StaleVersion, WalCorrupt
+from gridfare.errors import (
+    ConfigError,
+    InvalidName,
+    SeatError,
+    StaleVersion,
+    WalCorrupt,
+)
 from gridfare.seats.audit import AuditReport, audit
 from gridfare.seats.centre import CentreState
 from gridfare.seats.directory import DirectoryRecord
+from gridfare.seats.durable import LineLog, atomic_write, crc_line, fsync_dir, read_log
 from gridfare.seats.migration import Migration
+from gridfare.seats.names import check_centre_id, check_migration_id, check_root
 from gridfare.seats.snapshot import Snapshot, SnapshotDelta, overlay, read_snapshot, write_snapshot
 from gridfare.seats.wal import WalRecord, WalWriter, open_wal, read_wal
 
@@ -46,7 +54,6 @@ __all__ = ["SeatsConfig", "SeatsRoot"]
 _SEGMENT = re.compile(r"^wal-(\d{12})-(\d{12})\.log$")
 _T = TypeVar("_T")
 _DELTA = re.compile(r"^snapshot-delta-(\d{12})\.arrow$")
-_CENTRE_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 @dataclass(frozen=True)
@@ -71,10 +78,10 @@ class SeatsConfig:
         if not centres:
             raise ConfigError("seats config: centres: needs at least one centre")
         for c in centres:
-            if not isinstance(c, str) or not c or not set(c) <= _CENTRE_ID:
-                raise ConfigError(
-                    f"seats config: centres: {c!r} must be letters, digits, '-' or '_'"
-                )
+            try:
+                check_centre_id(c)
+            except InvalidName as exc:
+                raise ConfigError(f"seats config: centres: {exc}") from None
         if len(set(centres)) != len(centres):
             raise ConfigError(f"seats config: centres: a centre is listed twice in {centres}")
         if self.main not in centres:
@@ -133,22 +140,6 @@ class SeatsConfig:
         return cls(**{**data, "centres": tuple(data["centres"])})
 
 
-def _line(data: Mapping[str, object]) -> bytes:
-    body = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    crc = zlib.crc32(body.encode())
-    return json.dumps({**data, "crc": crc}, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-
-
-def _unline(line: bytes) -> dict:
-    data = json.loads(line)
-    if not isinstance(data, dict):
-        raise ValueError("not an object")
-    crc = data.pop("crc")
-    if crc != zlib.crc32(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()):
-        raise ValueError("CRC mismatch")
-    return data
-
-
 _JOURNAL_MIN_LINES = 64  # a migration record is compacted after max(this, moves / 4) lines
 
 
@@ -174,33 +165,11 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
-def _read_lines(path: Path, what: str, parse: Callable[[dict], _T]) -> tuple[list[_T], int]:
-    """The records of a log of CRC-checked JSON lines (``_line``) and the length of its good
-    prefix. A torn last line was never acknowledged and is dropped; a bad line before the
-    last is ``WalCorrupt``."""
-    try:
-        data = path.read_bytes() if path.exists() else b""
-    except OSError as exc:
-        raise SeatError(f"{path}: cannot read the {what}: {exc}") from exc
-    lines = data.split(b"\n")
-    tail = lines.pop()
-    records, valid = [], 0
-    for number, line in enumerate(lines, start=1):
-        try:
-            records.append(parse(_unline(line)))
-        except (ValueError, KeyError, TypeError, GridfareError) as exc:
-            if number == len(lines) and not tail:
-                break  # a torn last line: never acknowledged
-            raise WalCorrupt(f"{path}: line {number} is corrupt: {exc}") from exc
-        valid += len(line) + 1
-    return records, valid
-
-
 class SeatsRoot:
     """Paths and file formats under one seats data root (a local or shared directory)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path).absolute()
+        self.path = check_root(path)
         # migration id -> what this object last stored of it
         self._stored: dict[str, _StoredMigration] = {}
 
@@ -222,7 +191,7 @@ class SeatsRoot:
             return current
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.config_path, json.dumps(config.to_dict(), indent=2).encode())
+            atomic_write(self.config_path, json.dumps(config.to_dict(), indent=2).encode())
         except OSError as exc:
             raise SeatError(f"{self.config_path}: cannot write: {exc}") from exc
         return config
@@ -244,7 +213,7 @@ class SeatsRoot:
     # ---- centres ----------------------------------------------------------------------
 
     def centre_dir(self, centre_id: str) -> Path:
-        return self.path / "centres" / centre_id
+        return self.path / "centres" / check_centre_id(centre_id)
 
     def wal_path(self, centre_id: str) -> Path:
         return self.centre_dir(centre_id) / "wal.log"
@@ -289,10 +258,10 @@ class SeatsRoot:
         folder = self.centre_dir(centre_id)
         if isinstance(checkpoint, SnapshotDelta):
             write_snapshot(checkpoint, folder / f"snapshot-delta-{checkpoint.lsn:012d}.arrow")
-            _fsync_dir(folder)
+            fsync_dir(folder)
             return
         write_snapshot(checkpoint, self.snapshot_path(centre_id))
-        _fsync_dir(folder)
+        fsync_dir(folder)
         for lsn, path in self.snapshot_deltas(centre_id):
             if lsn <= checkpoint.lsn:
                 path.unlink(missing_ok=True)
@@ -353,7 +322,7 @@ class SeatsRoot:
         are durable only once their directory entries are."""
         for folder in (self.segments_dir(centre_id), self.centre_dir(centre_id)):
             try:
-                _fsync_dir(folder)
+                fsync_dir(folder)
             except OSError as exc:
                 raise SeatError(f"{folder}: cannot sync the log directory: {exc}") from exc
 
@@ -423,17 +392,26 @@ class SeatsRoot:
 
     def read_directory(self) -> tuple[list[DirectoryRecord], int]:
         """The directory's records and the length of the good prefix of its log."""
-        return _read_lines(self.directory_log, "directory log", DirectoryRecord.from_dict)
+        return read_log(self.directory_log, DirectoryRecord.from_dict, "directory log")
+
+    def open_directory_log(self) -> tuple[LineLog, list[DirectoryRecord]]:
+        """For the directory itself: its log, open for appending (a torn tail cut off),
+        and its records."""
+        return LineLog.open(self.directory_log, DirectoryRecord.from_dict, "directory log")
 
     @staticmethod
     def encode_directory_record(record: DirectoryRecord) -> bytes:
-        return _line(record.to_dict())
+        return crc_line(record.to_dict())
 
     # ---- migrations -------------------------------------------------------------------
 
     @property
     def migrations_dir(self) -> Path:
         return self.path / "migrations"
+
+    def migration_path(self, migration_id: str) -> Path:
+        """``migrations/<id>.json``; the id is checked here, where the path is built."""
+        return self.migrations_dir / f"{check_migration_id(migration_id)}.json"
 
     def write_migration(self, migration: Migration, extra: Mapping[str, object]) -> None:
         """Store a migration record durably; refuse one older than the stored revision.
@@ -445,7 +423,7 @@ class SeatsRoot:
         (``<id>.journal``) one line holding the moves that changed and the migration's
         state, fsynced. Reading lays the journal's lines over the record.
         """
-        path = self.migrations_dir / f"{migration.id}.json"
+        path = self.migration_path(migration.id)
         journal = path.with_suffix(".journal")
         ours = self._stored.get(migration.id)
         if ours is None or not self._unchanged_since_written(path, journal, ours):
@@ -471,8 +449,8 @@ class SeatsRoot:
                     or ours.lines >= max(_JOURNAL_MIN_LINES, len(migration.moves) // 4)):
                 body = json.dumps({**extra, "migration": migration.to_record()},
                                   separators=(",", ":"))
-                _atomic_write(path, body.encode())
-                _fsync_dir(self.migrations_dir)
+                atomic_write(path, body.encode())
+                fsync_dir(self.migrations_dir)
                 journal.unlink(missing_ok=True)  # its lines are all in the record now
                 lines = 0
             else:
@@ -480,11 +458,11 @@ class SeatsRoot:
                          "rollback_requested": migration.rollback_requested,
                          "moves": [move.to_dict() for move in changed]}
                 with journal.open("ab") as f:
-                    f.write(_line(entry))
+                    f.write(crc_line(entry))
                     f.flush()
                     os.fsync(f.fileno())
                 if ours.lines == 0:
-                    _fsync_dir(self.migrations_dir)  # a new journal file's entry
+                    fsync_dir(self.migrations_dir)  # a new journal file's entry
                 lines = ours.lines + 1
             identity = (_identity(path), _identity(journal))
         except OSError as exc:
@@ -519,8 +497,8 @@ class SeatsRoot:
         moves = {m["key"]: m for m in record.get("moves", [])}
         journal = path.with_suffix(".journal")
         # A torn last line was never acknowledged (the migrator goes on only once a line
-        # is fsynced): ``_read_lines`` drops it.
-        entries, _ = _read_lines(journal, "migration journal", lambda entry: entry)
+        # is fsynced): ``read_log`` drops it.
+        entries, _ = read_log(journal, lambda entry: entry, "migration journal")
         for entry in entries:
             if int(entry["revision"]) <= int(record["revision"]):
                 continue  # already in the record (written by a compaction)
@@ -564,21 +542,3 @@ class SeatsRoot:
             logs[centre] = records
             rebuilt[centre] = state.inventories
         return audit(logs, inventories if inventories is not None else rebuilt)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable (the directory entry itself)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

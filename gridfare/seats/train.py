@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from gridfare.errors import InvalidInput
+from gridfare.seats.names import check_text
 
 __all__ = [
     "MAX_LEGS",
@@ -31,7 +32,7 @@ SERVICES: tuple[str, ...] = ("express", "emu", "ordinary")  # Z/T express, G/D E
 MAX_LEGS = 63
 MAX_SEATS_PER_CLASS = 10_000
 
-_TRAIN_NO = re.compile(r"^[A-Z]?[0-9]{1,5}$")
+_TRAIN_NO = re.compile(r"[A-Z]?[0-9]{1,5}")  # fullmatch: "$" would let "G1\n" in
 
 
 def train_key(train_no: str, day: date) -> str:
@@ -43,7 +44,7 @@ def parse_key(key: str) -> tuple[str, date]:
     """``"G1234@2026-10-01"`` -> ``("G1234", date(2026, 10, 1))``."""
     train_no, sep, day = str(key).partition("@")
     try:
-        if not sep or not _TRAIN_NO.match(train_no):
+        if not sep or not _TRAIN_NO.fullmatch(train_no):
             raise ValueError(key)
         return train_no, date.fromisoformat(day)
     except ValueError as exc:
@@ -109,6 +110,24 @@ class TrainDate:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> TrainDate:
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"train-date record {data!r}: must be an object")
+        for name, kinds, what in (
+            ("train_no", str, "a string"),
+            ("date", str, "a string YYYY-MM-DD"),
+            ("stations", (list, tuple), "a list of station names"),
+            ("classes", Mapping, "an object of class: seats"),
+        ):
+            if name not in data:
+                raise InvalidInput(f"train-date record: field {name!r} is required")
+            if not isinstance(data[name], kinds):
+                raise InvalidInput(
+                    f"train-date record: field {name!r} must be {what}, got {data[name]!r:.80}"
+                )
+        unknown = sorted(set(data) - {"train_no", "date", "stations", "classes", "through",
+                                      "service"})
+        if unknown:
+            raise InvalidInput(f"train-date record: unknown field {unknown[0]!r:.80}")
         try:
             return cls(
                 train_no=data["train_no"],
@@ -119,7 +138,7 @@ class TrainDate:
                 service=data.get("service", "emu"),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInput(f"train-date record {dict(data)!r}: {exc}") from exc
+            raise InvalidInput(f"train-date record {dict(data)!r:.200}: {exc}") from exc
 
 
 def _validate(
@@ -130,9 +149,10 @@ def _validate(
     through: object,
     service: object,
 ) -> None:
-    where = f"train-date {train_no}@{day}"
-    if not isinstance(train_no, str) or not _TRAIN_NO.match(train_no):
+    if not isinstance(train_no, str) or not _TRAIN_NO.fullmatch(train_no):
+        where = f"train-date {train_no!r:.40}"
         raise InvalidInput(f"{where}: train_no must be like G1234 (a capital and 1-5 digits)")
+    where = f"train-date {train_no}@{day}"
     if not isinstance(day, date):
         raise InvalidInput(f"{where}: date must be a datetime.date, got {day!r}")
     if len(stations) < 2:
@@ -140,8 +160,9 @@ def _validate(
     if len(stations) - 1 > MAX_LEGS:
         raise InvalidInput(f"{where}: {len(stations) - 1} legs; at most {MAX_LEGS} fit a uint64")
     for s in stations:
-        if not isinstance(s, str) or not s or "@" in s:
-            raise InvalidInput(f"{where}: station {s!r} must be a non-empty name without '@'")
+        check_text(s, f"{where}: station")
+        if "@" in s:
+            raise InvalidInput(f"{where}: station {s!r} must be a name without '@'")
     if len(set(stations)) != len(stations):
         raise InvalidInput(f"{where}: a station appears twice in {list(stations)}")
     if not classes:

@@ -25,15 +25,15 @@ else is corruption and raises ``WalCorrupt`` naming the line.
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from gridfare.errors import InvalidInput, SeatError, WalCorrupt
+from gridfare.seats.durable import crc_line, parse_line, read_lines
 from gridfare.seats.train import TrainDate
 
 __all__ = ["OPS", "WalLog", "WalRecord", "WalWriter", "decode", "encode", "open_wal", "read_wal"]
@@ -121,27 +121,15 @@ def _order_row(row: object) -> OrderRow:
             _int(legs), refunded)  # fmt: skip
 
 
-def _dumps(data: Mapping[str, object]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-
-
 def encode(record: WalRecord) -> bytes:
     """One log line (with its trailing newline)."""
-    body = record.to_dict()
-    crc = zlib.crc32(_dumps(body))
-    return _dumps({**body, "crc": crc}) + b"\n"
+    return crc_line(record.to_dict())
 
 
 def decode(line: bytes) -> WalRecord:
     """Parse one line; ``WalCorrupt`` if it is not a record or its CRC does not match."""
     try:
-        data = json.loads(line)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-        crc = data.pop("crc")
-        if crc != zlib.crc32(_dumps(data)):
-            raise ValueError("CRC mismatch")
-        return WalRecord.from_dict(data)
+        return WalRecord.from_dict(parse_line(line))
     except (ValueError, KeyError, InvalidInput) as exc:  # JSONDecodeError is a ValueError
         raise WalCorrupt(f"log line {line[:80]!r}: {exc}") from exc
 
@@ -163,27 +151,12 @@ def read_wal(source: bytes | BinaryIO, name: str = "wal") -> WalLog:
     """Read a whole log. A bad *last* line is a torn write and is dropped; a bad line
     before it, or an LSN that does not follow its predecessor, raises ``WalCorrupt``."""
     data = source if isinstance(source, bytes) else source.read()
-    lines = data.split(b"\n")
-    # A complete log ends with "\n", so the final element is b""; anything else is a tail
-    # that was being written when the process died.
-    tail = lines.pop()
-    records: list[WalRecord] = []
-    valid = 0
-    torn = bool(tail)
-    for number, line in enumerate(lines, start=1):
-        try:
-            record = decode(line)
-        except WalCorrupt as exc:
-            if number == len(lines) and not tail:
-                torn = True  # the last complete-looking line was itself torn (e.g. zeros)
-                break
-            raise WalCorrupt(f"{name}: line {number} of {len(lines)} is corrupt: {exc}") from exc
-        if records and record.lsn != records[-1].lsn + 1:
+    records, valid, torn = read_lines(data, WalRecord.from_dict, name)
+    for number, (before, record) in enumerate(itertools.pairwise(records), start=2):
+        if record.lsn != before.lsn + 1:
             raise WalCorrupt(
-                f"{name}: line {number}: lsn {record.lsn} does not follow {records[-1].lsn}"
+                f"{name}: line {number}: lsn {record.lsn} does not follow {before.lsn}"
             )
-        records.append(record)
-        valid += len(line) + 1
     return WalLog(tuple(records), valid, torn)
 
 
@@ -259,6 +232,10 @@ class WalWriter:
     def close(self, fsync: bool = True) -> None:
         self.flush(fsync=fsync)
         self._file.close()
+
+    def fileno(self) -> int:
+        """The file descriptor being appended to (the centre fsyncs it from a thread)."""
+        return self._file.fileno()
 
     @property
     def name(self) -> str:

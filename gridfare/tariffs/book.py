@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from gridfare.errors import TariffError, UnknownTariff
+from gridfare.money import QuantityBounds
+from gridfare.tariffs.bounds import bounds_of
 from gridfare.tariffs.tariff import Tariff
 
-__all__ = ["TariffBook"]
+__all__ = ["TARIFF_CODE", "TariffBook", "check_tariff_code"]
+
+# Lowercase words joined by hyphens: a code names a file (<code>.toml), so no path can hide
+# in one (no "/", "..", "\\", NUL or leading dot), and it is at most 64 characters.
+TARIFF_CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_CODE_LENGTH = 64
+
+
+def check_tariff_code(code: object) -> str:
+    """``code`` if it is a well-formed tariff code; else UnknownTariff naming the rule."""
+    if not isinstance(code, str) or len(code) > _CODE_LENGTH or not TARIFF_CODE.fullmatch(code):
+        raise UnknownTariff(f"tariff code {code!r} is not lowercase words joined by hyphens "
+                            f"(at most {_CODE_LENGTH} characters)")
+    return code
 
 
 class TariffBook(Mapping[str, Tariff]):
@@ -21,10 +37,16 @@ class TariffBook(Mapping[str, Tariff]):
             self._tariffs[tariff.code] = tariff
 
     @property
+    def bounds(self) -> QuantityBounds:
+        """The largest quantities every tariff of the book prices exactly in int64 fen."""
+        return bounds_of(self._tariffs.values())
+
+    @property
     def codes(self) -> tuple[str, ...]:
         return tuple(sorted(self._tariffs))
 
     def __getitem__(self, code: str) -> Tariff:
+        check_tariff_code(code)
         try:
             return self._tariffs[code]
         except KeyError:

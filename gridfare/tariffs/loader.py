@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from datasets.schemas import CUSTOMER_KINDS
 from gridfare.errors import TariffError
 from gridfare.tariffs import basic, fixed, funds, power_factor, tiered, tou
-from gridfare.tariffs.book import TariffBook
+from gridfare.tariffs.book import TARIFF_CODE, TariffBook
 from gridfare.tariffs.component import Component
 from gridfare.tariffs.params import Table
 from gridfare.tariffs.tariff import Tariff
@@ -48,8 +47,9 @@ KINDS: dict[str, Callable[[Table], Component]] = {
     "minimum": fixed.parse_minimum,
 }
 
-_CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_CODE = TARIFF_CODE
 _SUFFIX = ".toml"
+_MAX_BYTES = 1 << 20  # a tariff file is a few hundred bytes
 
 
 def default_directory() -> Traversable:
@@ -96,6 +96,8 @@ def load_tariff(path: str | os.PathLike[str] | Traversable) -> Tariff:
     """Load and validate one tariff file."""
     source = Path(path) if isinstance(path, (str, os.PathLike)) else path
     try:
+        if isinstance(source, Path) and source.stat().st_size > _MAX_BYTES:
+            raise TariffError(f"{path}: larger than {_MAX_BYTES:,} bytes: not a tariff file")
         text = source.read_bytes()
     except OSError as exc:
         raise TariffError(f"{path}: cannot read tariff file: {exc}") from exc
@@ -103,7 +105,12 @@ def load_tariff(path: str | os.PathLike[str] | Traversable) -> Tariff:
 
 
 def load_tariff_book(directory: str | os.PathLike[str] | Traversable | None = None) -> TariffBook:
-    """Load every ``*.toml`` in ``directory`` (default: the packaged sample tariffs)."""
+    """Load every ``*.toml`` in ``directory`` (default: the packaged sample tariffs).
+
+    Each must be a regular file named ``<code>.toml`` inside the directory: a link is
+    followed only where it stays inside (as a Kubernetes ConfigMap's ``..data`` links do),
+    and a name that is not a code could not be one.
+    """
     return read_tariff_files(directory).book()
 
 
@@ -143,9 +150,11 @@ class TariffFiles:
 def read_tariff_files(directory: str | os.PathLike[str] | Traversable | None = None
                       ) -> TariffFiles:
     """The ``*.toml`` files of ``directory`` (default: the packaged sample tariffs), read but
-    not yet parsed (``.book()`` parses them)."""
+    not yet parsed (``.book()`` parses them); the rules of ``load_tariff_book``."""
     folder = default_directory() if directory is None else directory
     folder = Path(folder) if isinstance(folder, (str, os.PathLike)) else folder
+    if isinstance(folder, Path) and not folder.is_dir():
+        raise TariffError(f"{folder}: cannot list tariff directory: no such directory")
     try:
         entries = sorted(
             (e for e in folder.iterdir() if e.name.endswith(_SUFFIX)), key=lambda e: e.name
@@ -156,6 +165,14 @@ def read_tariff_files(directory: str | os.PathLike[str] | Traversable | None = N
         raise TariffError(f"{folder}: no tariff files (*.toml)")
     files = []
     for entry in entries:
+        if not _CODE.fullmatch(entry.name[: -len(_SUFFIX)]):
+            raise TariffError(f"{folder}: {entry.name!r} is not named <code>.toml (a code is "
+                              "lowercase words joined by hyphens)")
+        if isinstance(entry, Path):
+            real, inside = entry.resolve(), folder.resolve()
+            if inside not in real.parents or not real.is_file():
+                raise TariffError(f"{folder}: {entry.name} is not a regular file inside the "
+                                  "directory (a link out of it, or a directory)")
         try:
             data = entry.read_bytes()
         except OSError as exc:

@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from gridfare.errors import InvalidInput, TariffError
-from gridfare.money import ENERGY_SCALE, FEN_PER_CNY, PRICE_SCALE, scaled_int, to_decimal
+from gridfare.money import (
+    ENERGY_SCALE,
+    FEN_PER_CNY,
+    FLOAT_EXACT_UNITS,
+    MAX_AMOUNT_FEN,
+    MAX_PRICE,
+    PRICE_SCALE,
+    scaled_int,
+    to_decimal,
+)
 
 __all__ = ["Table"]
 
@@ -61,9 +70,12 @@ class Table:
         except InvalidInput:
             raise self.error(key, f"{value!r} is not a number") from None
 
-    def _scaled(self, key: str, value: Decimal, scale: int, unit: str) -> int:
+    def _scaled(self, key: str, value: Decimal, scale: int, unit: str, most: int) -> int:
         if value < 0:
             raise self.error(key, f"must not be negative, got {value}")
+        if value > Decimal(most) / scale:
+            # Bounded so that every charge fits int64 fen (gridfare.tariffs.bounds).
+            raise self.error(key, f"{value} is above the largest accepted, {Decimal(most) / scale}")
         try:
             return scaled_int(value, scale, key)
         except InvalidInput:
@@ -71,18 +83,18 @@ class Table:
 
     def price(self, key: str, value: object = None) -> int:
         """A non-negative price in CNY as 1e-8 CNY units."""
-        return self._scaled(key, self.decimal(key, value), PRICE_SCALE, "CNY")
+        return self._scaled(key, self.decimal(key, value), PRICE_SCALE, "CNY", MAX_PRICE)
 
     def amount_fen(self, key: str) -> int:
         """A non-negative amount in CNY as whole fen."""
-        return self._scaled(key, self.decimal(key), FEN_PER_CNY, "CNY")
+        return self._scaled(key, self.decimal(key), FEN_PER_CNY, "CNY", MAX_AMOUNT_FEN)
 
     def ratio_bp(self, key: str) -> int:
         """A share in (0, 1] as 1/10000 units."""
         value = self.decimal(key)
         if not 0 < value <= 1:
             raise self.error(key, f"must be in (0, 1], got {value}")
-        return self._scaled(key, value, 10_000, "")
+        return self._scaled(key, value, 10_000, "", 10_000)
 
     def prices(self, key: str) -> tuple[int, ...]:
         items = self._list(key)
@@ -93,7 +105,7 @@ class Table:
         edges: list[int] = []
         for i, item in enumerate(self._list(key)):
             value = self.decimal(f"{key}[{i}]", item)
-            edge = self._scaled(f"{key}[{i}]", value, ENERGY_SCALE, "kWh")
+            edge = self._scaled(f"{key}[{i}]", value, ENERGY_SCALE, "kWh", FLOAT_EXACT_UNITS)
             if edge == 0 or (edges and edge <= edges[-1]):
                 raise self.error(key, "edges must be positive and strictly increasing")
             edges.append(edge)

@@ -11,8 +11,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import numpy as np
 
 from datasets.schemas import CHARGE_LINES
-from gridfare.errors import InvalidInput, TouSplitMismatch
-from gridfare.money import ENERGY_SCALE, fen_to_cny, scaled_int, to_decimal
+from gridfare.errors import InvalidInput, QuantityOutOfRange, TouSplitMismatch
+from gridfare.money import ENERGY_SCALE, FLOAT_EXACT_UNITS, fen_to_cny, scaled_int, to_decimal
+from gridfare.money import QuantityBounds as Bounds
 from gridfare.tariffs.power_factor import STANDARDS
 from gridfare.tariffs.tariff import Tariff
 from gridfare.tariffs.usage import Usage
@@ -52,20 +53,26 @@ def quote(
     month: int | str = 1,
     ytd_kwh: Number = 0,
 ) -> Quote:
-    """Price one account's month under ``tariff``; see ``Tariff.charge`` for the rules."""
-    energy = _quantity(kwh, "kwh")
-    split = _tou_split(tariff, energy, critical_kwh, peak_kwh, flat_kwh, valley_kwh)
+    """Price one account's month under ``tariff``; see ``Tariff.charge`` for the rules.
+
+    Every quantity is checked against ``tariff.bounds`` as a decimal, before it becomes an
+    int64: beyond them the bill would not fit exact int64 fen (QuantityOutOfRange).
+    """
+    bounds = tariff.bounds
+    energy = _quantity(kwh, "kwh", bounds)
+    split = _tou_split(tariff, energy, bounds, critical_kwh, peak_kwh, flat_kwh, valley_kwh)
     columns: dict[str, int | bool] = {
         "kwh": energy,
-        "ytd_kwh": _quantity(ytd_kwh, "ytd_kwh"),
-        "max_demand_kw": _required(tariff, "max_demand", max_demand_kw, "max_demand_kw"),
-        "capacity_kva": _required(tariff, "capacity", capacity_kva, "capacity_kva"),
+        "ytd_kwh": _quantity(ytd_kwh, "ytd_kwh", bounds),
+        "max_demand_kw": _required(tariff, "max_demand", max_demand_kw, "max_demand_kw", bounds),
+        "capacity_kva": _required(tariff, "capacity", capacity_kva, "capacity_kva", bounds),
         "power_factor": _power_factor(power_factor),
         "pf_standard": _pf_standard(tariff, pf_standard),
         "tou_metered": split is not None,
         **(split or {}),
     }
-    usage = Usage.of(_month(month), 1, **{k: np.array([v]) for k, v in columns.items()})
+    usage = Usage.of(_month(month), 1, **{k: np.array([v], np.int64 if k != "tou_metered"
+                                                        else bool) for k, v in columns.items()})
     charged = tariff.charge(usage)
     fen = {line: int(charged[line][0]) for line in CHARGE_LINES}
     return Quote(
@@ -75,17 +82,24 @@ def quote(
     )
 
 
-def _quantity(value: Number, field: str) -> int:
-    """A non-negative kWh / kW / kVA figure as 0.01 units; finer figures are refused."""
+def _quantity(value: Number, field: str, bounds: Bounds) -> int:
+    """A non-negative kWh / kW / kVA figure as 0.01 units; finer or larger figures are
+    refused."""
     number = to_decimal(value, field)
     if number < 0:
         raise InvalidInput(f"{field}: {number} must not be negative")
+    limit = FLOAT_EXACT_UNITS if field == "ytd_kwh" else bounds.limit(field)
+    if number > Decimal(limit) / ENERGY_SCALE:
+        raise QuantityOutOfRange(bounds.describe(field, number) if field != "ytd_kwh" else
+                                 f"ytd_kwh {number} is above {Decimal(limit) / ENERGY_SCALE}, "
+                                 "the most a float64 quantity holds to 0.01")
     return scaled_int(number, ENERGY_SCALE, field)
 
 
-def _tou_split(tariff: Tariff, energy: int, *given_values: Number | None) -> dict[str, int] | None:
+def _tou_split(tariff: Tariff, energy: int, bounds: Bounds,
+               *given_values: Number | None) -> dict[str, int] | None:
     given = {
-        period: _quantity(value, f"{period}_kwh")
+        period: _quantity(value, f"{period}_kwh", bounds)
         for period, value in zip(("critical", "peak", "flat", "valley"), given_values, strict=True)
         if value is not None
     }
@@ -115,14 +129,15 @@ def _kwh(units: int) -> str:
     return f"{Decimal(units) / ENERGY_SCALE:.2f}"
 
 
-def _required(tariff: Tariff, need: str, value: Number | None, field: str) -> int:
+def _required(tariff: Tariff, need: str, value: Number | None, field: str,
+              bounds: Bounds) -> int:
     if value is None:
         if need in tariff.requires:
             raise InvalidInput(
                 f"{field}: tariff {tariff.code} bills by {need.replace('_', ' ')}; give {field}"
             )
         return 0
-    return _quantity(value, field)
+    return _quantity(value, field, bounds)
 
 
 def _power_factor(value: Number | None) -> int:
@@ -132,7 +147,11 @@ def _power_factor(value: Number | None) -> int:
     if not 0 < number <= 1:
         raise InvalidInput(f"power_factor: {number} must be in (0, 1]")
     # The measure rounds the month's power factor to two places, half up.
-    return int(number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) * 100)
+    hundredths = int(number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) * 100)
+    if hundredths == 0:
+        # 0 means "not metered": an adjustment would silently be dropped.
+        raise InvalidInput(f"power_factor: {number} rounds to 0.00; the least is 0.005")
+    return hundredths
 
 
 def _pf_standard(tariff: Tariff, value: Number | None) -> int:

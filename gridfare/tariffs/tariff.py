@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import cached_property
 from types import MappingProxyType
 
 import numpy as np
 
 from datasets.schemas import CHARGE_LINES
-from gridfare.errors import InvalidInput, TariffError
+from gridfare.errors import InvalidInput, QuantityOutOfRange, TariffError
+from gridfare.money import FLOAT_EXACT_UNITS, QuantityBounds
+from gridfare.tariffs.bounds import bounds_of
 from gridfare.tariffs.component import Component
 from gridfare.tariffs.power_factor import PowerFactor
 from gridfare.tariffs.tou import TimeOfUse
@@ -51,6 +55,11 @@ class Tariff:
         """Metered inputs beyond total energy, from ``component.INPUTS``."""
         return frozenset().union(*(component.requires for component in self.components))
 
+    @cached_property
+    def bounds(self) -> QuantityBounds:
+        """The largest quantities this tariff prices exactly in int64 fen."""
+        return bounds_of([self])
+
     @property
     def tou_periods(self) -> tuple[str, ...]:
         """The TOU periods the tariff prices (e.g. peak, valley), or () if it has no TOU."""
@@ -67,10 +76,10 @@ class Tariff:
         """Every CHARGE_LINES line for each account, int64 fen, each rounded half-up.
 
         ``usage`` should hold only accounts that have the inputs in ``requires``; negative
-        quantities, unsplit TOU energy and unknown power-factor standards raise InvalidInput
-        rather than bill a wrong amount.
+        quantities, unsplit TOU energy and unknown power-factor standards raise InvalidInput,
+        and quantities beyond ``bounds`` QuantityOutOfRange, rather than bill a wrong amount.
         """
-        _check(usage)
+        _check(usage, self.bounds)
         lines = {line: np.zeros(len(usage), dtype=np.int64) for line in CHARGE_LINES}
         for component in self.components:
             lines.update(component.charge(usage, MappingProxyType(lines)))
@@ -80,7 +89,7 @@ class Tariff:
         return next((c for c in self.components if isinstance(c, cls)), None)
 
 
-def _check(usage: Usage) -> None:
+def _check(usage: Usage, bounds: QuantityBounds) -> None:
     for name in _NON_NEGATIVE:
         column = getattr(usage, name)
         bad = np.flatnonzero(column < 0)
@@ -88,4 +97,11 @@ def _check(usage: Usage) -> None:
             row = int(bad[0])
             raise InvalidInput(
                 f"usage: {name} is negative in {bad.size} rows (row {row}: {column[row]})"
+            )
+        limit = FLOAT_EXACT_UNITS if name == "ytd_kwh" else bounds.limit(name)
+        bad = np.flatnonzero(column > limit)
+        if bad.size:
+            row = int(bad[0])
+            raise QuantityOutOfRange(
+                f"usage row {row}: {bounds.describe(name, Decimal(int(column[row])) / 100)}"
             )

@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from gridfare.errors import InvalidInput, MigrationError, UnknownOrder, UnknownTrain
+from gridfare.seats.answers import Moved
 from tests.seats_helpers import DAY, restart_actor, start_seats, stop_seats
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
@@ -49,6 +50,36 @@ def test_sell_refund_remaining_and_idempotent_requests(seats):
         seats.sell("G1", DAY, "Beijing", "Jinan", "second", 0, "x")
     report = {r["centre_id"]: r for r in seats.reports()}
     assert report["A"]["train_dates"] == 4 and report["A"]["seats_stored"] == 4 * 70
+    assert seats.audit().ok
+
+
+def test_bulk_sell_and_refund_group_by_centre_and_follow_moves(seats):
+    from gridfare.seats.answers import Refunded, Refused, Sold, SoldOut
+
+    # G5 moves from B to C behind the client's back: B answers "moved" and the bulk path
+    # sends those requests again to C itself. G1 lives at A, but the client's map says C,
+    # which never held it: asked again at the directory.
+    seats.owners()
+    m = seats.migrate("G5 dates=2026-10-01", "C")
+    assert seats.wait_migration(m["id"], timeout_s=120)["state"] == "done"
+    seats.aio._map["G1@2026-10-01"] = ("C", 0)
+    requests = [(n, "2026-10-01", "Beijing", "Jinan", "first", 1, f"b-{n}-{i}")
+                for n in ("G1", "G5", "D10") for i in range(12)]
+    requests.append(("G1", "2026-10-01", "Beijing", "Jinan", "royal", 1, "b-bad"))
+    with pytest.raises(InvalidInput, match="royal"):  # checked whole, before anything is sent
+        seats.sell_many(requests)
+    answers = seats.sell_many(requests[:-1])
+    assert [type(a) for a in answers] == ([Sold] * 10 + [SoldOut] * 2) * 3
+    assert answers[0].seats == (1,) and answers[9].seats == (10,)
+    assert seats.aio._map["G1@2026-10-01"][0] == "A"
+    assert seats.aio._map["G5@2026-10-01"][0] == "C"
+    again = seats.sell_many(requests[:3])  # idempotent by request_id
+    assert [a.seats for a in again] == [a.seats for a in answers[:3]] and again[0].repeat
+    refunds = seats.refund_many([(n, "2026-10-01", f"b-{n}-0") for n in ("G1", "D10")]
+                                + [("G1", "2026-10-01", "never")])
+    assert [type(r) for r in refunds] == [Refunded, Refunded, Refused]
+    assert isinstance(refunds[2].error, UnknownOrder)
+    assert seats.remaining("G1", DAY, "Beijing", "Jinan")["classes"]["first"] == 1
     assert seats.audit().ok
 
 
@@ -119,7 +150,7 @@ def test_the_switch_drops_at_the_origin_and_measures_the_freeze_there(seats):
     origin = seats.aio.centre("A")
     answer = ray.get(origin.sell.remote("G1", "2026-10-01", "Beijing", "Jinan", "second", 1,
                                         "stale-map"), timeout=1.5)
-    assert answer["status"] == "moved" and answer["centre"] == "B"
+    assert answer == Moved("G1@2026-10-01", "B", answer.version)
     (frozen,) = ray.get(seats.aio.migrator.freeze_times.remote())
     assert 0 < frozen < 1.5
     assert seats.step(m["id"])["state"] == "done"  # finish: unfreeze and drop, idempotent

@@ -24,7 +24,7 @@ def _free_port() -> int:
 def http(ray_cluster, tmp_path_factory):
     from ray import serve
 
-    from rayjobs.seats_serve import start_serve
+    from services.seats_http import start_serve
 
     client = start_seats(tmp_path_factory.mktemp("seats-http") / "seats")
     url = start_serve(str(client.aio.root.path), port=_free_port())

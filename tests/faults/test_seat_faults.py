@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import ray
 
+from gridfare.seats.answers import Moved
 from gridfare.seats.store import SeatsRoot
 from tests.seats_helpers import DAY, restart_actor, start_seats, stop_seats
 
@@ -62,7 +63,7 @@ def test_source_dies_after_the_flip(seats):
     answer = ray.get(
         source.sell.remote("G1", "2026-10-01", "Beijing", "Jinan", "second", 1, "late")
     )
-    assert answer["status"] == "moved" and answer["centre"] == "C"
+    assert answer == Moved("G1@2026-10-01", "C", answer.version)
     assert seats.sell("G1", DAY, "Beijing", "Jinan", "second", 1, "s0")["repeat"]  # nothing lost
     assert seats.remaining("G1", DAY, "Beijing", "Jinan")["classes"]["second"] == 55
     assert seats.audit().ok

@@ -114,7 +114,8 @@ def test_layout_paths_and_glob(tmp_path: Path) -> None:
     )
     assert dc.glob("bills") == f"{tmp_path}/bills/*/*/*.parquet"
     assert dc.glob("accounts") == f"{tmp_path}/accounts/*/*.parquet"
-    assert set(dc.view_globs()) == {"accounts", "readings", "usage_history", "bills"}
+    assert set(dc.view_globs()) == {"accounts", "readings", "usage_history", "bills",
+                                    "tariff_comparisons"}
     with pytest.raises(DataCentreError, match="unknown dataset"):
         dc.glob("nope")
     with pytest.raises(DataCentreError, match="needs a period"):
@@ -207,7 +208,7 @@ def test_rerun_replaces_not_duplicates(tmp_path: Path) -> None:
 
 
 def test_whole_dataset_reads_every_section_in_order(tmp_path: Path) -> None:
-    dc = DataCentre(tmp_path)
+    dc = DataCentre(tmp_path, create=True)
     assert dc.dataset("bills", PERIOD).to_table().equals(BILLS.empty_table())
     for section in ("S00002", "S00001"):
         dc.write_section_result(PERIOD, section, bills_table(section=section))
@@ -224,7 +225,7 @@ def test_whole_dataset_reads_every_section_in_order(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------- missing data
 def test_missing_files_read_as_empty_tables(tmp_path: Path) -> None:
-    dc = DataCentre(tmp_path)
+    dc = DataCentre(tmp_path, create=True)
     assert dc.read_readings(PERIOD, "S09999").schema == READINGS
     assert dc.read_readings(PERIOD, "S09999").num_rows == 0
     assert dc.read_bills(PERIOD, "S00001").equals(BILLS.empty_table())
@@ -445,3 +446,25 @@ def test_section_sizes_are_the_readings_bytes(tmp_path):
     for section, size in sizes.items():
         assert size == (tmp_path / "dc" / "readings" / f"period={PERIOD}" /
                         f"section={section}" / "part-0.parquet").stat().st_size
+
+
+def test_a_tariff_comparison_is_replaced_whole_and_read_back(tmp_path: Path) -> None:
+    import numpy as np
+
+    from gridfare.tariffs import load_tariff_book
+    from gridfare.tariffs.compare import compare_profiles
+
+    dc = DataCentre(tmp_path)
+    tariffs = [load_tariff_book()["cn-zj-residential-tou"]]
+    load = np.full((2, 8760), 1_000, dtype=np.int64)
+    table = compare_profiles(tariffs, ["a", "b"], load, 2026, "c-1")
+    dc.write_comparison("c-1", table)
+    first = (tmp_path / "tariff_comparisons/comparison=c-1/part-0.parquet").read_bytes()
+    dc.write_comparison("c-1", table)  # a rerun replaces, byte for byte
+    assert (tmp_path / "tariff_comparisons/comparison=c-1/part-0.parquet").read_bytes() == first
+    assert dc.read_comparison("c-1").equals(table)
+    assert dc.comparisons() == ["c-1"]
+    with pytest.raises(DataCentreError, match="comparison_id other than 'c-2'"):
+        dc.write_comparison("c-2", table)
+    with pytest.raises(InvalidInput, match="not a valid section id"):
+        dc.write_comparison("../x", table)

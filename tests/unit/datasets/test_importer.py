@@ -25,6 +25,11 @@ HEADER = (
 @pytest.fixture
 def dc(tmp_path: Path) -> DataCentre:
     """Accounts 1..4 in S00001 and 5..8 in S00002; S00001 already has a reading for 1."""
+    return make_dc(tmp_path)
+
+
+def make_dc(tmp_path: Path) -> DataCentre:
+    """``dc``'s data centre under ``tmp_path / "dc"``."""
     centre = DataCentre(tmp_path / "dc", create=True)
     for section, ids in (("S00001", range(1, 5)), ("S00002", range(5, 9))):
         ids = list(ids)

@@ -10,9 +10,9 @@ import pytest
 
 from gridfare.errors import ConfigError, StaleVersion
 from gridfare.seats.migration import Migration, TrainDateMove
+from gridfare.seats.plan import placement_plan, trains_by_centre
 from gridfare.seats.store import SeatsConfig, SeatsRoot
 from gridfare.seats.train import TrainDate
-from gridfare.seats_client import placement_plan, trains_by_centre
 
 
 def test_plan_moves_towards_the_formula_shares():

@@ -72,5 +72,5 @@ def test_a_torn_last_line_is_dropped_and_a_corrupt_one_refused(tmp_path):
     assert _stored(tmp_path).to_record() == acknowledged
     first, second = data.split(b"\n")[:2]
     journal.write_bytes(first[:-3] + b"}}}\n" + second + b"\n")
-    with pytest.raises(SeatError, match="line 1 is corrupt"):
+    with pytest.raises(SeatError, match="line 1 of 2 is corrupt"):
         _stored(tmp_path)

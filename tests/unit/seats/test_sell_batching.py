@@ -1,4 +1,5 @@
-"""The client's sale batching (``gridfare.seats_client._Batcher``), with a fake centre."""
+"""The client's sale batching (``gridfare.seats.batching.Batcher``), with a coroutine as the
+centre: the real batcher, I/O passed in."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import asyncio
 import pytest
 
 from gridfare.errors import InvalidInput, SeatError, TrainFrozen
-from gridfare.seats_client import BATCH_IN_FLIGHT, _Batcher, _raise_error_answer
+from gridfare.seats.answers import Frozen, Refused, Sold, settled
+from gridfare.seats.batching import Batcher
+
+BATCH_IN_FLIGHT = 2
 
 
 def _run(coro):
@@ -23,7 +27,7 @@ def test_lone_sales_go_at_once_and_the_rest_share_calls_in_order():
         return [{"status": "sold", "request_id": r[-1]} for r in batch]
 
     async def scenario():
-        seller = _Batcher(send)
+        seller = Batcher(send, BATCH_IN_FLIGHT)
         trip = ("G1", "2026-10-01", "A", "B", "second", 1)
         futures = [seller.submit((*trip, f"r{i}")) for i in range(10)]
         return await asyncio.gather(*futures)
@@ -40,18 +44,19 @@ def test_a_failed_call_fails_each_of_its_sales():
         raise SeatError("centre unavailable")
 
     async def scenario():
-        seller = _Batcher(send)
+        seller = Batcher(send, BATCH_IN_FLIGHT)
         futures = [seller.submit(("G1",) * 7) for _ in range(3)]
         return await asyncio.gather(*futures, return_exceptions=True)
 
     assert all(isinstance(r, SeatError) for r in _run(scenario()))
 
 
-def test_error_answers_are_raised_as_their_errors():
-    assert _raise_error_answer({"status": "sold"}) == {"status": "sold"}
+def test_error_answers_are_raised_as_their_own_errors():
+    sold = Sold("G1@2026-10-01", "r", "second", "A", "B", (1,), False)
+    assert settled(sold) is sold
     with pytest.raises(TrainFrozen, match="frozen"):
-        _raise_error_answer({"status": "error", "error": "TrainFrozen", "message": "frozen"})
-    with pytest.raises(InvalidInput):
-        _raise_error_answer({"status": "error", "error": "InvalidInput", "message": "bad"})
-    with pytest.raises(SeatError):  # not one of ours: a SeatError, never an arbitrary class
-        _raise_error_answer({"status": "error", "error": "SystemExit", "message": "x"})
+        settled(Frozen("G1@2026-10-01", "frozen"))
+    error = InvalidInput("bad")
+    with pytest.raises(InvalidInput) as caught:
+        settled(Refused(error))
+    assert caught.value is error  # the error itself, not a class revived by name

@@ -45,3 +45,38 @@ def usage() -> Callable[..., Usage]:
         return Usage.of(month, n, **scaled)
 
     return make
+
+
+def _flat_schedule(period: int = 0) -> list[list[int]]:
+    return [[period] * 24 for _ in range(12)]
+
+
+@pytest.fixture
+def urdb_record() -> Callable[..., dict]:
+    """``urdb_record(**fields) -> dict``: a one-period flat-rate URDB record plus ``fields``
+    (a field given as None is dropped)."""
+
+    def make(**fields: object) -> dict:
+        record: dict[str, object] = {
+            "label": "5e1676e95457a3f87673e3b0",
+            "name": "test rate",
+            "utility": "Test Utility",
+            "energyratestructure": [[{"rate": Decimal("0.1"), "unit": "kWh"}]],
+            "energyweekdayschedule": _flat_schedule(),
+            "energyweekendschedule": _flat_schedule(),
+        }
+        record.update(fields)
+        return {key: value for key, value in record.items() if value is not None}
+
+    return make
+
+
+@pytest.fixture
+def profile() -> Callable[..., np.ndarray]:
+    """``profile(kwh_per_hour, year=2026) -> float array``: the same load every hour."""
+    from gridfare.tariffs.hourly import hours_in_year
+
+    def make(kwh: float, year: int = 2026) -> np.ndarray:
+        return np.full(hours_in_year(year), kwh)
+
+    return make

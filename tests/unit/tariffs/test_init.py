@@ -6,6 +6,11 @@ import gridfare.tariffs as tariffs
 def test_public_names():
     assert tariffs.__all__ == sorted(tariffs.__all__)
     assert set(tariffs.__all__) == {
+        "AnnualBill",
+        "MonthBill",
+        "UrdbTariff",
+        "bill_hourly",
+        "load_urdb",
         "Quote",
         "Tariff",
         "TariffBook",

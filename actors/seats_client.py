@@ -1,15 +1,16 @@
-"""The seats Python API: sell, refund and query through the seat actors, and manage
-migrations. Ray is imported only when a client is made.
+"""The seats Ray client: sell, refund and query through the seat actors, and manage
+migrations. The faces reach it through ``gridfare.api.seats``.
 
 ``AsyncSeatsClient`` does the work (the Serve app uses it); ``SeatsClient`` is the same on a
 private event loop for scripts, tests and the CLI. The client caches the directory's map
 (train-date -> centre, version). A centre that no longer owns a train-date answers ``moved``
 with the new owner and version: the client updates its cache and retries there, so callers
 never see a migration. A sale on a frozen train-date waits at the centre (bounded) and is
-retried here until ``FROZEN_RETRY_S`` has passed.
+retried here until ``ClientConfig.frozen_retry_s`` has passed. ``sell_many`` and
+``refund_many`` are the bulk path: grouped by centre, batched, "moved" followed here.
 
-    from gridfare.seats_client import SeatsClient
-    seats = SeatsClient.start("/data/seats", centres=["A", "B", "C"], main="A")
+    import gridfare.api
+    seats = gridfare.api.seats("/data/seats", centres=["A", "B", "C"], main="A")
     seats.create_train(TrainDate("G1", date(2026, 10, 1), ("Beijing", "Jinan"), {"second": 500}))
     seats.sell("G1", "2026-10-01", "Beijing", "Jinan", "second", 2, request_id="r-1")
 """
@@ -19,108 +20,40 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
 from fractions import Fraction
 
-from gridfare import errors
+import ray
+
+from actors.seat_centre import get_seat_centre
+from actors.seat_directory import get_seat_directory
+from actors.seat_migrator import get_seat_migrator
 from gridfare.errors import (
     GridfareError,
     InvalidInput,
     SeatError,
+    SeatUnavailable,
     TrainFrozen,
-    TrainMoved,
     UnknownTrain,
 )
-from gridfare.seats.placement import (
-    CentreReport,
-    PlannedMove,
-    choose_centre_for_new_train,
-    loads,
-    moves_to_target,
-    plan_placement,
-    target_shares,
+from gridfare.seats.answers import Answer, Frozen, Moved, Refused, settled
+from gridfare.seats.batching import Batcher, ClientConfig
+from gridfare.seats.names import check_centre_id, check_migration_id
+from gridfare.seats.placement import CentreReport, choose_centre_for_new_train, plan_placement
+from gridfare.seats.plan import PlacementPlan, placement_plan, trains_by_centre
+from gridfare.seats.requests import (
+    MigrateRequest,
+    RefundRequest,
+    RemainingQuery,
+    SellRequest,
+    TrainDateRef,
 )
 from gridfare.seats.store import SeatsConfig, SeatsRoot
-from gridfare.seats.train import TrainDate, train_key
+from gridfare.seats.train import TrainDate
 
-__all__ = ["AsyncSeatsClient", "PlacementPlan", "SeatsClient", "placement_plan"]
+__all__ = ["AsyncSeatsClient", "SeatsClient"]
 
-MAX_HOPS = 8  # "moved" answers followed before giving up
-BATCH_IN_FLIGHT = 2  # sell_many (refund_many) calls in flight per centre; more wait for the next
-BATCH_MAX = 256  # at most this many sales (refunds) in one call
 WAIT_S = 10.0  # longest a wait for a migration's end is held at the migrator
-FROZEN_RETRY_S = 10.0  # a frozen train-date is retried this long (the centre waits 2 s each)
 CREATE_CHUNK = 2000
-
-
-# ---- placement plan (pure) -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlacementPlan:
-    centres: tuple[str, ...]
-    main: str
-    seats: dict[str, int]  # centre -> seats held now
-    targets: dict[str, Fraction]  # centre -> target share
-    moves: tuple[PlannedMove, ...]
-
-    def render(self) -> str:
-        total = sum(self.seats.values()) or 1
-        after = dict(self.seats)
-        for m in self.moves:
-            after[m.source] -= m.seats
-            after[m.target] += m.seats
-        lines = [f"{'centre':10} {'seats':>12} {'current':>8} {'target':>8} {'after':>8}"]
-        for c in self.centres:
-            role = " (main)" if c == self.main else ""
-            lines.append(
-                f"{c + role:10} {self.seats.get(c, 0):>12,} "
-                f"{self.seats.get(c, 0) / total:>8.2%} {float(self.targets[c]):>8.2%} "
-                f"{after.get(c, 0) / total:>8.2%}"
-            )
-        lines.append(f"{len(self.moves)} moves reach the target:")
-        lines += [
-            f"  migrate {m.train} {m.source} -> {m.target} ({m.seats:,} seats)" for m in self.moves
-        ]
-        return "\n".join(lines)
-
-
-def placement_plan(
-    current: Mapping[str, str],
-    train_seats: Mapping[str, int],
-    centres: Sequence[str],
-    main: str,
-    r: str = "0.65",
-) -> PlacementPlan:
-    """Current vs target shares per centre and the train moves that reach the target.
-    ``current`` maps each train to a centre (``None`` for a new train: it is placed by the
-    formula first and its placement is part of the plan)."""
-    targets = target_shares(list(centres), main, Fraction(str(r)))
-    placed = {t: c for t, c in current.items() if c is not None}
-    new = {t: train_seats[t] for t in current if current[t] is None}
-    if new:
-        placed |= plan_placement(new, list(centres), main, Fraction(str(r)))
-    held = dict.fromkeys(centres, 0) | loads({t: c for t, c in current.items() if c}, train_seats)
-    moves = moves_to_target(placed, train_seats, targets) if placed else []
-    return PlacementPlan(tuple(centres), main, held, targets, tuple(moves))
-
-
-def trains_by_centre(
-    owners: Mapping[str, str], trains: Iterable[TrainDate]
-) -> tuple[dict[str, str], dict[str, int]]:
-    """Per train number: the centre holding most of its seats, and its seats per departure."""
-    weight: dict[str, dict[str, int]] = {}
-    seats: dict[str, int] = {}
-    for t in trains:
-        centre = owners.get(t.key)
-        if centre is None:
-            continue
-        by = weight.setdefault(t.train_no, {})
-        by[centre] = by.get(centre, 0) + t.seats
-        seats[t.train_no] = t.seats
-    current = {n: max(sorted(by), key=lambda c: by[c]) for n, by in weight.items()}
-    return current, seats
 
 
 # ---- the client ------------------------------------------------------------------------
@@ -132,112 +65,48 @@ def _raise_cause(exc: BaseException) -> None:
         raise cause from None
 
 
-def _raise_error_answer(answer: dict) -> dict:
-    """A ``sell_many`` or ``refund_many`` answer; ``{"status": "error", ...}`` is raised
-    as its error."""
-    if answer.get("status") != "error":
-        return answer
-    kind = getattr(errors, str(answer.get("error")), None)
-    if not (isinstance(kind, type) and issubclass(kind, GridfareError)) or kind is TrainMoved:
-        kind = SeatError
-    raise kind(answer.get("message", ""))
-
-
-class _Batcher:
-    """One centre's sales (or refunds), sent as ``sell_many`` (``refund_many``) calls.
-
-    A request goes at once when fewer than ``BATCH_IN_FLIGHT`` calls are in flight to the centre;
-    otherwise it joins the next call, sent when one returns. So a lone buyer pays no delay,
-    and under load many sales share one actor call and one fsync. Profiled through the Serve
-    app (64 connections, 2 cores): submitting one actor call per sale was the largest single
-    cost in the replica (~a quarter of its CPU), and the centre paid per call as well.
-    """
-
-    def __init__(self, send) -> None:
-        self._send = send  # list of request tuples -> awaitable list of answers
-        self._queue: list[tuple[tuple, asyncio.Future]] = []
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task] = set()  # held until done (the loop keeps weak refs)
-
-    def submit(self, request: tuple) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append((request, future))
-        if self._in_flight < BATCH_IN_FLIGHT:
-            self._start()
-        return future
-
-    def _start(self) -> None:
-        batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
-        self._in_flight += 1
-        task = asyncio.ensure_future(self._run(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
-        try:
-            answers = await self._send([request for request, _ in batch])
-        except Exception as exc:  # the whole call failed: every sale in it hears why
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-        else:
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
-        finally:
-            self._in_flight -= 1
-            if self._queue and self._in_flight < BATCH_IN_FLIGHT:
-                self._start()
-
-
 class AsyncSeatsClient:
-    def __init__(self, root: str) -> None:
-        import ray  # noqa: F401  (fails early and clearly if Ray is missing)
-
+    def __init__(self, root: str, config: ClientConfig | None = None) -> None:
+        self.client_config = config or ClientConfig()
         self.root = SeatsRoot(root)
         self.config = self.root.config()
         self._map: dict[str, tuple[str, int]] = {}
         self._handles: dict[str, object] = {}
-        self._batchers: dict[tuple[str, str], _Batcher] = {}  # (centre, method) -> batcher
+        self._batchers: dict[tuple[str, str], Batcher] = {}  # (centre, method) -> batcher
 
     # ---- handles ----------------------------------------------------------------------
 
     def centre(self, centre_id: str):
+        check_centre_id(centre_id)
         if centre_id not in self.config.centres:
             raise InvalidInput(f"centre {centre_id!r} is not one of {self.config.centres}")
         handle = self._handles.get(centre_id)
         if handle is None:
-            from actors.seat_centre import get_seat_centre
-
             handle = self._handles[centre_id] = get_seat_centre(str(self.root.path), centre_id)
         return handle
 
     @property
     def directory(self):
         if "__directory" not in self._handles:
-            from actors.seat_directory import get_seat_directory
-
             self._handles["__directory"] = get_seat_directory(str(self.root.path))
         return self._handles["__directory"]
 
     @property
     def migrator(self):
         if "__migrator" not in self._handles:
-            from actors.seat_migrator import get_seat_migrator
-
             self._handles["__migrator"] = get_seat_migrator(str(self.root.path))
         return self._handles["__migrator"]
 
     async def _call(self, ref):
-        import ray
-
+        """Await a seat actor's answer: its GridfareError raised as itself, an unreachable
+        actor as ``SeatUnavailable``, any other remote fault as ``SeatError`` (a 500)."""
         try:
             return await ref
         except ray.exceptions.RayTaskError as exc:
             _raise_cause(exc)
             raise SeatError(f"seat actor call failed: {exc}") from exc
         except ray.exceptions.RayError as exc:
-            raise SeatError(f"seat actor unavailable: {type(exc).__name__}") from exc
+            raise SeatUnavailable(f"seat actor unavailable: {type(exc).__name__}") from exc
 
     async def ready(self) -> None:
         """Start (or find) every actor and wait until each answers."""
@@ -269,13 +138,16 @@ class AsyncSeatsClient:
         return entry[0]
 
     async def _routed(self, key: str, call) -> dict:
+        """``call(centre)`` at the train-date's owner, following ``Moved`` and retrying a
+        frozen train-date; the answer as the API's dict (an error answer raised)."""
         deadline = None
-        for _ in range(MAX_HOPS):
+        limits = self.client_config
+        for _ in range(limits.max_hops):
             centre = await self._owner(key)
             try:
-                answer = await call(centre)
+                answer = settled(await call(centre))
             except TrainFrozen:
-                deadline = deadline or time.monotonic() + FROZEN_RETRY_S
+                deadline = deadline or time.monotonic() + limits.frozen_retry_s
                 if time.monotonic() > deadline:
                     raise
                 continue
@@ -283,15 +155,16 @@ class AsyncSeatsClient:
                 self._map.pop(key, None)  # a stale entry: ask the directory again
                 await self._owner(key)
                 continue
-            if answer.get("status") == "moved":
+            if isinstance(answer, Moved):
                 known = self._map.get(key)
-                if known is None or answer["version"] > known[1]:
-                    self._map[key] = (answer["centre"], answer["version"])
+                if known is None or answer.version > known[1]:
+                    self._map[key] = (answer.centre, answer.version)
                 else:
                     self._map.pop(key, None)
                 continue
-            return answer
-        raise SeatError(f"train-date {key}: still moving after {MAX_HOPS} tries; retry later")
+            return answer.to_dict()
+        raise SeatUnavailable(
+            f"train-date {key}: still moving after {limits.max_hops} tries; retry later")
 
     # ---- requests ---------------------------------------------------------------------
 
@@ -307,35 +180,124 @@ class AsyncSeatsClient:
     ) -> dict:
         """Sell seats: ``{"status": "sold", "seats": [...], ...}`` or ``"sold_out"`` with the
         seats remaining. The same ``request_id`` never sells twice."""
-        key = _key(train_no, day)
-        request = (train_no, key.split("@")[1], from_station, to_station, cls, count, request_id)
-        return await self._routed(key, lambda c: self._batched(c, "sell_many", request))
+        request = SellRequest(train_no, day, from_station, to_station, cls, count, request_id)
+        return await self.sell_request(request)
+
+    async def sell_request(self, request: SellRequest) -> dict:
+        row = request.as_tuple()
+        return await self._routed(request.key, lambda c: self._batched(c, "sell_many", row))
 
     async def refund(self, train_no: str, day, request_id: str) -> dict:
         """Refund an order: ``{"status": "refunded", "seats": [...], ...}``; refunding it
         again answers the same with ``repeat`` set."""
-        key = _key(train_no, day)
-        request = (train_no, key.split("@")[1], request_id)
-        return await self._routed(key, lambda c: self._batched(c, "refund_many", request))
+        return await self.refund_request(RefundRequest(train_no, day, request_id))
 
-    async def _batched(self, centre: str, method: str, request: tuple) -> dict:
+    async def refund_request(self, request: RefundRequest) -> dict:
+        row = request.as_tuple()
+        return await self._routed(request.key, lambda c: self._batched(c, "refund_many", row))
+
+    async def _batched(self, centre: str, method: str, request: tuple) -> Answer:
         batcher = self._batchers.get((centre, method))
         if batcher is None:
             remote = getattr(self.centre(centre), method).remote
-            batcher = self._batchers[centre, method] = _Batcher(
-                lambda batch: self._call(remote(batch))
+            batcher = self._batchers[centre, method] = Batcher(
+                lambda batch: self._call(remote(batch)), self.client_config.in_flight,
+                self.client_config.max_batch
             )
-        return _raise_error_answer(await batcher.submit(request))
+        return await batcher.submit(request)
 
     async def remaining(self, train_no: str, day, from_station: str, to_station: str) -> dict:
-        key = _key(train_no, day)
-        day = key.split("@")[1]
+        return await self.remaining_query(RemainingQuery(train_no, day, from_station, to_station))
+
+    async def remaining_query(self, q: RemainingQuery) -> dict:
         return await self._routed(
-            key,
+            q.key,
             lambda c: self._call(
-                self.centre(c).remaining.remote(train_no, day, from_station, to_station)
+                self.centre(c).remaining.remote(q.train_no, q.date, q.from_station, q.to_station)
             ),
         )
+
+    async def sell_many(self, requests: Iterable[SellRequest | Sequence]) -> list[Answer]:
+        """Sell many at once: each request (a ``SellRequest`` or ``sell``'s arguments) is
+        checked first (a bad one refuses the whole call before anything is sent), then the
+        requests are grouped by owner centre and sent in calls of at most
+        ``bulk_max_batch``, ``bulk_in_flight`` per centre at once. "Moved" is followed
+        here (the moved ones are regrouped and sent again), a frozen train-date retried;
+        answers are typed, in request order: ``Sold``, ``SoldOut`` or ``Refused``."""
+        checked = [r if isinstance(r, SellRequest) else SellRequest(*r) for r in requests]
+        return await self._bulk("sell_many", checked)
+
+    async def refund_many(self, requests: Iterable[RefundRequest | Sequence]) -> list[Answer]:
+        """Refund many at once, as ``sell_many`` sells: ``Refunded`` or ``Refused`` each."""
+        checked = [r if isinstance(r, RefundRequest) else RefundRequest(*r) for r in requests]
+        return await self._bulk("refund_many", checked)
+
+    async def _bulk(self, method: str, requests: list) -> list[Answer]:
+        limits = self.client_config
+        answers: list[Answer | None] = [None] * len(requests)
+        pending = list(range(len(requests)))
+        deadline = None
+        for _ in range(limits.max_hops + 1):
+            if not pending:
+                return answers
+            if any(requests[i].key not in self._map for i in pending):
+                await self.refresh()
+            groups: dict[str, list[int]] = {}
+            for i in pending:
+                entry = self._map.get(requests[i].key)
+                if entry is None:
+                    answers[i] = Refused(UnknownTrain(
+                        f"no centre holds train-date {requests[i].key}"))
+                    continue
+                groups.setdefault(entry[0], []).append(i)
+            calls = []
+            for centre, indices in groups.items():
+                gate = asyncio.Semaphore(limits.bulk_in_flight)
+                step = limits.bulk_max_batch
+                calls += [self._send_bulk(method, centre, [requests[i] for i in chunk], chunk,
+                                          gate, answers)
+                          for chunk in (indices[j:j + step] for j in range(0, len(indices),
+                                                                           step))]
+            retry = [i for again in await asyncio.gather(*calls) for i in again]
+            if retry:
+                deadline = deadline or time.monotonic() + limits.frozen_retry_s
+                if time.monotonic() > deadline:
+                    break
+            pending = sorted(retry)
+        for i in pending:
+            answers[i] = Refused(SeatUnavailable(
+                f"train-date {requests[i].key}: still moving or frozen; retry later"))
+        return answers
+
+    async def _send_bulk(self, method: str, centre: str, requests: list, indices: list[int],
+                         gate: asyncio.Semaphore, answers: list) -> list[int]:
+        """One bulk call; fills ``answers`` and returns the indices to send again."""
+        async with gate:
+            got = await self._call(getattr(self.centre(centre), method).remote(
+                [r.as_tuple() for r in requests]))
+        again = []
+        for request, i, answer in zip(requests, indices, got, strict=True):
+            if isinstance(answer, Moved):
+                known = self._map.get(answer.key)
+                if known is None or answer.version > known[1]:
+                    self._map[answer.key] = (answer.centre, answer.version)
+                else:
+                    self._map.pop(answer.key, None)
+                again.append(i)
+            elif isinstance(answer, Frozen):
+                again.append(i)
+            elif (isinstance(answer, Refused) and isinstance(answer.error, UnknownTrain)
+                  and self._map.get(request.key, ("",))[0] == centre):
+                self._map.pop(request.key, None)  # a stale entry: ask the directory again
+                again.append(i)
+            else:
+                answers[i] = answer
+        return again
+
+    async def owner(self, ref: TrainDateRef) -> dict:
+        """The centre that owns a train-date and its directory version, read now."""
+        centre, version = await self._call(self.directory.lookup.remote(ref.key))
+        return {"key": ref.key, "centre": centre, "version": version}
 
     async def create_train(self, train: TrainDate) -> dict:
         """Place a new train-date on the idlest centre holding the fewest seats."""
@@ -410,25 +372,30 @@ class AsyncSeatsClient:
     async def migrate(
         self, selector: str, target: str, *, migration_id: str | None = None, auto: bool = True
     ) -> dict:
-        return await self._call(self.migrator.start.remote(selector, target, migration_id, auto))
+        return await self.migrate_request(MigrateRequest(selector, target, migration_id, auto))
+
+    async def migrate_request(self, request: MigrateRequest) -> dict:
+        return await self._call(
+            self.migrator.start.remote(request.selector, request.target, request.id, request.auto)
+        )
 
     async def migration(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.status.remote(migration_id))
+        return await self._call(self.migrator.status.remote(check_migration_id(migration_id)))
 
     async def migrations(self) -> list[dict]:
         return await self._call(self.migrator.list.remote())
 
     async def step(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.step.remote(migration_id))
+        return await self._call(self.migrator.step.remote(check_migration_id(migration_id)))
 
     async def pause(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.pause.remote(migration_id))
+        return await self._call(self.migrator.pause.remote(check_migration_id(migration_id)))
 
     async def resume(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.resume.remote(migration_id))
+        return await self._call(self.migrator.resume.remote(check_migration_id(migration_id)))
 
     async def rollback(self, migration_id: str) -> dict:
-        return await self._call(self.migrator.rollback.remote(migration_id))
+        return await self._call(self.migrator.rollback.remote(check_migration_id(migration_id)))
 
     async def wait_migration(
         self,
@@ -472,22 +439,11 @@ class AsyncSeatsClient:
         return self.root.audit(live)
 
 
-def _key(train_no: str, day) -> str:
-    if not isinstance(train_no, str) or not train_no:
-        raise InvalidInput(f"train_no {train_no!r}: expected e.g. G1234")
-    if not isinstance(day, date):
-        try:
-            day = date.fromisoformat(str(day))
-        except ValueError:
-            raise InvalidInput(f"date {day!r}: expected YYYY-MM-DD") from None
-    return train_key(train_no, day)
-
-
 class SeatsClient:
     """``AsyncSeatsClient`` with plain methods (runs them on a private event loop)."""
 
-    def __init__(self, root: str) -> None:
-        self.aio = AsyncSeatsClient(root)
+    def __init__(self, root: str, config: ClientConfig | None = None) -> None:
+        self.aio = AsyncSeatsClient(root, config)
         self._loop = asyncio.new_event_loop()
 
     @classmethod

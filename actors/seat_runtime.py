@@ -1,0 +1,39 @@
+"""What every seat actor shares: its name per seats root, and the GC setting of a
+long-lived actor (kept apart so that the seat actors import each other one way only)."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+
+from gridfare.seats.store import SeatsRoot
+
+__all__ = ["quiet_gc", "seats_suffix"]
+
+
+def quiet_gc() -> None:
+    """Keep the cyclic GC's full collections short in a long-lived seat actor.
+
+    A centre holds tens of thousands of inventories and orders, plus Ray's and pyarrow's
+    module objects; a full (generation 2) collection walks all of them. Measured in
+    ``bench/seats.py`` (2 cores, loaded): 130-490 ms pauses of a centre's event loop, which
+    were the whole freeze-time tail (each migration step RPC occasionally took 100-300 ms)
+    and part of the query tail. ``gc.freeze`` moves every object that survived to the
+    permanent generation, so later full collections only walk what was created since. The
+    seat state has no reference cycles (it is freed by reference counting when a train-date
+    is dropped), so freezing it leaks nothing; a cyclic garbage that was alive at a freeze
+    would be kept, which is why we freeze only after a full collection (all cyclic garbage
+    just went) and after a bulk load.
+    """
+    gc.freeze()
+    if _freeze_after_full_collection not in gc.callbacks:
+        gc.callbacks.append(_freeze_after_full_collection)
+
+
+def _freeze_after_full_collection(phase: str, info: dict) -> None:
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
+
+
+def seats_suffix(root: str) -> str:
+    return hashlib.sha1(str(SeatsRoot(root).path).encode()).hexdigest()[:10]

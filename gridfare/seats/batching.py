@@ -1,0 +1,91 @@
+"""Coalescing of concurrent requests to one centre into batched calls (pure asyncio; the
+call itself is passed in, so tests drive it with a coroutine, not Ray)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from gridfare.errors import ConfigError
+
+__all__ = ["Batcher", "ClientConfig"]
+
+
+class Batcher:
+    """One centre's sales (or refunds), sent as ``sell_many`` (``refund_many``) calls.
+
+    A request goes at once when fewer than ``in_flight`` calls are in flight to the centre;
+    otherwise it joins the next call, sent when one returns. So a lone buyer pays no delay,
+    and under load many sales share one actor call and one fsync. Profiled through the Serve
+    app (64 connections, 2 cores): submitting one actor call per sale was the largest single
+    cost in the replica (~a quarter of its CPU), and the centre paid per call as well.
+    """
+
+    def __init__(self, send, in_flight: int = 2, max_batch: int = 256) -> None:
+        if in_flight < 1 or max_batch < 1:
+            raise ConfigError(f"batcher: in_flight {in_flight} and max_batch {max_batch} "
+                              "must be >= 1")
+        self._send = send  # list of request tuples -> awaitable list of answers
+        self._limit = in_flight
+        self._max = max_batch
+        self._queue: list[tuple[tuple, asyncio.Future]] = []
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task] = set()  # held until done (the loop keeps weak refs)
+
+    def submit(self, request: tuple) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        if self._in_flight < self._limit:
+            self._start()
+        return future
+
+    def _start(self) -> None:
+        batch, self._queue = self._queue[:self._max], self._queue[self._max:]
+        self._in_flight += 1
+        task = asyncio.ensure_future(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[tuple, asyncio.Future]]) -> None:
+        try:
+            answers = await self._send([request for request, _ in batch])
+        except Exception as exc:  # the whole call failed: every sale in it hears why
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+        finally:
+            self._in_flight -= 1
+            if self._queue and self._in_flight < self._limit:
+                self._start()
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """How a seats client batches and retries (checked on load; errors name the key).
+
+    ``in_flight`` calls per centre at once and ``max_batch`` requests per call, for the
+    coalesced single requests (``sell``) and for the bulk ones (``sell_many``, which
+    sends ``bulk_in_flight`` calls per centre at once); ``max_hops`` "moved" answers are
+    followed, a frozen train-date is retried for ``frozen_retry_s``."""
+
+    in_flight: int = 2
+    max_batch: int = 256
+    bulk_in_flight: int = 4
+    bulk_max_batch: int = 512
+    max_hops: int = 8
+    frozen_retry_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("in_flight", "max_batch", "bulk_in_flight", "bulk_max_batch", "max_hops"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+                raise ConfigError(f"seats client config: {name}: must be an integer in "
+                                  f"1..100000, got {value!r}")
+        retry = self.frozen_retry_s
+        if isinstance(retry, bool) or not isinstance(retry, (int, float)) or not retry >= 0:
+            raise ConfigError(f"seats client config: frozen_retry_s: must be a number >= 0, "
+                              f"got {retry!r}")

@@ -1,0 +1,214 @@
+"""What a seats client may ask, as validated dataclasses: the edge's one validation layer.
+
+The HTTP API builds them from a JSON object (``from_json``: every field's type and rule is
+checked, unknown fields refused, before anything is sent to a centre), the Python client
+and the CLI build them from arguments (the same ``__post_init__``). So a request that
+reaches a centre is whole and well-formed; the centre checks the rules that need its state
+(the train-date's stations and classes, the order's request_id).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import date
+
+from gridfare.errors import InvalidInput
+from gridfare.seats.inventory import MAX_PER_ORDER, MAX_REQUEST_ID
+from gridfare.seats.names import check_centre_id, check_migration_id, check_text
+from gridfare.seats.selectors import TrainSelector
+from gridfare.seats.train import SEAT_CLASSES, train_key
+
+__all__ = [
+    "MAX_SELECTOR",
+    "MigrateRequest",
+    "RefundRequest",
+    "RemainingQuery",
+    "SellRequest",
+    "TrainDateRef",
+    "check_day",
+    "check_train_no",
+]
+
+MAX_SELECTOR = 512
+_TRAIN_NO = re.compile(r"[A-Z]?[0-9]{1,5}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def check_train_no(value: object, what: str = "train_no") -> str:
+    if not isinstance(value, str) or _TRAIN_NO.fullmatch(value) is None:
+        raise InvalidInput(f"{what} {value!r:.60}: expected e.g. G1234 (a capital, 1-5 digits)")
+    return value
+
+
+def check_day(value: object, what: str = "date") -> str:
+    """A departure date as ``YYYY-MM-DD`` (a ``datetime.date`` is accepted from Python)."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and _DAY.fullmatch(value):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    raise InvalidInput(f"{what} {value!r:.60}: expected YYYY-MM-DD")
+
+
+def _typed(body: Mapping[str, object], name: str, kind: type, required: bool, default=None):
+    if name not in body:
+        if required:
+            raise InvalidInput(f"field {name!r} is required")
+        return default
+    value = body[name]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidInput(f"field {name!r} must be an integer, got {value!r:.60}")
+    if kind is not int and not isinstance(value, kind):
+        raise InvalidInput(f"field {name!r} must be a {kind.__name__}, got {value!r:.60}")
+    return value
+
+
+def _only(body: Mapping[str, object], known: set[str]) -> None:
+    if not isinstance(body, Mapping):
+        raise InvalidInput("the body must be a JSON object")
+    unknown = sorted(str(k) for k in set(body) - known)
+    if unknown:
+        expected = ", ".join(sorted(known))
+        raise InvalidInput(f"unknown field {unknown[0]!r:.60} (expected {expected})")
+
+
+@dataclass(frozen=True)
+class TrainDateRef:
+    """One train-date named by a client (``GET /trains/{train_no}/{date}``)."""
+
+    train_no: str
+    date: str
+
+    def __post_init__(self) -> None:
+        check_train_no(self.train_no)
+        object.__setattr__(self, "date", check_day(self.date))
+
+    @property
+    def key(self) -> str:
+        return train_key(self.train_no, date.fromisoformat(self.date))
+
+
+_SELL_JSON = {"train_no": "train_no", "date": "date", "from": "from_station",
+              "to": "to_station", "class": "cls", "count": "count", "request_id": "request_id"}
+
+
+@dataclass(frozen=True)
+class SellRequest:
+    train_no: str
+    date: str
+    from_station: str
+    to_station: str
+    cls: str
+    count: int
+    request_id: str
+
+    def __post_init__(self) -> None:
+        check_train_no(self.train_no)
+        object.__setattr__(self, "date", check_day(self.date))
+        check_text(self.from_station, "from")
+        check_text(self.to_station, "to")
+        if self.cls not in SEAT_CLASSES:
+            raise InvalidInput(
+                f"class {self.cls!r:.60}: expected one of {', '.join(SEAT_CLASSES)}")
+        count = self.count
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise InvalidInput(f"count {count!r:.60}: must be an integer")
+        if not 1 <= count <= MAX_PER_ORDER:
+            raise InvalidInput(f"count {count}: must be 1..{MAX_PER_ORDER} seats per order")
+        check_text(self.request_id, "request_id", MAX_REQUEST_ID)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, object]) -> SellRequest:
+        _only(body, set(_SELL_JSON))
+        return cls(**{attr: _typed(body, name, int if name == "count" else str, True)
+                      for name, attr in _SELL_JSON.items()})
+
+    @property
+    def key(self) -> str:
+        return train_key(self.train_no, date.fromisoformat(self.date))
+
+    def as_tuple(self) -> tuple:
+        """The arguments of ``SeatCentre.sell`` (and one row of ``sell_many``)."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    train_no: str
+    date: str
+    request_id: str
+
+    def __post_init__(self) -> None:
+        check_train_no(self.train_no)
+        object.__setattr__(self, "date", check_day(self.date))
+        check_text(self.request_id, "request_id", MAX_REQUEST_ID)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, object]) -> RefundRequest:
+        _only(body, {"train_no", "date", "request_id"})
+        return cls(*(_typed(body, name, str, True) for name in ("train_no", "date", "request_id")))
+
+    @property
+    def key(self) -> str:
+        return train_key(self.train_no, date.fromisoformat(self.date))
+
+    def as_tuple(self) -> tuple:
+        return (self.train_no, self.date, self.request_id)
+
+
+@dataclass(frozen=True)
+class RemainingQuery:
+    train_no: str
+    date: str
+    from_station: str
+    to_station: str
+
+    def __post_init__(self) -> None:
+        check_train_no(self.train_no)
+        object.__setattr__(self, "date", check_day(self.date))
+        check_text(self.from_station, "from")
+        check_text(self.to_station, "to")
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> RemainingQuery:
+        names = ("train_no", "date", "from", "to")
+        _only(query, set(names))
+        for name in names:
+            if not query.get(name):
+                raise InvalidInput(f"query parameter {name!r} is required")
+        return cls(*(query[name] for name in names))
+
+    @property
+    def key(self) -> str:
+        return train_key(self.train_no, date.fromisoformat(self.date))
+
+
+@dataclass(frozen=True)
+class MigrateRequest:
+    selector: str
+    target: str
+    id: str | None = None
+    auto: bool = True
+
+    def __post_init__(self) -> None:
+        check_text(self.selector, "selector", MAX_SELECTOR)
+        TrainSelector.parse(self.selector)  # its rules, before the migrator is asked
+        check_centre_id(self.target, "target centre")
+        if self.id is not None:
+            check_migration_id(self.id)
+        if not isinstance(self.auto, bool):
+            raise InvalidInput(f"auto {self.auto!r:.60}: must be true or false")
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, object]) -> MigrateRequest:
+        _only(body, {"selector", "target", "id", "auto"})
+        return cls(
+            _typed(body, "selector", str, True),
+            _typed(body, "target", str, True),
+            _typed(body, "id", str, False),
+            _typed(body, "auto", bool, False, True),
+        )

@@ -1,0 +1,1 @@
+"""Ray Serve deployments: the seats HTTP API and the accounts processors."""

@@ -1,0 +1,158 @@
+"""The seats HTTP API as a Ray Serve deployment (``python -m rayjobs.seats_serve`` runs it).
+
+Routes (JSON in, JSON out; see docs/seats.md):
+
+    POST /trains                      create a train-date (placed on the idlest centre)
+    GET  /trains/{train_no}/{date}    its owner and directory version
+    POST /orders                      sell: {train_no, date, from, to, class, count, request_id}
+    POST /orders/refund               refund: {train_no, date, request_id}
+    GET  /remaining?train_no=&date=&from=&to=
+    GET  /centres                     each centre's report
+    GET  /migrations                  list;  POST /migrations {selector, target[, id, auto]}
+    GET  /migrations/{id};  POST /migrations/{id}/pause | resume | rollback | step
+
+A request is read whole (bounded in size and time) and validated whole
+(``gridfare.seats.requests``) before anything is sent to a centre, so a refusal changes
+nothing. Every answer is ASCII JSON (a lone surrogate a client sent is escaped, never a
+failed encoding). A refusal is ``{"error": kind, "message": one line}`` with the status
+``HTTP_STATUS`` gives its class; sold out is *not* an error (200, ``"status": "sold_out"``).
+A fault of ours is a 500 whose ``error_id`` is logged with the traceback in the replica's
+log; 503 means only "retry later" (a frozen train-date, an unreachable seat actor).
+"""
+
+from __future__ import annotations
+
+from ray import serve
+
+from gridfare.errors import SeatsAppConflict
+from gridfare.seats.names import check_migration_id
+from gridfare.seats.requests import (
+    MigrateRequest,
+    RefundRequest,
+    RemainingQuery,
+    SellRequest,
+    TrainDateRef,
+)
+from services.seats_edge import error_answer, json_response, read_json
+
+__all__ = ["SeatsHTTP", "app_name", "start_serve"]
+
+
+def app_name(root: str) -> str:
+    """The Serve application of one seats root."""
+    from actors.seat_runtime import seats_suffix
+
+    return f"gridfare-seats-{seats_suffix(root)}"
+
+
+# The replica's own Serve settings (read when its process starts, so they travel in its
+# runtime_env). Profiled with py-spy under 64 connections (2 cores): the replica and the
+# proxy each burned ~57 % of a core at ~240 requests/s; in the replica about a third went
+# to handing each request to a second event-loop thread and back, and to per-request access
+# logging. Running the handler on the replica's main loop and logging only warnings
+# removes that work; the handler is all ``await``s, so it never blocks that loop.
+REPLICA_ENV = {
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "RAY_SERVE_LOG_TO_STDERR": "0",
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
+}
+
+_ACTIONS = ("pause", "resume", "rollback", "step")
+
+
+@serve.deployment(
+    name="SeatsHTTP",
+    ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": REPLICA_ENV}},
+    max_ongoing_requests=1000,
+    num_replicas=1,
+    logging_config={"enable_access_log": False, "log_level": "WARNING"},
+)
+class SeatsHTTP:
+    def __init__(self, root: str) -> None:
+        from actors.seats_client import AsyncSeatsClient
+
+        self._root = root
+        self._seats = AsyncSeatsClient(root)
+
+    def root(self) -> str:
+        """The seats root served (asked by a second ``start_serve``)."""
+        return self._root
+
+    async def __call__(self, request):
+        try:
+            status, body = await self._route(request)
+        except Exception as exc:  # every fault is answered, by its class
+            status, body = error_answer(exc)
+        return json_response(status, body)
+
+    async def _route(self, request) -> tuple[int, object]:
+        method = request.method
+        parts = [p for p in request.url.path.split("/") if p]
+        seats = self._seats
+        match (method, parts):
+            case ("POST", ["orders"]):
+                body = await read_json(request)
+                return 200, await seats.sell_request(SellRequest.from_json(body))
+            case ("POST", ["orders", "refund"]):
+                body = await read_json(request)
+                return 200, await seats.refund_request(RefundRequest.from_json(body))
+            case ("GET", ["remaining"]):
+                return 200, await seats.remaining_query(
+                    RemainingQuery.from_query(request.query_params))
+            case ("POST", ["trains"]):
+                from gridfare.seats.train import TrainDate
+
+                train = TrainDate.from_dict(await read_json(request))
+                return 201, await seats.create_train(train)
+            case ("GET", ["trains", train_no, day]):
+                return 200, await seats.owner(TrainDateRef(train_no, day))
+            case ("GET", ["centres"]):
+                return 200, await seats.reports()
+            case ("GET", ["migrations"]):
+                return 200, await seats.migrations()
+            case ("POST", ["migrations"]):
+                body = await read_json(request)
+                return 202, await seats.migrate_request(MigrateRequest.from_json(body))
+            case ("GET", ["migrations", mid]):
+                return 200, await seats.migration(check_migration_id(mid))
+            case ("POST", ["migrations", mid, action]) if action in _ACTIONS:
+                return 200, await getattr(seats, action)(check_migration_id(mid))
+        return 404, {"error": "NotFound", "message": f"no route {method} {request.url.path}"}
+
+
+def start_serve(
+    root: str, port: int = 8000, host: str = "127.0.0.1", route_prefix: str = "/"
+) -> str:
+    """Deploy the seats app of ``root`` on the connected Ray cluster; returns its base URL.
+
+    One seats app per cluster: Serve has one HTTP address per cluster, and a second app at
+    the same route would replace the first. So a second root is refused
+    (``SeatsAppConflict``, naming the root served and where), and so is another address
+    than the one Serve already listens on; the same root again is a no-op redeploy.
+    """
+    from ray.serve.context import _get_global_client
+
+    from gridfare.seats.store import SeatsRoot
+
+    root = str(SeatsRoot(root).path)
+    ours = app_name(root)
+    client = _get_global_client(raise_if_no_controller_running=False)
+    if client is not None:
+        http = client.http_config
+        url = f"http://{http.host}:{http.port}"
+        for other in serve.status().applications:
+            if other.startswith("gridfare-seats") and other != ours:
+                served = serve.get_app_handle(other).root.remote().result(timeout_s=10)
+                raise SeatsAppConflict(
+                    f"this Ray cluster already serves seats root {served} at {url}; one "
+                    "seats app per cluster (Serve has one HTTP address): stop it with "
+                    "`serve shutdown`, or use another cluster"
+                )
+        if (http.host, http.port) != (host, port):
+            raise SeatsAppConflict(
+                f"Serve on this Ray cluster already listens at {url}, not "
+                f"http://{host}:{port}; pass --host {http.host} --port {http.port}"
+            )
+    serve.start(http_options={"host": host, "port": port})
+    serve.run(SeatsHTTP.bind(root), name=ours, route_prefix=route_prefix)
+    return f"http://{host}:{port}{route_prefix.rstrip('/')}"
