@@ -11,7 +11,6 @@
     │   ├── InvalidName           a client-chosen id or path breaks its pattern (no path escapes)
     │   ├── RequestTooLarge       an HTTP body over its size or nesting bound (HTTP 413)
     │   ├── UnknownSection        a section id or pattern that matches no section of the period
-    │   ├── UnknownRun            a run id the catalog does not hold
     │   └── NothingToBill         a billing request for a period with no readings at all
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
@@ -23,7 +22,8 @@
     │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
     │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
     │   ├── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
-    │   └── ForeignData           a file in the lake breaks its layout, schema or partition
+    │   ├── ForeignData           a file in the lake breaks its layout, schema or partition
+    │   └── UnknownRun            a run id the catalog does not hold
     ├── LoadShareError            a load-sharing rule was broken (names the environment, rule)
     │   ├── QuotaExceeded         a burst environment's working directory would exceed its quota
     │   └── IllegalTransition     an open-state table change its state does not allow
@@ -157,10 +157,6 @@ class UnknownSection(InvalidInput):
     """A section id or pattern that matches no section of the period; names it."""
 
 
-class UnknownRun(InvalidInput):
-    """A run id that the data centre's catalog does not hold."""
-
-
 class NothingToBill(InvalidInput):
     """A billing request for a period that has no readings in the data centre at all."""
 
@@ -205,6 +201,10 @@ class CatalogLeaseLost(DataCentreError):
 
 class ForeignData(DataCentreError):
     """A file in the lake breaks its layout, schema or partition; names the file and rule."""
+
+
+class UnknownRun(DataCentreError):
+    """A run id that the data centre's catalog does not hold."""
 
 
 class LoadShareError(GridfareError):

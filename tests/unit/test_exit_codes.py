@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 def test_every_error_has_a_code_from_the_table():
     for name in errors.__all__:
         cls = getattr(errors, name)
-        exc = cls("G1@2026-10-01", "B", 3) if cls is errors.TrainMoved else cls("x")
+        exc = cls.__new__(cls)  # some take fields; the class is what counts
         assert exit_code(exc) in EXIT_CODES.values()
         nearest = next(c for c in cls.__mro__ if c in EXIT_CODES)
         assert exit_code(exc) == EXIT_CODES[nearest]
@@ -48,4 +48,4 @@ def test_a_remote_error_is_its_cause():
 
     remote = Remote(errors.UnknownRun("run 'x' is not in the catalog"))
     assert error_line(remote) == "gridfare: error: run 'x' is not in the catalog"
-    assert exit_code(remote) == EXIT_CODES[errors.GridfareError]
+    assert exit_code(remote) == EXIT_CODES[errors.DataCentreError]
