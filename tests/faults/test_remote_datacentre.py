@@ -28,6 +28,7 @@ from gridfare.money import format_cny
 from tests.conftest import S3_KEY, S3_SECRET
 
 PERIOD = "2026-10"
+RUN_ID = "2026-10-20261101T080000-0a0b0c"  # well formed (gridfare status checks it), unknown
 ACCOUNTS, SECTIONS, SEED = 2_000, 8, 5
 
 
@@ -167,7 +168,7 @@ def test_not_a_data_centre_says_so_and_creates_nothing(tmp_path, s3_server, caps
                 s3_server.uri("dc", bucket="no-such-bucket")):
         for argv in (["runs", "--datacentre", uri],
                      ["summary", "--datacentre", uri, "--period", PERIOD],
-                     ["status", "R1", "--datacentre", uri],
+                     ["status", RUN_ID, "--datacentre", uri],
                      ["bill", "--datacentre", uri, "--period", PERIOD]):
             assert main(argv) == 3, argv  # DataCentreError's code (gridfare.exit_codes)
             err = capsys.readouterr().err
@@ -263,7 +264,7 @@ def test_local_read_commands_create_no_catalog(tmp_path, capsys):
                   seed=3)
     assert main(["runs", "--datacentre", str(root)]) == 0
     assert main(["summary", "--datacentre", str(root), "--period", PERIOD]) == 0
-    assert main(["status", "R1", "--datacentre", str(root)]) == 3  # UnknownRun
+    assert main(["status", RUN_ID, "--datacentre", str(root)]) == 3  # UnknownRun
     assert "not in the catalog" in capsys.readouterr().err
     client = gridfare.connect(str(root))
     assert client.runs() == [] and client.sections("R1") == []
