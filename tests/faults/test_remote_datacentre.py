@@ -28,6 +28,7 @@ from gridfare.money import format_cny
 from tests.conftest import S3_KEY, S3_SECRET
 
 PERIOD = "2026-10"
+RUN_ID = "2026-10-20261101T080000-0a0b0c"  # well formed (gridfare status checks it), unknown
 ACCOUNTS, SECTIONS, SEED = 2_000, 8, 5
 
 
@@ -168,9 +169,9 @@ def test_not_a_data_centre_says_so_and_creates_nothing(tmp_path, s3_server, caps
                 s3_server.uri("dc", bucket="no-such-bucket")):
         for argv in (["runs", "--datacentre", uri],
                      ["summary", "--datacentre", uri, "--period", PERIOD],
-                     ["status", "R1", "--datacentre", uri],
+                     ["status", RUN_ID, "--datacentre", uri],
                      ["bill", "--datacentre", uri, "--period", PERIOD]):
-            assert main(argv) == 2, argv
+            assert main(argv) == 3, argv  # DataCentreError's code (gridfare.exit_codes)
             err = capsys.readouterr().err
             assert err.startswith("gridfare: error: not a data centre: "), err
             assert err.count("\n") == 1
@@ -193,7 +194,7 @@ def test_a_wrong_endpoint_is_one_line_in_seconds(s3_server, command):
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert time.monotonic() - started < 60
-    assert result.returncode == 2
+    assert result.returncode == 3  # DataCentreError's code
     assert result.stderr.startswith("gridfare: error: data centre s3://***@gridfare-test/dc")
     assert "NETWORK_CONNECTION" in result.stderr
     assert result.stderr.count("\n") == 1
@@ -264,7 +265,7 @@ def test_local_read_commands_create_no_catalog(tmp_path, capsys):
                   seed=3)
     assert main(["runs", "--datacentre", str(root)]) == 0
     assert main(["summary", "--datacentre", str(root), "--period", PERIOD]) == 0
-    assert main(["status", "R1", "--datacentre", str(root)]) == 2
+    assert main(["status", RUN_ID, "--datacentre", str(root)]) == 3  # UnknownRun
     assert "not in the catalog" in capsys.readouterr().err
     client = gridfare.connect(str(root))
     assert client.runs() == [] and client.sections("R1") == []
