@@ -92,7 +92,8 @@ def test_cli_generate_import_bill_runs_summary_status(remote_city, s3_server, lo
     (bills, total), _ = local_twin
     assert f"{bills:,} bills, total {format_cny(total)} CNY" in summary
 
-    # Import readings of the next period for the first accounts, then bill that period.
+    # Import readings of the next period for some accounts (their own meter points, read
+    # from October's readings: another is unknown_meter), then bill that period.
     client = gridfare.connect(remote_city)
     billed_accounts = {row[0] for row in client.bills(PERIOD).project("account_id").fetchall()}
     october = DataCentre(remote_city).read_readings(PERIOD, "S00001").to_pylist()
