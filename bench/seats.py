@@ -23,6 +23,8 @@ freeze window would wait for it too (freeze p99 41.5 ms at equal priority, 29.5 
 driver niced, in back-to-back runs of the same migration). The cluster's processes (Ray's,
 the centres, the directory, the migrator, Serve) keep their priority.
 
+Baseline: Redis + Lua on the same stream (``bench/seats_redis.py``), in the same run.
+
 Targets (2 cores): >= 5,000 sales/s actor path, query p99 <= 5 ms, freeze p99 <= 50 ms,
 other trains >= 90 % of normal. Reference: 12306 sold 1,032 tickets/s at its 2015 peak.
 """
@@ -39,6 +41,7 @@ import time
 
 import numpy as np
 
+from bench.seats_redis import N_TRAIN_DATES, SEATS
 from gridfare.errors import GridfareError
 from gridfare.seats.answers import Sold
 
@@ -232,6 +235,7 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
     from actors import NAMESPACE
     from actors.seat_migrator import kill_seat_actors
     from actors.seats_client import SeatsClient
+    from bench.seats_redis import compare as compare_with_redis
     from gridfare.seats.batching import ClientConfig
     from gridfare.seats.selectors import TrainSelector
     from gridfare.seats.timetable import generate_demand, generate_timetable
@@ -271,6 +275,19 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         print(
             f"actor path: {answered:,} requests answered ({sold:,} sold) in {actor_s:.2f} s = "
             f"{actor_rate:,.0f} answers/s, {sold_rate:,.0f} successful sales/s",
+            flush=True,
+        )
+
+        versus = compare_with_redis(client)
+        ours, theirs = versus["gridfare"], versus["redis"]
+        ours_rate = ours["answered"] / ours["seconds"]
+        redis_rate = theirs["answered"] / theirs["seconds"]
+        print(
+            f"same stream, {versus['requests']:,} requests: gridfare {ours_rate:,.0f} "
+            f"answered/s ({ours['sold'] / ours['seconds']:,.0f} sales/s, {ours['sold']:,} sold), "
+            f"Redis + Lua {redis_rate:,.0f} answered/s "
+            f"({theirs['sold'] / theirs['seconds']:,.0f} sales/s, {theirs['sold']:,} sold, "
+            f"{theirs['doubles']} seat-legs sold twice); ratio {ours_rate / redis_rate:.2f}",
             flush=True,
         )
 
@@ -344,6 +361,21 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         (
             "successful sales/s, actor path (the same run: answers that sold seats)",
             f"{sold_rate:,.0f}",
+            "",
+        ),
+        (
+            f"same stream of {versus['requests']:,} requests ({N_TRAIN_DATES} train-dates x "
+            f"{SEATS:,} seats x 12 legs, "
+            f"{1 - theirs['sold'] / theirs['answered']:.0%} of Redis's answers sold out): "
+            "gridfare's `sell_many` (fsync before each answer) / Redis + Lua "
+            "(per-leg bitmaps, AOF everysec), requests answered/s",
+            f"{ours_rate:,.0f} / {redis_rate:,.0f} = {ours_rate / redis_rate:.2f}",
+            ">= 1.00",
+        ),
+        (
+            "the same, successful sales/s (audit: "
+            f"{'ok' if audit.ok else 'FAILED'} / {theirs['doubles']} seat-legs sold twice)",
+            f"{ours['sold'] / ours['seconds']:,.0f} / {theirs['sold'] / theirs['seconds']:,.0f}",
             "",
         ),
         (
