@@ -52,8 +52,6 @@ def attach(address: str | None, *, start_local: bool = False, timeout_s: float =
     """
     import ray
 
-    if ray.is_initialized():
-        return _current(started_local=False)
     if address is not None and not isinstance(address, str):
         raise ConfigError(f"cluster address {address!r}: expected a string")
     address = (address or "").strip() or None
@@ -62,12 +60,16 @@ def attach(address: str | None, *, start_local: bool = False, timeout_s: float =
         address = os.environ.get("RAY_ADDRESS") or None
     if address is None and not start_local:
         raise ClusterUnavailable(f"no Ray cluster given: {HOW_TO_START}")
-    if address is None or address == "local":
-        return _start_local(namespace, local_options or {})
-    if address.startswith(("http://", "https://")):
+    if address is not None and address.startswith(("http://", "https://")):
         raise ConfigError(
             f"cluster address {address}: that is a dashboard (job submission) address; pass "
             "the cluster's GCS address instead, e.g. 127.0.0.1:6379")
+    if address not in (None, "local", "auto"):
+        _host_port(address)  # a malformed address is an error even in a joined process
+    if ray.is_initialized():
+        return _current(started_local=False)
+    if address is None or address == "local":
+        return _start_local(namespace, local_options or {})
     if address == "auto":
         address = _resolve_auto(find_auto)
     host, port = _host_port(address)

@@ -468,7 +468,10 @@ class ControlServer:
                 wanted < self._requested
                 and now - self._requested_at < LOWER_REQUEST_INTERVAL_S):
             return
-        from ray.autoscaler.sdk import request_resources
+        from actors.capacity import request_capacity
 
-        request_resources(bundles=[{"CPU": 1}] * wanted)
+        # Through actors.capacity: request_resources keeps one request per cluster, and the
+        # LoadShareManager asks for burst nodes beside billing's CPUs.
+        owner = ray.get_runtime_context().get_actor_name() or "gridfare-control"
+        request_capacity(owner, [{"CPU": 1}] * wanted)
         self._requested, self._requested_at = wanted, now

@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 
 BENCHMARKS = ("bench.bill_kernel", "bench.billing_cluster", "bench.dispatch_policy",
-              "bench.seats", "bench.remote_catalog", "bench.tariff_compare")
+              "bench.seats", "bench.remote_catalog", "bench.tariff_compare",
+              "bench.loadshare")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

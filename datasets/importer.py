@@ -267,7 +267,8 @@ def _check_writable(datacentre: DataCentre, partitions: Sequence[tuple[str, str]
     for period, section in partitions:
         directory = datacentre.path("readings", period=period, section=section).rsplit("/", 1)[0]
         try:
-            while True:
+            # Up to the root at most: on an object store a directory may exist only implicitly.
+            while len(directory) > len(datacentre.root):
                 info = fs.get_file_info(directory)
                 if info.type == pafs.FileType.Directory:
                     break
@@ -385,6 +386,20 @@ def _header(path: Path, line: bytes) -> list[str]:
     return header
 
 
+def _lines_holding(data: bytes, view: np.ndarray, starts: np.ndarray, body: np.ndarray,
+                   byte: int, *, odd: bool) -> np.ndarray:
+    """Lines whose body holds ``byte`` (an odd number of times, with ``odd``)."""
+    if bytes([byte]) not in data:  # the usual file: one C scan, no arrays
+        return np.zeros(0, np.int64)
+    if not len(starts):
+        return np.zeros(0, np.int64)
+    at = np.flatnonzero(view[starts[0]:] == byte) + starts[0]  # not the header's
+    line = np.searchsorted(starts, at, side="right") - 1
+    inside = at < body[line]
+    counts = np.bincount(line[inside], minlength=len(starts))
+    return np.flatnonzero(counts % 2 == 1 if odd else counts > 0)
+
+
 def _screen_lines(data: bytes, view: np.ndarray, starts: np.ndarray,
                   ends: np.ndarray) -> tuple[list[tuple[int, str, str, str]], bytes]:
     """Data lines pyarrow must not see, as rejects ``(line, rule, detail, record)``, and
@@ -395,15 +410,13 @@ def _screen_lines(data: bytes, view: np.ndarray, starts: np.ndarray,
     the next line: one row over two lines would shift every later line number).
     """
     body = ends - (ends > starts) * (view[np.maximum(ends - 1, 0)] == 13)  # CRLF: CR is the end
-    quotes = np.r_[0, np.cumsum(view == 34)]
-    returns = np.r_[0, np.cumsum(view == 13)]
     reasons: dict[int, str] = {}
     for k in np.flatnonzero(body - starts > MAX_LINE_BYTES).tolist():
         reasons[k] = f"line is longer than {MAX_LINE_BYTES:,} bytes"
-    for k in np.flatnonzero(returns[body] - returns[starts] > 0).tolist():
-        reasons.setdefault(k, "a carriage return inside the line")
-    for k in np.flatnonzero((quotes[body] - quotes[starts]) % 2 == 1).tolist():
+    for k in _lines_holding(data, view, starts, body, 34, odd=True).tolist():
         reasons.setdefault(k, "unbalanced quotes (a field may not go on to the next line)")
+    for k in _lines_holding(data, view, starts, body, 13, odd=False).tolist():
+        reasons.setdefault(k, "a carriage return inside the line")
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
@@ -718,7 +731,8 @@ def _check_accounts(datacentre: DataCentre, table: dict[str, pa.Array], checker:
 def _check_meters(datacentre: DataCentre, table: dict[str, pa.Array], checker: _Checker,
                   lines: np.ndarray) -> None:
     """The meter point rule (module docstring): ``bad_meter``, ``foreign_meter``,
-    ``unknown_meter``, against every period's readings in the data centre."""
+    ``unknown_meter``, against every period's readings in the data centre (vectorized:
+    joins, not a loop over rows)."""
     meter = _np(table["meter_point_id"], 0)
     account = _np(table["account_id"], 0)
     checker.reject(meter < 1, "bad_meter",
@@ -729,46 +743,62 @@ def _check_meters(datacentre: DataCentre, table: dict[str, pa.Array], checker: _
     known = _known_meters(datacentre, pa.array(np.unique(meter[good])),
                           pa.array(np.unique(account[good])))
     pairs = known.group_by(["account_id", "meter_point_id"]).aggregate([])
-    owners: dict[int, set[int]] = {}
-    meters_of: dict[int, set[int]] = {}
-    for a, m in zip(pairs["account_id"].to_pylist(), pairs["meter_point_id"].to_pylist(),
-                    strict=True):
-        owners.setdefault(m, set()).add(a)
-        meters_of.setdefault(a, set()).add(m)
-    read = known.group_by(["account_id", "period"]).aggregate([])
-    # (account, period) where a meter point the account has is read: a replacement's period
-    read_in = set(zip(read["account_id"].to_pylist(), read["period"].to_pylist(), strict=True))
-    periods = table["period"].to_pylist()
-    order = good[np.argsort(lines[good], kind="stable")]
-    for i in order.tolist():
-        a, m = int(account[i]), int(meter[i])
-        if m in meters_of.get(a, ()):
-            read_in.add((a, periods[i]))
-    first_owner: dict[int, tuple[int, int]] = {}  # meter -> (account, line) in this file
-    foreign: dict[int, str] = {}
-    unknown: dict[int, str] = {}
-    for i in order.tolist():
-        a, m = int(account[i]), int(meter[i])
-        if m in meters_of.get(a, ()):
-            continue
-        if m in owners:
-            others = ", ".join(str(o) for o in sorted(owners[m])[:3])
-            foreign[i] = f"meter {m} belongs to account {others}, not {a} (data centre)"
-            continue
-        owner, line = first_owner.setdefault(m, (a, int(lines[i])))
-        if owner != a:
-            foreign[i] = f"meter {m} belongs to account {owner} (line {line}), not {a}"
-            continue
-        if a in meters_of and (a, periods[i]) not in read_in:
-            mine = ", ".join(str(x) for x in sorted(meters_of[a])[:5])
-            unknown[i] = (f"meter {m} is not one of account {a}'s meter points ({mine}); a "
-                          "new one is taken in a period that also reads one of them")
-    mask = np.zeros(len(checker.rule), bool)
-    mask[list(foreign)] = True
-    checker.reject(mask, "foreign_meter", lambda rows: [foreign[i] for i in rows.tolist()])
-    mask = np.zeros(len(checker.rule), bool)
-    mask[list(unknown)] = True
-    checker.reject(mask, "unknown_meter", lambda rows: [unknown[i] for i in rows.tolist()])
+    rows = pa.table({"row": pa.array(good), "account_id": pa.array(account[good]),
+                     "meter_point_id": pa.array(meter[good]),
+                     "period": pc.fill_null(table["period"], "").take(pa.array(good)),
+                     "line": pa.array(lines[good])})
+    n = len(checker.rule)
+    own = _marked(rows, pairs, ["account_id", "meter_point_id"], n)
+    # A meter point the data centre has read for other accounts only: its least owner.
+    owner = pairs.group_by("meter_point_id").aggregate([("account_id", "min")])
+    owner_of = _looked_up(rows, owner, "meter_point_id", "account_id_min", n)
+    foreign = ~own & (owner_of >= 0)
+    # A meter point new to the data centre: the account on its first line owns it.
+    fresh = rows.filter(pa.array(~own[good] & (owner_of[good] < 0)))
+    first = fresh.sort_by([("line", "ascending")]).group_by(
+        "meter_point_id", use_threads=False).aggregate(
+        [("account_id", "first"), ("line", "first")])
+    first_account = _looked_up(rows, first, "meter_point_id", "account_id_first", n)
+    first_line = _looked_up(rows, first, "meter_point_id", "line_first", n)
+    taken = ~own & (owner_of < 0) & (first_account >= 0) & (first_account != account)
+    # A new meter point of an account that has others: only beside a reading of one of
+    # them in the same period (a replacement), stored or in this file.
+    has_meters = np.isin(account, pairs["account_id"].to_numpy())
+    keys = pa.schema([("account_id", pa.int64()), ("period", pa.string())])
+    read_in = pa.concat_tables([
+        known.select(["account_id", "period"]).cast(keys),
+        rows.filter(pa.array(own[good])).select(["account_id", "period"]).cast(keys),
+    ]).group_by(["account_id", "period"]).aggregate([])
+    replacing = _marked(rows, read_in, ["account_id", "period"], n)
+    unknown = ~own & (owner_of < 0) & ~taken & has_meters & ~replacing
+
+    def dc_owner(rows_: np.ndarray) -> list[str]:
+        return [f"meter {meter[i]} belongs to account {owner_of[i]}, not {account[i]} "
+                "(read for it in the data centre)" if owner_of[i] >= 0 else
+                f"meter {meter[i]} belongs to account {first_account[i]} (line "
+                f"{first_line[i]}), not {account[i]}" for i in rows_]
+
+    checker.reject(foreign | taken, "foreign_meter", dc_owner)
+    checker.reject(unknown, "unknown_meter", lambda rows_: [
+        f"meter {meter[i]} is not one of account {account[i]}'s meter points; a new one is "
+        "taken in a period that also reads one of them (a replacement)" for i in rows_])
+
+
+def _marked(rows: pa.Table, keys: pa.Table, on: list[str], n: int) -> np.ndarray:
+    """Per source row (``rows["row"]``): whether its ``on`` values are among ``keys``'."""
+    hit = rows.select(["row", *on]).join(keys.select(on).append_column(
+        "_hit", pa.repeat(pa.scalar(True), keys.num_rows)), keys=on, join_type="inner")
+    mask = np.zeros(n, bool)
+    mask[hit["row"].to_numpy()] = True
+    return mask
+
+
+def _looked_up(rows: pa.Table, keys: pa.Table, on: str, column: str, n: int) -> np.ndarray:
+    """Per source row: ``keys[column]`` where ``keys[on]`` equals the row's (-1: none)."""
+    hit = rows.select(["row", on]).join(keys.select([on, column]), keys=on, join_type="inner")
+    out = np.full(n, -1, np.int64)
+    out[hit["row"].to_numpy()] = hit[column].to_numpy()
+    return out
 
 
 def _known_meters(datacentre: DataCentre, meters: pa.Array, accounts: pa.Array) -> pa.Table:

@@ -105,6 +105,104 @@ REJECTS = pa.schema(
     ]
 )
 
+# ---------------------------------------------------------------- prepaid fee control
+# The collection database: an append-only feed of what the meters' collectors deliver.
+COLLECTED_KINDS: tuple[str, ...] = ("daily_freeze", "interval", "event", "payment")
+METER_EVENTS: tuple[str, ...] = ("power_off", "power_on", "tamper", "cover_open")
+
+# One row per collected record. Registers are cumulative kWh after the multiplier (prepaid
+# meters bill what they show), 0.01 kWh resolution; a resend repeats the record_id.
+COLLECTED = pa.schema(
+    [
+        pa.field("record_id", pa.string(), nullable=False),
+        pa.field("account_id", pa.int64(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("measured_at", pa.timestamp("s"), nullable=False),  # meter's clock, local time
+        pa.field("received_at", pa.timestamp("s"), nullable=False),  # collection database's clock
+        pa.field("register_kwh", pa.float64()),  # freeze / interval: total register
+        pa.field("critical_kwh", pa.float64()),  # TOU registers (cumulative); null: not TOU
+        pa.field("peak_kwh", pa.float64()),
+        pa.field("flat_kwh", pa.float64()),
+        pa.field("valley_kwh", pa.float64()),
+        pa.field("event", pa.string()),  # kind event: one of METER_EVENTS
+        pa.field("amount_fen", pa.int64()),  # kind payment: the amount paid, > 0
+        pa.field("batch", pa.int64(), nullable=False),  # the feed batch that brought it
+    ]
+)
+
+# Records pre-processing refused, with the first rule broken.
+FEE_REJECTS = pa.schema(
+    [
+        pa.field("record_id", pa.string(), nullable=False),
+        pa.field("account_id", pa.int64(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+        pa.field("run_date", pa.date32(), nullable=False),
+    ]
+)
+
+# Accounts the fee audit held for review: no deduction, no disconnect until reviewed.
+FEE_HOLDS = pa.schema(
+    [
+        pa.field("account_id", pa.int64(), nullable=False),
+        pa.field("rule", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+        pa.field("run_date", pa.date32(), nullable=False),
+    ]
+)
+
+# Each account's fee-control state after a run date: the last settled reading, the energy
+# settled so far in its month and year (tiers fill from there), and the strategy state.
+FEE_STATE = pa.schema(
+    [
+        pa.field("account_id", pa.int64(), nullable=False),
+        pa.field("settled_at", pa.timestamp("s"), nullable=False),
+        pa.field("register_kwh", pa.float64(), nullable=False),
+        pa.field("critical_kwh", pa.float64()),
+        pa.field("peak_kwh", pa.float64()),
+        pa.field("flat_kwh", pa.float64()),
+        pa.field("valley_kwh", pa.float64()),
+        pa.field("month_kwh", pa.float64(), nullable=False),  # settled in settled_at's month
+        pa.field("month_critical_kwh", pa.float64(), nullable=False),
+        pa.field("month_peak_kwh", pa.float64(), nullable=False),
+        pa.field("month_flat_kwh", pa.float64(), nullable=False),
+        pa.field("month_valley_kwh", pa.float64(), nullable=False),
+        pa.field("year_kwh", pa.float64(), nullable=False),  # settled earlier in the year
+        pa.field("state", pa.string(), nullable=False),  # gridfare.feecontrol.strategy.State
+        pa.field("below_since", pa.date32()),  # first day under the disconnect level
+        pa.field("notice_at", pa.timestamp("s")),  # disconnect notice sent
+        pa.field("run_date", pa.date32(), nullable=False),
+    ]
+)
+
+# One row per account decided in a run: deduction, balance, level and action.
+FEE_DECISIONS = pa.schema(
+    [
+        pa.field("account_id", pa.int64(), nullable=False),
+        pa.field("customer_kind", pa.string(), nullable=False),
+        pa.field("kwh", pa.float64(), nullable=False),  # energy since the last settlement
+        pa.field("deduction_fen", pa.int64(), nullable=False),
+        pa.field("balance_fen", pa.int64(), nullable=False),  # after the deduction
+        pa.field("level", pa.string(), nullable=False),  # gridfare.feecontrol.benchmark.Level
+        pa.field("state", pa.string(), nullable=False),
+        pa.field("action", pa.string()),  # gridfare.feecontrol.strategy.Action; null: none
+        pa.field("price_version", pa.int64(), nullable=False),
+        pa.field("run_date", pa.date32(), nullable=False),
+    ]
+)
+
+# Commands to user terminals; idempotency_key is also the message's Nats-Msg-Id.
+FEE_COMMANDS = pa.schema(
+    [
+        pa.field("idempotency_key", pa.string(), nullable=False),
+        pa.field("account_id", pa.int64(), nullable=False),
+        pa.field("action", pa.string(), nullable=False),
+        pa.field("customer_kind", pa.string(), nullable=False),
+        pa.field("balance_fen", pa.int64(), nullable=False),
+        pa.field("run_date", pa.date32(), nullable=False),
+    ]
+)
+
 # Tariff comparisons (rayjobs/tariff_compare.py): one row per (profile, tariff), a year of
 # hourly load billed under each tariff. Money is int64 in the tariff's minor unit (cents,
 # fen: see ``currency``); ``rank`` is 1 for the profile's cheapest tariff in that currency.

@@ -101,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridfare.cli_seats import add_seats_commands
 
     add_seats_commands(commands)
+
+    from gridfare.cli_loadshare import add_loadshare_commands
+
+    add_loadshare_commands(commands)
     return parser
 
 

@@ -20,18 +20,33 @@
     │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
     │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
     │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
-    └── SeatError                 a seat inventory, directory or migration rule was broken
-        ├── UnknownTrain          a train-date this centre or directory does not hold
-        ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
-        ├── TrainMoved            the train-date now lives on another centre (names it, version)
-        ├── TrainFrozen           the train-date is frozen for the last step of its migration
-        ├── StaleVersion          a directory write based on a version that is no longer current
-        ├── WalCorrupt            a seat log is damaged before its last line or does not replay
-        ├── SeatUnavailable       a seat actor cannot be reached now (retry; HTTP 503)
-        ├── SeatsAppConflict      the cluster already serves another seats root over HTTP
-        └── MigrationError        an illegal migration transition (names the train-date, state)
-            ├── UnknownMigration  no migration has this id
-            └── MigrationConflict a migration id reused for another selector or target
+    ├── LoadShareError            a load-sharing rule was broken (names the environment, rule)
+    │   ├── QuotaExceeded         a burst environment's working directory would exceed its quota
+    │   └── IllegalTransition     an open-state table change its state does not allow
+    ├── FeeControlError           prepaid fee control could not do what it was asked
+    │   ├── FeedConflict          a feed batch appended again with other rows (append-only)
+    │   ├── MessagingError        the message system (NATS JetStream) failed or refused a message
+    │   └── AccountsUnavailable   the accounts service did not answer a batch of reads or posts
+    ├── SeatError                 a seat inventory, directory or migration rule was broken
+    │   ├── UnknownTrain          a train-date this centre or directory does not hold
+    │   ├── UnknownOrder          a refund names a request_id no sale on the train-date holds
+    │   ├── TrainMoved            the train-date now lives on another centre (names it, version)
+    │   ├── TrainFrozen           the train-date is frozen for the last step of its migration
+    │   ├── StaleVersion          a directory write based on a version that is no longer current
+    │   ├── WalCorrupt            a seat log is damaged before its last line or does not replay
+    │   ├── SeatUnavailable       a seat actor cannot be reached now (retry; HTTP 503)
+    │   ├── SeatsAppConflict      the cluster already serves another seats root over HTTP
+    │   └── MigrationError        an illegal migration transition (names the train-date, state)
+    │       ├── UnknownMigration  no migration has this id
+    │       └── MigrationConflict a migration id reused for another selector or target
+    └── StoreError                the accounts store (state database) refused or failed a call
+        ├── UnknownAccount        no account has this id
+        ├── Overdraft             a deduction would take a balance below its floor: refused
+        ├── IdempotencyConflict   an idempotency key already names a different operation
+        ├── VersionConflict       the account kept changing under the write; retry
+        ├── StaleEpoch            a write based on an epoch that is no longer the store's
+        ├── NotReplicated         no synchronous standby confirmed the write: not acknowledged
+        └── StoreUnavailable      no primary can be reached now (names the address or why)
 
 Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge with
 ``raise ... from exc`` so that the CLI and jobs can print one line and exit non-zero.
@@ -40,6 +55,7 @@ Lower-layer errors (OSError, pyarrow, DuckDB) become one of these at the edge wi
 from __future__ import annotations
 
 __all__ = [
+    "AccountsUnavailable",
     "CatalogBusy",
     "CatalogLeaseLost",
     "ClusterUnavailable",
@@ -47,30 +63,44 @@ __all__ = [
     "DataCentreError",
     "DataCentreFull",
     "DataCentreNotEmpty",
+    "FeeControlError",
+    "FeedConflict",
     "GridfareError",
+    "IdempotencyConflict",
+    "IllegalTransition",
     "InvalidInput",
     "InvalidName",
     "InvalidReading",
+    "LoadShareError",
+    "MessagingError",
     "MigrationConflict",
     "MigrationError",
     "NotADataCentre",
+    "NotReplicated",
+    "Overdraft",
     "ProfileError",
     "QuantityOutOfRange",
+    "QuotaExceeded",
     "RequestTooLarge",
     "SeatError",
     "SeatUnavailable",
     "SeatsAppConflict",
+    "StaleEpoch",
     "StaleVersion",
+    "StoreError",
+    "StoreUnavailable",
     "TariffError",
     "TouSplitMismatch",
     "TrainFrozen",
     "TrainMoved",
+    "UnknownAccount",
     "UnknownMigration",
     "UnknownOrder",
     "UnknownTariff",
     "UnknownTrain",
     "UnsafeOutputPath",
     "UrdbError",
+    "VersionConflict",
     "WalCorrupt",
 ]
 
@@ -153,6 +183,18 @@ class CatalogLeaseLost(DataCentreError):
     """The writer's catalog lease was taken over; its write was refused, not published."""
 
 
+class LoadShareError(GridfareError):
+    """A load-sharing rule was broken; the message names the environment and the rule."""
+
+
+class QuotaExceeded(LoadShareError):
+    """A burst environment's working directory would grow past its quota; nothing was written."""
+
+
+class IllegalTransition(LoadShareError):
+    """An open-state table change that the environment's state does not allow."""
+
+
 class SeatError(GridfareError):
     """A seat inventory, directory or migration rule was broken."""
 
@@ -194,6 +236,22 @@ class MigrationError(SeatError):
     """An illegal migration transition; the message names the train-date and its state."""
 
 
+class FeeControlError(GridfareError):
+    """Prepaid fee control could not do what it was asked."""
+
+
+class FeedConflict(FeeControlError):
+    """A feed batch was appended again with other rows; the feed is append-only."""
+
+
+class MessagingError(FeeControlError):
+    """The message system (NATS JetStream) failed or refused a message."""
+
+
+class AccountsUnavailable(FeeControlError):
+    """The accounts service did not answer a batch of balance reads or deduction posts."""
+
+
 class UnknownMigration(MigrationError):
     """No migration has this id."""
 
@@ -208,3 +266,44 @@ class SeatUnavailable(SeatError):
 
 class SeatsAppConflict(SeatError):
     """The Ray cluster already serves another seats root over HTTP; one seats app per cluster."""
+class StoreError(GridfareError):
+    """The accounts store (the state database) refused or failed a call."""
+
+
+class UnknownAccount(StoreError):
+    """No account has this id."""
+
+
+class Overdraft(StoreError):
+    """A deduction would take the balance below the account's floor; it was not applied."""
+
+    def __init__(self, account_id: int, key: str, amount_fen: int, balance_fen: int) -> None:
+        super().__init__(f"account {account_id}: deduction {key} of {amount_fen} fen refused: "
+                         f"the balance {balance_fen} fen would go below the account's floor")
+        self.account_id = account_id
+        self.key = key
+        self.amount_fen = amount_fen
+        self.balance_fen = balance_fen
+
+    def __reduce__(self):  # keep the fields when pickled across processes (Ray)
+        return (type(self), (self.account_id, self.key, self.amount_fen, self.balance_fen))
+
+
+class IdempotencyConflict(StoreError):
+    """An idempotency key came back naming a different operation; nothing was applied."""
+
+
+class VersionConflict(StoreError):
+    """The account kept changing under the write (version check) past the retries."""
+
+
+class StaleEpoch(StoreError):
+    """A write was based on a store epoch that is no longer current (a failover happened)."""
+
+
+class NotReplicated(StoreError):
+    """No synchronous standby confirmed the write, so it is not acknowledged (RPO 0)."""
+
+
+class StoreUnavailable(StoreError):
+    """No primary can be reached now; the message names the address or the reason."""

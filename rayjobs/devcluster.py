@@ -41,6 +41,9 @@ class DevCluster:
     metrics_port: int = 8290  # Prometheus endpoint; outside Ray's worker ports 10002-19999
     client_port: int = 23410  # Ray client server (default 10001 would clash with others)
     agent_port: int = 52410  # dashboard agent HTTP (default 52365 would clash with others)
+    # Custom resources of the head, e.g. '{"loadshare_slot": 1}' so that the base replica of
+    # a load-shared deployment runs there (JSON, as `ray start --resources`).
+    head_resources: str = ""
 
     @property
     def temp_dir(self) -> str:
@@ -95,6 +98,7 @@ def up(cluster: DevCluster = DevCluster(), config: Path = DEFAULT_CONFIG,
         ray, "start", "--head",
         f"--port={cluster.port}",
         "--num-cpus=0",
+        *([f"--resources={cluster.head_resources}"] if cluster.head_resources else []),
         f"--autoscaling-config={rendered}",
         f"--temp-dir={cluster.temp_dir}",
         "--dashboard-host=127.0.0.1",
@@ -237,11 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=defaults.metrics_port)
     parser.add_argument("--client-port", type=int, default=defaults.client_port)
     parser.add_argument("--agent-port", type=int, default=defaults.agent_port)
+    parser.add_argument("--head-resources", default="",
+                        help='custom resources of the head as JSON, e.g. \'{"loadshare_slot": 1}\'')
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                         help="autoscaling config (default deploy/dev-autoscaling.yaml)")
     args = parser.parse_args(argv)
     cluster = DevCluster(args.port, args.dashboard_port, args.metrics_port, args.client_port,
-                         args.agent_port)
+                         args.agent_port, args.head_resources)
     if args.command == "up":
         up(cluster, args.config)
         print(describe(cluster))

@@ -1,1 +1,1 @@
-"""Ray Serve deployments: the seats HTTP API (and the other HTTP faces of gridfare)."""
+"""Ray Serve deployments: the seats HTTP API and the accounts processors."""

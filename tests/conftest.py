@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -104,6 +105,16 @@ class S3Server:
         return sorted(i.path[len(base) + 1:] for i in infos if i.type == pafs.FileType.File)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: a server of a test session killed outright goes with it
+    (Linux's PR_SET_PDEATHSIG), instead of holding its port on a shared machine."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """``moto[server]`` on 127.0.0.1 on a free port (its own process, so that Ray workers
@@ -120,7 +131,8 @@ def s3_server(tmp_path_factory):
             port = probe.getsockname()[1]
         server = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 30
         while server.poll() is None and time.monotonic() < deadline:
             try:

@@ -103,8 +103,9 @@ def load_tariff(path: str | os.PathLike[str] | Traversable) -> Tariff:
 def load_tariff_book(directory: str | os.PathLike[str] | Traversable | None = None) -> TariffBook:
     """Load every ``*.toml`` in ``directory`` (default: the packaged sample tariffs).
 
-    Each must be a regular file named ``<code>.toml`` in the directory itself: a link could
-    lead anywhere, and a name that is not a code could not be one.
+    Each must be a regular file named ``<code>.toml`` inside the directory: a link is
+    followed only where it stays inside (as a Kubernetes ConfigMap's ``..data`` links do),
+    and a name that is not a code could not be one.
     """
     folder = default_directory() if directory is None else directory
     folder = Path(folder) if isinstance(folder, (str, os.PathLike)) else folder
@@ -122,9 +123,11 @@ def load_tariff_book(directory: str | os.PathLike[str] | Traversable | None = No
         if not _CODE.fullmatch(entry.name[: -len(_SUFFIX)]):
             raise TariffError(f"{folder}: {entry.name!r} is not named <code>.toml (a code is "
                               "lowercase words joined by hyphens)")
-        if isinstance(entry, Path) and (entry.is_symlink() or not entry.is_file()):
-            raise TariffError(f"{folder}: {entry.name} is not a regular file (a link or a "
-                              "directory is not a tariff file)")
+        if isinstance(entry, Path):
+            real, inside = entry.resolve(), folder.resolve()
+            if inside not in real.parents or not real.is_file():
+                raise TariffError(f"{folder}: {entry.name} is not a regular file inside the "
+                                  "directory (a link out of it, or a directory)")
     return TariffBook(load_tariff(entry) for entry in entries)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridfare.errors import InvalidInput
+from gridfare.errors import InvalidInput, QuantityOutOfRange
 
 _COLUMNS = (
     "kwh",
@@ -63,10 +63,13 @@ class Usage:
         unknown = set(columns) - {*_COLUMNS, "tou_metered"}
         if unknown:
             raise InvalidInput(f"usage: unknown columns {sorted(unknown)}")
-        values = {
-            name: np.asarray(columns.get(name, np.zeros(n, np.int64)), dtype=np.int64)
-            for name in _COLUMNS
-        }
+        try:
+            values = {
+                name: np.asarray(columns.get(name, np.zeros(n, np.int64)), dtype=np.int64)
+                for name in _COLUMNS
+            }
+        except OverflowError as exc:
+            raise QuantityOutOfRange(f"usage: a quantity does not fit int64: {exc}") from exc
         tou = np.asarray(columns.get("tou_metered", np.zeros(n, bool)), dtype=bool)
         return cls(month=month, tou_metered=tou, **values)
 

@@ -12,7 +12,9 @@ import io
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -85,7 +87,47 @@ def test_any_csv_imports_cleanly_or_is_refused_in_one_line(template, tmp_path_fa
         assert min(stored["multiplier"].to_pylist()) >= 1
 
 
-@settings(max_examples=100, deadline=None)
+BASE_ROW = ["1", "11", PERIOD, "2026-10-28", "1", "2", "1", "", "", "", "", "", ""]
+parquet_column = st.one_of(
+    st.lists(st.integers(-2**63, 2**63 - 1), min_size=3, max_size=3).map(
+        lambda v: pa.array(v, pa.int64())),
+    st.lists(st.integers(0, 2**64 - 1), min_size=3, max_size=3).map(
+        lambda v: pa.array(v, pa.uint64())),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.just(-0.0), min_size=3,
+             max_size=3).map(lambda v: pa.array(v, pa.float64())),
+    st.lists(st.text(max_size=6) | st.none(), min_size=3, max_size=3).map(
+        lambda v: pa.array(v, pa.string())),
+    st.lists(st.binary(max_size=6), min_size=3, max_size=3).map(
+        lambda v: pa.array(v, pa.binary())),
+    st.just(pa.array([None, None, None], pa.null())),
+)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(columns=st.dictionaries(st.sampled_from(FIELDS), parquet_column, max_size=len(FIELDS)),
+       base=st.sampled_from([BASE_ROW, None]))
+def test_any_parquet_imports_cleanly_or_is_refused_in_one_line(template, tmp_path_factory,
+                                                               columns, base):
+    work = tmp_path_factory.mktemp("case")
+    shutil.copytree(template, work / "dc")
+    centre = DataCentre(work / "dc")
+    table = {name: pa.array([value or None] * 3, pa.string())
+             for name, value in zip(FIELDS, base or [], strict=False)}
+    table.update(columns)
+    source = work / "in.parquet"
+    pq.write_table(pa.table(table) if table else pa.table({"x": [1]}), source)
+    before = snapshot(work / "dc")
+    try:
+        summary = import_readings(centre, source, period=PERIOD, bounds=BOUNDS)
+    except GridfareError as exc:
+        assert "\n" not in str(exc)
+        assert snapshot(work / "dc") == before
+        return
+    assert summary.loaded + summary.rejected == summary.rows == 3
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(code=st.sampled_from(["cn-bj-residential-monthly", "cn-bj-industrial-demand",
                              "cn-bj-commercial-tou", "../../etc/passwd", "CN", ""]),
        flags=st.dictionaries(

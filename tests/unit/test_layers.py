@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-FACES = {"gridfare/api.py", "gridfare/cli.py", "gridfare/cli_seats.py"}
+FACES = {"gridfare/api.py", "gridfare/cli.py", "gridfare/cli_seats.py",
+         "gridfare/cli_loadshare.py"}
 RAY_SIDE = ("ray", "actors", "rayjobs", "services", "backends")
 KERNEL = ("gridfare.errors", "gridfare.period", "gridfare.money")
 

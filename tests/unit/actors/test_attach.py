@@ -1,5 +1,7 @@
 """attach(): which cluster is joined is decided in one place, and a missing or unreachable
-cluster is one error in seconds. These cases never reach ray.init (no cluster is started)."""
+cluster is one error in seconds. These cases never reach ray.init (no cluster is started);
+the resolving steps are called directly, as a process of the test session may already be
+in the session's cluster (and then stays there)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import socket
 
 import pytest
 
-from actors.attach import AttachedCluster, attach
+from actors.attach import AttachedCluster, _probe, _resolve_auto, attach
 from gridfare.errors import ClusterUnavailable, ConfigError
 
 
@@ -31,7 +33,7 @@ def test_no_address_and_no_local_start_says_how_to_start_one():
 def test_an_unreachable_address_fails_at_once_naming_it():
     address = f"127.0.0.1:{_closed_port()}"
     with pytest.raises(ClusterUnavailable, match=f"no Ray cluster answers at {address}"):
-        attach(address, timeout_s=2)
+        _probe("127.0.0.1", int(address.rsplit(":", 1)[1]), 2, address)
 
 
 def test_auto_with_no_cluster_on_the_host_is_one_error():
@@ -39,7 +41,7 @@ def test_auto_with_no_cluster_on_the_host_is_one_error():
         raise ConnectionError("Could not find any running Ray instance.")
 
     with pytest.raises(ClusterUnavailable, match="no Ray cluster runs on this host"):
-        attach("auto", find_auto=none_here)
+        _resolve_auto(none_here)
 
 
 def test_auto_with_several_clusters_asks_for_one():
@@ -47,7 +49,7 @@ def test_auto_with_several_clusters_asks_for_one():
         raise ConnectionError("Found multiple active Ray instances: {'a:1', 'b:2'}.")
 
     with pytest.raises(ClusterUnavailable, match="several Ray clusters"):
-        attach("auto", find_auto=several)
+        _resolve_auto(several)
 
 
 @pytest.mark.parametrize("address", ["http://127.0.0.1:8265", "https://head:8265"])

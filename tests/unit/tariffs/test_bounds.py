@@ -185,3 +185,4 @@ def test_loader_refuses_prices_beyond_the_cap():
         parse_tariff('code = "x"\nname = "x"\ncustomer_kind = "residential"\n'
                      '[[components]]\nkind = "funds"\n[components.rates]\na = "10000.01"\n',
                      "x.toml")
+

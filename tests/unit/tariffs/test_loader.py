@@ -113,3 +113,26 @@ def test_missing_file_and_empty_directory(tmp_path):
 
 def test_kinds_registry():
     assert set(KINDS) == {"tiered", "tou", "basic", "power_factor", "funds", "fixed", "minimum"}
+
+
+def test_tariff_directories_take_only_their_own_regular_files(tmp_path):
+    from pathlib import Path
+
+    from gridfare.tariffs.loader import default_directory
+
+    sample = next(iter(sorted(Path(str(default_directory())).glob("*.toml"))))
+    inside = tmp_path / "book"
+    (inside / "..data").mkdir(parents=True)
+    (inside / "..data" / sample.name).write_bytes(sample.read_bytes())
+    (inside / sample.name).symlink_to(inside / "..data" / sample.name)  # a ConfigMap's way
+    assert list(load_tariff_book(inside).codes) == [sample.stem]
+    outside = tmp_path / "elsewhere.toml"
+    outside.write_bytes(sample.read_bytes())
+    (inside / "x-out.toml").symlink_to(outside)
+    with pytest.raises(TariffError, match="inside the directory"):
+        load_tariff_book(inside)
+    (inside / "x-out.toml").unlink()
+    (inside / "../x.toml").write_text("")
+    (inside / "Bad Name.toml").write_text("")
+    with pytest.raises(TariffError, match=r"not named <code>\.toml"):
+        load_tariff_book(inside)

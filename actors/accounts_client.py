@@ -1,0 +1,167 @@
+"""The accounts Python client: payments, deductions, refunds and reads on the store's
+current primary, with the transaction in ``backends.accounts_sql``.
+
+The client caches the coordinator's answer (epoch, primary address) and one connection per
+thread; that is all it keeps between calls. A call that finds the primary gone
+(``StoreUnavailable``), the epoch moved on (``StaleEpoch``) or no standby in sync yet
+(``NotReplicated``) asks the coordinator again and is retried with the same idempotency key
+until ``retry_s`` has passed, so a failover costs a wait, never a lost or doubled
+operation; past ``retry_s`` the last of those errors is raised.
+
+    client = AccountsClient.start("/data/store", standbys=1)
+    client.open(42)
+    client.payment(42, 10_000, key="pay-42-1")
+    client.deduction(42, 2_500, key="fee-42-2026-10")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Mapping
+
+import ray
+
+from actors import NAMESPACE
+from actors.state_replica import replica_actor_name
+from actors.store_coordinator import StoreCoordinator, coordinator_name
+from backends.accounts_sql import AccountsDB
+from backends.postgres import ServerAddress, connect
+from backends.store_root import StoreRoot
+from gridfare.errors import NotReplicated, StaleEpoch, StoreUnavailable
+from gridfare.store.config import StoreConfig
+from gridfare.store.operations import Account, Operation, OperationKind, OperationResult
+
+__all__ = ["AccountsClient", "get_coordinator", "remove_store"]
+
+RETRYABLE = (StoreUnavailable, StaleEpoch, NotReplicated)
+MAX_REPLICAS = 5  # a primary and at most four standbys (StoreConfig.standbys)
+
+
+def get_coordinator(root: str, config: Mapping[str, object] | None = None,
+                    runtime_env: dict | None = None):
+    """The store's coordinator, created (and the store with it) if it is not running."""
+    store = StoreRoot(root)
+    options = {"runtime_env": runtime_env} if runtime_env else {}
+    return StoreCoordinator.options(
+        name=coordinator_name(store), namespace=NAMESPACE, get_if_exists=True,
+        lifetime="detached", **options).remote(str(store.path),
+                                               dict(config) if config else None)
+
+
+def remove_store(root: str) -> None:
+    """Stop the store's servers and end its actors and placement group (its data stays).
+    Works on a store whose coordinator never finished starting, too."""
+    from ray.util.placement_group import get_placement_group, remove_placement_group
+
+    store = StoreRoot(root)
+    with contextlib.suppress(Exception):
+        coordinator = ray.get_actor(coordinator_name(store), namespace=NAMESPACE)
+        with contextlib.suppress(Exception):
+            ray.get(coordinator.shutdown.remote(), timeout=60)
+        ray.kill(coordinator)
+    for index in range(MAX_REPLICAS):
+        with contextlib.suppress(Exception):
+            replica = ray.get_actor(replica_actor_name(store, f"pg{index}"),
+                                    namespace=NAMESPACE)
+            with contextlib.suppress(Exception):
+                ray.get(replica.stop.remote(), timeout=30)
+            ray.kill(replica)
+    with contextlib.suppress(Exception):
+        remove_placement_group(get_placement_group(f"gridfare-store-{store.suffix}"))
+
+
+class AccountsClient:
+    def __init__(self, coordinator, retry_s: float = 20.0,
+                 commit_timeout_s: float | None = None) -> None:
+        self._coordinator = coordinator
+        self.root = ray.get(coordinator.describe.remote())["root"]
+        self.retry_s = retry_s
+        config = StoreConfig.from_mapping(ray.get(coordinator.config.remote()))
+        self._config = config
+        self._commit_timeout_s = commit_timeout_s or config.commit_timeout_s
+        self._current: tuple[int, str, str, int] | None = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def start(cls, root: str, retry_s: float = 20.0, runtime_env: dict | None = None,
+              **config) -> AccountsClient:
+        """Create (or find) the store under ``root`` on the joined Ray cluster."""
+        return cls(get_coordinator(root, config or None, runtime_env), retry_s=retry_s)
+
+    # ---- where the primary is --------------------------------------------------------
+    def _refresh(self) -> tuple[int, str, str, int]:
+        with self._lock:
+            self._current = tuple(ray.get(self._coordinator.current.remote(), timeout=30))
+            return self._current
+
+    def _db(self) -> AccountsDB:
+        current = self._current or self._refresh()
+        db = getattr(self._local, "db", None)
+        if db is None or db.epoch != current[0] or self._local.address != current[2:]:
+            self._drop()
+            conn = connect(ServerAddress(current[2], current[3]).dsn("gridfare-accounts", 2),
+                           autocommit=True, options="-c statement_timeout=30000")
+            db = AccountsDB(conn, current[0], self._config.replication, self._may_commit_alone,
+                            self._commit_timeout_s)
+            self._local.db, self._local.address = db, current[2:]
+        return db
+
+    def _drop(self) -> None:
+        db = getattr(self._local, "db", None)
+        self._local.db = None
+        if db is not None:
+            with contextlib.suppress(Exception):
+                db.conn.close()
+
+    def _may_commit_alone(self, epoch: int) -> bool:
+        return self._refresh()[0] == epoch
+
+    def _retrying(self, call):
+        deadline = time.monotonic() + self.retry_s
+        while True:
+            try:
+                return call(self._db())
+            except RETRYABLE:
+                self._drop()
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+                # the coordinator may be restarting: ask again next round
+                with contextlib.suppress(Exception):
+                    self._refresh()
+
+    # ---- operations ----------------------------------------------------------------------
+    def apply(self, op: Operation) -> OperationResult:
+        """Apply ``op`` exactly once (retries return its first answer); a refused
+        deduction raises ``Overdraft``."""
+        return self._retrying(lambda db: db.apply(op)).raise_if_refused()
+
+    def payment(self, account_id: int, amount_fen: int, key: str) -> OperationResult:
+        return self.apply(Operation.make(account_id, OperationKind.PAYMENT, amount_fen, key))
+
+    def deduction(self, account_id: int, amount_fen: int, key: str) -> OperationResult:
+        return self.apply(Operation.make(account_id, OperationKind.DEDUCTION, amount_fen, key))
+
+    def refund(self, account_id: int, amount_fen: int, key: str,
+               refund_of: str) -> OperationResult:
+        return self.apply(Operation.make(account_id, OperationKind.REFUND, amount_fen, key,
+                                         refund_of))
+
+    def open(self, account_id: int, floor_fen: int | None = None) -> Account:
+        floor = self._config.floor_fen if floor_fen is None else floor_fen
+        return self._retrying(lambda db: db.open(account_id, floor))
+
+    def get(self, account_id: int) -> Account:
+        return self._retrying(lambda db: db.get(account_id))
+
+    def operations(self, account_id: int) -> list[OperationResult]:
+        return self._retrying(lambda db: db.operations(account_id))
+
+    def describe(self) -> dict:
+        return ray.get(self._coordinator.describe.remote())
+
+    def close(self) -> None:
+        self._drop()

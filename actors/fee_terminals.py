@@ -1,0 +1,44 @@
+"""Terminals: simulated user terminals of a share of the accounts (a thin shell over
+``gridfare.feecontrol.commands.TerminalLog``).
+
+Each records every command it receives and applies it once per idempotency key. Faults are
+injected per account: ``fail`` answers an error, ``slow`` answers only after the
+executor's timeout (the command is applied late: the retry that follows is a duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import ray
+
+from gridfare.errors import FeeControlError
+from gridfare.feecontrol.commands import TerminalLog
+
+
+@ray.remote(num_cpus=0)
+class Terminals:
+    def __init__(self, slow_s: float = 5.0) -> None:
+        self._log = TerminalLog()
+        self._slow_s = slow_s
+
+    async def deliver(self, command: Mapping[str, Any]) -> str:
+        fault = self._log.fault(int(command["account_id"]))
+        if fault == "fail":
+            raise FeeControlError(f"terminal of account {command['account_id']}: refused")
+        if fault == "slow":
+            await asyncio.sleep(self._slow_s)
+        return self._log.deliver(command).value
+
+    def inject(self, failures: Mapping[int, int] | None = None,
+               delays: Mapping[int, int] | None = None) -> None:
+        self._log.failures.update(failures or {})
+        self._log.delays.update(delays or {})
+
+    def applied(self) -> dict[str, dict[str, Any]]:
+        return {key: dict(command) for key, command in self._log.applied.items()}
+
+    def received(self) -> list[str]:
+        return list(self._log.received)

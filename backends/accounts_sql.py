@@ -1,0 +1,283 @@
+"""The accounts schema and its transactions on the primary (psycopg, synchronous).
+
+One operation is one transaction: check the store epoch and the replication rule, return
+the first answer if the idempotency key is known, read the account, compute
+(``gridfare.store.operations``), write the balance back under a version check, record the
+answer under the key, commit. A version conflict (another transaction changed the account
+after we read it) rolls back and starts again: concurrent requests on one account are
+serialized by the version check, not by a lock held between requests.
+
+The commit waits for a standby to apply it (``synchronous_commit = remote_apply``). That wait
+is not bounded by ``statement_timeout`` (PostgreSQL disables it before the commit runs), so
+a commit not confirmed within ``commit_timeout_s`` is cancelled from here; PostgreSQL then
+keeps the commit locally and says so only in a WARNING: that answer is ``NotReplicated``,
+never an acknowledgement. A retry of the key then returns the first answer only after a commit of
+its own has been confirmed by a standby (WAL is applied in order, so the first one is in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from gridfare.errors import (
+    GridfareError,
+    InvalidInput,
+    NotReplicated,
+    StaleEpoch,
+    StoreError,
+    StoreUnavailable,
+    UnknownAccount,
+    VersionConflict,
+)
+from gridfare.store.operations import (
+    Account,
+    Operation,
+    OperationKind,
+    OperationResult,
+    Outcome,
+    apply_operation,
+    check_replay,
+    validate_account_id,
+)
+from gridfare.store.replication import CommitMode, ReplicationRule, commit_mode
+
+__all__ = ["SCHEMA", "AccountsDB", "read_epoch", "set_epoch"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gridfare_store_meta (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    epoch bigint NOT NULL
+);
+INSERT INTO gridfare_store_meta (epoch) VALUES (1) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS accounts (
+    account_id bigint PRIMARY KEY CHECK (account_id > 0),
+    balance_fen bigint NOT NULL,
+    floor_fen bigint NOT NULL CHECK (floor_fen <= 0),
+    version bigint NOT NULL,
+    CHECK (balance_fen >= floor_fen)
+);
+CREATE TABLE IF NOT EXISTS account_operations (
+    key text PRIMARY KEY,
+    account_id bigint NOT NULL REFERENCES accounts,
+    kind text NOT NULL CHECK (kind IN ('payment', 'deduction', 'refund')),
+    amount_fen bigint NOT NULL CHECK (amount_fen > 0),
+    outcome text NOT NULL,
+    balance_fen bigint NOT NULL,
+    version bigint NOT NULL,
+    epoch bigint NOT NULL,
+    refund_of text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS account_operations_account ON account_operations (account_id);
+CREATE INDEX IF NOT EXISTS account_operations_refund_of ON account_operations (refund_of)
+    WHERE refund_of IS NOT NULL;
+"""
+
+IN_SYNC = """SELECT m.epoch, pg_is_in_recovery(),
+    (SELECT count(*) FROM pg_stat_replication
+      WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum'))
+    FROM gridfare_store_meta m"""
+FIRST_ANSWER = """SELECT account_id, kind, amount_fen, outcome, balance_fen, version, epoch
+    FROM account_operations WHERE key = %s"""
+RECORD = """INSERT INTO account_operations (key, account_id, kind, amount_fen, outcome,
+    balance_fen, version, epoch, refund_of) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+VERSION_RETRIES = 64
+
+
+def read_epoch(conn) -> int:
+    with conn.transaction():
+        return int(conn.execute("SELECT epoch FROM gridfare_store_meta").fetchone()[0])
+
+
+def set_epoch(conn, epoch: int) -> int:
+    """Raise the store's epoch to at least ``epoch`` (idempotent); committed locally: the
+    coordinator's own record is the durable source, this row is what writes check."""
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = local")
+        row = conn.execute("UPDATE gridfare_store_meta SET epoch = GREATEST(epoch, %s) "
+                           "RETURNING epoch", (epoch,)).fetchone()
+    return int(row[0])
+
+
+class AccountsDB:
+    """Account transactions on one connection to the primary, under one epoch."""
+
+    def __init__(self, conn, epoch: int, rule: ReplicationRule = ReplicationRule.REFUSE,
+                 may_commit_alone=None, commit_timeout_s: float = 5.0) -> None:
+        self.conn = conn
+        self.epoch = epoch
+        self.commit_timeout_s = commit_timeout_s
+        self.rule = ReplicationRule(rule)
+        # under 'accept', asked before a write commits on the primary alone: True only while
+        # the coordinator still names this epoch's primary (an old one must not)
+        self._may_commit_alone = may_commit_alone or (lambda epoch: False)
+        self._warnings: list[str] = []
+        conn.add_notice_handler(self._notice)
+
+    def _notice(self, diag) -> None:
+        if diag.severity_nonlocalized == "WARNING":
+            self._warnings.append(diag.message_primary or "")
+
+    @classmethod
+    def create_schema(cls, conn) -> None:
+        with conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = local")
+            conn.execute(SCHEMA)
+
+    # ---- one transaction ------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[CommitMode]:
+        import psycopg
+
+        conn = self.conn
+        timer = None
+        try:
+            with conn.transaction():
+                epoch, in_recovery, in_sync = conn.execute(IN_SYNC).fetchone()
+                if in_recovery:
+                    raise StoreUnavailable("the server is a standby, not the primary")
+                if epoch != self.epoch:
+                    raise StaleEpoch(f"write based on epoch {self.epoch}, the store is at "
+                                     f"epoch {epoch}")
+                mode = commit_mode(int(in_sync), self.rule)
+                if mode is CommitMode.REFUSE:
+                    raise NotReplicated("not replicated: no synchronous standby is in sync; "
+                                        "nothing was written (rule 'refuse', RPO 0)")
+                if mode is CommitMode.LOCAL:
+                    if not self._may_commit_alone(self.epoch):
+                        raise NotReplicated(f"not replicated: no standby in sync and epoch "
+                                            f"{self.epoch} is no longer the coordinator's")
+                    conn.execute("SET LOCAL synchronous_commit = local")
+                self._warnings.clear()
+                yield mode
+                # the commit runs as this block closes; cancel it if no standby confirms it
+                timer = threading.Timer(self.commit_timeout_s, _cancel, (conn,))
+                timer.daemon = True
+                timer.start()
+            timer.cancel()
+            # a cut-short sync wait is only a warning: the commit stays local, unconfirmed
+            if self._warnings:
+                raise NotReplicated("not replicated: the commit was not confirmed by a "
+                                    f"standby ({self._warnings[0]}); retry with the same key")
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise StoreUnavailable("the server is a standby, not the primary") from exc
+        except psycopg.errors.QueryCanceled as exc:
+            raise StoreUnavailable(f"a statement timed out on the primary: {exc}") from exc
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"lost the primary mid-transaction: "
+                                   f"{str(exc).strip().splitlines()[0] if str(exc) else exc}"
+                                   ) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    # ---- operations -------------------------------------------------------------------
+    def apply(self, op: Operation) -> OperationResult:
+        """Apply ``op`` exactly once, or return the first answer given under its key."""
+        import psycopg
+
+        for attempt in range(VERSION_RETRIES):
+            try:
+                return self._apply_once(op)
+            except _Conflict:
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+            except psycopg.errors.UniqueViolation:  # a concurrent retry of the same key won
+                continue
+        raise VersionConflict(f"operation {op.key}: account {op.account_id} changed under "
+                              f"{VERSION_RETRIES} attempts in a row; retry later")
+
+    def _apply_once(self, op: Operation) -> OperationResult:
+        conn = self.conn
+        with self._transaction() as mode:
+            row = conn.execute(FIRST_ANSWER, (op.key,)).fetchone()
+            if row is not None:
+                # a commit of our own, confirmed by a standby, puts the first one in too
+                conn.execute("SELECT pg_current_xact_id()")
+                return check_replay(op, _result(op.key, row))
+            account = self._read(op.account_id)
+            refundable = self._refundable(op) if op.kind is OperationKind.REFUND else None
+            result = apply_operation(account, op, self.epoch, refundable)
+            updated = conn.execute(
+                "UPDATE accounts SET balance_fen = %s, version = %s "
+                "WHERE account_id = %s AND version = %s",
+                (result.balance_fen, result.version, op.account_id, account.version))
+            if updated.rowcount != 1:
+                raise _Conflict()
+            conn.execute(RECORD, (op.key, op.account_id, op.kind.value, op.amount_fen,
+                                  result.outcome.value, result.balance_fen, result.version,
+                                  self.epoch, op.refund_of))
+        if mode is CommitMode.LOCAL:
+            return OperationResult(**{**result.__dict__, "replicated": False})
+        return result
+
+    def _read(self, account_id: int) -> Account:
+        row = self.conn.execute("SELECT balance_fen, floor_fen, version FROM accounts "
+                                "WHERE account_id = %s", (account_id,)).fetchone()
+        if row is None:
+            raise UnknownAccount(f"account {account_id}: no such account")
+        return Account(account_id, row[0], row[1], row[2])
+
+    def _refundable(self, op: Operation) -> int | None:
+        row = self.conn.execute(
+            "SELECT d.amount_fen - coalesce((SELECT sum(r.amount_fen) FROM account_operations r"
+            " WHERE r.refund_of = d.key AND r.outcome = 'applied'), 0)"
+            " FROM account_operations d WHERE d.key = %s AND d.account_id = %s"
+            " AND d.kind = 'deduction' AND d.outcome = 'applied'",
+            (op.refund_of, op.account_id)).fetchone()
+        return None if row is None else int(row[0])
+
+    def open(self, account_id: object, floor_fen: object = 0) -> Account:
+        """Open an account at balance 0 (idempotent: an open account is returned as is)."""
+        account_id = validate_account_id(account_id)
+        if isinstance(floor_fen, bool) or not isinstance(floor_fen, int) or floor_fen > 0:
+            raise InvalidInput(f"account {account_id}: floor_fen {floor_fen!r} must be an "
+                               "integer <= 0")
+        with self._transaction():
+            self.conn.execute("INSERT INTO accounts VALUES (%s, 0, %s, 0) "
+                              "ON CONFLICT DO NOTHING", (account_id, floor_fen))
+            return self._read(account_id)
+
+    def get(self, account_id: object) -> Account:
+        account_id = validate_account_id(account_id)
+        try:
+            with self.conn.transaction():
+                return self._read(account_id)
+        except GridfareError:
+            raise
+        except Exception as exc:
+            raise _store_error(exc) from exc
+
+    def operations(self, account_id: object) -> list[OperationResult]:
+        """Every answer recorded on the account, oldest first."""
+        account_id = validate_account_id(account_id)
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "SELECT key, account_id, kind, amount_fen, outcome, balance_fen, version, epoch "
+                "FROM account_operations WHERE account_id = %s ORDER BY version, created_at",
+                (account_id,)).fetchall()
+        return [_result(row[0], row[1:]) for row in rows]
+
+
+def _cancel(conn) -> None:
+    with contextlib.suppress(Exception):
+        (getattr(conn, "cancel_safe", None) or conn.cancel)()
+
+
+class _Conflict(Exception):
+    """The account's version moved between our read and our write."""
+
+
+def _result(key: str, row) -> OperationResult:
+    account_id, kind, amount, outcome, balance, version, epoch = row
+    return OperationResult(key, account_id, OperationKind(kind), amount, Outcome(outcome),
+                           balance, version, epoch)
+
+
+def _store_error(exc: Exception) -> StoreError:
+    text = str(exc).strip().splitlines()
+    return StoreUnavailable(f"primary: {text[0] if text else type(exc).__name__}")

@@ -1,0 +1,213 @@
+"""Prepaid fee control: one day of readings for N accounts in batch mode, end to end, next to
+one DuckDB query computing the same deductions and decisions from the same files; the
+continuous mode's lag at a steady feed rate; the cache hit rate; commands per class.
+
+Everything is the real path: a private local Ray cluster (2 CPUs), the accounts store
+(PostgreSQL primary + synchronous standby), an embedded NATS JetStream, the simulated
+terminals. Opening the accounts in the store and the opening day (whose readings open each
+account's settlement) are set-up, not measured. The measured day is timed from reading its
+feed to every command taken by a terminal. The DuckDB query reads that day's feed, the state
+before it, the customer files and a Parquet snapshot of the balances before the run (taken
+from the store outside the timing), and must agree with the run on every account.
+
+    python -m bench.fee_control --accounts 20000     # the issue's size is the default
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+# One machine: loopback only, and no token auth (a local ray.init would write ~/.ray/auth_token,
+# which silently turns token auth on for every later `ray start --head` on the host).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+ACCOUNTS = 1_500_000
+START = dt.date(2026, 11, 1)
+ROOT = Path(__file__).resolve().parent.parent / "bench-data"
+
+
+def _open_store(client, ids: np.ndarray, balances: np.ndarray, floor_fen: int) -> float:
+    started = time.perf_counter()
+    for account, fen in zip(ids.tolist(), balances.tolist(), strict=True):
+        client.open(account, floor_fen)
+        if fen > 0:
+            client.payment(account, fen, key=f"open-{account}")
+        elif fen < 0:
+            client.deduction(account, -fen, key=f"open-{account}")
+    return time.perf_counter() - started
+
+
+def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0) -> dict:
+    from actors.accounts_client import AccountsClient, remove_store
+    from actors.attach import attach
+    from actors.fee_accounts import AccountsSpec
+    from bench._city import ensure_city
+    from bench._duckdb_fees import fees_sql
+    from datasets.collector import Collector, opening_balances
+    from datasets.datacentre import DataCentre
+    from datasets.feed import CollectionFeed, FeeControlStore
+    from gridfare.feecontrol.config import (
+        AuditRules,
+        StrategyRules,
+        SystemParams,
+        default_thresholds,
+    )
+    from gridfare.tariffs import load_tariff_book
+    from rayjobs import fee_control
+
+    city = ensure_city(accounts, max(1, accounts // 2500))
+    work = Path(tempfile.mkdtemp(prefix="fee-bench-", dir=ROOT))
+    store_root = tempfile.mkdtemp(prefix="gridfare-fee-bench-store-")
+    shutil.copytree(f"{city.uri}/accounts", work / "accounts")
+    centre = DataCentre(str(work))
+    table = centre.dataset("accounts").to_table()
+    active = table.filter(pc.field("active"))
+    ids = active["account_id"].to_numpy()
+    opening = opening_balances(ids, active["customer_kind"].to_numpy(zero_copy_only=False), 1)
+    cluster = attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
+    client = AccountsClient.start(store_root)
+    result: dict = {"accounts": len(ids), "cluster": cluster.describe()}
+    setup = None
+    try:
+        result["open_s"] = _open_store(client, ids, opening, floor_fen=-10**12)
+        setup = fee_control.setup(str(work), AccountsSpec("store", store_root))
+        collector = Collector(table, 1, START)
+        feed = CollectionFeed(centre)
+        days = [START, START + dt.timedelta(days=1)]
+        for day in days:
+            for batch in collector.collect(day):
+                feed.append(day, int(batch["batch"][0].as_py()), batch)
+        fee_control.run_batch(setup, days[0], shards=shards)  # opens the settlements
+        balances = pa.table({"account_id": ids, "balance_fen": [
+            client.get(a).balance_fen for a in ids.tolist()]})
+        pq.write_table(balances, work / "balances.parquet")
+        measured = fee_control.run_batch(setup, days[1], shards=shards)
+        result["run"] = measured
+        result["e2e_s"] = sum(measured.seconds.values())
+        store = FeeControlStore(centre)
+        decisions = store.read("decisions", days[1])
+        commands = store.read("commands", days[1])
+        # The baseline, from the same files.
+        sources = {
+            "feed": f"read_parquet('{work}/collected/date={days[1]}/*.parquet')",
+            "state": f"read_parquet('{work}/feecontrol/state/date={days[0]}/*.parquet')",
+            "customers": f"(SELECT account_id, customer_kind, tariff_code FROM "
+                         f"read_parquet('{work}/accounts/*/*.parquet') WHERE active)",
+            "balances": f"read_parquet('{work}/balances.parquet')",
+        }
+        system = SystemParams()
+        sql = fees_sql(load_tariff_book(), days[1], system.decide_at(days[1]), sources,
+                       default_thresholds(), AuditRules(), StrategyRules())
+        con = duckdb.connect()
+        con.execute("SET threads = 2")
+        con.sql(sql).to_arrow_table()  # warm-up
+        started = time.perf_counter()
+        baseline = con.sql(sql).to_arrow_table()
+        result["duckdb_s"] = time.perf_counter() - started
+        ours = decisions.select(["account_id", "deduction_fen", "balance_fen", "level", "state",
+                                 "action"]).sort_by("account_id")
+        result["mismatches"] = sum(
+            int(a != b) for name in ours.column_names
+            for a, b in zip(ours[name].to_pylist(), baseline[name].to_pylist(), strict=True)
+        ) if ours.num_rows == baseline.num_rows else -1
+        result["per_class"] = commands.group_by(["customer_kind", "action"]).aggregate(
+            [("account_id", "count")]).sort_by([("customer_kind", "ascending"),
+                                                ("action", "ascending")]).to_pylist()
+        result["lags"] = _continuous_lag(setup, collector, feed, days[1] + dt.timedelta(days=1),
+                                         shards, feed_rate)
+    finally:
+        if setup is not None:
+            setup.close()  # the embedded NATS server
+        client.close()
+        remove_store(store_root)
+        shutil.rmtree(store_root, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _continuous_lag(setup, collector, feed, day: dt.date, shards: int, rate: float
+                    ) -> list[float]:
+    """Announce the day's feed batches at ``rate`` batches a second to the continuous mode;
+    each batch's lag from its notice to its state written."""
+    from rayjobs import fee_control
+
+    lags: list[float] = []
+    consumer = threading.Thread(target=lambda: lags.extend(
+        fee_control.run_continuous(setup, shards=shards, idle_exit_s=5.0)))
+    consumer.start()
+    for batch in collector.collect(day):
+        number = int(batch["batch"][0].as_py())
+        feed.append(day, number, batch)
+        asyncio.run(fee_control.announce(setup.nats_url, day, number))
+        time.sleep(1.0 / rate)
+    consumer.join()
+    return lags
+
+
+def section(result: dict) -> str:
+    run = result["run"]
+    counts = run.counts
+    hits, misses = counts.get("cache_hits", 0), counts.get("cache_misses", 0)
+    balance = counts.get("balance_hits", 0), counts.get("balance_misses", 0)
+    shard_s = counts.get("shard_ms", 0) / 1000
+    io_s = counts.get("accounts_ms", 0) / 1000
+    lags = result["lags"]
+    ratio = result["duckdb_s"] / result["e2e_s"]
+    classes = "; ".join(f"{r['customer_kind']} {r['action']} {r['account_id_count']:,}"
+                        for r in result["per_class"])
+    lines = [
+        "## Fee control (bench/fee_control.py)",
+        "",
+        f"{result['accounts']:,} prepaid accounts, one day of readings ({counts['records']:,} "
+        f"feed records), batch mode on {result['cluster']}, accounts store with one "
+        "synchronous standby, embedded NATS JetStream. The shared 2-core machine was busy "
+        "with other work: timings are noisy.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| batch mode, feed read to every command taken | {result['e2e_s']:.1f} s "
+        f"(decide {run.seconds['decide']:.1f}, commit {run.seconds['commit']:.1f}, "
+        f"deliver {run.seconds.get('deliver', 0):.1f}) |",
+        f"| of which waiting for the accounts store (summed over shards) | {io_s:.1f} s of "
+        f"{shard_s:.1f} s of shard time |",
+        f"| one DuckDB query, same deductions and decisions | {result['duckdb_s']:.2f} s "
+        f"(ratio {ratio:.2f}, {result['mismatches']} accounts differ) |",
+        f"| accounts decided, deductions posted | {counts['decided']:,}, "
+        f"{counts['deductions_posted']:,} |",
+        f"| commands per class | {classes} |",
+        f"| cache hit rate (published versions; balances) | "
+        f"{hits / max(hits + misses, 1):.0%}; {balance[0] / max(sum(balance), 1):.0%} |",
+        f"| continuous mode lag, 1 batch/s | p50 {statistics.median(lags):.2f} s, "
+        f"max {max(lags):.2f} s over {len(lags)} batches |" if lags else
+        "| continuous mode lag | no batch decided |",
+        f"| set-up (not measured): opening the accounts in the store | {result['open_s']:.0f} s |",
+    ]
+    return "\n".join(lines)
+
+
+def main(accounts: int = ACCOUNTS) -> str:
+    return section(run(accounts))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
+    parser.add_argument("--shards", type=int, default=4)
+    args = parser.parse_args()
+    print(section(run(args.accounts, args.shards)))

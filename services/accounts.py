@@ -1,0 +1,235 @@
+"""The accounts processors: N + B stateless Ray Serve replicas behind the HTTP ingress.
+
+A processor holds nothing between requests: it reads the account from the primary,
+computes, writes back under a version check and forgets (``actors.accounts_client``, the
+same code as the Python client; it keeps only a connection per thread and the
+coordinator's last answer). N replicas carry the load and B are spares; ``scale`` resizes
+the pool live (a ``num_replicas`` change: Serve adds or drains replicas, the others keep
+serving).
+
+HTTP (JSON bodies; the idempotency key in ``key`` or the ``Idempotency-Key`` header):
+
+    POST /accounts/{id}                 open           {"floor_fen": 0}
+    GET  /accounts/{id}                 balance, floor, version
+    GET  /accounts/{id}/operations      every answer recorded on the account
+    POST /accounts/{id}/payments        {"amount_fen": 1000, "key": "pay-1"}
+    POST /accounts/{id}/deductions      {"amount_fen": 250, "key": "fee-1"}
+    POST /accounts/{id}/refunds         {"amount_fen": 50, "key": "ref-1", "refund_of": "fee-1"}
+
+Every refusal is one JSON line ``{"error": class, "message": ...}`` with its status from
+``STATUS_BY_ERROR`` (by class, never by message). A retried request with the same key gets
+the first answer, so a client (or HAProxy, ``RAY_SERVE_HAPROXY_RETRY_ON``) may retry one
+whose processor died.
+
+Each replica writes its request count and busy time to ``<store>/processors/<replica>.json``
+at most once a second: the load distributor's evenness is measured from these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ray import serve
+
+from gridfare.errors import (
+    GridfareError,
+    IdempotencyConflict,
+    InvalidInput,
+    NotReplicated,
+    Overdraft,
+    StaleEpoch,
+    StoreUnavailable,
+    UnknownAccount,
+    VersionConflict,
+)
+
+__all__ = ["APP_NAME", "STATUS_BY_ERROR", "AccountsProcessor", "processor_stats",
+           "scale", "start_processors"]
+
+APP_NAME = "gridfare-accounts"
+THREADS = 8  # blocking transactions in flight per replica
+STATS_EVERY_S = 1.0
+CODE_VERSION = "accounts-1"  # bump when the processor's code or arguments change
+KINDS = {"payments": "payment", "deductions": "deduction", "refunds": "refund"}
+
+# one table: error class -> HTTP status (the most specific class listed first)
+STATUS_BY_ERROR: tuple[tuple[type[GridfareError], int], ...] = (
+    (UnknownAccount, 404),
+    (IdempotencyConflict, 409),
+    (VersionConflict, 409),
+    (Overdraft, 422),
+    (InvalidInput, 400),
+    (NotReplicated, 503),
+    (StaleEpoch, 503),
+    (StoreUnavailable, 503),
+    (GridfareError, 500),
+)
+
+
+def status_of(exc: GridfareError) -> int:
+    return next(code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls))
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=2 * THREADS,
+                  health_check_period_s=2, health_check_timeout_s=10,
+                  graceful_shutdown_timeout_s=5)
+class AccountsProcessor:
+    def __init__(self, root: str, retry_s: float = 10.0) -> None:
+        import ray
+
+        from actors import NAMESPACE
+        from actors.accounts_client import AccountsClient
+        from actors.store_coordinator import coordinator_name
+        from backends.store_root import StoreRoot
+
+        store = StoreRoot(root)
+        coordinator = ray.get_actor(coordinator_name(store), namespace=NAMESPACE)
+        self._client = AccountsClient(coordinator, retry_s=retry_s)
+        self._pool = ThreadPoolExecutor(max_workers=THREADS)
+        replica = serve.get_replica_context().replica_id.unique_id
+        self._stats_path = store.path / "processors" / f"{replica}.json"
+        self._stats_path.parent.mkdir(parents=True, exist_ok=True)
+        self._stats = {"replica": replica, "pid": os.getpid(), "requests": 0, "busy_s": 0.0}
+        self._written = 0.0
+
+    async def __call__(self, request) -> object:
+        from starlette.responses import JSONResponse
+
+        started = time.perf_counter()
+        try:
+            status, body = await self._route(request)
+        except GridfareError as exc:
+            status, body = status_of(exc), {"error": type(exc).__name__, "message": str(exc)}
+        self._account(time.perf_counter() - started)
+        return JSONResponse(body, status_code=status)
+
+    def _account(self, busy_s: float) -> None:
+        self._stats["requests"] += 1
+        self._stats["busy_s"] += busy_s
+        now = time.monotonic()
+        if now - self._written >= STATS_EVERY_S:
+            self._written = now
+            tmp = self._stats_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._stats))
+            os.replace(tmp, self._stats_path)
+
+    async def _call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def _route(self, request) -> tuple[int, object]:
+        parts = [p for p in request.url.path.split("/") if p]
+        method = request.method
+        if len(parts) < 2 or parts[0] != "accounts":
+            raise InvalidInput(f"no route {method} {request.url.path}")
+        account_id = _account_id(parts[1])
+        client = self._client
+        match (method, parts[2:]):
+            case ("GET", []):
+                return 200, (await self._call(client.get, account_id)).__dict__
+            case ("GET", ["operations"]):
+                results = await self._call(client.operations, account_id)
+                return 200, [r.to_dict() for r in results]
+            case ("POST", []):
+                body = await _json(request, required=False)
+                floor = body.get("floor_fen")
+                return 200, (await self._call(client.open, account_id, floor)).__dict__
+            case ("POST", [kind]) if kind in KINDS:
+                from gridfare.store.operations import Operation
+
+                body = await _json(request)
+                key = body.get("key", request.headers.get("idempotency-key"))
+                op = Operation.make(account_id, KINDS[kind], body.get("amount_fen"), key,
+                                    body.get("refund_of"))
+                return 200, (await self._call(client.apply, op)).to_dict()
+        raise InvalidInput(f"no route {method} {request.url.path}")
+
+
+def _account_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 19:
+        raise InvalidInput(f"account {text!r}: the id in the path must be a positive integer")
+    return int(text)
+
+
+async def _json(request, required: bool = True) -> dict:
+    raw = await request.body()
+    if not raw and not required:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(f"{request.url.path}: the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidInput(f"{request.url.path}: the body must be a JSON object")
+    return body
+
+
+# ---- deploy, scale, measure (the driver's side) ----------------------------------------
+
+
+def start_processors(root: str, processors: int, spares: int, port: int = 8000,
+                     host: str = "127.0.0.1", route_prefix: str = "/",
+                     retry_s: float = 10.0) -> str:
+    """Deploy the processors on the joined cluster: ``processors + spares`` replicas
+    behind Serve's HTTP ingress on ``host:port``. Returns the base URL."""
+    serve.start(http_options={"host": host, "port": port})
+    _deploy(root, processors, spares, route_prefix, retry_s)
+    return f"http://{host}:{port}{route_prefix.rstrip('/')}"
+
+
+def scale(root: str, processors: int, spares: int) -> dict:
+    """Resize the running pool to ``processors + spares`` replicas without stopping it
+    (only ``num_replicas`` changes: running replicas keep serving)."""
+    from backends.store_root import StoreRoot
+
+    path = StoreRoot(root).path / "processors.json"
+    if APP_NAME not in serve.status().applications or not path.exists():
+        raise InvalidInput(f"no {APP_NAME} app is running for {root}: start it with "
+                           "`gridfare accounts serve` first")
+    before = json.loads(path.read_text())
+    _deploy(root, processors, spares, before["route_prefix"], before["retry_s"])
+    return {"before": before, "after": json.loads(path.read_text())}
+
+
+def _deploy(root: str, processors: int, spares: int, route_prefix: str,
+            retry_s: float) -> None:
+    from backends.store_root import StoreRoot, write_json
+
+    for name, value, low in (("processors", processors, 1), ("spares", spares, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InvalidInput(f"{name} {value!r}: must be an integer >= {low}")
+    # a fixed version makes a resize a lightweight update (Serve only adds or drains
+    # replicas); without one every serve.run is a code change and replaces them all, and
+    # requests met "Path not found" 404s at the proxy during that rolling update
+    app = AccountsProcessor.options(num_replicas=processors + spares, version=CODE_VERSION,
+                                    _internal=True).bind(str(root), retry_s)
+    serve.run(app, name=APP_NAME, route_prefix=route_prefix, blocking=False)
+    _wait_running(processors + spares)
+    write_json(StoreRoot(root).path / "processors.json",
+               {"processors": processors, "spares": spares, "route_prefix": route_prefix,
+                "retry_s": retry_s})
+
+
+def _wait_running(replicas: int, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app = serve.status().applications.get(APP_NAME)
+        if app is not None and app.status == "RUNNING":
+            deployment = app.deployments["AccountsProcessor"]
+            if deployment.replica_states.get("RUNNING", 0) == replicas and \
+                    sum(deployment.replica_states.values()) == replicas:
+                return
+        time.sleep(0.25)
+    raise StoreUnavailable(f"{APP_NAME}: {replicas} replicas not running after "
+                           f"{timeout_s:.0f} s")
+
+
+def processor_stats(root: str) -> list[dict]:
+    """Each replica's request count and busy time (as last written, at most 1 s old)."""
+    from backends.store_root import StoreRoot
+
+    folder = StoreRoot(root).path / "processors"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]

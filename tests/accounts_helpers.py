@@ -1,0 +1,81 @@
+"""Start and end an accounts store on the session cluster (tests share these)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+def store_dir() -> Path:
+    """A fresh directory for a store, outside pytest's own temp tree: PostgreSQL runs as an
+    unprivileged user that must traverse the path, and every pytest session on the machine
+    resets /tmp/pytest-of-<user> to 0700."""
+    return Path(tempfile.mkdtemp(prefix="gridfare-store-"))
+
+
+def remove_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def start_store(root, retry_s: float = 20.0, **config):
+    from actors.accounts_client import AccountsClient
+
+    return AccountsClient.start(str(root), retry_s=retry_s, **config)
+
+
+def stop_store(root) -> None:
+    from actors.accounts_client import remove_store
+
+    remove_store(str(root))
+
+
+def wait_for(condition, timeout_s: float = 60.0, every_s: float = 0.2, what: str = ""):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
+
+
+class PaymentLoad:
+    """Writers paying into their own accounts with unique keys until stopped; each keeps
+    the keys whose payment was acknowledged, and the errors it saw."""
+
+    def __init__(self, client, accounts: list[int], amount_fen: int = 1) -> None:
+        self.client = client
+        self.accounts = accounts
+        self.amount_fen = amount_fen
+        self.acked: dict[int, list[str]] = {a: [] for a in accounts}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(a,), daemon=True)
+                         for a in accounts]
+
+    def _run(self, account: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            key = f"load-{account}-{n}"
+            try:
+                self.client.payment(account, self.amount_fen, key)
+                self.acked[account].append(key)
+            except Exception as exc:
+                self.errors.append(f"{key}: {type(exc).__name__}: {exc}")
+            n += 1
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join(60)
+
+    def count(self) -> int:
+        return sum(len(keys) for keys in self.acked.values())

@@ -1,0 +1,90 @@
+"""A small HTTP client for the accounts service in tests: JSON in and out, and a retry of
+5xx answers and broken connections with the same body (so the same idempotency key)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, method: str, path: str, body=None, raw: bytes | None = None,
+         timeout: float = 30.0) -> tuple[int, object]:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None
+                                        else None)
+    request = urllib.request.Request(url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        text = exc.read()
+        try:
+            return exc.code, json.loads(text)
+        except ValueError:
+            return exc.code, {"error": "NotJSON", "message": text.decode(errors="replace")}
+
+
+def call_until_answered(url, method, path, body=None, deadline_s: float = 60.0):
+    """Retry 5xx and connection errors with the same request until a 2xx/4xx answer."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            status, answer = call(url, method, path, body)
+            if status < 500:
+                return status, answer
+        except (OSError, urllib.error.URLError) as exc:
+            status, answer = 599, {"error": type(exc).__name__}
+        if time.monotonic() > deadline:
+            return status, answer
+        time.sleep(0.05)
+
+
+class HttpPaymentLoad:
+    """Threads paying 1 fen into their own accounts over HTTP with unique keys; a request
+    is retried with its key until answered, and counted failed if never answered."""
+
+    def __init__(self, url: str, accounts: list[int]) -> None:
+        self.url = url
+        self.acked: dict[int, list[str]] = {a: [] for a in accounts}
+        self.failed: list[str] = []
+        self.retried = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(a,), daemon=True)
+                         for a in accounts]
+
+    def _run(self, account: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            key = f"http-{account}-{n}"
+            status, answer = call_until_answered(
+                self.url, "POST", f"/accounts/{account}/payments",
+                {"amount_fen": 1, "key": key})
+            if status == 200:
+                self.acked[account].append(key)
+                self.retried += bool(answer.get("replayed"))
+            else:
+                self.failed.append(f"{key}: {status} {answer}")
+            n += 1
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join(90)
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.acked.values())

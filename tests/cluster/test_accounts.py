@@ -1,0 +1,110 @@
+"""The accounts store on the session cluster: a primary and a synchronous standby started
+by StateReplica actors, operations through the Python client, exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from tests.accounts_helpers import remove_dir, start_store, stop_store, store_dir
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def accounts(ray_cluster):
+    root = store_dir()
+    try:
+        client = start_store(root / "store")
+        yield client
+        client.close()
+    finally:
+        stop_store(root / "store")
+        remove_dir(root)
+
+
+def _standby_rows(client, sql, params=()):
+    """Read from the standby itself: what it has applied (remote_apply)."""
+    import ray
+
+    from backends.postgres import ServerAddress, connect
+
+    record = client.describe()["record"]
+    (standby,) = [n for n in record["replicas"] if n != record["primary"]]
+    coordinator = client._coordinator
+    host, port = ray.get(ray.get(coordinator.replica.remote(standby)).address.remote())
+    with connect(ServerAddress(host, port).dsn("test"), autocommit=True) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        return conn.execute(sql, params).fetchall()
+
+
+def test_replicas_run_on_distinct_nodes_as_primary_and_sync_standby(accounts):
+    described = accounts.describe()
+    assert described["record"]["epoch"] == 1
+    statuses = described["replicas"]
+    assert sorted((s["running"], s["in_recovery"]) for s in statuses.values()) == [
+        (True, False), (True, True)]
+    assert len({s["node_id"] for s in statuses.values()}) == 2  # STRICT_SPREAD
+
+
+def test_payment_deduction_refund_exactly_once_and_on_the_standby(accounts):
+    from gridfare.errors import IdempotencyConflict, Overdraft
+
+    accounts.open(101)
+    first = accounts.payment(101, 10_000, key="pay-101-1")
+    again = accounts.payment(101, 10_000, key="pay-101-1")
+    assert (first.balance_fen, first.replayed, again.balance_fen, again.replayed) == (
+        10_000, False, 10_000, True)
+    assert accounts.deduction(101, 2_500, key="fee-101-1").balance_fen == 7_500
+    with pytest.raises(Overdraft, match="account 101: deduction fee-101-2 of 9000 fen"):
+        accounts.deduction(101, 9_000, key="fee-101-2")
+    with pytest.raises(Overdraft):  # the refusal is the key's first answer
+        accounts.deduction(101, 9_000, key="fee-101-2")
+    with pytest.raises(IdempotencyConflict):
+        accounts.payment(101, 5, key="pay-101-1")
+    assert accounts.refund(101, 500, key="ref-101-1", refund_of="fee-101-1").balance_fen \
+        == 8_000
+    account = accounts.get(101)
+    assert (account.balance_fen, account.version) == (8_000, 3)
+    # acknowledged means applied on the standby too
+    assert _standby_rows(accounts, "SELECT balance_fen, version FROM accounts "
+                                   "WHERE account_id = 101") == [(8_000, 3)]
+    assert [r.key for r in accounts.operations(101)] == [
+        "pay-101-1", "fee-101-1", "fee-101-2", "ref-101-1"]
+
+
+def test_bad_requests_are_refused_before_anything_is_written(accounts):
+    from gridfare.errors import InvalidInput, UnknownAccount
+
+    with pytest.raises(UnknownAccount, match="account 999: no such account"):
+        accounts.payment(999, 1, key="pay-999")
+    with pytest.raises(InvalidInput, match="amount_fen"):
+        accounts.payment(101, -1, key="neg")
+    with pytest.raises(InvalidInput, match="refund of 99999 fen exceeds"):
+        accounts.refund(101, 99_999, key="ref-big", refund_of="fee-101-1")
+    assert "neg" not in [r.key for r in accounts.operations(101)]
+
+
+def test_concurrent_writers_on_one_account_are_serialized_by_the_version(accounts):
+    accounts.open(202)
+    errors = []
+
+    def pay(thread: int) -> None:
+        try:
+            for n in range(25):
+                accounts.payment(202, 1 + thread, key=f"c-{thread}-{n}")
+        except Exception as exc:  # pragma: no cover - the assertion below shows it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pay, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    account = accounts.get(202)
+    assert account.balance_fen == 25 * (1 + 2 + 3 + 4)
+    assert account.version == 100
+    versions = sorted(r.version for r in accounts.operations(202))
+    assert versions == list(range(1, 101))  # every version once: no lost update
