@@ -242,10 +242,13 @@ def seats(root: str, centres: Sequence[str] | None = None, main: str | None = No
     root_path = SeatsRoot(root)  # a bad root is refused before any cluster is joined
     if centres is None:
         root_path.config()  # and so is one that is not a seats data root
+    import ray
+
     from actors.attach import attach
     from actors.seats_client import SeatsClient
 
-    joined = attach(cluster)
-    if on_attach is not None:
-        on_attach(joined.describe())
+    if cluster is not None or not ray.is_initialized():  # else: the cluster it is in
+        joined = attach(cluster)
+        if on_attach is not None:
+            on_attach(joined.describe())
     return SeatsClient.start(root, centres, main, **options)
