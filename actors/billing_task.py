@@ -8,6 +8,7 @@ import os
 import ray
 
 from gridfare.billing.runner import SectionOutcome, bill_sections
+from gridfare.tariffs import TariffBook, TariffFiles
 
 # Ray names the worker process after the running task ("ray::bill_bundle_task"); NodeAgents
 # count these processes to report how many billing services run on their node.
@@ -21,15 +22,21 @@ def _centre(uri: str):
     return DataCentre(uri)
 
 
-@functools.lru_cache(maxsize=4)
-def _tariffs(directory: str | None):
-    from gridfare.tariffs import load_tariff_book
+_BOOKS: dict[str, TariffBook] = {}  # digest -> parsed book, for the runs this worker bills
 
-    return load_tariff_book(directory)
+
+def _book(tariffs: TariffFiles) -> TariffBook:
+    """The run's book, parsed once per worker (by digest: the same text, the same book)."""
+    digest = tariffs.digest
+    if digest not in _BOOKS:
+        if len(_BOOKS) >= 4:
+            _BOOKS.pop(next(iter(_BOOKS)))
+        _BOOKS[digest] = tariffs.book()
+    return _BOOKS[digest]
 
 
 @ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
-def bill_bundle_task(uri: str, tariffs_dir: str | None, period: str, sections: list[str],
+def bill_bundle_task(uri: str, tariffs: TariffFiles, period: str, sections: list[str],
                      run_id: str) -> tuple[list[SectionOutcome], str]:
     """Bill a bundle of sections (one, or several small ones) where Ray placed it; returns
     one outcome per section, in order, and the node that ran it.
@@ -37,6 +44,7 @@ def bill_bundle_task(uri: str, tariffs_dir: str | None, period: str, sections: l
     Ray retries it (``max_retries``) when its worker or node dies: each section's files are
     replaced atomically, so a retry rewrites the same bytes and never duplicates bills. A
     GridfareError (bad data) is not retried: it fails its section alone, as a failed outcome.
+    ``tariffs`` is the run's own book (a reference the ControlServer put once per run).
     Anything else fails the task, and the ControlServer then bills the bundle's sections one
     by one, so only the bad section ends failed.
     """
@@ -44,5 +52,5 @@ def bill_bundle_task(uri: str, tariffs_dir: str | None, period: str, sections: l
     if failing is not None and failing in sections:
         # Fault injection for the tests: a node-service that crashes on one section.
         raise RuntimeError(f"injected failure billing section {failing}")
-    outcomes = bill_sections(_centre(uri), _tariffs(tariffs_dir), period, sections, run_id)
+    outcomes = bill_sections(_centre(uri), _book(tariffs), period, sections, run_id)
     return outcomes, ray.get_runtime_context().get_node_id()

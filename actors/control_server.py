@@ -30,12 +30,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from actors import named_detached, one_line
 from actors.billing_task import bill_bundle_task
 from actors.node_agent import NodeAgent
-from gridfare.billing.runner import (
-    RECORD_INTERVAL_S,
-    SectionOutcome,
-    new_run_id,
-    select_sections,
-)
+from gridfare.billing.request import RunRequest
+from gridfare.billing.runner import RECORD_INTERVAL_S, SectionOutcome, start_or_resume
+from gridfare.errors import ConfigError, InvalidInput
 from gridfare.scheduling import (
     BillingCommand,
     ClusterSnapshot,
@@ -47,6 +44,7 @@ from gridfare.scheduling import (
     choose_nodes,
     retry_alone,
 )
+from gridfare.tariffs import TariffFiles
 
 if TYPE_CHECKING:
     from datasets.catalog import RunRecord
@@ -73,20 +71,35 @@ def control_server_name(datacentre_uri: str) -> str:
             + hashlib.sha1(identity(datacentre_uri).encode()).hexdigest()[:10])
 
 
-def get_control_server(datacentre_uri: str, *, tariffs_dir: str | None = None,
-                       policy: DispatchPolicy | None = None, autoscale: bool = True,
-                       runtime_env: dict | None = None) -> ray.actor.ActorHandle:
+def get_control_server(datacentre_uri: str, *, policy: DispatchPolicy | None = None,
+                       autoscale: bool | None = None, runtime_env: dict | None = None
+                       ) -> ray.actor.ActorHandle:
     """The data centre's ControlServer on the head node, created on first use.
 
     ``runtime_env`` (environment variables, ...) is inherited by every billing task it
-    launches. Options only apply when the ControlServer is created.
+    launches. These options are the ControlServer's own and apply when it is created
+    (None: the defaults, or whatever the running one has); one asked for that differs from
+    the running ControlServer's is a ConfigError, never silently ignored. What a run is
+    asked for (period, sections, tariff book) travels with each ``submit`` instead.
     """
-    return named_detached(
+    options = {"policy": policy, "autoscale": autoscale, "runtime_env": runtime_env}
+    handle = named_detached(
         ControlServer,
         control_server_name(datacentre_uri),
         resources={"node:__internal_head__": 0.001},
         runtime_env=runtime_env,
-    ).remote(datacentre_uri, tariffs_dir, policy or DispatchPolicy(), autoscale)
+    ).remote(datacentre_uri, policy or DispatchPolicy(),
+             True if autoscale is None else autoscale, runtime_env)
+    asked = {key: value for key, value in options.items() if value is not None}
+    if asked:
+        running = ray.get(handle.created_with.remote())
+        for key, value in asked.items():
+            if running[key] != value:
+                raise ConfigError(
+                    f"the ControlServer of {datacentre_uri} runs with {key} "
+                    f"{running[key]!r}, not {value!r}: its options apply when it is created "
+                    "(submit the run with its options, or use another data centre)")
+    return handle
 
 
 def _end_signal(record: RunRecord, failed: dict[str, str | None]) -> dict:
@@ -106,6 +119,7 @@ def _now() -> datetime:
 class _Run:
     run_id: str
     period: str
+    tariffs: ray.ObjectRef  # the run's TariffFiles, put once, passed to each of its tasks
     queue: dict[str, int]  # section -> weight, waiting for a node
     running: dict[str, str] = field(default_factory=dict)  # section -> node
     tasks: dict[int, str] = field(default_factory=dict)  # task in flight -> node
@@ -158,15 +172,15 @@ class _Metrics:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class ControlServer:
-    def __init__(self, datacentre_uri: str, tariffs_dir: str | None,
-                 policy: DispatchPolicy, autoscale: bool) -> None:
+    def __init__(self, datacentre_uri: str, policy: DispatchPolicy, autoscale: bool,
+                 runtime_env: dict | None = None) -> None:
         from datasets.catalog import open_catalog
         from datasets.datacentre import DataCentre
 
         self._uri = datacentre_uri
-        self._tariffs_dir = tariffs_dir
         self._policy = policy
         self._autoscale = autoscale
+        self._runtime_env = runtime_env
         self._centre = DataCentre(datacentre_uri)
         # The catalog's single writer during cluster runs (a remote one: under its lease,
         # held while runs run and given up when none does).
@@ -188,31 +202,44 @@ class ControlServer:
         # A restart finds the runs that were running in the catalog and carries them on.
         for record in self._catalog.runs():
             if record.status == "running":
+                recorded = self._catalog.run_tariffs(record.run_id)
+                tariffs = (TariffFiles.from_json(recorded, f"run {record.run_id}")
+                           if recorded is not None else None)
                 self._adopt(record.run_id, record.period,
-                            self._catalog.pending_sections(record.run_id))
+                            self._catalog.pending_sections(record.run_id), tariffs)
 
     # -- requests ------------------------------------------------------------------------
 
-    async def submit(self, period: str, sections: list[str] | None = None,
-                     resume_run_id: str | None = None) -> str:
-        """Start a billing run (or resume one) and return its run id at once."""
+    async def submit(self, request: RunRequest) -> str:
+        """Start a billing run (or resume one) and return its run id at once.
+
+        The request is checked whole (its tariff book parsed, its sections matched, a
+        resume's period and book against its run's) before anything is recorded; a refusal
+        is the GridfareError the caller gets back.
+        """
         self._ensure_loop()
-        if resume_run_id is not None:
-            if resume_run_id in self._runs and not self._runs[resume_run_id].finished:
-                return resume_run_id
-            record = self._catalog.run(resume_run_id)
-            pending = self._catalog.pending_sections(resume_run_id)
-            self._catalog.reopen_run(resume_run_id)
-            self._adopt(resume_run_id, record.period, pending)
-            return resume_run_id
-        # One listing gives the sections and their weights (a listing of 3,000 sections
-        # is tens of milliseconds while the cores wait for the first dispatch).
-        sizes = self._centre.section_sizes(period)
-        todo = select_sections(sorted(sizes), sections)
-        run_id = new_run_id(period, _now())
-        self._catalog.start_run(run_id, period, todo, _now())
-        self._adopt(run_id, period, todo, sizes)
-        return run_id
+        if not isinstance(request, RunRequest):
+            raise InvalidInput(f"submit: expected a RunRequest, got {type(request).__name__}")
+        resume = request.resume_run_id
+        sizes = None
+        if resume is None:
+            # One listing gives the sections and their weights (a listing of 3,000
+            # sections is tens of milliseconds while the cores wait for the first dispatch).
+            sizes = self._centre.section_sizes(str(request.period))
+        started = start_or_resume(self._centre, self._catalog, request, _now,
+                                  with_readings=None if sizes is None else sorted(sizes))
+        if resume is not None:
+            if resume in self._runs and not self._runs[resume].finished:
+                return resume
+            self._catalog.reopen_run(resume)
+        self._adopt(started.run_id, started.period, started.sections, started.tariff_files,
+                    sizes)
+        return started.run_id
+
+    def created_with(self) -> dict:
+        """The options this ControlServer was created with (``get_control_server``'s)."""
+        return {"policy": self._policy, "autoscale": self._autoscale,
+                "runtime_env": self._runtime_env}
 
     async def report(self, load: dict) -> None:
         """A NodeAgent's load report (also its registration, the first time)."""
@@ -272,12 +299,17 @@ class ControlServer:
     # -- the dispatch loop ----------------------------------------------------------------
 
     def _adopt(self, run_id: str, period: str, sections: list[str],
-               sizes: dict[str, int] | None = None) -> None:
+               tariffs: TariffFiles | None, sizes: dict[str, int] | None = None) -> None:
         if sizes is None:
             sizes = self._centre.section_sizes(period)
+        if tariffs is None:  # a run recorded before books were: the sample book
+            from gridfare.tariffs import read_tariff_files
+
+            tariffs = read_tariff_files()
         # Largest first, once: each dispatch then looks only at the head of the queue.
         ordered = sorted(sections, key=lambda s: (-sizes.get(s, 0), s))
-        self._runs[run_id] = _Run(run_id, period, {s: sizes.get(s, 0) for s in ordered})
+        self._runs[run_id] = _Run(run_id, period, ray.put(tariffs),
+                                  {s: sizes.get(s, 0) for s in ordered})
         if self._wake is not None:
             self._wake.set()
 
@@ -389,7 +421,7 @@ class ControlServer:
         node = command.node_id
         ref = bill_bundle_task.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
-        ).remote(self._uri, self._tariffs_dir, run.period, list(command.sections), run.run_id)
+        ).remote(self._uri, run.tariffs, run.period, list(command.sections), run.run_id)
         try:
             outcomes, node = await ref
         except ray.exceptions.RayError as exc:

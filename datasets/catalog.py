@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from datasets.schemas import AUDIT_EXCEPTIONS
-from gridfare.errors import DataCentreError
+from gridfare.errors import DataCentreError, UnknownRun
 
 if TYPE_CHECKING:
     from datasets.catalog_remote import RemoteCatalogFile
@@ -54,6 +54,13 @@ CREATE TABLE IF NOT EXISTS section_runs (
     error VARCHAR,
     finished_at TIMESTAMP,
     PRIMARY KEY (run_id, section_id)
+);
+-- The tariff book a run was started with (its files as one JSON object): its sections, a
+-- resume and a restarted ControlServer price with it.
+CREATE TABLE IF NOT EXISTS run_tariffs (
+    run_id VARCHAR PRIMARY KEY,
+    digest VARCHAR NOT NULL,
+    files VARCHAR NOT NULL
 );
 -- One section's rows are replaced in the transaction that records it done. No key: at
 -- most one row per (period, section_id, account_id, rule) by construction, and DuckDB
@@ -229,9 +236,17 @@ class Catalog:
         period: str,
         sections: list[str],
         started_at: datetime,
+        *,
+        tariff_digest: str | None = None,
+        tariff_files: str | None = None,
     ) -> None:
-        """Record a run and its sections as pending; repeating it changes nothing."""
+        """Record a run, its sections as pending and its tariff book (``tariff_files``, the
+        files as a JSON object, named by ``tariff_digest``); repeating it changes nothing."""
         with self._connect(write=True) as con:
+            con.begin()
+            if tariff_files is not None:
+                con.execute("INSERT INTO run_tariffs VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                            [run_id, tariff_digest, tariff_files])
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, 'running', ?, ?, NULL) ON CONFLICT DO NOTHING",
                 [run_id, period, len(sections), started_at],
@@ -241,6 +256,15 @@ class Catalog:
                 "SELECT ?, unnest(?::VARCHAR[]), ?, 'pending' ON CONFLICT DO NOTHING",
                 [run_id, list(sections), period],
             )
+            con.commit()
+
+    def run_tariffs(self, run_id: str) -> str | None:
+        """The tariff files (JSON) the run was started with; None for a run recorded
+        before books were (or an unknown run)."""
+        with self._connect() as con:
+            row = con.execute("SELECT files FROM run_tariffs WHERE run_id = ?",
+                              [run_id]).fetchone()
+        return None if row is None else row[0]
 
     def record_sections(self, run_id: str, outcomes: Sequence[Mapping[str, object]]) -> None:
         """Set the outcome of several sections in one transaction.
@@ -307,6 +331,11 @@ class Catalog:
                     )
                 except duckdb.IOException:
                     continue  # no files yet: the view appears after the first write
+                except duckdb.InvalidInputException:
+                    # A file DuckDB cannot read (the corrupt input a section failed on):
+                    # the view stays as it was; the run is recorded already, and a query
+                    # of the view meets the file's own error.
+                    continue
 
     # -- reading -------------------------------------------------------------------------
 
@@ -359,7 +388,7 @@ class Catalog:
     def _run_in(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
         records = _run_records(con, "WHERE r.run_id = ?", [run_id])
         if not records:
-            raise DataCentreError(f"run {run_id!r} is not in the catalog at {self.path}")
+            raise UnknownRun(f"run {run_id!r} is not in the catalog at {self.path}")
         return records[0]
 
     @contextmanager

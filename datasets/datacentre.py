@@ -24,9 +24,9 @@ import contextlib
 import errno
 import functools
 import os
-import re
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -37,9 +37,22 @@ import pyarrow.parquet as pq
 if TYPE_CHECKING:
     import pyarrow.dataset
 
-from datasets.schemas import ACCOUNTS, BILLS, READINGS, TARIFF_COMPARISONS, USAGE_HISTORY
+from datasets.schemas import (
+    ACCOUNTS,
+    BILLS,
+    READINGS,
+    TARIFF_COMPARISONS,
+    USAGE_HISTORY,
+    check_section_id,
+)
 from datasets.uri import identity, open_filesystem, redact
-from gridfare.errors import DataCentreError, DataCentreFull, InvalidInput, NotADataCentre
+from gridfare.errors import (
+    DataCentreError,
+    DataCentreFull,
+    ForeignData,
+    InvalidInput,
+    NotADataCentre,
+)
 from gridfare.period import Period
 
 __all__ = [
@@ -73,6 +86,10 @@ DATASETS: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
 }
 
 HISTORY_COLUMNS = ("account_id", "period", "kwh")
+# A partition key of the path -> the column that repeats it in the files (where it does).
+_PARTITION_COLUMNS = {"period": "period", "section": "section_id",
+                      "comparison": "comparison_id"}
+_FOOTER_READERS = 8
 
 # Fixed writer settings: the same table always gives the same bytes (for one pyarrow version).
 # Snappy, not zstd: billing is CPU-bound on many small section files, and zstd-3 cost twice
@@ -100,8 +117,6 @@ def _writer_options(schema: pa.Schema) -> dict[str, Any]:
 
 _WRITER_OPTIONS = {name: _writer_options(schema) for name, (schema, _) in DATASETS.items()}
 
-_SECTION = re.compile(r"^[A-Za-z0-9_.-]+$")
-
 
 def check_period(period: str) -> str:
     """Return ``period`` if it is ``YYYY-MM`` (month 01..12); else raise InvalidInput."""
@@ -116,12 +131,6 @@ def shift_period(period: str, months: int) -> str:
 def periods_before(period: str, months: int) -> list[str]:
     """The ``months`` periods before ``period``, oldest first."""
     return [str(p) for p in Period.parse(period).previous(months)]
-
-
-def _check_section(section: str) -> str:
-    if not isinstance(section, str) or not _SECTION.match(section):
-        raise InvalidInput(f"section {section!r} is not a valid section id")
-    return section
 
 
 def _is_enospc(exc: BaseException) -> bool:
@@ -253,22 +262,17 @@ class DataCentre:
     # ------------------------------------------------------------------ listing
     def sections(self, period: str) -> list[str]:
         """Sorted ids of the sections that have readings for ``period``."""
-        check_period(period)
-        return self._partition_values(f"{self._root}/readings/period={period}")
+        return [values["section"]
+                for values, _ in self._layout("readings", check_period(period))]
 
     def section_sizes(self, period: str) -> dict[str, int]:
         """Bytes of each section's readings for ``period``: the weight a scheduler uses."""
-        check_period(period)
-        self._require_root()
-        sizes = {}
-        for info in self._list(f"{self._root}/readings/period={period}", recursive=True):
-            if info.type == pafs.FileType.File and info.base_name == PART_NAME:
-                sizes[info.path.rsplit("/", 2)[-2].split("=", 1)[1]] = info.size
-        return sizes
+        return {values["section"]: info.size
+                for values, info in self._layout("readings", check_period(period))}
 
     def all_sections(self) -> list[str]:
         """Sorted ids of every section that has accounts."""
-        return self._partition_values(f"{self._root}/accounts")
+        return [values["section"] for values, _ in self._layout("accounts")]
 
     def periods(self, dataset: str = "readings") -> list[str]:
         """Sorted periods present in a period-partitioned dataset."""
@@ -276,79 +280,87 @@ class DataCentre:
         if "period" not in keys:
             raise DataCentreError(f"data centre {self._shown}: {dataset} has no periods")
         self._require_root()
-        infos = self._list(f"{self._root}/{dataset}", recursive=False)
-        return sorted(
-            info.base_name.split("=", 1)[1]
-            for info in infos
-            if info.type == pafs.FileType.Directory and info.base_name.startswith("period=")
-        )
+        found = []
+        for info in self._list(f"{self._root}/{dataset}", recursive=False):
+            if info.base_name.startswith("."):
+                continue
+            if info.type != pafs.FileType.Directory:
+                raise self._foreign(info.path, "a file where only period=YYYY-MM "
+                                               "directories belong")
+            found.append(self._partition_value(info.base_name, "period", info.path))
+        return sorted(found)
 
     # ------------------------------------------------------------------ readers
     def dataset(self, dataset: str, period: str | None = None) -> pyarrow.dataset.Dataset:
         """Every section of ``dataset`` (of ``period`` for period-partitioned datasets) as
         one lazy Arrow dataset in section order: scans read only what they need, so a whole
-        province's bills are never loaded at once. Temporary files are never part of it."""
+        province's bills are never loaded at once. Temporary files are never part of it.
+
+        Each file's footer is read and checked here, before any scan: its columns and
+        types against the schema, and its partition columns (``period``, ``section_id``)
+        against its path, from the row groups' statistics. The footers stay with the
+        dataset's fragments, so a scan does not read them again.
+        """
         import pyarrow.dataset as ds  # lazily: it costs a quarter second to import
 
         schema, keys = self._dataset(dataset)
         if ("period" in keys) != (period is not None):
             needs = "needs a period" if "period" in keys else "has no period"
             raise DataCentreError(f"data centre {self._shown}: {dataset} {needs}")
-        self._require_root()
-        directory = f"{self._root}/{dataset}"
-        if period is not None:
-            directory += f"/period={check_period(period)}"
-        files = sorted(
-            info.path
-            for info in self._list(directory, recursive=True)
-            if info.type == pafs.FileType.File and info.base_name == PART_NAME
-        )
+        files = self._layout(dataset, None if period is None else check_period(period))
         if not files:
             return ds.dataset(schema.empty_table())
-        try:
-            return ds.dataset(files, schema=schema, format="parquet", filesystem=self._fs)
-        except (OSError, pa.ArrowException) as exc:
-            raise self._error(f"cannot open {directory}", exc) from exc
+        parquet = ds.ParquetFileFormat()
+
+        def checked(item: tuple[dict[str, str], pafs.FileInfo]):
+            values, info = item
+            try:
+                fragment = parquet.make_fragment(info.path, filesystem=self._fs)
+                metadata = fragment.metadata
+            except (OSError, pa.ArrowException) as exc:
+                raise self._error(f"cannot read {info.path}", exc) from exc
+            self._check_footer(metadata, dataset, values, info.path, fragment)
+            return fragment
+
+        # Footers are small reads that wait on the filesystem (a round trip each on S3):
+        # several at once, as Arrow's own scan would read them.
+        with ThreadPoolExecutor(max_workers=_FOOTER_READERS) as pool:
+            fragments = list(pool.map(checked, files))
+        return ds.FileSystemDataset(fragments, schema, parquet, self._fs)
 
     def read_accounts(self, section: str) -> pa.Table:
         """The accounts of one section (empty if the section has none)."""
-        return self._read("accounts", self.path("accounts", section=section))
+        return self._read("accounts", section=section)
 
     def read_account_sections(
         self, account_ids: Sequence[int] | pa.Array | None = None
     ) -> pa.Table:
         """``(account_id int64, section_id string)`` of every account (or of those given),
         read across all sections in one pass."""
-        self._require_root()
         import pyarrow.dataset as ds
 
-        directory = f"{self._root}/accounts"
-        schema = pa.schema([ACCOUNTS.field("account_id"), ACCOUNTS.field("section_id")])
-        if self._info(directory).type != pafs.FileType.Directory:
-            return schema.empty_table()
+        expression = None
+        if account_ids is not None:
+            if isinstance(account_ids, (pa.Array, pa.ChunkedArray)):
+                ids = account_ids.cast(pa.int64())
+            else:
+                ids = pa.array(account_ids, type=pa.int64())
+            expression = ds.field("account_id").isin(ids)
+        dataset = self.dataset("accounts")
         try:
-            dataset = ds.dataset(
-                directory, filesystem=self._fs, format="parquet", partitioning=None
-            )
-            expression = None
-            if account_ids is not None:
-                if isinstance(account_ids, (pa.Array, pa.ChunkedArray)):
-                    ids = account_ids.cast(pa.int64())
-                else:
-                    ids = pa.array(account_ids, type=pa.int64())
-                expression = ds.field("account_id").isin(ids)
             table = dataset.to_table(columns=["account_id", "section_id"], filter=expression)
         except (OSError, pa.ArrowException) as exc:
-            raise self._error(f"cannot read {directory}", exc) from exc
-        return table.cast(schema)
+            raise self._error(f"cannot read {self._root}/accounts", exc) from exc
+        return table.cast(pa.schema([ACCOUNTS.field("account_id"),
+                                     ACCOUNTS.field("section_id")]))
 
     def read_readings(self, period: str, section: str) -> pa.Table:
         """One section's readings for ``period`` (empty if there are none)."""
-        return self._read("readings", self.path("readings", period=period, section=section))
+        return self._read("readings", period=period, section=section)
 
     def read_usage_history(self, section: str) -> pa.Table:
         """One section's legacy usage history, as stored (empty if there is none)."""
-        return self._read("usage_history", self.path("usage_history", section=section))
+        return self._read("usage_history", section=section)
 
     def read_history(self, section: str, period: str, months: int = 12, *,
                      ordered: bool = True) -> pa.Table:
@@ -373,8 +385,7 @@ class DataCentre:
         # Only the three columns: in steady monthly billing this is up to 12 files a
         # section, and decoding the whole bill costs three times as much (0.29 vs 0.10 ms).
         billed = [
-            self._read("bills", self.path("bills", period=earlier, section=section),
-                       columns=HISTORY_COLUMNS)
+            self._read("bills", period=earlier, section=section, columns=HISTORY_COLUMNS)
             for earlier in wanted
             if earlier in billed_periods
         ]
@@ -393,7 +404,7 @@ class DataCentre:
 
     def read_bills(self, period: str, section: str) -> pa.Table:
         """One section's bills for ``period`` (empty if not billed)."""
-        return self._read("bills", self.path("bills", period=period, section=section))
+        return self._read("bills", period=period, section=section)
 
     # ------------------------------------------------------------------ writers
     def write_accounts(self, section: str, table: pa.Table) -> int:
@@ -423,17 +434,11 @@ class DataCentre:
 
     def read_comparison(self, comparison: str) -> pa.Table:
         """One tariff comparison's table (empty if there is none)."""
-        return self._read("tariff_comparisons", self.path("tariff_comparisons",
-                                                           comparison=comparison))
+        return self._read("tariff_comparisons", comparison=comparison)
 
     def comparisons(self) -> list[str]:
         """Sorted ids of the tariff comparisons stored."""
-        self._require_root()
-        return sorted(
-            info.base_name.split("=", 1)[1]
-            for info in self._list(f"{self._root}/tariff_comparisons", recursive=False)
-            if info.type == pafs.FileType.Directory and info.base_name.startswith("comparison=")
-        )
+        return [values["comparison"] for values, _ in self._layout("tariff_comparisons")]
 
     # ------------------------------------------------------------------ internals
     def _dataset(self, dataset: str) -> tuple[pa.Schema, tuple[str, ...]]:
@@ -455,7 +460,7 @@ class DataCentre:
             if value is None:
                 raise DataCentreError(f"data centre {self._shown}: {dataset} needs a {key}")
             parts.append(
-                f"{key}={check_period(value) if key == 'period' else _check_section(value)}"
+                f"{key}={check_period(value) if key == 'period' else check_section_id(value)}"
             )
         extra = [key for key, value in given.items() if value is not None and key not in keys]
         if extra:
@@ -508,21 +513,99 @@ class DataCentre:
                 "folders or catalog; `gridfare generate` makes one)")
         self._root_known = self._centre_known = True
 
-    def _partition_values(self, directory: str) -> list[str]:
-        """Section ids of ``section=*/part-0.parquet`` files under ``directory``."""
-        self._require_root()
-        found = set()
-        for info in self._list(directory, recursive=True):
-            if info.type != pafs.FileType.File or info.base_name != PART_NAME:
-                continue
-            parent = info.path.rsplit("/", 2)[-2]
-            if parent.startswith("section="):
-                found.add(parent.split("=", 1)[1])
-        return sorted(found)
+    def _foreign(self, path: str, rule: str) -> ForeignData:
+        return ForeignData(f"data centre {self._shown}: {path}: {rule} (move it out of the "
+                           "data centre)")
 
-    def _read(self, dataset: str, path: str, columns: Sequence[str] | None = None
-              ) -> pa.Table:
+    def _partition_value(self, name: str, key: str, path: str) -> str:
+        """The value of a ``key=value`` directory name, checked as that key's values are."""
+        prefix = f"{key}="
+        if not name.startswith(prefix):
+            raise self._foreign(path, f"expected a {prefix}... directory here")
+        value = name[len(prefix):]
+        try:
+            return check_period(value) if key == "period" else check_section_id(value)
+        except InvalidInput as exc:
+            raise self._foreign(path, f"not a valid partition: {exc}") from None
+
+    def _layout(self, dataset: str, period: str | None = None
+                ) -> list[tuple[dict[str, str], pafs.FileInfo]]:
+        """Every file of ``dataset`` (of one ``period``), with its partition values, in
+        path order, checked against the layout: ``key=value`` directories in the dataset's
+        key order, then ``part-0.parquet``.
+
+        Names starting with a dot are skipped on purpose: they are the writers' temporary
+        files (a crash can leave one) and the OS's hidden files, never data. Anything else
+        out of place (another file name, another format, a directory too deep, a bad
+        partition value) is refused as ForeignData naming it: skipped silently, a copied-in
+        ``part-1.parquet`` would be bills nobody counts.
+        """
+        _, keys = self._dataset(dataset)
+        self._require_root()
+        base = f"{self._root}/{dataset}"
+        fixed: dict[str, str] = {}
+        if period is not None:
+            base += f"/period={period}"
+            fixed, keys = {"period": period}, keys[1:]
+        found = []
+        for info in self._list(base, recursive=True):
+            parts = info.path[len(base) + 1:].split("/")
+            if any(part.startswith(".") for part in parts):
+                continue
+            if info.type == pafs.FileType.Directory:
+                if len(parts) > len(keys):
+                    raise self._foreign(info.path, "a directory below the partitions")
+                self._partition_value(parts[-1], keys[len(parts) - 1], info.path)
+            elif info.type == pafs.FileType.File:
+                if len(parts) != len(keys) + 1 or parts[-1] != PART_NAME:
+                    layout = "/".join(f"{key}=..." for key in keys) + f"/{PART_NAME}"
+                    raise self._foreign(info.path, f"not a {dataset} file (expected "
+                                                   f"{dataset}/{layout})")
+                values = dict(fixed)
+                for key, part in zip(keys, parts, strict=False):
+                    values[key] = self._partition_value(part, key, info.path)
+                found.append((values, info))
+        return sorted(found, key=lambda item: item[1].path)
+
+    def _check_footer(self, metadata: pq.FileMetaData, dataset: str, values: dict[str, str],
+                      path: str, fragment: pyarrow.dataset.ParquetFileFragment) -> None:
+        """A file's columns and partition, from its footer alone (no data is read unless a
+        foreign writer left no statistics on a partition column)."""
         schema, _ = self._dataset(dataset)
+        what = f"{dataset} file {path}"
+        _check_columns(metadata.schema.to_arrow_schema(), schema, what)
+        names = schema.names
+        for key, value in values.items():
+            column = _PARTITION_COLUMNS[key]
+            if column not in names:
+                continue
+            index = metadata.schema.names.index(column)
+            for group in range(metadata.num_row_groups):
+                chunk = metadata.row_group(group)
+                if chunk.num_rows == 0:
+                    continue
+                stats = chunk.column(index).statistics
+                if stats is not None and stats.has_min_max and stats.has_null_count:
+                    if stats.null_count == 0 and stats.min == stats.max == value:
+                        continue
+                    if stats.null_count == 0:
+                        raise ForeignData(f"{what}: {column} is {stats.min!r}..{stats.max!r}"
+                                          f", not {value!r} (its partition)")
+                # No usable statistics: read that one column to be sure.
+                try:
+                    table = fragment.to_table(columns=[column])
+                except (OSError, pa.ArrowException) as exc:
+                    raise self._error(f"cannot read {path}", exc) from exc
+                _check_partition_column(table, what, column, value)
+                break
+
+    def _read(self, dataset: str, *, period: str | None = None, section: str | None = None,
+              comparison: str | None = None, columns: Sequence[str] | None = None
+              ) -> pa.Table:
+        """One partition's file, checked against the schema and against its partition."""
+        schema, _ = self._dataset(dataset)
+        path = self.path(dataset, period=period, section=section, comparison=comparison)
+        what = f"{dataset} file {path}"
         if columns is not None:
             schema = pa.schema([schema.field(name) for name in columns])
         self._require_root()
@@ -535,13 +618,26 @@ class DataCentre:
             # missing partition is the open's FileNotFoundError.
             with self._fs.open_input_stream(path) as source:
                 data = source.read()
-            table = pq.ParquetFile(pa.BufferReader(data)).read(
-                columns=None if columns is None else list(columns), use_threads=False)
+            parquet = pq.ParquetFile(pa.BufferReader(data))
+            if columns is not None and not set(columns) <= set(parquet.schema_arrow.names):
+                _check_columns(parquet.schema_arrow, self._dataset(dataset)[0], what)
+            table = parquet.read(columns=None if columns is None else list(columns),
+                                 use_threads=False)
         except FileNotFoundError:
             return schema.empty_table()
         except (OSError, pa.ArrowException) as exc:
             raise self._error(f"cannot read {path}", exc) from exc
-        return _conform(table, schema, f"{dataset} file {path}")
+        # The table read is the file's schema (or the columns asked for): checked from it,
+        # since the footer's own Arrow schema costs ~40 us to build, a fifth of the read.
+        _check_columns(table.schema, schema, what)
+        table = _conform(table, schema, what)
+        for column, value in (("period", period), ("section_id", section),
+                              ("comparison_id", comparison)):
+            # The footer's statistics say it for our own files (2-3 us); the values are
+            # looked at only when they do not (a hash of the column: 30-40 us a file).
+            if value is not None and not _stats_say(parquet.metadata, column, value):
+                _check_partition_column(table, what, column, value)
+        return table
 
     def _write(
         self,
@@ -561,9 +657,10 @@ class DataCentre:
                 f"{dataset}: expected a pyarrow.Table, got {type(table).__name__}"
             )
         conformed = _conform(table, schema, dataset)
-        _check_partition_column(conformed, dataset, "period", period)
-        _check_partition_column(conformed, dataset, "section_id", section)
-        _check_partition_column(conformed, dataset, "comparison_id", comparison)
+        _check_partition_column(conformed, dataset, "period", period, DataCentreError)
+        _check_partition_column(conformed, dataset, "section_id", section, DataCentreError)
+        _check_partition_column(conformed, dataset, "comparison_id", comparison,
+                                DataCentreError)
         self._require_root(writing=True)
         directory, name = path.rsplit("/", 1)
         temp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex}"
@@ -630,15 +727,56 @@ def _conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _check_partition_column(table: pa.Table, dataset: str, column: str, value: str | None) -> None:
-    if value is None or column not in table.column_names or table.num_rows == 0:
+def _check_columns(found: pa.Schema, schema: pa.Schema, what: str) -> None:
+    """A file's own schema has exactly ``schema``'s column names and types (any order;
+    nullability and metadata aside): a file of another dataset or writer is ForeignData,
+    never rows with NULL keys or values cast on a guess."""
+    if found.equals(schema) or (found.names == schema.names and all(
+            a.type == b.type for a, b in zip(found, schema, strict=True))):
+        return
+    names = set(found.names)
+    missing = [name for name in schema.names if name not in names]
+    if missing:
+        raise ForeignData(f"{what}: missing column {missing[0]!r}: not a file of this dataset")
+    extra = [name for name in found.names if name not in schema.names]
+    if extra:
+        raise ForeignData(f"{what}: unexpected column {extra[0]!r}: not a file of this "
+                          "dataset")
+    for field in schema:
+        actual = found.field(field.name).type
+        if actual != field.type:
+            raise ForeignData(f"{what}: column {field.name!r} is {actual}, the schema says "
+                              f"{field.type}")
+
+
+def _stats_say(metadata: pq.FileMetaData, column: str, value: str) -> bool:
+    """Whether every row group's statistics show ``column`` equal to ``value`` throughout
+    (False when a column has no statistics, or they say otherwise: look at the values)."""
+    try:
+        index = metadata.schema.names.index(column)
+    except ValueError:
+        return False
+    for group in range(metadata.num_row_groups):
+        chunk = metadata.row_group(group)
+        stats = chunk.column(index).statistics
+        if chunk.num_rows and not (stats is not None and stats.has_min_max
+                                   and stats.has_null_count and stats.null_count == 0
+                                   and stats.min == stats.max == value):
+            return False
+    return True
+
+
+def _check_partition_column(table: pa.Table, what: str, column: str, value: str | None,
+                            error: type[DataCentreError] = ForeignData) -> None:
+    if value is None or table.num_rows == 0:
+        return
+    index = table.schema.get_field_index(column)  # not column_names: a list of every name
+    if index < 0:
         return
     # The distinct values first: a few microseconds, where counting the rows that differ
     # cost tens (four checks a section); the count is only for the error message.
-    if table[column].unique().to_pylist() == [value]:
+    if table.column(index).unique().to_pylist() == [value]:
         return
-    wrong = pc.sum(pc.not_equal(table[column], value)).as_py()
+    wrong = pc.sum(pc.invert(pc.fill_null(pc.equal(table[column], value), False))).as_py()
     if wrong:
-        raise DataCentreError(
-            f"{dataset}: {wrong} rows have {column} other than {value!r} (the partition)"
-        )
+        raise error(f"{what}: {wrong} rows have {column} other than {value!r} (the partition)")

@@ -6,7 +6,23 @@ in ``_fen``. Partition keys (``period``, ``section``) live in the hive path, not
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
+
+from gridfare.errors import InvalidInput
+
+# A section id is a path component (``section=<id>``) and a query value: 1-64 letters,
+# digits, ``_``, ``-`` or ``.``, never a dot first (no hidden names) and never ``..``.
+SECTION_ID = re.compile(r"(?!.*\.\.)[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+
+
+def check_section_id(section: object) -> str:
+    """``section`` if it is a valid section id, else InvalidInput naming it and the rule."""
+    if not isinstance(section, str) or not SECTION_ID.fullmatch(section):
+        raise InvalidInput(f"section {section!r} is not a valid section id: 1-64 letters, "
+                           "digits, '_', '-' or '.' (not first, no '..')")
+    return section
 
 # Canonical charge lines, in bill order. Every tariff component writes into these; a bill's
 # total_fen is the sum of all of them.

@@ -28,6 +28,27 @@ if TYPE_CHECKING:
     from datasets.catalog import RunRecord, SectionRecord
 
 
+def accounts(store: str, cluster: str | None = "auto", *, create: bool = False,
+             **config):
+    """The prepaid accounts store under directory ``store`` on a Ray cluster (an
+    ``actors.accounts_client.AccountsClient``).
+
+        >>> from gridfare.api import accounts
+        >>> acc = accounts("/data/store", cluster="127.0.0.1:6379", create=True, standbys=1)
+        >>> acc.open(42); acc.payment(42, 10_000, key="pay-42-1")
+        >>> acc.deduction(42, 2_500, key="fee-42-2026-10").balance_fen
+        7500
+
+    ``create`` starts the store when it is not running (``config``: ``StoreConfig`` keys,
+    e.g. ``standbys``, ``replication``, ``floor_fen``); operations are exactly once per
+    idempotency key (see ``actors.accounts_client``)."""
+    if not store or not isinstance(store, str):
+        raise InvalidInput("accounts: a store directory is required")
+    from actors.accounts_client import connect_accounts
+
+    return connect_accounts(store, cluster, create, **config)
+
+
 def connect(datacentre_uri: str) -> DataCentreClient:
     """Open a data centre (a directory or a ``pyarrow.fs`` URI) for analysis and billing."""
     if not datacentre_uri:
@@ -95,7 +116,7 @@ class DataCentreClient:
         """One period's audit exceptions as a DuckDB relation (from the catalog: they are
         recorded with their section's state)."""
         Period.parse(period)
-        table = self._catalog().exceptions(period, sections)
+        table = self._catalog().exceptions(period, _section_ids(sections))
         return self._con.cursor().from_arrow(table)
 
     def tariff_comparison(self, comparison_id: str) -> duckdb.DuckDBPyRelation:
@@ -134,45 +155,47 @@ class DataCentreClient:
         """Each section of a run: status, node, bills, exceptions, seconds, error."""
         return self._catalog().sections(run_id)
 
-    def run_billing(self, period: str, *, sections: Sequence[str] | None = None,
+    def run_billing(self, period: str | None = None, *, sections: Sequence[str] | None = None,
                     resume_run_id: str | None = None, tariffs_dir: str | None = None,
                     cluster: str | None = None) -> RunRecord:
-        """Bill ``period`` (all sections, or ids/patterns) and store the results.
+        """Bill ``period`` (all sections, or ids/patterns) and store the results; or, with
+        ``resume_run_id``, bill what that run has not done (with its own period and tariff
+        book: another ``period`` or book is refused).
 
-        With ``cluster`` (a Ray address, or ``"auto"``) the run goes through the data
-        centre's ControlServer on that cluster; without, it runs in this process. Either
-        way the run's record comes back once every section is done or failed.
+        With ``cluster`` (``HOST:PORT``, ``"auto"`` for the one on this host, or
+        ``"local"`` for a private one) the run goes through the data centre's ControlServer
+        on that cluster (``actors.attach``: an unreachable one is a ClusterUnavailable in
+        seconds); without, it runs in this process. Either way the run's record comes back
+        once every section is done or failed.
         """
-        writer = self._catalog(writer=True)
-        try:
-            if cluster is not None:
-                run_id = self._run_on_cluster(cluster, period, sections, resume_run_id,
-                                              tariffs_dir)
-            else:
-                from gridfare.billing.runner import run_billing
-                from gridfare.tariffs import load_tariff_book
+        from gridfare.billing.request import RunRequest
 
-                run_id = run_billing(self._centre, writer, load_tariff_book(tariffs_dir),
-                                     period, sections=sections,
-                                     resume_run_id=resume_run_id).run_id
-            writer.refresh_views(self._centre.view_globs())
-        finally:
-            writer.release()
+        # Checked here whole, before a cluster is joined or anything is written.
+        request = RunRequest.build(period, sections=sections, resume_run_id=resume_run_id,
+                                   tariffs_dir=tariffs_dir)
+        if cluster is not None:
+            from actors.attach import attach
+            from rayjobs.billing import submit_and_wait
+
+            attach(cluster)
+            run_id = submit_and_wait(self._centre.uri, period, sections=sections,
+                                     resume_run_id=resume_run_id, tariffs_dir=tariffs_dir,
+                                     show_progress=False)["run_id"]
+            writer = self._catalog(writer=True)
+            try:
+                writer.refresh_views(self._centre.view_globs())
+            finally:
+                writer.release()
+        else:
+            from gridfare.billing.runner import run_billing
+
+            writer = self._catalog(writer=True)
+            try:
+                run_id = run_billing(self._centre, writer, request).run_id
+                writer.refresh_views(self._centre.view_globs())
+            finally:
+                writer.release()
         return self._catalog().run(run_id)
-
-    def _run_on_cluster(self, address: str, period: str, sections: Sequence[str] | None,
-                        resume_run_id: str | None, tariffs_dir: str | None) -> str:
-        import ray
-
-        from actors import NAMESPACE
-        from rayjobs.billing import submit_and_wait
-
-        if not ray.is_initialized():
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
-        signal = submit_and_wait(self._centre.uri, period, sections=sections,
-                                 resume_run_id=resume_run_id, tariffs_dir=tariffs_dir,
-                                 show_progress=False)
-        return signal["run_id"]
 
     def _catalog(self, *, writer: bool = False):
         from datasets.catalog import open_catalog
@@ -182,13 +205,25 @@ class DataCentreClient:
 
     def _relation(self, dataset: str, period: str, sections: Sequence[str] | None
                   ) -> duckdb.DuckDBPyRelation:
+        import pyarrow.dataset as ds
+
         Period.parse(period)
         table = self._centre.dataset(dataset, period)
-        relation = self._con.cursor().from_arrow(table)
-        if sections:
-            wanted = ", ".join("'" + s.replace("'", "''") + "'" for s in sections)
-            relation = relation.filter(f"section_id IN ({wanted})")
-        return relation
+        wanted = _section_ids(sections)
+        if wanted is not None:
+            table = table.filter(ds.field("section_id").isin(wanted))
+        return self._con.cursor().from_arrow(table)
+
+
+def _section_ids(sections: Sequence[str] | None) -> list[str] | None:
+    """Section ids asked for by an analyst, each checked as a section id (not a pattern)."""
+    from datasets.schemas import check_section_id
+
+    if sections is None:
+        return None
+    if isinstance(sections, str):
+        raise InvalidInput(f"sections {sections!r}: expected a list of section ids")
+    return [check_section_id(section) for section in sections]
 
 
 def seats(root: str, centres: Sequence[str] | None = None, main: str | None = None, *,
@@ -207,10 +242,13 @@ def seats(root: str, centres: Sequence[str] | None = None, main: str | None = No
     root_path = SeatsRoot(root)  # a bad root is refused before any cluster is joined
     if centres is None:
         root_path.config()  # and so is one that is not a seats data root
+    import ray
+
     from actors.attach import attach
     from actors.seats_client import SeatsClient
 
-    joined = attach(cluster)
-    if on_attach is not None:
-        on_attach(joined.describe())
+    if cluster is not None or not ray.is_initialized():  # else: the cluster it is in
+        joined = attach(cluster)
+        if on_attach is not None:
+            on_attach(joined.describe())
     return SeatsClient.start(root, centres, main, **options)

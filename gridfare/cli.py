@@ -5,29 +5,57 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
-from gridfare.errors import GridfareError
+from gridfare.errors import ConfigError, GridfareError
+from gridfare.exit_codes import BROKEN_PIPE, INTERRUPTED, SECTIONS_FAILED, error_line, exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    """Run one command; every refusal is one line on stderr and the exit code of its error
+    class (``gridfare.exit_codes``), never a traceback."""
     try:
-        return int(args.handler(args) or 0)
+        try:
+            args = _parser().parse_args(argv)
+            code = int(args.handler(args) or 0)
+        finally:
+            sys.stdout.flush()  # here, so that a closed pipe is seen here, not at exit
+        return code
     except GridfareError as exc:
         from datasets.uri import redact  # the messages name URIs; never their credentials
 
-        print(f"gridfare: error: {redact(str(exc))}", file=sys.stderr)
-        return 2
+        print(redact(error_line(exc)), file=sys.stderr)
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("gridfare: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`gridfare summary ... | head -1`): say nothing, as a
+        # command killed by SIGPIPE would, and let no later flush raise it again.
+        _silence_stdout()
+        return BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a file (a test's capture): nothing will flush it at exit
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error raised as a ConfigError (one line, the table's exit
+    code) rather than printed as usage text and a second line."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gridfare", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="gridfare", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="generate a synthetic city's data centre")
@@ -74,19 +102,27 @@ def _parser() -> argparse.ArgumentParser:
 
     bill = commands.add_parser("bill", help="bill a period's sections and store the results")
     bill.add_argument("--datacentre", required=True)
-    bill.add_argument("--period", required=True)
-    bill.add_argument("--sections", nargs="*", help="ids or patterns (S00*); default all")
-    bill.add_argument("--resume", metavar="RUN_ID", help="bill only what RUN_ID has not done")
-    bill.add_argument("--tariffs", help="directory of tariff files (default: samples)")
+    bill.add_argument("--period", help="YYYY-MM (required, except with --resume: a resume "
+                                       "bills its run's period)")
+    bill.add_argument("--sections", nargs="+", help="ids or patterns (S00*); default all")
+    bill.add_argument("--resume", metavar="RUN_ID", help="bill only what RUN_ID has not "
+                      "done, with its period and tariff book")
+    bill.add_argument("--tariffs", help="directory of tariff files (default: samples; a "
+                                        "resume: its run's own)")
     bill.add_argument("--cluster", metavar="ADDRESS",
-                      help="bill on a Ray cluster (an address, or 'auto') through its "
-                           "ControlServer; default: in this process")
+                      help="bill on a Ray cluster (HOST:PORT, 'auto' for the one on this "
+                           "host, 'local' for a private one) through its ControlServer; "
+                           "default: in this process")
     bill.set_defaults(handler=_bill)
 
     status = commands.add_parser("status", help="per-node and per-section progress of a run")
     status.add_argument("run_id")
     status.add_argument("--datacentre", required=True)
     status.add_argument("--sections", action="store_true", help="list every section")
+    status.add_argument("--cluster", metavar="ADDRESS",
+                        help="also the live state from the data centre's ControlServer on "
+                             "this Ray cluster (HOST:PORT or 'auto'): queued and running "
+                             "sections, and each node's load")
     status.set_defaults(handler=_status)
 
     runs = commands.add_parser("runs", help="list billing runs")
@@ -105,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridfare.cli_loadshare import add_loadshare_commands
 
     add_loadshare_commands(commands)
+
+    from gridfare.cli_accounts import add_accounts_commands
+
+    add_accounts_commands(commands)
     return parser
 
 
@@ -177,6 +217,11 @@ def _tariff_quote(args: argparse.Namespace) -> int:
 
 
 def _bill(args: argparse.Namespace) -> int:
+    from gridfare.billing.request import RunRequest
+
+    # Every option checked (and the tariff directory read) before anything is opened.
+    request = RunRequest.build(args.period, sections=args.sections, resume_run_id=args.resume,
+                               tariffs_dir=args.tariffs)
     if args.cluster:
         return _bill_on_cluster(args)
     from rich.progress import Progress
@@ -188,14 +233,12 @@ def _bill(args: argparse.Namespace) -> int:
 
     centre = DataCentre(args.datacentre)
     catalog = open_catalog(centre, writer=True)
-    tariffs = _tariff_book(args.tariffs)
     try:
         with Progress(transient=True) as progress:
-            task = progress.add_task(f"billing {args.period}", total=None)
-            summary = run_billing(
-                centre, catalog, tariffs, args.period, sections=args.sections,
-                resume_run_id=args.resume, on_section=lambda _: progress.advance(task),
-            )
+            task = progress.add_task(f"billing {request.period or request.resume_run_id}",
+                                     total=None)
+            summary = run_billing(centre, catalog, request,
+                                  on_section=lambda _: progress.advance(task))
         catalog.refresh_views(centre.view_globs())
     finally:
         catalog.release()
@@ -205,28 +248,31 @@ def _bill(args: argparse.Namespace) -> int:
           f"in {summary.seconds:.1f} s ({rate:,.0f} bills/s)")
     for outcome in summary.failed:
         print(f"  section {outcome.section_id} failed: {outcome.error}", file=sys.stderr)
-    return 1 if summary.failed else 0
+    return SECTIONS_FAILED if summary.failed else 0
 
 
 def _bill_on_cluster(args: argparse.Namespace) -> int:
-    import ray
-
-    from actors import NAMESPACE
+    from actors.attach import attach
     from rayjobs.billing import print_end_signal, submit_and_wait
 
-    ray.init(address=args.cluster, namespace=NAMESPACE, log_to_driver=False)
+    print(attach(args.cluster).describe(), flush=True)
     signal = submit_and_wait(args.datacentre, args.period, sections=args.sections,
                              resume_run_id=args.resume, tariffs_dir=args.tariffs)
     print_end_signal(signal)
-    return 1 if signal["sections_failed"] else 0
+    return SECTIONS_FAILED if signal["sections_failed"] else 0
 
 
 def _status(args: argparse.Namespace) -> int:
     from datasets.catalog import open_catalog
     from datasets.datacentre import DataCentre
+    from gridfare.billing.request import check_run_id
     from gridfare.money import format_cny
 
-    catalog = open_catalog(DataCentre(args.datacentre))
+    check_run_id(args.run_id)
+    centre = DataCentre(args.datacentre)
+    if args.cluster:
+        _live_status(args.cluster, centre.uri, args.run_id)
+    catalog = open_catalog(centre)
     run = catalog.run(args.run_id)
     sections = catalog.sections(args.run_id)
     pending = sum(s.status == "pending" for s in sections)
@@ -248,6 +294,33 @@ def _status(args: argparse.Namespace) -> int:
                   f"bills {section.billed or 0:>7,} exceptions {section.exceptions or 0:>5,}"
                   + (f"  {section.error}" if section.error else ""))
     return 0
+
+
+def _live_status(address: str, uri: str, run_id: str) -> None:
+    """The ControlServer's view of a run, on the cluster named (never one it creates)."""
+    import ray
+
+    from actors import NAMESPACE
+    from actors.attach import attach
+    from actors.control_server import control_server_name
+    from gridfare.errors import ClusterUnavailable
+
+    cluster = attach(address)
+    print(cluster.describe())
+    try:
+        control = ray.get_actor(control_server_name(uri), namespace=NAMESPACE)
+    except ValueError:
+        raise ClusterUnavailable(f"no ControlServer for {uri} on the Ray cluster at "
+                                 f"{cluster.address}: no run of this data centre was "
+                                 "submitted there") from None
+    state = ray.get(control.progress.remote(run_id), timeout=30)
+    print(f"live: {state['queued']} queued, {state['running']} running, {state['done']} "
+          f"done, {state['failed']} failed of {state['total']}"
+          + (" (finished)" if state["finished"] else ""))
+    for node in ray.get(control.nodes.remote(), timeout=30):
+        print(f"  node {node['node_id'][:12]} {node['address']}: cpu {node['cpu_percent']:.0f} "
+              f"%, io {node['io_busy']:.2f}, {node['billing_processes']} billing processes "
+              f"(report {node['age_s']:.1f} s old)")
 
 
 def _runs(args: argparse.Namespace) -> int:

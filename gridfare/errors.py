@@ -9,7 +9,9 @@
     │   ├── UnsafeOutputPath      an output path is the input, a link of it, or not writable
     │   ├── ProfileError          an hourly load profile breaks a rule (names the profile, hour)
     │   ├── InvalidName           a client-chosen id or path breaks its pattern (no path escapes)
-    │   └── RequestTooLarge       an HTTP body over its size or nesting bound (HTTP 413)
+    │   ├── RequestTooLarge       an HTTP body over its size or nesting bound (HTTP 413)
+    │   ├── UnknownSection        a section id or pattern that matches no section of the period
+    │   └── NothingToBill         a billing request for a period with no readings at all
     ├── UnknownTariff             a tariff code that no loaded tariff book holds
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
@@ -19,7 +21,9 @@
     │   ├── DataCentreNotEmpty    generating into a data centre that already holds data
     │   ├── NotADataCentre        a path or bucket prefix that holds no data centre
     │   ├── CatalogBusy           another writer holds the catalog's lease past the wait
-    │   └── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
+    │   ├── CatalogLeaseLost      the writer's catalog lease was taken over; its write refused
+    │   ├── ForeignData           a file in the lake breaks its layout, schema or partition
+    │   └── UnknownRun            a run id the catalog does not hold
     ├── LoadShareError            a load-sharing rule was broken (names the environment, rule)
     │   ├── QuotaExceeded         a burst environment's working directory would exceed its quota
     │   └── IllegalTransition     an open-state table change its state does not allow
@@ -65,6 +69,7 @@ __all__ = [
     "DataCentreNotEmpty",
     "FeeControlError",
     "FeedConflict",
+    "ForeignData",
     "GridfareError",
     "IdempotencyConflict",
     "IllegalTransition",
@@ -77,6 +82,7 @@ __all__ = [
     "MigrationError",
     "NotADataCentre",
     "NotReplicated",
+    "NothingToBill",
     "Overdraft",
     "ProfileError",
     "QuantityOutOfRange",
@@ -96,6 +102,8 @@ __all__ = [
     "UnknownAccount",
     "UnknownMigration",
     "UnknownOrder",
+    "UnknownRun",
+    "UnknownSection",
     "UnknownTariff",
     "UnknownTrain",
     "UnsafeOutputPath",
@@ -145,6 +153,14 @@ class RequestTooLarge(InvalidInput):
     """An HTTP body is over its size bound or nested too deeply to be read (HTTP 413)."""
 
 
+class UnknownSection(InvalidInput):
+    """A section id or pattern that matches no section of the period; names it."""
+
+
+class NothingToBill(InvalidInput):
+    """A billing request for a period that has no readings in the data centre at all."""
+
+
 class UnknownTariff(GridfareError):
     """A tariff code that no loaded tariff book holds."""
 
@@ -181,6 +197,14 @@ class CatalogBusy(DataCentreError):
 
 class CatalogLeaseLost(DataCentreError):
     """The writer's catalog lease was taken over; its write was refused, not published."""
+
+
+class ForeignData(DataCentreError):
+    """A file in the lake breaks its layout, schema or partition; names the file and rule."""
+
+
+class UnknownRun(DataCentreError):
+    """A run id that the data centre's catalog does not hold."""
 
 
 class LoadShareError(GridfareError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from gridfare.errors import InvalidInput
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")  # fullmatch: no trailing newline
 
 
 @dataclass(frozen=True, order=True)
@@ -19,7 +19,7 @@ class Period:
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        match = _PERIOD.match(str(text))
+        match = _PERIOD.fullmatch(str(text))
         if not match:
             raise InvalidInput(f"period {text!r}: expected YYYY-MM, e.g. 2026-10")
         return cls(int(match.group(1)), int(match.group(2)))

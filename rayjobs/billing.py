@@ -1,7 +1,10 @@
 """Billing run on a Ray cluster: ``ray job submit -- python -m rayjobs.billing ...``.
 
-Hands the request to the data centre's ControlServer (created on the head on first use),
-shows progress until the run's end signal, prints it and exits non-zero if a section failed.
+Joins the cluster (``actors.attach``: the job's own under ``ray job submit``, else
+``--address``), hands the request to the data centre's ControlServer (created on the head
+on first use), shows progress until the run's end signal, prints it and exits non-zero if a
+section failed. Every refusal is one line on stderr with the exit code of
+``gridfare.exit_codes``.
 """
 
 from __future__ import annotations
@@ -13,30 +16,37 @@ from collections.abc import Sequence
 
 import ray
 
-from actors import NAMESPACE
 from actors.control_server import get_control_server
+from gridfare.billing.request import RunRequest
 from gridfare.errors import GridfareError
+from gridfare.exit_codes import INTERRUPTED, SECTIONS_FAILED, error_line, exit_code
 from gridfare.money import format_cny
 
 END_WAIT_S = 10.0  # one long poll for the end signal; then asked again
 
 
-def submit_and_wait(datacentre: str, period: str, *, sections: Sequence[str] | None = None,
+def submit_and_wait(datacentre: str, period: str | None = None, *,
+                    sections: Sequence[str] | None = None,
                     resume_run_id: str | None = None, tariffs_dir: str | None = None,
                     show_progress: bool = True, poll_s: float = 0.5,
                     runtime_env: dict | None = None) -> dict:
-    """Run billing through the ControlServer and return the run's end signal."""
+    """Run billing through the ControlServer and return the run's end signal.
+
+    Every option goes into one ``RunRequest`` (the tariff directory read here, as text),
+    checked here and again by the ControlServer before it records the run.
+    """
     from datasets.datacentre import DataCentre
 
+    request = RunRequest.build(period, sections=sections, resume_run_id=resume_run_id,
+                               tariffs_dir=tariffs_dir)
     # An absolute URI: the ControlServer and the tasks do not share this process's cwd.
     # Checked here, so that a path that is not a data centre is one line from the driver.
     centre = DataCentre(datacentre)
     centre.require()
     datacentre = centre.uri
-    control = get_control_server(datacentre, tariffs_dir=tariffs_dir, runtime_env=runtime_env)
+    control = get_control_server(datacentre, runtime_env=runtime_env)
     try:
-        run_id = ray.get(control.submit.remote(period, list(sections) if sections else None,
-                                               resume_run_id))
+        run_id = ray.get(control.submit.remote(request))
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause if isinstance(exc.cause, GridfareError) else None
         if cause is not None:
@@ -101,23 +111,31 @@ def print_end_signal(signal: dict) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rayjobs.billing", description=__doc__)
     parser.add_argument("--datacentre", required=True, help="directory or pyarrow.fs URI")
-    parser.add_argument("--period", required=True, help="YYYY-MM")
-    parser.add_argument("--sections", nargs="*", help="ids or patterns (S00*); default all")
+    parser.add_argument("--period", help="YYYY-MM (a resume takes its run's)")
+    parser.add_argument("--sections", nargs="+", help="ids or patterns (S00*); default all")
     parser.add_argument("--resume", metavar="RUN_ID")
     parser.add_argument("--tariffs", help="directory of tariff files (default: samples)")
-    parser.add_argument("--address", default="auto", help="Ray cluster address")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster: HOST:PORT or 'auto' (default: the job's cluster "
+                             "under `ray job submit`, else a private local one)")
     args = parser.parse_args(argv)
+    from actors.attach import attach
+
     try:
-        ray.init(address=args.address, namespace=NAMESPACE, log_to_driver=False)
+        cluster = attach(args.address, start_local=True)
+        print(cluster.describe(), flush=True)
         signal = submit_and_wait(args.datacentre, args.period, sections=args.sections,
                                  resume_run_id=args.resume, tariffs_dir=args.tariffs)
     except GridfareError as exc:
         from datasets.uri import redact
 
-        print(f"gridfare: error: {redact(str(exc))}", file=sys.stderr)
-        return 2
+        print(redact(error_line(exc, parser.prog)), file=sys.stderr)
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     print_end_signal(signal)
-    return 1 if signal["sections_failed"] else 0
+    return SECTIONS_FAILED if signal["sections_failed"] else 0
 
 
 if __name__ == "__main__":

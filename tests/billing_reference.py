@@ -9,8 +9,9 @@ import pyarrow as pa
 
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
+from gridfare.billing.request import RunRequest
 from gridfare.billing.runner import run_billing
-from gridfare.tariffs import load_tariff_book
+from gridfare.tariffs import TariffFiles
 
 PERIOD = "2026-10"
 
@@ -25,9 +26,9 @@ def exceptions_without_run_id(uri: str) -> pa.Table:
     return Catalog(centre.catalog_path).exceptions(PERIOD).drop(["run_id"])
 
 
-def reference_bills(uri: str, tmp_path: Path) -> pa.Table:
+def reference_bills(uri: str, tmp_path: Path, tariffs: TariffFiles | None = None) -> pa.Table:
     copy = tmp_path / "reference"
     shutil.copytree(uri, copy, ignore=shutil.ignore_patterns("bills", "catalog.duckdb"))
     centre = DataCentre(str(copy))
-    run_billing(centre, Catalog(centre.catalog_path), load_tariff_book(), PERIOD)
+    run_billing(centre, Catalog(centre.catalog_path), RunRequest(PERIOD, tariffs=tariffs))
     return bills_without_run_id(str(copy))

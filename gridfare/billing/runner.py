@@ -7,7 +7,6 @@ Ray tasks, so both runners produce the same bills.
 
 from __future__ import annotations
 
-import fnmatch
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -19,9 +18,27 @@ import pyarrow as pa
 
 from gridfare.billing.audit import AuditRules
 from gridfare.billing.kernel import SectionBills, SectionInput, bill_bundle, bill_section
-from gridfare.errors import GridfareError, InvalidInput
-from gridfare.period import Period
-from gridfare.tariffs import Tariff
+from gridfare.billing.request import (
+    RunRequest,
+    new_run_sections,
+    resume_options,
+    select_sections,
+)
+from gridfare.errors import GridfareError
+from gridfare.tariffs import Tariff, TariffBook, TariffFiles, read_tariff_files
+
+__all__ = [
+    "RECORD_INTERVAL_S",
+    "RunSummary",
+    "SectionOutcome",
+    "StartedRun",
+    "bill_one_section",
+    "bill_sections",
+    "new_run_id",
+    "run_billing",
+    "select_sections",
+    "start_or_resume",
+]
 
 RECORD_INTERVAL_S = 1.0
 
@@ -30,6 +47,7 @@ class SectionStore(Protocol):
     """Where sections are read from and their results written to (the data centre)."""
 
     def sections(self, period: str) -> list[str]: ...
+    def all_sections(self) -> list[str]: ...
     def read_accounts(self, section: str) -> pa.Table: ...
     def read_readings(self, period: str, section: str) -> pa.Table: ...
     def read_history(self, section: str, period: str, months: int = 12, *,
@@ -41,12 +59,19 @@ class RunLedger(Protocol):
     """Where runs, section states and audit exceptions are recorded (the catalog)."""
 
     def start_run(self, run_id: str, period: str, sections: list[str],
-                  started_at: datetime) -> None: ...
+                  started_at: datetime, *, tariff_digest: str | None = None,
+                  tariff_files: str | None = None) -> None: ...
     def record_sections(self, run_id: str, outcomes: Sequence[Mapping[str, object]]
                         ) -> None: ...
     def finish_run(self, run_id: str, finished_at: datetime,
                    outcomes: Sequence[Mapping[str, object]] = ()) -> object: ...
     def pending_sections(self, run_id: str) -> list[str]: ...
+    def run(self, run_id: str) -> _RecordedRun: ...
+    def run_tariffs(self, run_id: str) -> str | None: ...
+
+
+class _RecordedRun(Protocol):
+    period: str
 
 
 ExceptionRow = tuple[int, str, str]  # account_id, rule, detail
@@ -111,22 +136,6 @@ class RunSummary:
 def new_run_id(period: str, now: datetime) -> str:
     """``2026-10-20261123T140312-1a2b3c``: sortable by start, unique across processes."""
     return f"{period}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
-def select_sections(available: Sequence[str], requested: Sequence[str] | None) -> list[str]:
-    """Sections named by ids or glob patterns (``S00*``); None or ``all`` means every one.
-
-    A name that matches nothing is an impossible request and is refused, naming it.
-    """
-    if not requested or list(requested) == ["all"]:
-        return sorted(available)
-    chosen: set[str] = set()
-    for name in requested:
-        matches = fnmatch.filter(available, name)
-        if not matches:
-            raise InvalidInput(f"section {name!r}: no such section has readings for the period")
-        chosen.update(matches)
-    return sorted(chosen)
 
 
 def bill_one_section(store: SectionStore, tariffs: Mapping[str, Tariff], period: str,
@@ -224,29 +233,58 @@ def _done(result: SectionBills, seconds: float) -> SectionOutcome:
     )
 
 
+@dataclass(frozen=True)
+class StartedRun:
+    """A recorded run request: what to bill, and with which book."""
+
+    run_id: str
+    period: str
+    sections: list[str]
+    tariff_files: TariffFiles
+    tariffs: TariffBook
+
+
+def start_or_resume(store: SectionStore, ledger: RunLedger, request: RunRequest,
+                    clock: Callable[[], datetime], *,
+                    with_readings: Sequence[str] | None = None) -> StartedRun:
+    """Check ``request`` against the data centre and record it. Nothing is written unless
+    every check passed (the book is parsed first); a resume keeps its run's period and book
+    (``resume_options``). ``with_readings``: the period's sections with readings, when the
+    caller has listed them already."""
+    if request.resume_run_id is not None:
+        run_id = request.resume_run_id
+        recorded = ledger.run_tariffs(run_id)
+        period, tariffs = resume_options(
+            request, ledger.run(run_id).period,
+            None if recorded is None else TariffFiles.from_json(recorded, f"run {run_id}"))
+        return StartedRun(run_id, period, ledger.pending_sections(run_id), tariffs,
+                          tariffs.book())
+    period = str(request.period)
+    tariffs = request.tariffs or read_tariff_files()
+    book = tariffs.book()
+    if with_readings is None:
+        with_readings = store.sections(period)
+    todo = new_run_sections(request, with_readings, store.all_sections())
+    run_id = new_run_id(period, clock())
+    ledger.start_run(run_id, period, todo, clock(), tariff_digest=tariffs.digest,
+                     tariff_files=tariffs.to_json())
+    return StartedRun(run_id, period, todo, tariffs, book)
+
+
 def run_billing(
     store: SectionStore,
     ledger: RunLedger,
-    tariffs: Mapping[str, Tariff],
-    period: str,
+    request: RunRequest,
     *,
-    sections: Sequence[str] | None = None,
-    resume_run_id: str | None = None,
     rules: AuditRules = AuditRules(),  # noqa: B008
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc).replace(tzinfo=None),
     on_section: Callable[[SectionOutcome], None] | None = None,
 ) -> RunSummary:
-    """Bill ``sections`` of ``period`` one after another; with ``resume_run_id`` bill only
-    what that run has not done. Returns the run's end signal."""
-    Period.parse(period)
+    """Bill what ``request`` asks, one section after another (a resume bills only what its
+    run has not done). Returns the run's end signal."""
     started = time.perf_counter()
-    if resume_run_id is not None:
-        run_id = resume_run_id
-        todo = ledger.pending_sections(run_id)
-    else:
-        run_id = new_run_id(period, clock())
-        todo = select_sections(store.sections(period), sections)
-        ledger.start_run(run_id, period, todo, clock())
+    run = start_or_resume(store, ledger, request, clock)
+    run_id, period, todo, tariffs = run.run_id, run.period, run.sections, run.tariffs
     outcomes: list[SectionOutcome] = []
     unrecorded: list[dict[str, object]] = []
     last_flush = time.monotonic()

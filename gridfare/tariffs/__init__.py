@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gridfare.tariffs.book import TariffBook
 from gridfare.tariffs.hourly_bill import AnnualBill, MonthBill, bill_hourly
-from gridfare.tariffs.loader import load_tariff, load_tariff_book
+from gridfare.tariffs.loader import TariffFiles, load_tariff, load_tariff_book, read_tariff_files
 from gridfare.tariffs.quote import Quote, quote
 from gridfare.tariffs.tariff import Tariff
 from gridfare.tariffs.urdb import UrdbTariff, load_urdb
@@ -22,6 +22,7 @@ __all__ = [
     "Quote",
     "Tariff",
     "TariffBook",
+    "TariffFiles",
     "UrdbTariff",
     "Usage",
     "bill_hourly",
@@ -29,4 +30,5 @@ __all__ = [
     "load_tariff_book",
     "load_urdb",
     "quote",
+    "read_tariff_files",
 ]

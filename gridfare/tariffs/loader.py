@@ -7,9 +7,12 @@ kind's keys. Numbers may be TOML numbers or strings; both are read as exact deci
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
@@ -31,7 +34,8 @@ else:  # pragma: no cover - Python 3.10
 
     import tomli as tomllib
 
-__all__ = ["KINDS", "load_tariff", "load_tariff_book", "parse_tariff"]
+__all__ = ["KINDS", "TariffFiles", "load_tariff", "load_tariff_book", "parse_tariff",
+           "read_tariff_files"]
 
 KINDS: dict[str, Callable[[Table], Component]] = {
     "tiered": tiered.parse,
@@ -107,6 +111,46 @@ def load_tariff_book(directory: str | os.PathLike[str] | Traversable | None = No
     followed only where it stays inside (as a Kubernetes ConfigMap's ``..data`` links do),
     and a name that is not a code could not be one.
     """
+    return read_tariff_files(directory).book()
+
+
+@dataclass(frozen=True)
+class TariffFiles:
+    """The text of a tariff book's files, as read once: what travels with a billing run.
+
+    A run carries these (not a directory name) to every process that bills it and to the
+    catalog, so each section of a run, a resume or a restarted ControlServer prices with
+    the very book the run was started with; ``digest`` names that book.
+    """
+
+    files: tuple[tuple[str, str], ...]  # (file name, UTF-8 text), sorted by name
+    origin: str = ""  # where they were read from, for messages only
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the files' names and texts (not of ``origin``)."""
+        return "sha256:" + hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    def to_json(self) -> str:
+        """The files as one canonical JSON object ``{name: text}`` (the catalog's copy)."""
+        return json.dumps(dict(self.files), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str, origin: str = "") -> TariffFiles:
+        files = json.loads(text)
+        return cls(tuple(sorted(files.items())), origin)
+
+    def book(self) -> TariffBook:
+        """Parse and validate every file: the TariffBook, or a TariffError naming the file."""
+        if not self.files:
+            raise TariffError(f"{self.origin or 'tariff book'}: no tariff files (*.toml)")
+        return TariffBook(parse_tariff(text, name) for name, text in self.files)
+
+
+def read_tariff_files(directory: str | os.PathLike[str] | Traversable | None = None
+                      ) -> TariffFiles:
+    """The ``*.toml`` files of ``directory`` (default: the packaged sample tariffs), read but
+    not yet parsed (``.book()`` parses them); the rules of ``load_tariff_book``."""
     folder = default_directory() if directory is None else directory
     folder = Path(folder) if isinstance(folder, (str, os.PathLike)) else folder
     if isinstance(folder, Path) and not folder.is_dir():
@@ -119,6 +163,7 @@ def load_tariff_book(directory: str | os.PathLike[str] | Traversable | None = No
         raise TariffError(f"{folder}: cannot list tariff directory: {exc}") from exc
     if not entries:
         raise TariffError(f"{folder}: no tariff files (*.toml)")
+    files = []
     for entry in entries:
         if not _CODE.fullmatch(entry.name[: -len(_SUFFIX)]):
             raise TariffError(f"{folder}: {entry.name!r} is not named <code>.toml (a code is "
@@ -128,7 +173,15 @@ def load_tariff_book(directory: str | os.PathLike[str] | Traversable | None = No
             if inside not in real.parents or not real.is_file():
                 raise TariffError(f"{folder}: {entry.name} is not a regular file inside the "
                                   "directory (a link out of it, or a directory)")
-    return TariffBook(load_tariff(entry) for entry in entries)
+        try:
+            data = entry.read_bytes()
+        except OSError as exc:
+            raise TariffError(f"{entry}: cannot read tariff file: {exc}") from exc
+        try:
+            files.append((entry.name, data.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            raise TariffError(f"{entry.name}: not UTF-8 text: {exc}") from exc
+    return TariffFiles(tuple(files), str(folder))
 
 
 def _component(table: Table) -> Component:

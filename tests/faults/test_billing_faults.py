@@ -16,6 +16,8 @@ import ray
 from actors.control_server import get_control_server
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
+from gridfare.billing.request import RunRequest
+from gridfare.tariffs import TariffFiles, read_tariff_files
 from tests.billing_reference import (
     bills_without_run_id,
     exceptions_without_run_id,
@@ -26,9 +28,17 @@ PERIOD = "2026-10"
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(240)]
 
 
-def start_run(uri: str, **options) -> tuple[ray.actor.ActorHandle, str]:
+def start_run(uri: str, tariffs: TariffFiles | None = None, **options
+              ) -> tuple[ray.actor.ActorHandle, str]:
     control = get_control_server(uri, **options)
-    return control, ray.get(control.submit.remote(PERIOD))
+    return control, ray.get(control.submit.remote(RunRequest(PERIOD, tariffs=tariffs)))
+
+
+def dearer_book() -> TariffFiles:
+    """The sample book with residential monthly tier 1 at 0.9883 CNY/kWh, not 0.4883."""
+    samples = read_tariff_files()
+    return TariffFiles(tuple((name, text.replace('"0.4883"', '"0.9883"'))
+                             for name, text in samples.files), "dearer")
 
 
 def wait_for(predicate, timeout_s: float = 60.0, poll_s: float = 0.05):
@@ -82,7 +92,10 @@ def test_a_task_that_raises_fails_its_section_alone(ray_cluster, city):
 
 def test_control_server_killed_mid_run_restarts_from_the_catalog(ray_cluster, big_city,
                                                                  tmp_path):
-    control, run_id = start_run(big_city)
+    # Not the sample book: the restarted ControlServer must price the rest of the run with
+    # the run's own book, which it finds in the catalog (it was created with none).
+    book = dearer_book()
+    control, run_id = start_run(big_city, tariffs=book)
     wait_for(lambda: ray.get(control.progress.remote(run_id))["done"] >= 3)
     waiting = control.wait_end_signal.remote(run_id, 170.0)  # a job's long poll
     ray.kill(control, no_restart=False)
@@ -91,7 +104,7 @@ def test_control_server_killed_mid_run_restarts_from_the_catalog(ray_cluster, bi
     assert ray.get(waiting, timeout=180) == signal  # retried on the restarted server
     rows = catalog_rows(big_city, run_id)
     assert len(rows) == 48 and {r.status for r in rows} == {"done"}
-    assert bills_without_run_id(big_city).equals(reference_bills(big_city, tmp_path))
+    assert bills_without_run_id(big_city).equals(reference_bills(big_city, tmp_path, book))
     # Audit exceptions neither lost nor doubled (recorded with the section's state).
     assert exceptions_without_run_id(big_city).equals(
         exceptions_without_run_id(str(tmp_path / "reference")))

@@ -28,6 +28,7 @@ from gridfare.money import format_cny
 from tests.conftest import S3_KEY, S3_SECRET
 
 PERIOD = "2026-10"
+RUN_ID = "2026-10-20261101T080000-0a0b0c"  # well formed (gridfare status checks it), unknown
 ACCOUNTS, SECTIONS, SEED = 2_000, 8, 5
 
 
@@ -92,24 +93,29 @@ def test_cli_generate_import_bill_runs_summary_status(remote_city, s3_server, lo
     (bills, total), _ = local_twin
     assert f"{bills:,} bills, total {format_cny(total)} CNY" in summary
 
-    # Import readings of the next period for the first accounts, then bill that period.
+    # Import readings of the next period for some accounts (their own meter points, read
+    # from October's readings: another is unknown_meter), then bill that period.
     client = gridfare.connect(remote_city)
-    sample = client.bills(PERIOD).limit(5).fetchall()
+    billed_accounts = {row[0] for row in client.bills(PERIOD).project("account_id").fetchall()}
+    october = DataCentre(remote_city).read_readings(PERIOD, "S00001").to_pylist()
+    sample = [r for r in october if r["account_id"] in billed_accounts
+              and r["cur_register"] >= r["prev_register"]][:5]
     source = tmp_path / "next.csv"
     with source.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["account_id", "meter_point_id", "period", "reading_date",
                          "prev_register", "cur_register", "multiplier"])
         for index, row in enumerate(sample):
-            writer.writerow([row[0], row[0] * 10, "2026-11", "2026-11-28", "100.00",
-                             f"{200 + index}.00", 1])
+            writer.writerow([row["account_id"], row["meter_point_id"], "2026-11",
+                             "2026-11-28", f"{row['cur_register']:.2f}",
+                             f"{row['cur_register'] + 100 + index:.2f}", row["multiplier"]])
     assert main(["import", "readings", str(source), "--datacentre", remote_city,
                  "--period", "2026-11"]) == 0
     _clean(capsys.readouterr().out)
     assert "readings/period=2026-11" in " ".join(s3_server.keys(prefix))
     assert client.run_billing("2026-11").status == "done"
     billed = {row[0] for row in client.bills("2026-11").project("account_id").fetchall()}
-    assert billed and billed <= {row[0] for row in sample}  # the rest flagged by the audit
+    assert billed and billed <= {r["account_id"] for r in sample}  # the rest: audit flags
     assert [r.period for r in client.runs()] == [PERIOD, "2026-11"]
 
 
@@ -167,9 +173,9 @@ def test_not_a_data_centre_says_so_and_creates_nothing(tmp_path, s3_server, caps
                 s3_server.uri("dc", bucket="no-such-bucket")):
         for argv in (["runs", "--datacentre", uri],
                      ["summary", "--datacentre", uri, "--period", PERIOD],
-                     ["status", "R1", "--datacentre", uri],
+                     ["status", RUN_ID, "--datacentre", uri],
                      ["bill", "--datacentre", uri, "--period", PERIOD]):
-            assert main(argv) == 2, argv
+            assert main(argv) == 3, argv  # DataCentreError's code (gridfare.exit_codes)
             err = capsys.readouterr().err
             assert err.startswith("gridfare: error: not a data centre: "), err
             assert err.count("\n") == 1
@@ -192,7 +198,7 @@ def test_a_wrong_endpoint_is_one_line_in_seconds(s3_server, command):
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert time.monotonic() - started < 60
-    assert result.returncode == 2
+    assert result.returncode == 3  # DataCentreError's code
     assert result.stderr.startswith("gridfare: error: data centre s3://***@gridfare-test/dc")
     assert "NETWORK_CONNECTION" in result.stderr
     assert result.stderr.count("\n") == 1
@@ -263,7 +269,7 @@ def test_local_read_commands_create_no_catalog(tmp_path, capsys):
                   seed=3)
     assert main(["runs", "--datacentre", str(root)]) == 0
     assert main(["summary", "--datacentre", str(root), "--period", PERIOD]) == 0
-    assert main(["status", "R1", "--datacentre", str(root)]) == 2
+    assert main(["status", RUN_ID, "--datacentre", str(root)]) == 3  # UnknownRun
     assert "not in the catalog" in capsys.readouterr().err
     client = gridfare.connect(str(root))
     assert client.runs() == [] and client.sections("R1") == []

@@ -54,7 +54,7 @@ def test_generate_bill_runs_summary(tmp_path, capsys):
 
 
 def test_bill_on_a_missing_data_centre_is_a_clear_error(tmp_path, capsys):
-    assert main(["bill", "--datacentre", str(tmp_path / "nope"), "--period", "2026-10"]) == 2
+    assert main(["bill", "--datacentre", str(tmp_path / "nope"), "--period", "2026-10"]) == 3
     assert "nope" in capsys.readouterr().err
 
 

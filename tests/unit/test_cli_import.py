@@ -48,7 +48,7 @@ def test_generate_over_a_city_needs_replace(tmp_path, capsys):
     assert main(argv) == 0
     capsys.readouterr()
     first = snapshot(Path(out))
-    assert main([*argv[:-2], "--seed", "9", "--out", out]) == 2
+    assert main([*argv[:-2], "--seed", "9", "--out", out]) == 3  # DataCentreNotEmpty
     one_line(capsys, "--replace")
     assert snapshot(Path(out)) == first
     assert main([*argv, "--seed", "9", "--replace"]) == 0

@@ -10,11 +10,13 @@ import pytest
 from datasets.catalog import Catalog
 from datasets.datacentre import DataCentre
 from datasets.generator import generate_city
-from gridfare.billing.runner import run_billing, select_sections
+from gridfare.billing.request import RunRequest, select_sections
+from gridfare.billing.runner import run_billing
 from gridfare.errors import DataCentreError, InvalidInput
 from gridfare.tariffs import load_tariff_book
 
 PERIOD = "2026-10"
+INTERRUPTED = "2026-10-20261101T080000-0a0b0c"  # a run id of the runner's shape
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def bill_files(centre: DataCentre) -> dict[str, bytes]:
 
 def test_a_run_bills_every_section_and_records_it(centre):
     catalog = Catalog(centre.catalog_path)
-    summary = run_billing(centre, catalog, load_tariff_book(), PERIOD)
+    summary = run_billing(centre, catalog, RunRequest(PERIOD))
     assert len(summary.outcomes) == 12 and not summary.failed
     record = catalog.run(summary.run_id)
     assert (record.status, record.sections_done, record.billed) == ("done", 12, summary.billed)
@@ -68,11 +70,10 @@ def test_a_run_bills_every_section_and_records_it(centre):
 
 def test_a_rerun_replaces_a_sections_exceptions_and_a_failed_one_keeps_them(centre):
     catalog = Catalog(centre.catalog_path)
-    book = load_tariff_book()
-    first = run_billing(centre, catalog, book, PERIOD, sections=["S00003", "S00004"])
+    first = run_billing(centre, catalog, RunRequest(PERIOD, sections=["S00003", "S00004"]))
     before = catalog.exceptions(PERIOD)
     assert before.num_rows == first.exceptions > 0
-    again = run_billing(centre, catalog, book, PERIOD, sections=["S00003"])
+    again = run_billing(centre, catalog, RunRequest(PERIOD, sections=["S00003"]))
     after = catalog.exceptions(PERIOD)
     assert after.num_rows == before.num_rows  # replaced, never added
     assert after.drop(["run_id"]).equals(before.drop(["run_id"]))
@@ -81,7 +82,7 @@ def test_a_rerun_replaces_a_sections_exceptions_and_a_failed_one_keeps_them(cent
     # A failed rerun leaves the section's bills and exceptions as they were.
     with open(centre.path("readings", period=PERIOD, section="S00003"), "wb") as handle:
         handle.write(b"not parquet")
-    failed = run_billing(centre, catalog, book, PERIOD, sections=["S00003"])
+    failed = run_billing(centre, catalog, RunRequest(PERIOD, sections=["S00003"]))
     assert [o.section_id for o in failed.failed] == ["S00003"]
     assert catalog.exceptions(PERIOD).equals(after)
     assert catalog.exceptions("2026-09").num_rows == 0
@@ -89,10 +90,9 @@ def test_a_rerun_replaces_a_sections_exceptions_and_a_failed_one_keeps_them(cent
 
 def test_rerunning_a_section_replaces_its_bills_never_duplicates(centre):
     catalog = Catalog(centre.catalog_path)
-    book = load_tariff_book()
-    run_billing(centre, catalog, book, PERIOD, sections=["S00003"])
+    run_billing(centre, catalog, RunRequest(PERIOD, sections=["S00003"]))
     first = centre.read_bills(PERIOD, "S00003")
-    again = run_billing(centre, catalog, book, PERIOD, sections=["S00003"])
+    again = run_billing(centre, catalog, RunRequest(PERIOD, sections=["S00003"]))
     second = centre.read_bills(PERIOD, "S00003")
     assert second.num_rows == first.num_rows
     assert second.drop(["run_id"]).equals(first.drop(["run_id"]))
@@ -101,11 +101,10 @@ def test_rerunning_a_section_replaces_its_bills_never_duplicates(centre):
 
 def test_reruns_give_identical_bytes_for_the_same_run(centre):
     catalog = Catalog(centre.catalog_path)
-    book = load_tariff_book()
-    summary = run_billing(centre, catalog, book, PERIOD, sections=["S0000*"])
+    summary = run_billing(centre, catalog, RunRequest(PERIOD, sections=["S0000*"]))
     before = bill_files(centre)
     # Resuming a finished run with everything done bills nothing and changes nothing.
-    resumed = run_billing(centre, catalog, book, PERIOD, resume_run_id=summary.run_id)
+    resumed = run_billing(centre, catalog, RunRequest(resume_run_id=summary.run_id))
     assert resumed.outcomes == ()
     assert bill_files(centre) == before
 
@@ -115,15 +114,15 @@ def test_resume_bills_only_what_was_not_done(centre):
     book = load_tariff_book()
     sections = centre.sections(PERIOD)
     # A run that was interrupted after recording two sections.
-    catalog.start_run("r-interrupted", PERIOD, sections, started_at=_now())
+    catalog.start_run(INTERRUPTED, PERIOD, sections, started_at=_now())
     from gridfare.billing.runner import bill_one_section
 
-    done = [bill_one_section(centre, book, PERIOD, s, "r-interrupted") for s in sections[:2]]
-    catalog.record_sections("r-interrupted", [o.as_record(finished_at=_now()) for o in done])
-    resumed = run_billing(centre, catalog, book, PERIOD, resume_run_id="r-interrupted")
+    done = [bill_one_section(centre, book, PERIOD, s, INTERRUPTED) for s in sections[:2]]
+    catalog.record_sections(INTERRUPTED, [o.as_record(finished_at=_now()) for o in done])
+    resumed = run_billing(centre, catalog, RunRequest(PERIOD, resume_run_id=INTERRUPTED))
     assert [o.section_id for o in resumed.outcomes] == sections[2:]
-    assert catalog.run("r-interrupted").status == "done"
-    assert catalog.run("r-interrupted").sections_done == len(sections)
+    assert catalog.run(INTERRUPTED).status == "done"
+    assert catalog.run(INTERRUPTED).sections_done == len(sections)
 
 
 def test_a_bad_section_fails_alone(centre):
@@ -132,7 +131,7 @@ def test_a_bad_section_fails_alone(centre):
     with open(path, "wb") as handle:
         handle.write(b"not parquet")
     catalog = Catalog(centre.catalog_path)
-    summary = run_billing(centre, catalog, load_tariff_book(), PERIOD)
+    summary = run_billing(centre, catalog, RunRequest(PERIOD))
     assert [o.section_id for o in summary.failed] == ["S00002"]
     assert "S00002" in summary.failed[0].error or "readings" in summary.failed[0].error
     record = catalog.run(summary.run_id)

@@ -14,10 +14,12 @@ def test_public_names():
         "Quote",
         "Tariff",
         "TariffBook",
+        "TariffFiles",
         "Usage",
         "load_tariff",
         "load_tariff_book",
         "quote",
+        "read_tariff_files",
     }
     for name in tariffs.__all__:
         assert hasattr(tariffs, name)
