@@ -9,7 +9,7 @@ DEMO_SECTIONS ?= 400
 DEMO_PERIOD ?= 2026-10
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
-.PHONY: venv demo demo-stop test test-fast bench lint format clean
+.PHONY: venv demo demo-stop test test-fast bench bench-tools lint format clean
 
 venv: $(STAMP)
 
@@ -47,8 +47,13 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests/unit
 
 # BENCH_LARGE=1 adds the 30 M account run (its city is generated once, ~10 min, ~4 GB).
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench $(if $(BENCH_LARGE),--large)
+
+# bench/accounts.py drives HTTP with wrk (Debian); make test does not need it
+bench-tools:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

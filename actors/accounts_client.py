@@ -29,11 +29,11 @@ from actors.store_coordinator import StoreCoordinator, coordinator_name
 from backends.accounts_sql import AccountsDB
 from backends.postgres import ServerAddress, connect
 from backends.store_root import StoreRoot
-from gridfare.errors import NotReplicated, StaleEpoch, StoreUnavailable
+from gridfare.errors import InvalidInput, NotReplicated, StaleEpoch, StoreUnavailable
 from gridfare.store.config import StoreConfig
 from gridfare.store.operations import Account, Operation, OperationKind, OperationResult
 
-__all__ = ["AccountsClient", "get_coordinator", "remove_store"]
+__all__ = ["AccountsClient", "connect_accounts", "get_coordinator", "remove_store"]
 
 RETRYABLE = (StoreUnavailable, StaleEpoch, NotReplicated)
 MAX_REPLICAS = 5  # a primary and at most four standbys (StoreConfig.standbys)
@@ -48,6 +48,24 @@ def get_coordinator(root: str, config: Mapping[str, object] | None = None,
         name=coordinator_name(store), namespace=NAMESPACE, get_if_exists=True,
         lifetime="detached", **options).remote(str(store.path),
                                                dict(config) if config else None)
+
+
+def connect_accounts(store: str, cluster: str | None = "auto", create: bool = False,
+                     retry_s: float = 20.0, **config) -> AccountsClient:
+    """Join the cluster (``actors.attach``) and open the store under ``store``; with
+    ``create`` the store is started when it is not running (with ``config``), else a store
+    that is not running is ``StoreUnavailable``."""
+    from actors.attach import attach
+
+    attach(cluster)
+    if not create:
+        try:
+            ray.get_actor(coordinator_name(StoreRoot(store)), namespace=NAMESPACE)
+        except ValueError:
+            raise StoreUnavailable(
+                f"no accounts store runs for {StoreRoot(store).path} on this cluster: start "
+                "it with `gridfare accounts start --store DIR`") from None
+    return AccountsClient.start(store, retry_s=retry_s, **config)
 
 
 def remove_store(root: str) -> None:
@@ -73,15 +91,27 @@ def remove_store(root: str) -> None:
 
 
 class AccountsClient:
-    def __init__(self, coordinator, retry_s: float = 20.0,
-                 commit_timeout_s: float | None = None) -> None:
+    """Operations on the store's primary. Embedded: the coordinator says where it is.
+    Production (``from_dsn``): a libpq multi-host DSN with ``target_session_attrs=
+    read-write`` reaches whichever node the HA tooling made primary; the epoch is the one
+    in its ``gridfare_store_meta`` row."""
+
+    def __init__(self, coordinator=None, retry_s: float = 20.0,
+                 commit_timeout_s: float | None = None, *, dsn: str | None = None,
+                 config: StoreConfig | None = None) -> None:
+        if (coordinator is None) == (dsn is None):
+            raise InvalidInput("accounts client: give a coordinator or a DSN, not both")
         self._coordinator = coordinator
-        self.root = ray.get(coordinator.describe.remote())["root"]
+        self._dsn = dsn
+        self.root = None if coordinator is None else \
+            ray.get(coordinator.describe.remote())["root"]
         self.retry_s = retry_s
-        config = StoreConfig.from_mapping(ray.get(coordinator.config.remote()))
+        if config is None:
+            config = StoreConfig.from_mapping(ray.get(coordinator.config.remote())) \
+                if coordinator is not None else StoreConfig()
         self._config = config
         self._commit_timeout_s = commit_timeout_s or config.commit_timeout_s
-        self._current: tuple[int, str, str, int] | None = None
+        self._current: tuple[int, str] | None = None
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -91,22 +121,35 @@ class AccountsClient:
         """Create (or find) the store under ``root`` on the joined Ray cluster."""
         return cls(get_coordinator(root, config or None, runtime_env), retry_s=retry_s)
 
+    @classmethod
+    def from_dsn(cls, dsn: str, retry_s: float = 20.0, **config) -> AccountsClient:
+        """An existing HA PostgreSQL (e.g. Patroni); no Ray needed, the coordinator off."""
+        return cls(None, retry_s, dsn=dsn, config=StoreConfig.from_mapping(config))
+
     # ---- where the primary is --------------------------------------------------------
-    def _refresh(self) -> tuple[int, str, str, int]:
+    def _refresh(self) -> tuple[int, str]:
+        """``(epoch, dsn)`` of the primary, asked afresh."""
         with self._lock:
-            self._current = tuple(ray.get(self._coordinator.current.remote(), timeout=30))
+            if self._coordinator is not None:
+                epoch, _, host, port = ray.get(self._coordinator.current.remote(),
+                                               timeout=30)
+                self._current = (epoch, ServerAddress(host, port).dsn("gridfare-accounts"))
+            else:
+                from backends.accounts_sql import read_epoch
+
+                with connect(self._dsn, autocommit=True) as conn:
+                    self._current = (read_epoch(conn), self._dsn)
             return self._current
 
     def _db(self) -> AccountsDB:
-        current = self._current or self._refresh()
+        epoch, dsn = self._current or self._refresh()
         db = getattr(self._local, "db", None)
-        if db is None or db.epoch != current[0] or self._local.address != current[2:]:
+        if db is None or db.epoch != epoch or self._local.dsn != dsn:
             self._drop()
-            conn = connect(ServerAddress(current[2], current[3]).dsn("gridfare-accounts", 2),
-                           autocommit=True, options="-c statement_timeout=30000")
-            db = AccountsDB(conn, current[0], self._config.replication, self._may_commit_alone,
+            conn = connect(dsn, autocommit=True, options="-c statement_timeout=30000")
+            db = AccountsDB(conn, epoch, self._config.replication, self._may_commit_alone,
                             self._commit_timeout_s)
-            self._local.db, self._local.address = db, current[2:]
+            self._local.db, self._local.dsn = db, dsn
         return db
 
     def _drop(self) -> None:
@@ -161,6 +204,9 @@ class AccountsClient:
         return self._retrying(lambda db: db.operations(account_id))
 
     def describe(self) -> dict:
+        if self._coordinator is None:
+            epoch, dsn = self._refresh()
+            return {"dsn": dsn, "record": {"epoch": epoch}, "coordinator": "off"}
         return ray.get(self._coordinator.describe.remote())
 
     def close(self) -> None:

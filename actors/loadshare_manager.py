@@ -218,7 +218,9 @@ class LoadShareManager:
         command, self._command = self._command, None
         self._snapshot = LoadSnapshot(now=now, rate=rate, queue=reading.queue,
                                       billing_queued=reading.billing_queued,
-                                      signals=signals, command=command, known=known)
+                                      signals=signals, command=command, known=known,
+                                      open_environments=len(
+                                          self._table.in_state(EnvState.OPEN)))
         plan = decide(self._snapshot, self._memory, self._config.policy)
         self._memory = plan.memory
         if plan.action is not Action.NONE:

@@ -275,7 +275,8 @@ class AsyncSeatsClient:
         async with gate:
             got = await self._call(getattr(self.centre(centre), method).remote(
                 [r.as_tuple() for r in requests]))
-        again = []
+        again: list[int] = []
+        stale: set[str] = set()
         for request, i, answer in zip(requests, indices, got, strict=True):
             if isinstance(answer, Moved):
                 known = self._map.get(answer.key)
@@ -287,8 +288,9 @@ class AsyncSeatsClient:
             elif isinstance(answer, Frozen):
                 again.append(i)
             elif (isinstance(answer, Refused) and isinstance(answer.error, UnknownTrain)
-                  and self._map.get(request.key, ("",))[0] == centre):
-                self._map.pop(request.key, None)  # a stale entry: ask the directory again
+                  and (request.key in stale or self._map.get(request.key, ("",))[0] == centre)):
+                stale.add(request.key)  # the map named a centre that never held it
+                self._map.pop(request.key, None)  # ask the directory again
                 again.append(i)
             else:
                 answers[i] = answer

@@ -156,10 +156,8 @@ class AccountsDB:
                 self._warnings.clear()
                 yield mode
                 # the commit runs as this block closes; cancel it if no standby confirms it
-                timer = threading.Timer(self.commit_timeout_s, _cancel, (conn,))
-                timer.daemon = True
-                timer.start()
-            timer.cancel()
+                timer = _WATCHDOG.arm(conn, self.commit_timeout_s)
+            _WATCHDOG.disarm(timer)
             # a cut-short sync wait is only a warning: the commit stays local, unconfirmed
             if self._warnings:
                 raise NotReplicated("not replicated: the commit was not confirmed by a "
@@ -174,7 +172,7 @@ class AccountsDB:
                                    ) from exc
         finally:
             if timer is not None:
-                timer.cancel()
+                _WATCHDOG.disarm(timer)
 
     # ---- operations -------------------------------------------------------------------
     def apply(self, op: Operation) -> OperationResult:
@@ -266,6 +264,44 @@ class AccountsDB:
 def _cancel(conn) -> None:
     with contextlib.suppress(Exception):
         (getattr(conn, "cancel_safe", None) or conn.cancel)()
+
+
+class _Watchdog:
+    """One thread per process cancels commits past their deadline (a thread per commit,
+    as threading.Timer makes, cost more than the commit's own round trip)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._armed: dict[int, tuple[float, object]] = {}
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, conn, timeout_s: float) -> int:
+        with self._lock:
+            self._next += 1
+            self._armed[self._next] = (time.monotonic() + timeout_s, conn)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="commit-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            return self._next
+
+    def disarm(self, token: int) -> None:
+        with self._lock:
+            self._armed.pop(token, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.05)
+            now = time.monotonic()
+            with self._lock:
+                late = [t for t, (deadline, _) in self._armed.items() if deadline <= now]
+                conns = [self._armed.pop(t)[1] for t in late]
+            for conn in conns:
+                _cancel(conn)
+
+
+_WATCHDOG = _Watchdog()
 
 
 class _Conflict(Exception):

@@ -83,7 +83,8 @@ def connect(dsn: str, autocommit: bool = False, **options):
         return psycopg.connect(dsn, autocommit=autocommit, **options)
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreUnavailable(f"postgres {dsn.split(' user=')[0]}: {first}") from exc
+        where = " ".join(p for p in dsn.split() if p.startswith(("host=", "port=")))
+        raise StoreUnavailable(f"postgres {where or dsn}: {first}") from exc
 
 
 def _system_user() -> pwd.struct_passwd | None:

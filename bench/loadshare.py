@@ -352,6 +352,7 @@ def _s(seconds) -> str:
 
 
 def main() -> str:
+    load_before = os.getloadavg()[0]
     with Cluster() as cluster:
         cluster.serve()
         without = burst(cluster, None)
@@ -389,7 +390,9 @@ def main() -> str:
         "",
         "Latency counts from each request's scheduled instant (open loop), so queueing during "
         "the burst is in it. The first-served time is sampled every 0.5 s from counters the "
-        "environments report every second (up to ~1.5 s late).",
+        "environments report every second (up to ~1.5 s late). Machine load average "
+        f"(1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after: the 2 cores are "
+        "shared with other work.",
     ]
     section = "\n".join(rows)
     print(section)

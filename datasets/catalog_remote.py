@@ -25,6 +25,7 @@ A writer that lost its lease anyway is caught at its next publish by the lease c
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -143,7 +144,7 @@ class RemoteCatalogFile:
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, bool]]:
         """The published catalog, read-only (and whether it is an empty stand-in)."""
-        data = self._get(self._object, compression="zstd")
+        data = self._get_catalog()
         if data is None:  # never written: an empty catalog, in memory, touches nothing
             con = duckdb.connect(":memory:")
             try:
@@ -226,10 +227,10 @@ class RemoteCatalogFile:
             raise CatalogLeaseLost(
                 f"catalog {self.shown}: this writer's lease (epoch {lease.epoch}) was lost "
                 f"({holder}); the write was refused, nothing was published")
-        data = self._work.read_bytes()
+        data = _seal(self._work.read_bytes())
         temp = f"{self._root}/.{REMOTE_CATALOG_NAME}.tmp-{uuid.uuid4().hex}"
         try:
-            with self._fs.open_output_stream(temp, compression="zstd") as sink:
+            with self._fs.open_output_stream(temp, compression=None) as sink:
                 sink.write(data)
             self._fs.move(temp, self._object)
         except (OSError, pa.ArrowException) as exc:
@@ -264,7 +265,7 @@ class RemoteCatalogFile:
         directory = Path(tempfile.mkdtemp(prefix="gridfare-catalog-"))
         weakref.finalize(self, shutil.rmtree, directory, True)
         work = directory / CATALOG_NAME
-        data = self._get(self._object, compression="zstd")
+        data = self._get_catalog()
         if data is not None:
             work.write_bytes(data)
         self._work = work
@@ -274,9 +275,26 @@ class RemoteCatalogFile:
             shutil.rmtree(self._work.parent, ignore_errors=True)
             self._work = None
 
-    def _get(self, path: str, compression: str | None = None) -> bytes | None:
+    def _get_catalog(self) -> bytes | None:
+        """The published catalog file, whole. An object store's reader reads a large object
+        in several ranged requests, so a read that overlaps a publish can mix two versions
+        (seen on S3: a torn zstd frame); the seal's hash finds that and the read is made
+        again."""
+        for _attempt in range(_READ_ATTEMPTS):
+            sealed = self._get(self._object)
+            if sealed is None:
+                return None
+            data = _unseal(sealed)
+            if data is not None:
+                return data
+            self._sleep(0.05)
+        raise DataCentreError(f"catalog {self.shown}: every read of it was torn or damaged "
+                              f"({_READ_ATTEMPTS} tries)")
+
+    def _get(self, path: str) -> bytes | None:
         try:
-            with self._fs.open_input_stream(path, compression=compression) as source:
+            # compression=None: the name's .zst would make pyarrow decompress it itself.
+            with self._fs.open_input_stream(path, compression=None) as source:
                 return source.read()
         except FileNotFoundError:
             return None
@@ -286,3 +304,27 @@ class RemoteCatalogFile:
     def _error(self, what: str, exc: BaseException) -> DataCentreError:
         return DataCentreError(redact(f"catalog {self.shown}: {what}: {exc}"))
 
+
+
+_MAGIC = b"GFCAT\x00\x00\x01"
+_READ_ATTEMPTS = 20
+
+
+def _seal(data: bytes) -> bytes:
+    """The catalog file as its object: magic, raw length, SHA-256 of the compressed bytes,
+    the zstd-compressed file."""
+    packed = pa.compress(data, codec="zstd", asbytes=True)
+    return (_MAGIC + len(data).to_bytes(8, "big") + hashlib.sha256(packed).digest()
+            + packed)
+
+
+def _unseal(sealed: bytes) -> bytes | None:
+    """The catalog file, or None when the object read is not one whole sealed catalog."""
+    head = len(_MAGIC) + 8 + 32
+    if len(sealed) < head or not sealed.startswith(_MAGIC):
+        return None
+    size = int.from_bytes(sealed[len(_MAGIC):len(_MAGIC) + 8], "big")
+    packed = sealed[head:]
+    if hashlib.sha256(packed).digest() != sealed[len(_MAGIC) + 8:head]:
+        return None
+    return pa.decompress(packed, decompressed_size=size, codec="zstd", asbytes=True)

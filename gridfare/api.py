@@ -28,6 +28,27 @@ if TYPE_CHECKING:
     from datasets.catalog import RunRecord, SectionRecord
 
 
+def accounts(store: str, cluster: str | None = "auto", *, create: bool = False,
+             **config):
+    """The prepaid accounts store under directory ``store`` on a Ray cluster (an
+    ``actors.accounts_client.AccountsClient``).
+
+        >>> from gridfare.api import accounts
+        >>> acc = accounts("/data/store", cluster="127.0.0.1:6379", create=True, standbys=1)
+        >>> acc.open(42); acc.payment(42, 10_000, key="pay-42-1")
+        >>> acc.deduction(42, 2_500, key="fee-42-2026-10").balance_fen
+        7500
+
+    ``create`` starts the store when it is not running (``config``: ``StoreConfig`` keys,
+    e.g. ``standbys``, ``replication``, ``floor_fen``); operations are exactly once per
+    idempotency key (see ``actors.accounts_client``)."""
+    if not store or not isinstance(store, str):
+        raise InvalidInput("accounts: a store directory is required")
+    from actors.accounts_client import connect_accounts
+
+    return connect_accounts(store, cluster, create, **config)
+
+
 def connect(datacentre_uri: str) -> DataCentreClient:
     """Open a data centre (a directory or a ``pyarrow.fs`` URI) for analysis and billing."""
     if not datacentre_uri:
@@ -221,10 +242,13 @@ def seats(root: str, centres: Sequence[str] | None = None, main: str | None = No
     root_path = SeatsRoot(root)  # a bad root is refused before any cluster is joined
     if centres is None:
         root_path.config()  # and so is one that is not a seats data root
+    import ray
+
     from actors.attach import attach
     from actors.seats_client import SeatsClient
 
-    joined = attach(cluster)
-    if on_attach is not None:
-        on_attach(joined.describe())
+    if cluster is not None or not ray.is_initialized():  # else: the cluster it is in
+        joined = attach(cluster)
+        if on_attach is not None:
+            on_attach(joined.describe())
     return SeatsClient.start(root, centres, main, **options)

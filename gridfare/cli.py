@@ -141,6 +141,10 @@ def _parser() -> argparse.ArgumentParser:
     from gridfare.cli_loadshare import add_loadshare_commands
 
     add_loadshare_commands(commands)
+
+    from gridfare.cli_accounts import add_accounts_commands
+
+    add_accounts_commands(commands)
     return parser
 
 

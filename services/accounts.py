@@ -204,7 +204,8 @@ def _deploy(root: str, processors: int, spares: int, route_prefix: str,
     # a fixed version makes a resize a lightweight update (Serve only adds or drains
     # replicas); without one every serve.run is a code change and replaces them all, and
     # requests met "Path not found" 404s at the proxy during that rolling update
-    app = AccountsProcessor.options(num_replicas=processors + spares, version=CODE_VERSION,
+    version = f"{CODE_VERSION}-{StoreRoot(root).suffix}-{retry_s}"  # the arguments count
+    app = AccountsProcessor.options(num_replicas=processors + spares, version=version,
                                     _internal=True).bind(str(root), retry_s)
     serve.run(app, name=APP_NAME, route_prefix=route_prefix, blocking=False)
     _wait_running(processors + spares)

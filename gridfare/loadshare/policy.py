@@ -103,6 +103,10 @@ class SharePolicy:
     activation_s: float = 3.0  # above the threshold this long before the volume fires
     cooldown_s: float = 10.0  # below the lower threshold this long before it exits
     min_open_s: float = 10.0  # an episode stays open at least this long
+    # ... and, while none of its environments has opened yet, this long: a burst whose
+    # nodes are still coming is not closed on a reading that its queue drained (seen on a
+    # machine at load 100: the episode closed before its nodes served, then opened again).
+    open_timeout_s: float = 120.0
     environments: int = 1  # environments an episode opens at first
     max_environments: int = 3  # what a rising load may grow to
     rate_per_environment: float = 0.0  # requests/s one environment takes (0: no growth)
@@ -123,7 +127,7 @@ class SharePolicy:
             raise ConfigError("loadshare.queue_below: must be below queue_above (hysteresis)")
         if self.billing_above and self.billing_below >= self.billing_above:
             raise ConfigError("loadshare.billing_below: must be below billing_above")
-        if min(self.activation_s, self.cooldown_s, self.min_open_s) < 0:
+        if min(self.activation_s, self.cooldown_s, self.min_open_s, self.open_timeout_s) < 0:
             raise ConfigError("loadshare.activation_s / cooldown_s / min_open_s: "
                               "must not be negative")
         if not 1 <= self.environments <= self.max_environments:
@@ -159,6 +163,7 @@ class LoadSnapshot:
     billing_queued: int = 0  # billing sections waiting for a node
     signals: tuple[Signal, ...] = ()
     command: Command | None = None  # the last manual command received since the last tick
+    open_environments: int | None = None  # environments open now (None: not known)
     # False when the load could not be read this tick (a node's metrics did not answer):
     # then the volume dwell and cooldown neither start nor break, and neither completes on
     # it, so a missed scrape never reads as a quiet (or a busy) load.
@@ -283,7 +288,9 @@ def _when_sharing(snapshot: LoadSnapshot, memory: ShareMemory, policy: SharePoli
     }
     enabled = {k: v for k, v in conditions.items() if k in policy.exits}
     manual_stop = "manual" in policy.exits and memory.stop_requested
-    automatic = (not memory.pinned and now - memory.since >= policy.min_open_s
+    waiting = (snapshot.open_environments == 0
+               and now - memory.since < policy.open_timeout_s)
+    automatic = (not memory.pinned and not waiting and now - memory.since >= policy.min_open_s
                  and _combine(policy.exit_mode, enabled))
     if manual_stop or automatic:
         cause = Cause.MANUAL if manual_stop else Cause(

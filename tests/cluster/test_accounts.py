@@ -108,3 +108,57 @@ def test_concurrent_writers_on_one_account_are_serialized_by_the_version(account
     assert account.version == 100
     versions = sorted(r.version for r in accounts.operations(202))
     assert versions == list(range(1, 101))  # every version once: no lost update
+
+
+def test_the_cli_pays_and_shows_through_the_same_store(accounts, capsys):
+    import json
+
+    from gridfare.cli import main
+
+    store = ["--store", accounts.root]
+    assert main(["accounts", "open", "303", *store]) == 0
+    assert main(["accounts", "pay", "303", "1200", "--key", "cli-1", *store]) == 0
+    assert main(["accounts", "pay", "303", "1200", "--key", "cli-1", *store]) == 0
+    assert main(["accounts", "deduct", "303", "5000", "--key", "cli-2", *store]) == 2
+    assert main(["accounts", "show", "303", *store]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line.get("replayed") for line in lines[1:3]] == [False, True]
+    assert lines[-1]["balance_fen"] == 1200
+    assert err.strip().splitlines() == [
+        "gridfare: error: account 303: deduction cli-2 of 5000 fen refused: the balance "
+        "1200 fen would go below the account's floor"]
+
+
+def test_the_python_api_face(accounts):
+    from gridfare.api import accounts as open_accounts
+    from gridfare.errors import StoreUnavailable
+
+    client = open_accounts(accounts.root)
+    assert client.get(101).account_id == 101
+    with pytest.raises(StoreUnavailable, match="no accounts store runs for"):
+        open_accounts(accounts.root + "-none")
+
+
+def test_production_mode_a_multi_host_dsn_finds_the_writable_node(accounts):
+    """The coordinator off: a libpq multi-host DSN (standby listed first) with
+    target_session_attrs=read-write reaches the primary, as with a Patroni cluster."""
+    import ray
+
+    from actors.accounts_client import AccountsClient
+
+    record = accounts.describe()["record"]
+    order = sorted(record["replicas"], key=lambda n: n == record["primary"])  # standby 1st
+    coordinator = accounts._coordinator
+    addresses = [ray.get(ray.get(coordinator.replica.remote(n)).address.remote())
+                 for n in order]
+    dsn = (f"host={','.join(h for h, _ in addresses)} "
+           f"port={','.join(str(p) for _, p in addresses)} user=gridfare dbname=postgres "
+           "target_session_attrs=read-write connect_timeout=2")
+    direct = AccountsClient.from_dsn(dsn)
+    assert direct.describe()["record"]["epoch"] == 1
+    direct.open(404)
+    assert direct.payment(404, 77, key="dsn-1").balance_fen == 77
+    assert direct.payment(404, 77, key="dsn-1").replayed
+    assert accounts.get(404).balance_fen == 77  # the same database
+    direct.close()

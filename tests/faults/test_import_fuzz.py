@@ -54,7 +54,7 @@ def template(tmp_path_factory) -> Path:
     return root / "dc"
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=120, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rows=st.lists(st.one_of(row.map(str.encode), noise), max_size=12),
        bom=st.booleans(), crlf=st.booleans(), period=st.sampled_from([None, PERIOD]))
@@ -127,7 +127,7 @@ def test_any_parquet_imports_cleanly_or_is_refused_in_one_line(template, tmp_pat
     assert summary.loaded + summary.rejected == summary.rows == 3
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(code=st.sampled_from(["cn-bj-residential-monthly", "cn-bj-industrial-demand",
                              "cn-bj-commercial-tou", "../../etc/passwd", "CN", ""]),
        flags=st.dictionaries(

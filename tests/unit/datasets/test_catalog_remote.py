@@ -111,3 +111,20 @@ def test_a_failed_transaction_publishes_nothing(tmp_path):
     assert (tmp_path / "catalog.duckdb.zst").read_bytes() == published
     a.record_sections("R1", [{"section_id": "S1", "status": "done"}])
     assert _catalog(tmp_path, clock, writer=False).run("R1").sections_done == 1
+
+
+def test_a_torn_read_is_found_and_never_opened(tmp_path):
+    """A read overlapping a publish can mix two versions (ranged reads of one object): the
+    seal's hash refuses such bytes, and a catalog that stays damaged is one clear error."""
+    from datasets.catalog_remote import _seal, _unseal
+
+    old, new = _seal(b"a" * 100_000), _seal(b"b" * 100_000 + b"c" * 5)
+    assert _unseal(old) == b"a" * 100_000
+    assert _unseal(old[: len(old) // 2] + new[len(old) // 2:]) is None
+    assert _unseal(b"not a catalog") is None
+    clock = Clock()
+    a = _catalog(tmp_path, clock)
+    a.start_run("R1", "2026-10", ["S1"], T0)
+    (tmp_path / "catalog.duckdb.zst").write_bytes(new[:40] + b"x" + new[41:])
+    with pytest.raises(DataCentreError, match="torn or damaged"):
+        _catalog(tmp_path, clock, writer=False).runs()

