@@ -24,6 +24,6 @@ def test_an_unreachable_cluster_fails_in_seconds():
          "sys.exit(main(sys.argv[1:]))", "accounts", "show", "7", "--store", "/nonexistent",
          "--cluster", "127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     err = done.stderr.strip().splitlines()
-    assert done.returncode == 2 and len(err) == 1
+    assert done.returncode == 5 and len(err) == 1  # ClusterUnavailable (gridfare.exit_codes)
     assert "no Ray cluster answers at 127.0.0.1:1" in err[0]
     assert time.monotonic() - started < 30
