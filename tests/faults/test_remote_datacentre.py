@@ -22,6 +22,7 @@ import gridfare
 from datasets.catalog import open_catalog
 from datasets.datacentre import DataCentre
 from datasets.generator import generate_city
+from gridfare.billing.request import RunRequest
 from gridfare.cli import main
 from gridfare.errors import DataCentreError, NotADataCentre
 from gridfare.money import format_cny
@@ -288,7 +289,7 @@ def test_control_server_killed_mid_run_on_s3(ray_cluster, s3_server):
     generate_city(DataCentre(uri, create=True), accounts=24_000, sections=24,
                   period=PERIOD, seed=SEED)
     control = get_control_server(DataCentre(uri).uri)
-    run_id = ray.get(control.submit.remote(PERIOD))
+    run_id = ray.get(control.submit.remote(RunRequest(PERIOD)))
     deadline = time.monotonic() + 120
     while ray.get(control.progress.remote(run_id))["done"] < 3:
         assert time.monotonic() < deadline
