@@ -58,8 +58,6 @@ def attach(address: str | None, *, start_local: bool = False, timeout_s: float =
     if address is None:
         # Inside `ray job submit` the job's cluster is in RAY_ADDRESS: that is the one meant.
         address = os.environ.get("RAY_ADDRESS") or None
-    if address is None and not start_local:
-        raise ClusterUnavailable(f"no Ray cluster given: {HOW_TO_START}")
     if address is not None and address.startswith(("http://", "https://")):
         raise ConfigError(
             f"cluster address {address}: that is a dashboard (job submission) address; pass "
@@ -68,6 +66,8 @@ def attach(address: str | None, *, start_local: bool = False, timeout_s: float =
         _host_port(address)  # a malformed address is an error even in a joined process
     if ray.is_initialized():
         return _current(started_local=False)
+    if address is None and not start_local:
+        raise ClusterUnavailable(f"no Ray cluster given: {HOW_TO_START}")
     if address is None or address == "local":
         return _start_local(namespace, local_options or {})
     if address == "auto":

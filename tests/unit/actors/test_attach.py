@@ -5,7 +5,10 @@ in the session's cluster (and then stays there)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -25,8 +28,17 @@ def _closed_port() -> int:
 
 
 def test_no_address_and_no_local_start_says_how_to_start_one():
-    with pytest.raises(ClusterUnavailable, match="ray start --head"):
-        attach(None)
+    # A fresh process: this one may be in the session's cluster, where None means that one.
+    code = ("from actors.attach import attach\n"
+            "try:\n"
+            "    attach(None)\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, exc)\n")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.stdout.startswith("ClusterUnavailable no Ray cluster given")
+    assert "ray start --head" in done.stdout
 
 
 @pytest.mark.timeout(20)
