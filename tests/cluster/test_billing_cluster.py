@@ -29,8 +29,13 @@ def test_cluster_run_matches_the_single_process_runner(ray_cluster, city, tmp_pa
     assert exceptions.equals(exceptions_without_run_id(str(tmp_path / "reference")))
     sections = Catalog(DataCentre(city).catalog_path).sections(signal["run_id"])
     assert {s.status for s in sections} == {"done"}
-    # The work was spread: every worker node billed something, the head (0 CPUs) nothing.
-    assert len({s.node_id for s in sections}) == 2
+    # Every section was billed on a worker node, none on the head (0 CPUs). How the work is
+    # spread over the workers follows their measured load, which other work on this host
+    # moves (it put all 16 on one node once, in a CI run beside other suites): the spread
+    # itself is tested on hand-built snapshots in tests/unit/test_scheduling.py.
+    _cluster, workers = ray_cluster
+    worker_ids = {worker.node_id for worker in workers}
+    assert {s.node_id for s in sections} <= worker_ids
 
 
 def test_selected_sections_and_resume(ray_cluster, city):
