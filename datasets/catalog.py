@@ -89,6 +89,23 @@ _OUTCOME_SCHEMA = pa.schema([
 ])
 
 
+def connect_waiting(path: Path | str, *, read_only: bool = False, lock_timeout_s: float,
+                    what: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to the file at ``path``, waiting up to ``lock_timeout_s`` while
+    another process holds its write lock (one short transaction); any other DuckDB error,
+    or the wait running out, is a DataCentreError beginning with ``what``."""
+    deadline = time.monotonic() + lock_timeout_s
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise DataCentreError(f"{what}: {exc}") from exc
+            time.sleep(0.05)
+        except duckdb.Error as exc:
+            raise DataCentreError(f"{what}: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """A billing run as the catalog holds it."""
@@ -185,18 +202,8 @@ class _LocalCatalogFile:
 
     @contextmanager
     def _open(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        deadline = time.monotonic() + self._lock_timeout_s
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.IOException as exc:
-                # Another process holds the write lock for one short transaction: wait.
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise DataCentreError(f"catalog {self.path}: {exc}") from exc
-                time.sleep(0.05)
-            except duckdb.Error as exc:
-                raise DataCentreError(f"catalog {self.path}: {exc}") from exc
+        con = connect_waiting(self.path, read_only=read_only,
+                              lock_timeout_s=self._lock_timeout_s, what=f"catalog {self.path}")
         try:
             yield con
         except duckdb.Error as exc:

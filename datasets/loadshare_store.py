@@ -17,13 +17,13 @@ restart. Rows and entries cross this edge as plain dicts (``Environment.to_dict(
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
+from datasets.catalog import connect_waiting
 from gridfare.errors import DataCentreError
 
 _SCHEMA = """
@@ -119,17 +119,8 @@ class LoadShareStore:
 
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        deadline = time.monotonic() + self._lock_timeout_s
-        while True:
-            try:
-                con = duckdb.connect(str(self.path))
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise DataCentreError(f"load-sharing store {self.path}: {exc}") from exc
-                time.sleep(0.05)
-            except duckdb.Error as exc:
-                raise DataCentreError(f"load-sharing store {self.path}: {exc}") from exc
+        con = connect_waiting(self.path, lock_timeout_s=self._lock_timeout_s,
+                              what=f"load-sharing store {self.path}")
         try:
             con.execute(_SCHEMA)
             yield con
