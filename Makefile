@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 
 # The demo runs the billing job on a local Ray cluster (loopback only, so no token auth);
 # the cluster stays up for the dashboard at http://127.0.0.1:8265 until `make demo-stop`.
+# Its dashboard agent is off Ray's default port 52365, which any other local cluster on
+# the host (a test run's) takes first; `ray job submit` then found "No available agent".
 RAY_ENV := PATH="$(abspath $(BIN)):$$PATH" RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
 DASHBOARD := http://127.0.0.1:8265
 
@@ -30,7 +32,8 @@ demo: $(STAMP)
 		--period $(DEMO_PERIOD) --seed 7 --out $(DEMO_DIR)
 	$(RAY_ENV) $(BIN)/ray status --address 127.0.0.1:6379 >/dev/null 2>&1 || \
 		$(RAY_ENV) $(BIN)/ray start --head --port 6379 --num-cpus 2 \
-		--dashboard-host 127.0.0.1 --dashboard-port 8265 --metrics-export-port 8090
+		--dashboard-host 127.0.0.1 --dashboard-port 8265 --metrics-export-port 8090 \
+		--dashboard-agent-listen-port 52465 --dashboard-agent-grpc-port 52466
 	$(RAY_ENV) $(BIN)/ray job submit --address $(DASHBOARD) -- \
 		python -m rayjobs.billing --datacentre $(abspath $(DEMO_DIR)) --period $(DEMO_PERIOD)
 	$(BIN)/gridfare summary --datacentre $(DEMO_DIR) --period $(DEMO_PERIOD)
