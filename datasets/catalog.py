@@ -13,7 +13,6 @@ the object ``<root>/catalog.duckdb.zst``, written under a lease
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
+from datasets.duckdb_files import connect_waiting
 from datasets.schemas import AUDIT_EXCEPTIONS
 from gridfare.errors import DataCentreError, UnknownRun
 
@@ -87,23 +87,6 @@ _OUTCOME_SCHEMA = pa.schema([
     ("node_id", pa.string()), ("seconds", pa.float64()), ("error", pa.string()),
     ("finished_at", pa.timestamp("us")),
 ])
-
-
-def connect_waiting(path: Path | str, *, read_only: bool = False, lock_timeout_s: float,
-                    what: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection to the file at ``path``, waiting up to ``lock_timeout_s`` while
-    another process holds its write lock (one short transaction); any other DuckDB error,
-    or the wait running out, is a DataCentreError beginning with ``what``."""
-    deadline = time.monotonic() + lock_timeout_s
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise DataCentreError(f"{what}: {exc}") from exc
-            time.sleep(0.05)
-        except duckdb.Error as exc:
-            raise DataCentreError(f"{what}: {exc}") from exc
 
 
 @dataclass(frozen=True)

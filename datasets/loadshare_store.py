@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from datasets.catalog import connect_waiting
+from datasets.duckdb_files import connect_waiting
 from gridfare.errors import DataCentreError
 
 _SCHEMA = """
