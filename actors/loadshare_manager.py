@@ -240,13 +240,17 @@ class LoadShareManager:
                 self._drain(row, now)  # open while idle: adopted, or a restart mid-close
         await self._apply()
         entries = self._accrue(now)
-        rows = [self._table.get(e) for e in sorted(self._dirty)]
+        forgotten = self._table.prune(now - self._config.closed_kept_s)
+        for env_id in forgotten:
+            self._last.pop(env_id, None)
+            self._seen.pop(env_id, None)
+        rows = [row for e in sorted(self._dirty) if (row := self._table.get(e)) is not None]
         self._dirty.clear()
         state = {"memory": _memory_to_dict(self._memory), "episode": self._episode}
-        if rows or entries or state != self._saved_state:  # a quiet tick writes nothing
+        if rows or entries or forgotten or state != self._saved_state:  # quiet: no write
             await asyncio.to_thread(
                 self._store.save, [r.to_dict() for r in rows],
-                [dataclasses.asdict(e) for e in entries], state)
+                [dataclasses.asdict(e) for e in entries], state, forgotten)
             self._saved_state = state
         for entry in entries:
             self._metrics.credit.inc(entry.millicredits, tags={"node_id": entry.node_id})

@@ -4,7 +4,8 @@ Three tables, written by the one LoadShareManager of that root and read by ``gri
 loadshare credits`` between its writes (the connection lasts one transaction, as the
 catalog's):
 
-- ``environments``: the open-state table, one row per environment, replaced on change;
+- ``environments``: the open-state table, one row per environment, replaced on change
+  and deleted when the manager prunes it (its ledger entries stay);
 - ``ledger``: contribution credit entries, keyed by ``(env_id, seq)``; a repeated entry is
   ignored, so a retried write never doubles credit;
 - ``manager``: one JSON document with the trigger memory (phase, episode, ...).
@@ -71,12 +72,16 @@ class LoadShareStore:
     # -- writes ---------------------------------------------------------------------------
 
     def save(self, rows: Sequence[dict] = (), entries: Sequence[dict] = (),
-             state: dict | None = None) -> None:
-        """Changed rows, new ledger entries and the manager's memory, in one transaction."""
-        if not rows and not entries and state is None:
+             state: dict | None = None, forgotten: Sequence[str] = ()) -> None:
+        """Changed rows, new ledger entries, the manager's memory and the rows it pruned,
+        in one transaction."""
+        if not rows and not entries and state is None and not forgotten:
             return
         with self._connect() as con:
             con.execute("BEGIN")
+            if forgotten:
+                con.executemany("DELETE FROM environments WHERE env_id = ?",
+                                [[env_id] for env_id in forgotten])
             for row in rows:
                 con.execute("INSERT OR REPLACE INTO environments VALUES (?, ?)",
                             [row["env_id"], json.dumps(row, sort_keys=True)])

@@ -47,6 +47,7 @@ class LoadShareConfig:
     tick_s: float = 1.0
     ledger_interval_s: float = 5.0  # credit entries are written this often (and on close)
     drain_deadline_s: float = 60.0  # a draining node's tasks get this long to finish
+    closed_kept_s: float = 86400.0  # a closed environment stays in `status` this long
     # How a burst node leaves: "preemption" (the manager asks GCS for a preemption drain:
     # no new work, running work finishes, the node leaves when idle) or "idle" (the
     # capacity request is withdrawn and the autoscaler's idle termination, which drains the
@@ -70,6 +71,10 @@ class LoadShareConfig:
         if min(self.tick_s, self.ledger_interval_s, self.drain_deadline_s) <= 0:
             raise ConfigError("loadshare.tick_s / ledger_interval_s / drain_deadline_s: "
                               "must be positive")
+        if self.closed_kept_s < self.tick_s:
+            raise ConfigError(f"loadshare.closed_kept_s: {self.closed_kept_s} must be at "
+                              f"least tick_s ({self.tick_s}): a closed environment's last "
+                              "credit is written in the tick after it closes")
 
     @classmethod
     def from_dict(cls, data: dict) -> LoadShareConfig:
@@ -126,6 +131,7 @@ class LoadShareConfig:
             "tick_s": self.tick_s,
             "ledger_interval_s": self.ledger_interval_s,
             "drain_deadline_s": self.drain_deadline_s,
+            "closed_kept_s": self.closed_kept_s,
             "exit_drain": self.exit_drain,
             "policy": self.policy.to_dict(),
             "credit": {k: str(getattr(self.credit, k))

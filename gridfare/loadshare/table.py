@@ -8,7 +8,8 @@
 - ``open``: registered from its node; it takes new work;
 - ``draining``: told to close: it takes no new work, finishes what it has, and its node is
   drained (a preemption drain, so Ray gives it nothing new either);
-- ``closed``: gone. Its row stays in the table for ``status`` and the credit ledger.
+- ``closed``: gone. Its row stays in the table for ``status`` until it has been closed
+  longer than the retention and its credit is settled; the ledger keeps its entries.
 
 Every change is a pure function returning the new row; a change the state does not allow
 raises :class:`IllegalTransition`, except that repeating a change is a no-op, so a manager
@@ -160,6 +161,17 @@ class OpenTable:
             return row
         return self._put(_move(row, EnvState.CLOSED, closed_at=now, reason=reason,
                                tasks_in_flight=0))
+
+    def prune(self, closed_before: float) -> list[str]:
+        """Forget the rows closed before ``closed_before``, so the table holds the live
+        environments and the recent past, not every burst since the cluster began. The
+        manager credits a row up to its close in the tick that closes it, and the ledger
+        keeps the entries, so nothing owed is lost. Returns the ids forgotten."""
+        gone = [r.env_id for r in self.in_state(EnvState.CLOSED)
+                if r.closed_at is not None and r.closed_at < closed_before]
+        for env_id in gone:
+            del self._rows[env_id]
+        return gone
 
     def _need(self, env_id: str) -> Environment:
         row = self._rows.get(env_id)

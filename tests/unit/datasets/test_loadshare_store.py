@@ -31,3 +31,14 @@ def test_a_repeated_entry_is_ignored_and_the_last_one_found(tmp_path):
     changed = {**first, "millicredits": first["millicredits"] + 1}
     store.save(entries=[changed])
     assert store.entries("e1")[0] == first  # an entry once written is never rewritten
+
+
+def test_a_pruned_row_is_deleted_and_its_ledger_kept(tmp_path):
+    store = LoadShareStore(tmp_path)
+    row = Environment("e1", 1, EnvState.CLOSED, "n1", 1.0, 1 << 30, 10.0, 11.0,
+                      closed_at=16.0)
+    store.save([row.to_dict()], [_entry(0, 11.0, 16.0, 5, 0)])
+    store.save(forgotten=["e1"])
+    again = LoadShareStore(tmp_path)
+    assert again.environments() == []
+    assert [e["seq"] for e in again.entries("e1")] == [0]  # credit earned stays

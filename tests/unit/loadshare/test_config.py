@@ -40,6 +40,7 @@ bandwidth_bytes_s = 1000
     ({"credit": {"cpu": 1}}, "loadshare.credit.cpu"),
     ({"caps": {"bandwidth": 1}}, "loadshare.caps.bandwidth"),
     ({"policy": {"rate_below": 99}}, "loadshare.rate_below"),
+    ({"closed_kept_s": 0.5}, "loadshare.closed_kept_s"),
 ])
 def test_bad_keys_are_named(data, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

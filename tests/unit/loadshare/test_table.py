@@ -63,3 +63,19 @@ def test_rows_round_trip_through_dicts():
     row = Environment("e1", 3, EnvState.DRAINING, "n", 1.5, 1 << 30, 1.0, 2.0, 3.0, None, 2, 7,
                       "", (("r1", 1, 4), ("r2", 1, 3)))
     assert Environment.from_dict(row.to_dict()) == row
+
+
+def test_closed_rows_past_the_retention_are_pruned_and_live_ones_never():
+    table = OpenTable()
+    for env_id, closed_at in (("old", 100.0), ("recent", 900.0)):
+        table.ask(env_id, 1, now=10)
+        table.register(env_id, f"node-{env_id}", 1, 0, now=12)
+        table.close(env_id, now=closed_at, reason="drained")
+    table.ask("live", 2, now=50)
+    table.register("live", "node-live", 1, 0, now=51)
+    table.ask("never-opened", 2, now=60)
+    assert table.prune(closed_before=500.0) == ["old"]
+    assert [r.env_id for r in table.rows()] == ["recent", "live", "never-opened"]
+    assert table.prune(closed_before=500.0) == []  # repeating it forgets nothing more
+    assert table.prune(closed_before=10_000.0) == ["recent"]
+    assert {r.env_id for r in table.live()} == {"live", "never-opened"}
