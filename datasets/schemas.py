@@ -50,7 +50,7 @@ ACCOUNTS = pa.schema(
         pa.field("customer_kind", pa.string(), nullable=False),
         pa.field("tariff_code", pa.string(), nullable=False),
         pa.field("capacity_kva", pa.float64()),  # contracted capacity, two-part tariffs
-        pa.field("pf_standard", pa.float64()),  # 0.90 / 0.85 / 0.80, null: no PF adjustment
+        pa.field("pf_standard", pa.float64()),  # 0.90/0.85/0.80; null: the tariff default; 0: none
         pa.field("active", pa.bool_(), nullable=False),
         pa.field("opened_on", pa.date32(), nullable=False),
     ]

@@ -152,8 +152,12 @@ def _write_edge_section(centre: DataCentre) -> None:
             reactive_kvarh=30.0)
     account(900009, commercial, capacity=100.0, pf=0.80)  # a poor power factor
     tou(900009, 1, 0.0, 300.0, 300.0, 400.0, reactive_kvarh=1500.0)
-    account(900010, commercial, capacity=100.0)  # no standard: no adjustment
+    account(900010, commercial, capacity=100.0)  # no standard: the tariff's 0.85
     tou(900010, 1, 0.0, 300.0, 300.0, 400.0, reactive_kvarh=1500.0)
+    account(900031, commercial, capacity=100.0, pf=0.85)  # a factor of 0.00: +135 %
+    tou(900031, 1, 0.0, 300.0, 200.0, 170.2, reactive_kvarh=1_029_778.2)
+    account(900032, commercial, capacity=100.0, pf=0.0)  # a standard of 0: exempt
+    tou(900032, 1, 0.0, 300.0, 200.0, 170.2, reactive_kvarh=1_029_778.2)
     for account_id, kwh in ((900011, 240.0), (900012, 240.01), (900013, 400.0),
                             (900014, 400.01)):  # the tier edges
         account(account_id, monthly)
@@ -242,8 +246,13 @@ def test_the_city_exercises_every_charge_line_and_history(billed):
     edge = {row["account_id"] for row in bills.filter(
         pc.equal(bills["section_id"], EDGE)).select(["account_id"]).to_pylist()}
     assert {900003, 900007, 900008, 900009, 900010, 900015, 900020, 900022,
-            900024} <= edge
+            900024, 900031, 900032} <= edge
     assert 900025 not in edge
+    edge_bills = {row["account_id"]: row for row in bills.filter(
+        pc.equal(bills["section_id"], EDGE)).to_pylist()}
+    assert edge_bills[900031]["power_factor"] == 0.0 and edge_bills[900031]["pf_adjust_fen"] > 0
+    assert edge_bills[900032]["pf_adjust_fen"] == 0
+    assert edge_bills[900010]["pf_adjust_fen"] > 0  # the tariff's standard, 0.85
     exceptions = pa.concat_tables(kernel[p][1] for p in PERIODS)
     rules = set(exceptions.filter(pc.equal(exceptions["section_id"], EDGE))["rule"].to_pylist())
     assert rules == set(RULES) - IMPOSSIBLE_INPUT
