@@ -339,7 +339,7 @@ history AS (
     GROUP BY section, account_id
 ),
 account AS (
-    SELECT a.section_id AS section, a.account_id, a.tariff_code, a.active,
+    SELECT a.section_id AS section, a.account_id, a.tariff_code, a.active, a.opened_on,
            coalesce({_units("a.capacity_kva", dialect)}, 0) AS capacity,
            coalesce({_units("a.pf_standard", dialect, 100)}, t.pf_default, 0) AS pf_standard,
            coalesce(m.n_rows, 0) > 0 AS has_reading,
@@ -375,7 +375,8 @@ flagged AS (
 ),
 ruled AS (
     SELECT *,
-           active AND NOT has_reading AS missing_reading,
+           active AND opened_on < DATE '{billing.shift(1)}-01' AND NOT has_reading
+               AS missing_reading,
            has_reading AND NOT known AS unknown_tariff,
            has_reading AND NOT row_finding AND active AND kwh = 0 AS zero_consumption,
            has_reading AND NOT row_finding AND avg_kwh > 0

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 from datasets.schemas import (
     ACCOUNTS,
     BILLS,
+    GENERATOR_STATE,
     READINGS,
     TARIFF_COMPARISONS,
     USAGE_HISTORY,
@@ -83,6 +84,7 @@ DATASETS: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "usage_history": (USAGE_HISTORY, ("section",)),
     "bills": (BILLS, ("period", "section")),
     "tariff_comparisons": (TARIFF_COMPARISONS, ("comparison",)),
+    "generator_state": (GENERATOR_STATE, ("section",)),
 }
 
 HISTORY_COLUMNS = ("account_id", "period", "kwh")
@@ -240,8 +242,9 @@ class DataCentre:
         return f"{self._root}/{dataset}/{stars}/*.parquet"
 
     def view_globs(self) -> dict[str, str]:
-        """``{dataset: glob}`` for every dataset (empty when the data centre is not local)."""
-        globs = {name: self.glob(name) for name in DATASETS}
+        """``{dataset: glob}`` for every dataset of the city (empty when the data centre is
+        not local); the generator's own state is not one."""
+        globs = {name: self.glob(name) for name in DATASETS if name != "generator_state"}
         return {name: pattern for name, pattern in globs.items() if pattern is not None}
 
     def exists(self) -> bool:
@@ -273,6 +276,10 @@ class DataCentre:
     def all_sections(self) -> list[str]:
         """Sorted ids of every section that has accounts."""
         return [values["section"] for values, _ in self._layout("accounts")]
+
+    def generated_sections(self) -> list[str]:
+        """Sorted ids of the sections that have generator state (``gridfare generate``)."""
+        return [values["section"] for values, _ in self._layout("generator_state")]
 
     def periods(self, dataset: str = "readings") -> list[str]:
         """Sorted periods present in a period-partitioned dataset."""
@@ -401,6 +408,14 @@ class DataCentre:
         if ordered:
             history = history.sort_by([("account_id", "ascending"), ("period", "ascending")])
         return history.cast(USAGE_HISTORY).combine_chunks()
+
+    def read_generator_state(self, section: str) -> pa.Table:
+        """One section's generator state (``gridfare generate``); empty if there is none."""
+        return self._read("generator_state", section=section)
+
+    def write_generator_state(self, section: str, table: pa.Table) -> int:
+        """Replace one section's generator state; returns the bytes written."""
+        return self._write("generator_state", table, section=section)
 
     def read_bills(self, period: str, section: str) -> pa.Table:
         """One section's bills for ``period`` (empty if not billed)."""

@@ -56,6 +56,23 @@ ACCOUNTS = pa.schema(
     ]
 )
 
+# The generator's own state of a generated city, one row per account (the ACCOUNTS columns
+# first): what ``gridfare generate --continue`` needs to bill the city's next period from
+# the same accounts and meters. Not read by billing; a utility's own data centre has none.
+GENERATOR_STATE = pa.schema(
+    [
+        *ACCOUNTS,
+        pa.field("period", pa.string(), nullable=False),  # the last period generated
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("code", pa.int8(), nullable=False),  # index into TARIFF_MIX (before dirt)
+        pa.field("level_kwh", pa.float64(), nullable=False),  # typical month, after mult.
+        pa.field("load_factor", pa.float64(), nullable=False),
+        pa.field("multiplier", pa.int32(), nullable=False),
+        pa.field("meter_point_id", pa.int64(), nullable=False),  # the meter in place now
+        pa.field("register", pa.int64(), nullable=False),  # its last read value, 0.01 units
+    ]
+)
+
 # One row per meter point and period; an account whose meter was replaced has two rows.
 # Register values are meter readings before the multiplier (CT x PT ratio).
 READINGS = pa.schema(

@@ -13,6 +13,7 @@ are exactly those ``bill_section`` gives it alone (``bill_section`` is a one-sec
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -196,7 +197,12 @@ def _bill_segments(parts: Sequence[SectionInput], tariffs: Mapping[str, Tariff],
     has_reading = metered.rows > 0
     clean = has_reading & ~findings.flagged(n)
 
-    findings.add_where(active & ~has_reading, audit.MISSING_READING,
+    # An account opened after the period (a later month's new account, billed again for
+    # an earlier period) has nothing to read in it.
+    next_start = (dt.date(billing_period.year + billing_period.month // 12,
+                          billing_period.month % 12 + 1, 1) - dt.date(1970, 1, 1)).days
+    opened = accounts["opened_on"].cast(pa.int32()).to_numpy(zero_copy_only=False)
+    findings.add_where(active & (opened < next_start) & ~has_reading, audit.MISSING_READING,
                        lambda i: f"active account has no reading for {period}")
     known = np.isin(tariff_index, [k for k, code in enumerate(labels) if code in tariffs])
     findings.add_where(has_reading & ~known, audit.UNKNOWN_TARIFF,
