@@ -73,6 +73,19 @@ GENERATOR_STATE = pa.schema(
     ]
 )
 
+# Months a history fold (``history/period=P/section=S``: billed kWh as of the close of P,
+# written with P's bills) holds: P and the 11 before it, the next period's 12-month window.
+FOLD_MONTHS = 12
+# A fold's rows are USAGE_HISTORY's; the billed month is ``month`` in the file, since
+# ``period`` there is the partition's (the period the fold closes).
+HISTORY_FOLD = pa.schema(
+    [
+        pa.field("account_id", pa.int64(), nullable=False),
+        pa.field("month", pa.string(), nullable=False),
+        pa.field("kwh", pa.float64(), nullable=False),
+    ]
+)
+
 # One row per meter point and period; an account whose meter was replaced has two rows.
 # Register values are meter readings before the multiplier (CT x PT ratio).
 READINGS = pa.schema(
