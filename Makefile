@@ -51,7 +51,7 @@ test-fast: $(STAMP)
 
 # BENCH_LARGE=1 adds the 30 M account run (its city is generated once, ~10 min, ~4 GB).
 bench: $(STAMP) bench-tools
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pip install --quiet -e ".[bench,spark]"
 	$(BIN)/python -m bench $(if $(BENCH_LARGE),--large)
 
 # bench/accounts.py drives HTTP with wrk (Debian); make test does not need it

@@ -9,20 +9,27 @@ from datasets.datacentre import DataCentre
 from datasets.generator import generate_city
 
 PERIOD = "2026-10"
+# A city billed month after month: its 1st period and its 13th (12 earlier bills files).
+FIRST_OF_13, LAST_OF_13 = "2025-10", "2026-10"
 ROOT = Path(__file__).resolve().parent.parent / "bench-data"
 
 
-def ensure_city(accounts: int, sections: int, seed: int = 11) -> DataCentre:
-    """Generate the city once; later runs reuse it (the marker is written last)."""
-    root = ROOT / f"city-{accounts}-{sections}-{seed}"
+def ensure_city(accounts: int, sections: int, seed: int = 11, *, first: str = PERIOD,
+                through: str | None = None) -> DataCentre:
+    """Generate the city once (``first`` through ``through``, month by month); later runs
+    reuse it (the marker is written last)."""
+    span = "" if through is None else f"-{first}..{through}"
+    root = ROOT / f"city-{accounts}-{sections}-{seed}{span}"
     marker = root / ".complete"
     if not marker.exists():
         started = time.perf_counter()
         # replace: a city without its marker was interrupted; generate refuses to mix.
         generate_city(DataCentre(str(root), create=True), accounts=accounts,
-                      sections=sections, period=PERIOD, seed=seed, replace=True)
+                      sections=sections, period=first, seed=seed, replace=True,
+                      through=through)
         marker.write_text("ok\n")
-        print(f"generated {accounts:,} accounts in {time.perf_counter() - started:.1f} s")
+        print(f"generated {accounts:,} accounts ({first}..{through or first}) in "
+              f"{time.perf_counter() - started:.1f} s")
     return DataCentre(str(root))
 
 
@@ -54,9 +61,9 @@ FROM t
 """
 
 
-def parquet_sources(centre: DataCentre) -> dict[str, str]:
+def parquet_sources(centre: DataCentre, period: str = PERIOD) -> dict[str, str]:
     """The Parquet table expressions of TIERED_BILLS_SQL."""
     return {
-        "readings": f"read_parquet('{centre.uri}/readings/period={PERIOD}/*/*.parquet')",
+        "readings": f"read_parquet('{centre.uri}/readings/period={period}/*/*.parquet')",
         "accounts": f"read_parquet('{centre.uri}/accounts/*/*.parquet')",
     }

@@ -15,8 +15,9 @@ that audits and rates every account of every section for ``period`` exactly as
   account that breaks any of them is not billed (``exceptions_sql`` lists the rules broken);
 * every tariff component: monthly and annual-cumulative tiers, time-of-use with critical
   peak in its months, basic charge by capacity or by demand with a floor, power-factor
-  adjustment (the table comes from ``gridfare.tariffs.power_factor.adjustment_bp``), funds,
-  fixed and minimum charges, in the kernel's stage order.
+  adjustment (the table comes from ``gridfare.tariffs.power_factor.adjustment_bp``, 0.00
+  included; -1: not metered; an account without a standard takes the tariff's default),
+  funds, fixed and minimum charges, in the kernel's stage order.
 
 The tariff book becomes two VALUES tables in the query (one row of parameters per tariff,
 one row per power-factor table entry), so the SQL is built from ``load_tariff_book()``, not
@@ -202,7 +203,7 @@ topped AS (
 )
 SELECT account_id, '{period}' AS period, section AS section_id, tariff_code,
        kwh / {ENERGY_SCALE} AS kwh,
-       CASE WHEN power_factor = 0 THEN NULL ELSE power_factor / 100 END AS power_factor,
+       CASE WHEN power_factor < 0 THEN NULL ELSE power_factor / 100 END AS power_factor,
        {lines},
        CAST({total} AS BIGINT) AS total_fen
 FROM topped"""
@@ -338,9 +339,9 @@ history AS (
     GROUP BY section, account_id
 ),
 account AS (
-    SELECT a.section_id AS section, a.account_id, a.tariff_code, a.active,
+    SELECT a.section_id AS section, a.account_id, a.tariff_code, a.active, a.opened_on,
            coalesce({_units("a.capacity_kva", dialect)}, 0) AS capacity,
-           coalesce({_units("a.pf_standard", dialect, 100)}, 0) AS pf_standard,
+           coalesce({_units("a.pf_standard", dialect, 100)}, t.pf_default, 0) AS pf_standard,
            coalesce(m.n_rows, 0) > 0 AS has_reading,
            coalesce(m.kwh, 0) AS kwh,
            {", ".join(f"coalesce(m.{c}, 0) AS {c}" for c in _TOU)},
@@ -369,12 +370,13 @@ flagged AS (
            CASE WHEN reactive_metered AND kwh > 0
                 THEN CAST(floor(({ratio}) * 100 + CAST(0.5 AS DOUBLE) + CAST(1e-9 AS DOUBLE))
                           AS BIGINT)
-                ELSE 0 END AS power_factor
+                ELSE -1 END AS power_factor
     FROM account
 ),
 ruled AS (
     SELECT *,
-           active AND NOT has_reading AS missing_reading,
+           active AND opened_on < DATE '{billing.shift(1)}-01' AND NOT has_reading
+               AS missing_reading,
            has_reading AND NOT known AS unknown_tariff,
            has_reading AND NOT row_finding AND active AND kwh = 0 AS zero_consumption,
            has_reading AND NOT row_finding AND avg_kwh > 0
@@ -405,7 +407,7 @@ _TARIFF_COLUMNS = (
     "critical_price", "peak_price", "flat_price", "valley_price",
     "lacks_peak", "lacks_flat", "lacks_valley",
     "basic_on_capacity", "basic_price", "min_demand_bp",
-    "pf_on", "funds_rate", "fixed_amount", "minimum_amount",
+    "pf_on", "pf_default", "funds_rate", "fixed_amount", "minimum_amount",
     "needs_tou", "needs_demand", "needs_capacity",
 )
 
@@ -432,6 +434,7 @@ def _tariff_row(tariff: Tariff, month: int) -> dict[str, object]:
                        min_demand_bp=component.min_demand_ratio_bp)
         elif isinstance(component, PowerFactor):
             row["pf_on"] = True
+            row["pf_default"] = component.standard_default
         elif isinstance(component, Funds):
             row["funds_rate"] = component.rate
         elif isinstance(component, Fixed):
@@ -469,7 +472,7 @@ def _tariff_values(book: Mapping[str, Tariff], month: int) -> str:
 def _pf_values() -> str:
     return ", ".join(f"(CAST({s} AS BIGINT), CAST({pf} AS BIGINT), "
                      f"CAST({adjustment_bp(pf, s)} AS BIGINT))"
-                     for s in STANDARDS for pf in range(1, 101))
+                     for s in STANDARDS for pf in range(101))
 
 
 # --- the same query on PySpark (optional extra: pip install -e '.[spark]') ----------------

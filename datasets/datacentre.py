@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 from datasets.schemas import (
     ACCOUNTS,
     BILLS,
+    FOLD_MONTHS,
+    GENERATOR_STATE,
+    HISTORY_FOLD,
     READINGS,
     TARIFF_COMPARISONS,
     USAGE_HISTORY,
@@ -83,6 +86,10 @@ DATASETS: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
     "usage_history": (USAGE_HISTORY, ("section",)),
     "bills": (BILLS, ("period", "section")),
     "tariff_comparisons": (TARIFF_COMPARISONS, ("comparison",)),
+    "generator_state": (GENERATOR_STATE, ("section",)),
+    # Billed kWh as of the close of a period (written with that period's bills): the one
+    # file the next period reads for its history (``read_history``).
+    "history": (HISTORY_FOLD, ("period", "section")),
 }
 
 HISTORY_COLUMNS = ("account_id", "period", "kwh")
@@ -240,8 +247,11 @@ class DataCentre:
         return f"{self._root}/{dataset}/{stars}/*.parquet"
 
     def view_globs(self) -> dict[str, str]:
-        """``{dataset: glob}`` for every dataset (empty when the data centre is not local)."""
-        globs = {name: self.glob(name) for name in DATASETS}
+        """``{dataset: glob}`` for every dataset of the city (empty when the data centre is
+        not local); the generator's state and the history folds (derived from the bills)
+        are not views."""
+        globs = {name: self.glob(name) for name in DATASETS
+                 if name not in ("generator_state", "history")}
         return {name: pattern for name, pattern in globs.items() if pattern is not None}
 
     def exists(self) -> bool:
@@ -273,6 +283,10 @@ class DataCentre:
     def all_sections(self) -> list[str]:
         """Sorted ids of every section that has accounts."""
         return [values["section"] for values, _ in self._layout("accounts")]
+
+    def generated_sections(self) -> list[str]:
+        """Sorted ids of the sections that have generator state (``gridfare generate``)."""
+        return [values["section"] for values, _ in self._layout("generator_state")]
 
     def periods(self, dataset: str = "readings") -> list[str]:
         """Sorted periods present in a period-partitioned dataset."""
@@ -371,11 +385,66 @@ class DataCentre:
         taking precedence over a history row for the same ``(account_id, period)``. With
         ``ordered=False`` the same rows come in no particular order (billing folds them
         per account and does not need the sort).
+
+        When the previous period's history fold is there (``history/period=P-1``, written
+        with that period's bills) the rows come from it alone, one file whatever the
+        month; otherwise from the legacy file and the bills files. Both give the same rows.
         """
         check_period(period)
         if months < 0:
             raise InvalidInput(f"read_history: months {months} is negative")
         wanted = periods_before(period, months)
+        fold = None
+        if 0 < months <= FOLD_MONTHS:
+            fold = self._read_fold(wanted[-1], section)
+        if fold is not None:
+            # The previous period's fold holds exactly these rows (written with its bills
+            # from the same rule): one file whatever the month.
+            history = fold
+            if fold.num_rows:
+                span = pc.min_max(fold["period"])
+                if span["min"].as_py() < wanted[0] or span["max"].as_py() > wanted[-1]:
+                    inside = pc.and_(pc.greater_equal(fold["period"], wanted[0]),
+                                     pc.less_equal(fold["period"], wanted[-1]))
+                    history = fold.filter(inside)
+            if ordered:
+                history = history.sort_by([("account_id", "ascending"),
+                                           ("period", "ascending")])
+            return history.combine_chunks()
+        return self._history_from_bills(section, wanted, ordered)
+
+    def read_history_carry(self, section: str, period: str) -> pa.Table:
+        """What a fold of ``period`` starts from: the 12-month window before it as
+        ``read_history`` gives it, plus any legacy rows of ``period`` or later (a legacy
+        file may reach past the first billed period; the window leaves them out)."""
+        wanted = periods_before(period, FOLD_MONTHS)
+        fold = self._read_fold(wanted[-1], section)
+        if fold is not None:
+            return fold.filter(pc.greater_equal(fold["period"], wanted[0])).combine_chunks()
+        window = self._history_from_bills(section, wanted, ordered=False)
+        legacy = self.read_usage_history(section).select(list(HISTORY_COLUMNS))
+        later = legacy.filter(pc.greater_equal(legacy["period"], period))
+        if later.num_rows == 0:
+            return window
+        return pa.concat_tables([window, later.cast(USAGE_HISTORY)]).combine_chunks()
+
+    def write_history_fold(self, period: str, section: str, table: pa.Table) -> int:
+        """Replace one section's history fold as of the close of ``period``
+        (``gridfare.billing.history.fold_history``); returns the bytes written."""
+        renamed = table.select(list(HISTORY_COLUMNS)).rename_columns(HISTORY_FOLD.names)
+        return self._write("history", renamed, period=period, section=section)
+
+    def _read_fold(self, period: str, section: str) -> pa.Table | None:
+        """The section's fold as of the close of ``period`` as USAGE_HISTORY rows; None if
+        there is none."""
+        fold = self._read("history", period=period, section=section, missing_ok=True)
+        if fold is None:
+            return None
+        return fold.rename_columns(list(HISTORY_COLUMNS)).cast(USAGE_HISTORY)
+
+    def _history_from_bills(self, section: str, wanted: list[str], ordered: bool
+                            ) -> pa.Table:
+        """``read_history`` from the legacy file and up to ``months`` bills files."""
         history = self.read_usage_history(section).select(list(HISTORY_COLUMNS))
         history = history.filter(
             pc.is_in(history["period"], value_set=pa.array(wanted, pa.string()))
@@ -401,6 +470,14 @@ class DataCentre:
         if ordered:
             history = history.sort_by([("account_id", "ascending"), ("period", "ascending")])
         return history.cast(USAGE_HISTORY).combine_chunks()
+
+    def read_generator_state(self, section: str) -> pa.Table:
+        """One section's generator state (``gridfare generate``); empty if there is none."""
+        return self._read("generator_state", section=section)
+
+    def write_generator_state(self, section: str, table: pa.Table) -> int:
+        """Replace one section's generator state; returns the bytes written."""
+        return self._write("generator_state", table, section=section)
 
     def read_bills(self, period: str, section: str) -> pa.Table:
         """One section's bills for ``period`` (empty if not billed)."""
@@ -600,9 +677,10 @@ class DataCentre:
                 break
 
     def _read(self, dataset: str, *, period: str | None = None, section: str | None = None,
-              comparison: str | None = None, columns: Sequence[str] | None = None
-              ) -> pa.Table:
-        """One partition's file, checked against the schema and against its partition."""
+              comparison: str | None = None, columns: Sequence[str] | None = None,
+              missing_ok: bool = False) -> pa.Table | None:
+        """One partition's file, checked against the schema and against its partition;
+        a missing file reads as an empty table (None with ``missing_ok``)."""
         schema, _ = self._dataset(dataset)
         path = self.path(dataset, period=period, section=section, comparison=comparison)
         what = f"{dataset} file {path}"
@@ -624,7 +702,7 @@ class DataCentre:
             table = parquet.read(columns=None if columns is None else list(columns),
                                  use_threads=False)
         except FileNotFoundError:
-            return schema.empty_table()
+            return None if missing_ok else schema.empty_table()
         except (OSError, pa.ArrowException) as exc:
             raise self._error(f"cannot read {path}", exc) from exc
         # The table read is the file's schema (or the columns asked for): checked from it,

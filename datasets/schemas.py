@@ -50,9 +50,39 @@ ACCOUNTS = pa.schema(
         pa.field("customer_kind", pa.string(), nullable=False),
         pa.field("tariff_code", pa.string(), nullable=False),
         pa.field("capacity_kva", pa.float64()),  # contracted capacity, two-part tariffs
-        pa.field("pf_standard", pa.float64()),  # 0.90 / 0.85 / 0.80, null: no PF adjustment
+        pa.field("pf_standard", pa.float64()),  # 0.90/0.85/0.80; null: the tariff default; 0: none
         pa.field("active", pa.bool_(), nullable=False),
         pa.field("opened_on", pa.date32(), nullable=False),
+    ]
+)
+
+# The generator's own state of a generated city, one row per account (the ACCOUNTS columns
+# first): what ``gridfare generate --continue`` needs to bill the city's next period from
+# the same accounts and meters. Not read by billing; a utility's own data centre has none.
+GENERATOR_STATE = pa.schema(
+    [
+        *ACCOUNTS,
+        pa.field("period", pa.string(), nullable=False),  # the last period generated
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("code", pa.int8(), nullable=False),  # index into TARIFF_MIX (before dirt)
+        pa.field("level_kwh", pa.float64(), nullable=False),  # typical month, after mult.
+        pa.field("load_factor", pa.float64(), nullable=False),
+        pa.field("multiplier", pa.int32(), nullable=False),
+        pa.field("meter_point_id", pa.int64(), nullable=False),  # the meter in place now
+        pa.field("register", pa.int64(), nullable=False),  # its last read value, 0.01 units
+    ]
+)
+
+# Months a history fold (``history/period=P/section=S``: billed kWh as of the close of P,
+# written with P's bills) holds: P and the 11 before it, the next period's 12-month window.
+FOLD_MONTHS = 12
+# A fold's rows are USAGE_HISTORY's; the billed month is ``month`` in the file, since
+# ``period`` there is the partition's (the period the fold closes).
+HISTORY_FOLD = pa.schema(
+    [
+        pa.field("account_id", pa.int64(), nullable=False),
+        pa.field("month", pa.string(), nullable=False),
+        pa.field("kwh", pa.float64(), nullable=False),
     ]
 )
 

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gridfare.errors import ConfigError, GridfareError
+from gridfare.errors import ConfigError, GridfareError, InvalidInput
 from gridfare.exit_codes import BROKEN_PIPE, INTERRUPTED, SECTIONS_FAILED, error_line, exit_code
 
 
@@ -59,13 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="generate a synthetic city's data centre")
-    generate.add_argument("--accounts", type=int, default=200_000)
-    generate.add_argument("--sections", type=int, default=400)
-    generate.add_argument("--period", required=True, help="YYYY-MM")
-    generate.add_argument("--seed", type=int, default=7)
+    generate.add_argument("--accounts", type=int, help="default 200,000 (a new city)")
+    generate.add_argument("--sections", type=int, help="default 400 (a new city)")
+    when = generate.add_mutually_exclusive_group()
+    when.add_argument("--period", help="YYYY-MM")
+    when.add_argument("--periods", help="FIRST..LAST, e.g. 2026-01..2027-01: month by month")
+    generate.add_argument("--seed", type=int, help="default 7 (a new city)")
     generate.add_argument("--out", required=True, help="data centre directory or URI")
     generate.add_argument("--replace", action="store_true",
                           help="replace the city already there (default: refuse)")
+    generate.add_argument("--continue", dest="continue_city", action="store_true",
+                          help="continue the city in --out into its next period(s): the same "
+                               "accounts and meters (default: the one period after its last)")
     generate.set_defaults(handler=_generate)
 
     importing = commands.add_parser("import", help="import a utility's own files")
@@ -152,20 +157,42 @@ def _generate(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from datasets.datacentre import DataCentre
-    from datasets.generator import check_city, generate_city
+    from datasets.generator import check_city, continue_city, generate_city, parse_span
     from datasets.uri import redact
 
-    check_city(accounts=args.accounts, sections=args.sections, period=args.period,
-               seed=args.seed)  # before --out is created
+    first, last = parse_span(args.periods) if args.periods else (args.period, args.period)
+    if args.continue_city:
+        given = [f"--{name}" for name in ("accounts", "sections", "seed", "replace")
+                 if getattr(args, name) not in (None, False)]
+        if given:
+            raise InvalidInput(f"generate --continue: {', '.join(given)}: taken from the city "
+                               "being continued; leave them out")
+        centre = DataCentre(args.out)
+    else:
+        if first is None:
+            raise InvalidInput("generate: give --period YYYY-MM or --periods FIRST..LAST "
+                               "(or --continue an existing city)")
+        args.accounts = 200_000 if args.accounts is None else args.accounts
+        args.sections = 400 if args.sections is None else args.sections
+        args.seed = 7 if args.seed is None else args.seed
+        check_city(accounts=args.accounts, sections=args.sections, period=first,
+                   seed=args.seed)  # before --out is created
+        centre = DataCentre(args.out, create=True)
     with Progress(transient=True) as progress:
         task = progress.add_task("generating sections", total=args.sections)
-        result = generate_city(
-            DataCentre(args.out, create=True), accounts=args.accounts, sections=args.sections,
-            period=args.period, seed=args.seed, replace=args.replace,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
-    print(f"generated {args.accounts:,} accounts in {args.sections:,} sections for "
-          f"{args.period} into {redact(args.out)}")
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        if args.continue_city:
+            result = continue_city(centre, period=first, through=last, progress=report)
+        else:
+            result = generate_city(
+                centre, accounts=args.accounts, sections=args.sections, period=first,
+                seed=args.seed, replace=args.replace, through=last, progress=report)
+    span = f"{result.period}..{result.last_period}" if result.last_period else result.period
+    print(f"generated {result.accounts:,} accounts in {result.sections:,} sections for "
+          f"{span} into {redact(args.out)}")
     print(result.describe())
     return 0
 

@@ -117,3 +117,39 @@ def _month_index(column: pa.ChunkedArray) -> np.ndarray | None:
     if np.any((month < 1) | (month > 12)):
         return None
     return year * 12 + month - 1
+
+
+def fold_history(carried: pa.Table, bills: pa.Table, period: Period,
+                 months: int = 12) -> pa.Table:
+    """The history fold as of the close of ``period``: every row the next period's history
+    needs, so that it reads one file whatever the month.
+
+    ``carried`` is what this period's history was folded from (the ``months`` periods before
+    it, plus any legacy rows of ``period`` or later); ``bills`` are its bills. Rows of the
+    oldest month drop out, the bills' ``(account_id, period, kwh)`` are added, and a bill
+    takes precedence over a carried row of the same account and period, as in
+    ``DataCentre.read_history``. Folding the same inputs again gives the same table.
+    """
+    oldest = str(period.shift(-(months - 1)))
+    keep = pc.greater_equal(carried["period"], oldest)
+    own = str(period)
+    if bills.num_rows:
+        billed = pc.is_in(carried["account_id"], value_set=bills["account_id"])
+        keep = pc.and_(keep, pc.invert(pc.and_(billed, pc.equal(carried["period"], own))))
+    rows = carried.filter(keep).select(["account_id", "period", "kwh"])
+    fresh = bills.select(["account_id", "period", "kwh"]).cast(rows.schema)
+    return pa.concat_tables([rows, fresh]).combine_chunks()
+
+
+def history_window(carried: pa.Table, period: Period, months: int) -> pa.Table:
+    """The rows of ``carried`` in the ``months`` periods before ``period`` (the table
+    itself when every row is: the common case, one min/max and no copy)."""
+    if carried.num_rows == 0:
+        return carried
+    first, last = str(period.shift(-months)), str(period.shift(-1))
+    span = pc.min_max(carried["period"])
+    if span["min"].as_py() >= first and span["max"].as_py() <= last:
+        return carried
+    inside = pc.and_(pc.greater_equal(carried["period"], first),
+                     pc.less_equal(carried["period"], last))
+    return carried.filter(inside)

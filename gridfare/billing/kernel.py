@@ -13,6 +13,7 @@ are exactly those ``bill_section`` gives it alone (``bill_section`` is a one-sec
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from gridfare.period import Period
 from gridfare.tariffs import Tariff, Usage
 from gridfare.tariffs.bounds import bounds_of
 from gridfare.tariffs.power_factor import STANDARDS
+from gridfare.tariffs.usage import PF_NOT_METERED
 
 _TOU_COLUMNS = ("critical_kwh", "peak_kwh", "flat_kwh", "valley_kwh")
 _QUANTITY_COLUMNS = ("prev_register", "cur_register", *_TOU_COLUMNS,
@@ -172,6 +174,9 @@ def _bill_segments(parts: Sequence[SectionInput], tariffs: Mapping[str, Tariff],
 
     n = len(account_ids)
     capacity, bad_capacity = _checked_units(accounts["capacity_kva"])
+    # An account without a standard of its own takes its tariff's standard_default (below,
+    # per tariff), as ``gridfare tariff quote`` does; a stored 0 exempts it.
+    pf_given = accounts["pf_standard"].is_valid().to_numpy(zero_copy_only=False)
     pf_raw = pc.fill_null(accounts["pf_standard"], 0.0).to_numpy(zero_copy_only=False)
     pf_standard = np.rint(np.where(np.isfinite(pf_raw), pf_raw, -1.0) * 100).astype(np.int64)
     bad_account = bad_capacity | (capacity < 0) | (capacity > bounds.demand)
@@ -192,7 +197,12 @@ def _bill_segments(parts: Sequence[SectionInput], tariffs: Mapping[str, Tariff],
     has_reading = metered.rows > 0
     clean = has_reading & ~findings.flagged(n)
 
-    findings.add_where(active & ~has_reading, audit.MISSING_READING,
+    # An account opened after the period (a later month's new account, billed again for
+    # an earlier period) has nothing to read in it.
+    next_start = (dt.date(billing_period.year + billing_period.month // 12,
+                          billing_period.month % 12 + 1, 1) - dt.date(1970, 1, 1)).days
+    opened = accounts["opened_on"].cast(pa.int32()).to_numpy(zero_copy_only=False)
+    findings.add_where(active & (opened < next_start) & ~has_reading, audit.MISSING_READING,
                        lambda i: f"active account has no reading for {period}")
     known = np.isin(tariff_index, [k for k, code in enumerate(labels) if code in tariffs])
     findings.add_where(has_reading & ~known, audit.UNKNOWN_TARIFF,
@@ -246,7 +256,8 @@ def _bill_segments(parts: Sequence[SectionInput], tariffs: Mapping[str, Tariff],
             max_demand_kw=metered.max_demand[rows],
             capacity_kva=capacity[rows],
             power_factor=metered.power_factor[rows],
-            pf_standard=pf_standard[rows],
+            pf_standard=np.where(pf_given[rows], pf_standard[rows],
+                                 tariffs[code].pf_standard_default),
             ytd_kwh=profile.ytd_kwh[rows],
         )
         for line, fen in tariffs[code].charge(usage).items():
@@ -264,7 +275,7 @@ def _bill_segments(parts: Sequence[SectionInput], tariffs: Mapping[str, Tariff],
             "section_id": _repeat("", len(keep)),  # set per section below
             "tariff_code": accounts["tariff_code"].take(keep),
             "kwh": pa.array(metered.kwh[keep] / ENERGY_SCALE, pa.float64()),
-            "power_factor": pa.array(pf / 100, pa.float64(), mask=pf == 0),
+            "power_factor": pa.array(pf / 100, pa.float64(), mask=pf == PF_NOT_METERED),
             **{line: pa.array(lines[line][keep], pa.int64()) for line in CHARGE_LINES},
             "total_fen": pa.array(total, pa.int64()),
             "run_id": _repeat(run_id, len(keep)),
@@ -323,7 +334,7 @@ class _Metered:
     tou_metered: np.ndarray
     max_demand: np.ndarray
     demand_metered: np.ndarray
-    power_factor: np.ndarray  # hundredths, 0 = not metered
+    power_factor: np.ndarray  # hundredths, PF_NOT_METERED = not metered
     row_findings: list[tuple[int, str, str]]  # (account position, rule, detail)
     orphans: list[tuple[int, int, int]]  # (account_id, meter_point_id, segment): not in it
 
@@ -483,11 +494,13 @@ def _lacking_inputs(tariff: Tariff, metered: _Metered,
 
 def _power_factor(kwh: np.ndarray, kvarh: np.ndarray, where: np.ndarray) -> np.ndarray:
     """cos(phi) = kWh / sqrt(kWh^2 + kvarh^2) in hundredths, half-up as the tables expect;
-    0 where ``where`` is false (no reactive metering or no energy)."""
+    PF_NOT_METERED where ``where`` is false (no reactive metering or no energy). A factor
+    that rounds to 0.00 stays 0: a reading the table surcharges, not a missing one."""
     p = kwh.astype(np.float64)
     q = kvarh.astype(np.float64)
     ratio = np.divide(p, np.sqrt(p * p + q * q), out=np.zeros(len(p)), where=where)
-    return np.floor(ratio * 100 + 0.5 + 1e-9).astype(np.int64)
+    hundredths = np.floor(ratio * 100 + 0.5 + 1e-9).astype(np.int64)
+    return np.where(where, hundredths, PF_NOT_METERED)
 
 
 def _sum_at(idx: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

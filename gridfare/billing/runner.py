@@ -16,7 +16,9 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from datasets.schemas import FOLD_MONTHS
 from gridfare.billing.audit import AuditRules
+from gridfare.billing.history import fold_history, history_window
 from gridfare.billing.kernel import SectionBills, SectionInput, bill_bundle, bill_section
 from gridfare.billing.request import (
     RunRequest,
@@ -25,6 +27,7 @@ from gridfare.billing.request import (
     select_sections,
 )
 from gridfare.errors import GridfareError
+from gridfare.period import Period
 from gridfare.tariffs import Tariff, TariffBook, TariffFiles, read_tariff_files
 
 __all__ = [
@@ -52,7 +55,9 @@ class SectionStore(Protocol):
     def read_readings(self, period: str, section: str) -> pa.Table: ...
     def read_history(self, section: str, period: str, months: int = 12, *,
                      ordered: bool = True) -> pa.Table: ...
+    def read_history_carry(self, section: str, period: str) -> pa.Table: ...
     def write_section_result(self, period: str, section: str, bills: pa.Table) -> object: ...
+    def write_history_fold(self, period: str, section: str, table: pa.Table) -> object: ...
 
 
 class RunLedger(Protocol):
@@ -144,17 +149,18 @@ def bill_one_section(store: SectionStore, tariffs: Mapping[str, Tariff], period:
     """Read, audit, rate and atomically store one section; a GridfareError fails it alone."""
     started = time.perf_counter()
     try:
+        carried, history = _read_history(store, section, period, rules)
         result = bill_section(
             store.read_accounts(section),
             store.read_readings(period, section),
             tariffs,
             period,
-            history=store.read_history(section, period, rules.history_months),
+            history=history,
             rules=rules,
             run_id=run_id,
             section_id=section,
         )
-        store.write_section_result(period, section, result.bills)
+        _write(store, period, section, result, carried)
     except GridfareError as exc:
         return _failed(section, exc, time.perf_counter() - started)
     return _done(result, time.perf_counter() - started)
@@ -175,14 +181,15 @@ def bill_sections(store: SectionStore, tariffs: Mapping[str, Tariff], period: st
     started = time.perf_counter()
     failed: dict[str, SectionOutcome] = {}
     parts: list[SectionInput] = []
+    carried: dict[str, pa.Table] = {}
     for section in sections:
         try:
+            carried[section], history = _read_history(store, section, period, rules)
             parts.append(SectionInput(
                 section,
                 store.read_accounts(section),
                 store.read_readings(period, section),
-                # The kernel folds history per account: it needs no sorted rows.
-                store.read_history(section, period, rules.history_months, ordered=False),
+                history,
             ))
         except GridfareError as exc:
             failed[section] = _failed(section, exc, 0.0)
@@ -201,13 +208,34 @@ def bill_sections(store: SectionStore, tariffs: Mapping[str, Tariff], period: st
             outcomes[part.section_id] = _failed(part.section_id, result, share)
             continue
         try:
-            store.write_section_result(period, part.section_id, result.bills)
+            _write(store, period, part.section_id, result, carried[part.section_id])
         except GridfareError as exc:
             outcomes[part.section_id] = _failed(part.section_id, exc,
                                                 share + time.perf_counter() - begun)
             continue
         outcomes[part.section_id] = _done(result, share + time.perf_counter() - begun)
     return [outcomes[section] for section in sections]
+
+
+def _read_history(store: SectionStore, section: str, period: str,
+                  rules: AuditRules) -> tuple[pa.Table, pa.Table]:
+    """``(carried, history)``: what this period's history fold starts from, and the rows
+    the kernel folds (the rules' window of it; the kernel needs no sorted rows)."""
+    carried = store.read_history_carry(section, period)
+    if rules.history_months > FOLD_MONTHS:
+        return carried, store.read_history(section, period, rules.history_months,
+                                           ordered=False)
+    return carried, history_window(carried, Period.parse(period), rules.history_months)
+
+
+def _write(store: SectionStore, period: str, section: str, result: SectionBills,
+           carried: pa.Table) -> None:
+    """The bills, then the history fold the next period reads (a fold is only ever there
+    beside the bills it was made with: a failure between the two leaves the next period
+    reading the bills files, which gives the same rows)."""
+    store.write_section_result(period, section, result.bills)
+    store.write_history_fold(period, section,
+                             fold_history(carried, result.bills, Period.parse(period)))
 
 
 def _failed(section: str, exc: GridfareError, seconds: float) -> SectionOutcome:

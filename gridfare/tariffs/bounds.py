@@ -18,7 +18,7 @@ quantity is bounded at the edge (importer, quote, billing kernel) from the book'
 
 With every product at most ``INT64_MAX - RAW_PER_FEN`` raw, every energy or basic line is at
 most ``INT64_MAX // RAW_PER_FEN + 1`` (about 9.2e10) fen. The power-factor adjustment is the
-sum of the 8 energy and basic lines times at most ``MAX_ADJUST_BP`` (14,300) basis points:
+sum of the 8 energy and basic lines times at most ``MAX_ADJUST_BP`` (14,500) basis points:
 about 1.1e16 < 2**63. Fixed and minimum amounts are at most ``MAX_AMOUNT_FEN`` (the loader
 refuses more), so the total of the ``len(CHARGE_LINES)`` (12) lines is at most about 2.3e12
 fen: no intermediate of ``Tariff.charge`` can wrap for a quantity within these bounds
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_ADJUST_BP", "bounds_of"]
 
-MAX_ADJUST_BP = 14_300  # the power-factor table's largest entry (pf 0.01 at standard 0.90)
+MAX_ADJUST_BP = 14_500  # the power-factor table's largest entry (pf 0.00 at standard 0.90)
 _PRODUCT_MAX = INT64_MAX - RAW_PER_FEN  # what ``priced`` accepts
 
 

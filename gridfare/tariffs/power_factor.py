@@ -25,6 +25,13 @@ independent implementation citing the document (GitHub, Go, ``AdjustPowerFactorF
 for 0.85 at 0.94..1.00, which contradicts its own 0.15 % step from 0.91 (-0.65). -1.10 is
 used here: it continues that step and is the table as remembered; it was NOT checked
 against the document's text, nor were any of the 0.85 / 0.80 reduction entries.
+
+The increases have no floor: a measured factor of 0.00 (a month of almost only reactive
+energy) is +145 % at 0.90, +135 % at 0.85, +125 % at 0.80. "Not metered" is
+``PF_NOT_METERED``, never 0, so it cannot be confused with such a reading.
+
+An account without a standard of its own takes the tariff's ``standard_default`` (the
+kernel and the quote apply the same rule; none: not adjusted). A standard of 0 exempts it.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from gridfare.errors import InvalidInput
 from gridfare.money import apply_rate_to_fen
 from gridfare.tariffs.component import Stage
 from gridfare.tariffs.params import Table
-from gridfare.tariffs.usage import Usage
+from gridfare.tariffs.usage import PF_NOT_METERED, Usage
 
 __all__ = ["ADJUSTED_LINES", "STANDARDS", "PowerFactor", "adjustment_bp", "parse"]
 
@@ -74,20 +81,23 @@ _REDUCTIONS: dict[int, dict[int, int]] = {
 
 
 def adjustment_bp(pf: int, standard: int) -> int:
-    """The table entry for power factor ``pf`` against ``standard`` (both hundredths)."""
-    if pf == 0 or standard == 0:
-        return 0  # not metered / not adjusted
-    if standard not in _REDUCTIONS or not 0 < pf <= 100:
+    """The table entry for power factor ``pf`` against ``standard`` (both hundredths);
+    0 for a factor not metered (``PF_NOT_METERED``) or an account not adjusted (standard 0).
+    """
+    if pf == PF_NOT_METERED or standard == 0:
+        return 0
+    if standard not in _REDUCTIONS or not 0 <= pf <= 100:
         raise InvalidInput(
             f"power_factor: no table entry for pf {pf / 100} at standard {standard / 100}"
         )
     return _REDUCTIONS[standard][pf] if pf >= standard else _increase(pf, standard)
 
 
-# _TABLE[standard, pf] in basis points; rows other than 0/80/85/90 are never read.
+# _TABLE[standard, pf] in basis points for pf 0..100; rows other than 0/80/85/90 are never
+# read, and row 0 (not adjusted) is zeros.
 _TABLE = np.zeros((101, 101), dtype=np.int64)
 for _standard in STANDARDS:
-    _TABLE[_standard, 1:] = [adjustment_bp(pf, _standard) for pf in range(1, 101)]
+    _TABLE[_standard, :] = [adjustment_bp(pf, _standard) for pf in range(101)]
 
 
 @dataclass(frozen=True)
@@ -102,15 +112,18 @@ class PowerFactor:
     def charge(self, usage: Usage, lines: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         _check(usage)
         base = sum((lines[name] for name in ADJUSTED_LINES), np.zeros(len(usage), np.int64))
-        rate = _TABLE[usage.pf_standard, usage.power_factor]
+        metered = usage.power_factor != PF_NOT_METERED
+        rate = np.where(metered, _TABLE[usage.pf_standard, np.maximum(usage.power_factor, 0)], 0)
         return {"pf_adjust_fen": apply_rate_to_fen(base, rate)}
 
 
 def _check(usage: Usage) -> None:
-    bad = np.flatnonzero((usage.power_factor < 0) | (usage.power_factor > 100))
+    pf = usage.power_factor
+    bad = np.flatnonzero(((pf < 0) & (pf != PF_NOT_METERED)) | (pf > 100))
     if bad.size:
         raise InvalidInput(
-            f"usage: power_factor {usage.power_factor[bad[0]]} (row {bad[0]}) is not in 0..100"
+            f"usage: power_factor {pf[bad[0]]} (row {bad[0]}) is not in 0..100 "
+            f"(or {PF_NOT_METERED}: not metered)"
         )
     bad = np.flatnonzero(~np.isin(usage.pf_standard, (0, *STANDARDS)))
     if bad.size:

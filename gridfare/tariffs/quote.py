@@ -16,7 +16,7 @@ from gridfare.money import ENERGY_SCALE, FLOAT_EXACT_UNITS, fen_to_cny, scaled_i
 from gridfare.money import QuantityBounds as Bounds
 from gridfare.tariffs.power_factor import STANDARDS
 from gridfare.tariffs.tariff import Tariff
-from gridfare.tariffs.usage import Usage
+from gridfare.tariffs.usage import PF_NOT_METERED, Usage
 
 __all__ = ["Quote", "quote"]
 
@@ -142,20 +142,18 @@ def _required(tariff: Tariff, need: str, value: Number | None, field: str,
 
 def _power_factor(value: Number | None) -> int:
     if value is None:
-        return 0  # not metered: no adjustment
+        return PF_NOT_METERED  # no adjustment
     number = to_decimal(value, "power_factor")
-    if not 0 < number <= 1:
-        raise InvalidInput(f"power_factor: {number} must be in (0, 1]")
-    # The measure rounds the month's power factor to two places, half up.
-    hundredths = int(number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) * 100)
-    if hundredths == 0:
-        # 0 means "not metered": an adjustment would silently be dropped.
-        raise InvalidInput(f"power_factor: {number} rounds to 0.00; the least is 0.005")
-    return hundredths
+    if not 0 <= number <= 1:
+        raise InvalidInput(f"power_factor: {number} must be in [0, 1]")
+    # The measure rounds the month's power factor to two places, half up; 0.00 is a real
+    # reading, surcharged by the table like any other (it has no floor).
+    return int(number.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) * 100)
 
 
 def _pf_standard(tariff: Tariff, value: Number | None) -> int:
     if value is None:
+        # The same rule as the billing kernel for an account without a standard.
         return tariff.pf_standard_default
     number = to_decimal(value, "pf_standard")
     if number * 100 not in (0, *STANDARDS):

@@ -1,9 +1,11 @@
 """What a tariff prices: the usage of n accounts for one period, as exact int64 columns.
 
 Energy and demand are integers in 1/ENERGY_SCALE units (0.01 kWh, 0.01 kW, 0.01 kVA); a
-power factor and its standard are integers in hundredths (0.95 -> 95, 0 = not known / not
-applicable). The same structure carries one account (a quote) or a whole section (billing):
-one implementation serves both.
+power factor and its standard are integers in hundredths (0.95 -> 95). A power factor that
+was not metered is ``PF_NOT_METERED`` (-1), never 0: a measured factor that rounds to 0.00
+is a real reading, and the national table surcharges it (it has no floor). A standard of 0
+means the account is not adjusted. The same structure carries one account (a quote) or a
+whole section (billing): one implementation serves both.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import numpy as np
 
 from gridfare.errors import InvalidInput, QuantityOutOfRange
 
+__all__ = ["PF_NOT_METERED", "Usage"]
+
+PF_NOT_METERED = -1  # power_factor of an account without reactive metering (or no energy)
 _COLUMNS = (
     "kwh",
     "critical",
@@ -41,7 +46,7 @@ class Usage:
     tou_metered: np.ndarray  # bool: the TOU split above is real
     max_demand_kw: np.ndarray  # 0.01 kW (0 where not metered)
     capacity_kva: np.ndarray  # contracted capacity, 0.01 kVA (0 where none)
-    power_factor: np.ndarray  # hundredths, 0 = not metered
+    power_factor: np.ndarray  # hundredths 0..100, PF_NOT_METERED = not metered
     pf_standard: np.ndarray  # hundredths (90, 85, 80), 0 = no adjustment
     ytd_kwh: np.ndarray  # energy billed earlier in the same calendar year, 0.01 kWh
 
@@ -59,13 +64,15 @@ class Usage:
 
     @classmethod
     def of(cls, month: int, n: int, **columns: np.ndarray) -> Usage:
-        """Build usage for n accounts; columns not given are zeros (tou_metered: False)."""
+        """Build usage for n accounts; columns not given are zeros (tou_metered: False,
+        power_factor: PF_NOT_METERED)."""
         unknown = set(columns) - {*_COLUMNS, "tou_metered"}
         if unknown:
             raise InvalidInput(f"usage: unknown columns {sorted(unknown)}")
         try:
             values = {
-                name: np.asarray(columns.get(name, np.zeros(n, np.int64)), dtype=np.int64)
+                name: np.asarray(columns[name] if name in columns else _absent(name, n),
+                                 dtype=np.int64)
                 for name in _COLUMNS
             }
         except OverflowError as exc:
@@ -77,3 +84,8 @@ class Usage:
         """The usage of the accounts where ``mask`` is true (or at the given indices)."""
         values = {name: getattr(self, name)[mask] for name in (*_COLUMNS, "tou_metered")}
         return Usage(month=self.month, **values)
+
+
+def _absent(name: str, n: int) -> np.ndarray:
+    """The value of a column not given: nothing metered."""
+    return np.full(n, PF_NOT_METERED if name == "power_factor" else 0, np.int64)

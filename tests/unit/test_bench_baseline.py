@@ -1,6 +1,6 @@
 """The benchmark's DuckDB baseline (bench/_duckdb_bills.py) computes the kernel's bills.
 
-A small generated city is billed month after month by the kernel (``bill_one_section``, the
+A small generated city (continued month by month) is billed by the kernel (``bill_one_section``, the
 runner's unit of work, writing its bills so that later months read them as history); the
 single DuckDB query over the same Parquet must give the same bills, line by line and to the
 fen, and the same audit exceptions. The city is widened beyond the generator's tariff mix so
@@ -21,7 +21,7 @@ import pytest
 
 from bench._duckdb_bills import bills_sql, exceptions_sql, parquet_sources
 from datasets.datacentre import DataCentre
-from datasets.generator import generate_city, generate_section, section_ids, section_sizes
+from datasets.generator import MAX_ACCOUNTS, generate_city, section_ids
 from datasets.schemas import ACCOUNTS as ACCOUNTS_SCHEMA
 from datasets.schemas import CHARGE_LINES, READINGS, USAGE_HISTORY
 from gridfare.billing.audit import IMPOSSIBLE_INPUT, RULES
@@ -67,12 +67,11 @@ def billed(tmp_path_factory):
     book = load_tariff_book(tariffs)
 
     centre = DataCentre(str(base / "dc"), create=True)
-    generate_city(centre, accounts=ACCOUNTS, sections=SECTIONS, period=PERIODS[0], seed=SEED)
-    first = 1
-    for index, (section, size) in enumerate(
-        zip(section_ids(SECTIONS), section_sizes(ACCOUNTS, SECTIONS, SEED).tolist(),
-            strict=True)
-    ):
+    # One city month after month (accounts opened in later months are in the accounts
+    # when the earlier months are billed: they expect no reading there).
+    generate_city(centre, accounts=ACCOUNTS, sections=SECTIONS, period=PERIODS[0], seed=SEED,
+                  through=PERIODS[-1])
+    for section in section_ids(SECTIONS):
         accounts = centre.read_accounts(section)
         codes = np.array(accounts["tariff_code"].to_pylist(), dtype=object)
         every_other = np.arange(len(codes)) % 2 == 0
@@ -82,10 +81,6 @@ def billed(tmp_path_factory):
         accounts = accounts.set_column(accounts.schema.get_field_index("tariff_code"),
                                        "tariff_code", pa.array(codes, pa.string()))
         centre.write_accounts(section, accounts)
-        for period in PERIODS[1:]:
-            later = generate_section(index, section, size, first, period, SEED)
-            centre.write_readings(period, section, later.readings)
-        first += size
 
     _write_edge_section(centre)
 
@@ -152,8 +147,12 @@ def _write_edge_section(centre: DataCentre) -> None:
             reactive_kvarh=30.0)
     account(900009, commercial, capacity=100.0, pf=0.80)  # a poor power factor
     tou(900009, 1, 0.0, 300.0, 300.0, 400.0, reactive_kvarh=1500.0)
-    account(900010, commercial, capacity=100.0)  # no standard: no adjustment
+    account(900010, commercial, capacity=100.0)  # no standard: the tariff's 0.85
     tou(900010, 1, 0.0, 300.0, 300.0, 400.0, reactive_kvarh=1500.0)
+    account(900031, commercial, capacity=100.0, pf=0.85)  # a factor of 0.00: +135 %
+    tou(900031, 1, 0.0, 300.0, 200.0, 170.2, reactive_kvarh=1_029_778.2)
+    account(900032, commercial, capacity=100.0, pf=0.0)  # a standard of 0: exempt
+    tou(900032, 1, 0.0, 300.0, 200.0, 170.2, reactive_kvarh=1_029_778.2)
     for account_id, kwh in ((900011, 240.0), (900012, 240.01), (900013, 400.0),
                             (900014, 400.01)):  # the tier edges
         account(account_id, monthly)
@@ -238,12 +237,23 @@ def test_the_city_exercises_every_charge_line_and_history(billed):
     for line in CHARGE_LINES:
         assert pc.max(bills[line]).as_py() > 0, line
     assert pc.min(bills["pf_adjust_fen"]).as_py() < 0
+    opened_later = pc.greater(bills["account_id"], MAX_ACCOUNTS)
+    assert pc.sum(opened_later).as_py() > 0  # accounts opened after the first month
+    # ... which expect no reading in the months before they opened
+    first = kernel[PERIODS[0]][1]
+    assert not [row for row in first.to_pylist()
+                if row["account_id"] > MAX_ACCOUNTS and row["rule"] == "missing_reading"]
     tariffs = set(bills["tariff_code"].to_pylist())
     edge = {row["account_id"] for row in bills.filter(
         pc.equal(bills["section_id"], EDGE)).select(["account_id"]).to_pylist()}
     assert {900003, 900007, 900008, 900009, 900010, 900015, 900020, 900022,
-            900024} <= edge
+            900024, 900031, 900032} <= edge
     assert 900025 not in edge
+    edge_bills = {row["account_id"]: row for row in bills.filter(
+        pc.equal(bills["section_id"], EDGE)).to_pylist()}
+    assert edge_bills[900031]["power_factor"] == 0.0 and edge_bills[900031]["pf_adjust_fen"] > 0
+    assert edge_bills[900032]["pf_adjust_fen"] == 0
+    assert edge_bills[900010]["pf_adjust_fen"] > 0  # the tariff's standard, 0.85
     exceptions = pa.concat_tables(kernel[p][1] for p in PERIODS)
     rules = set(exceptions.filter(pc.equal(exceptions["section_id"], EDGE))["rule"].to_pylist())
     assert rules == set(RULES) - IMPOSSIBLE_INPUT

@@ -60,7 +60,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
             seed=seed,
         )
     a, b, c = (_files(tmp_path / name) for name in "abc")
-    assert len(a) == 30
+    assert len(a) == 40  # 10 sections x (accounts, readings, history, generator state)
     assert a == b
     assert a.keys() == c.keys()
     assert all(a[name] != c[name] for name in a)

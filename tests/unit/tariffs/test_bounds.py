@@ -134,7 +134,7 @@ def test_no_charge_wraps_within_the_bounds(data):
          "valley": parts[3], "max_demand_kw": data.draw(demand),
          "capacity_kva": data.draw(demand),
          "ytd_kwh": data.draw(st.integers(0, FLOAT_EXACT_UNITS)),
-         "power_factor": data.draw(st.integers(1, 100)),
+         "power_factor": data.draw(st.integers(0, 100)),
          "pf_standard": data.draw(st.sampled_from(STANDARDS))}
     if tariff.tou_periods and "flat" not in tariff.tou_periods:
         u["valley"] += u["flat"]

@@ -9,6 +9,7 @@ import pytest
 from gridfare.errors import InvalidInput, TariffError
 from gridfare.tariffs import quote
 from gridfare.tariffs.power_factor import STANDARDS, adjustment_bp
+from gridfare.tariffs.usage import PF_NOT_METERED
 
 
 @pytest.mark.parametrize(
@@ -27,6 +28,8 @@ from gridfare.tariffs.power_factor import STANDARDS, adjustment_bp
         (90, 65, 1500),
         (90, 64, 1700),
         (90, 60, 2500),
+        (90, 1, 14300),
+        (90, 0, 14500),  # the table has no floor: 0.00 is a reading, surcharged
         # standard 0.85
         (85, 100, -110),
         (85, 94, -110),
@@ -40,6 +43,8 @@ from gridfare.tariffs.power_factor import STANDARDS, adjustment_bp
         (85, 64, 1100),
         (85, 60, 1500),
         (85, 59, 1700),
+        (85, 1, 13300),
+        (85, 0, 13500),
         # standard 0.80
         (80, 100, -130),
         (80, 92, -130),
@@ -52,6 +57,7 @@ from gridfare.tariffs.power_factor import STANDARDS, adjustment_bp
         (80, 59, 1100),
         (80, 55, 1500),
         (80, 54, 1700),
+        (80, 0, 12500),
     ],
 )
 def test_national_table_points(standard, pf, bp):
@@ -60,14 +66,26 @@ def test_national_table_points(standard, pf, bp):
 
 @pytest.mark.parametrize("standard", STANDARDS)
 def test_tables_fall_as_power_factor_rises(standard):
-    rates = [adjustment_bp(pf, standard) for pf in range(1, 101)]
+    rates = [adjustment_bp(pf, standard) for pf in range(101)]
     assert all(a >= b for a, b in itertools.pairwise(rates))
     assert adjustment_bp(standard, standard) == 0
 
 
 def test_unmetered_or_unadjusted_accounts_get_nothing():
-    assert adjustment_bp(0, 90) == 0
+    assert adjustment_bp(PF_NOT_METERED, 90) == 0
     assert adjustment_bp(60, 0) == 0
+    assert adjustment_bp(0, 0) == 0
+
+
+def test_a_factor_rounding_to_zero_is_surcharged_not_dropped(book):
+    """The issue's quotes: 0.004 rounds to 0.00 (+135 % at 0.85), 0.01 is +133 %."""
+    tariff = book["cn-bj-commercial-tou"]  # standard_default 0.85
+    split = {"peak_kwh": "100", "flat_kwh": "0", "valley_kwh": "0"}  # peak 137.82
+    for pf, expected in (("0.004", "186.06"), ("0", "186.06"), ("0.005", "183.30"),
+                         ("0.01", "183.30")):
+        lines = dict(quote(tariff, kwh="100", power_factor=pf, **split).lines)
+        assert lines["pf_adjust"] == Decimal(expected), pf  # 137.82 x 135 % / 133 %
+    assert "pf_adjust" not in dict(quote(tariff, kwh="100", **split).lines)  # not metered
 
 
 def test_adjusts_energy_and_basic_but_not_funds(book):
@@ -120,17 +138,17 @@ def test_half_fen_rebate_rounds_away_from_zero(make_tariff):
 
 def test_vectorized_over_mixed_standards(book, usage):
     rows = usage(
-        kwh=["100"] * 4,
-        peak=["100"] * 4,
-        flat=["0"] * 4,
-        valley=["0"] * 4,
-        tou_metered=[True] * 4,
-        power_factor=[96, 96, 0, 80],
-        pf_standard=[90, 0, 90, 85],
+        kwh=["100"] * 5,
+        peak=["100"] * 5,
+        flat=["0"] * 5,
+        valley=["0"] * 5,
+        tou_metered=[True] * 5,
+        power_factor=[96, 96, PF_NOT_METERED, 80, 0],
+        pf_standard=[90, 0, 90, 85, 85],
     )
     lines = book["cn-bj-commercial-tou"].charge(rows)
-    # peak 137.82 each: -0.75 %, none, none (not metered), +2.5 %
-    np.testing.assert_array_equal(lines["pf_adjust_fen"], [-103, 0, 0, 345])
+    # peak 137.82 each: -0.75 %, none, none (not metered), +2.5 %, +135 % (0.00 measured)
+    np.testing.assert_array_equal(lines["pf_adjust_fen"], [-103, 0, 0, 345, 18606])
 
 
 def test_bad_standards_are_refused(book, usage):

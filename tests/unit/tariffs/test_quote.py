@@ -49,7 +49,7 @@ def test_inputs_as_int_decimal_or_text(book, kwh):
         ({"kwh": "1", "ytd_kwh": "-5"}, "ytd_kwh"),
         ({"kwh": "1", "month": 13}, "month: 13"),
         ({"kwh": "1", "month": "x"}, "month"),
-        ({"kwh": "1", "power_factor": "0"}, "power_factor: 0 must be in (0, 1]"),
+        ({"kwh": "1", "power_factor": "-0.01"}, "power_factor: -0.01 must be in [0, 1]"),
         ({"kwh": "1", "power_factor": "1.01"}, "power_factor"),
         ({"kwh": "1", "pf_standard": "0.75"}, "pf_standard"),
         ({"kwh": "1", "peak_kwh": "1"}, "flat_kwh, valley_kwh must be given"),

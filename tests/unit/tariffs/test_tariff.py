@@ -11,6 +11,7 @@ from gridfare.tariffs import Tariff, Usage, quote
 from gridfare.tariffs.component import Stage
 from gridfare.tariffs.fixed import Fixed, Minimum
 from gridfare.tariffs.tiered import Tiered
+from gridfare.tariffs.usage import PF_NOT_METERED
 
 
 def _random_usage(tariff: Tariff, n: int, seed: int, month: int) -> Usage:
@@ -27,7 +28,8 @@ def _random_usage(tariff: Tariff, n: int, seed: int, month: int) -> Usage:
         ytd_kwh=rng.integers(0, 600_000, n),
         max_demand_kw=rng.integers(0, 100_000, n),
         capacity_kva=rng.integers(0, 200_000, n),
-        power_factor=rng.choice([0, 55, 64, 70, 85, 86, 89, 90, 91, 94, 95, 100], n),
+        power_factor=rng.choice([PF_NOT_METERED, 0, 1, 55, 64, 70, 85, 86, 89, 90, 91, 94, 95,
+                                 100], n),
         pf_standard=rng.choice([0, 80, 85, 90], n),
     )
 
@@ -53,7 +55,8 @@ def test_vectorized_charge_equals_quoting_each_row(book, seed, month):
                 ytd_kwh=_as_text(usage.ytd_kwh[row]),
                 max_demand_kw=_as_text(usage.max_demand_kw[row]),
                 capacity_kva=_as_text(usage.capacity_kva[row]),
-                power_factor=_as_text(usage.power_factor[row]) if usage.power_factor[row] else None,
+                power_factor=(None if usage.power_factor[row] == PF_NOT_METERED
+                              else _as_text(usage.power_factor[row])),
                 pf_standard=_as_text(usage.pf_standard[row]),
                 month=usage.month,
             )
