@@ -47,7 +47,7 @@ from gridfare.seats.answers import (
     Sold,
     SoldOut,
 )
-from gridfare.seats.centre import CentreState
+from gridfare.seats.centre import CentreState, SaleBatch, parse_day
 from gridfare.seats.checkpoints import CheckpointChain
 from gridfare.seats.engine import CentreLog, LogIO
 from gridfare.seats.inventory import Inventory, Sale
@@ -56,7 +56,7 @@ from gridfare.seats.snapshot import Snapshot, SnapshotDelta
 from gridfare.seats.store import SeatsRoot
 from gridfare.seats.takeover import TakeOver, take_over
 from gridfare.seats.train import TrainDate, parse_key, train_key
-from gridfare.seats.wal import WalRecord
+from gridfare.seats.wal import WalRecord, change_record
 
 _NO_AUTO_FLUSH = 1 << 40  # the WalWriter never flushes by itself: the group commit does
 _SNAPSHOT_CHUNK = 32  # train-dates copied per turn of the event loop during a checkpoint
@@ -81,15 +81,6 @@ def get_seat_centre(root: str, centre_id: str) -> ray.actor.ActorHandle:
     return named_detached(SeatCentre, centre_name(root, centre_id)).remote(
         str(SeatsRoot(root).path), centre_id
     )
-
-
-def parse_day(day: object) -> date:
-    if isinstance(day, date):
-        return day
-    try:
-        return date.fromisoformat(str(day))
-    except ValueError:
-        raise InvalidInput(f"date {day!r}: expected YYYY-MM-DD") from None
 
 
 def sold(sale: Sale) -> Sold:
@@ -195,10 +186,33 @@ class SeatCentre:
         logged = self._log_engine.append(record)
         if logged.op in ("sell", "refund") and logged.key in self._recent:
             self._recent[logged.key].append(logged)
+        self._maybe_checkpoint()
+        return logged.lsn
+
+    def _log_sales(self, batch: SaleBatch) -> int:
+        """Log a batch's sales; the lsn its answers wait for (0: none)."""
+        changes = batch.changes
+        if changes:
+            last = self._log_engine.append_changes(changes)
+            if self._recent:
+                first = last - len(changes) + 1
+                for j, change in enumerate(changes):
+                    if change[1] in self._recent:
+                        self._recent[change[1]].append(change_record(change, first + j))
+            self._metrics.sales.inc(len(changes))
+            self._count_sale(len(changes))
+            self._maybe_checkpoint()
+        sold_out = sum(isinstance(a, SoldOut) for a in batch.answers)
+        if sold_out:
+            self._metrics.sold_out.inc(sold_out)
+        if changes or any(isinstance(a, Sold) and a.repeat for a in batch.answers):
+            return self._log_engine.last_lsn  # a repeat: durable once the first was
+        return 0
+
+    def _maybe_checkpoint(self) -> None:
         if self._log_engine.due() and (self._checkpointing is None
                                        or self._checkpointing.done()):
             self._checkpointing = asyncio.ensure_future(self._auto_checkpoint())
-        return logged.lsn
 
     async def _auto_checkpoint(self) -> None:
         try:
@@ -247,20 +261,47 @@ class SeatCentre:
         request_id: str,
     ) -> Sold | SoldOut | Moved:
         """Sell ``count`` seats (``TrainFrozen`` if frozen past ``freeze_wait_s``)."""
-        answer, lsn = await self._when_thawed(
-            self._sell_now, (train_no, day, from_station, to_station, cls, count, request_id)
-        )
-        await self._durable(lsn)
+        request = (train_no, day, from_station, to_station, cls, count, request_id)
+        (answer,) = await self.sell_many([request])
+        if isinstance(answer, Frozen):
+            raise TrainFrozen(answer.message)
+        if isinstance(answer, Refused):
+            raise answer.error
         return answer
 
     async def sell_many(self, requests: list[tuple]) -> list[Answer]:
-        """Sell a batch (tuples of ``sell``'s arguments) with one fsync. A request that is
-        refused answers ``Refused(error)`` (``Frozen`` past the wait) alone.
+        """Sell a batch (tuples of ``sell``'s arguments) with one core call and one fsync.
+        A request that is refused answers ``Refused(error)`` (``Frozen`` past the wait)
+        alone. The requests on a frozen train-date wait (bounded) without holding up the
+        others of the batch, whose answers only wait for the one fsync."""
+        batch = self._state.sell_many(requests)
+        lsn = self._log_sales(batch)
+        if batch.frozen:
+            waited = await asyncio.gather(*(
+                self._sell_thawed(key, [requests[i] for i in indices])
+                for key, indices in batch.frozen.items()))
+            for indices, (answers, at) in zip(batch.frozen.values(), waited, strict=True):
+                for i, answer in zip(indices, answers, strict=True):
+                    batch.answers[i] = answer
+                lsn = max(lsn, at)
+        await self._durable(lsn)
+        return batch.answers
 
-        Requests are sold in order; one on a frozen train-date waits (bounded) without
-        holding up the others of the batch, whose answers only wait for the one fsync.
-        """
-        return await self._many(self._sell_now, requests)
+    async def _sell_thawed(self, key: str, requests: list[tuple]) -> tuple[list[Answer], int]:
+        """Sell requests on a frozen train-date once it thaws here or leaves (at most
+        ``freeze_wait_s``; then each answers ``Frozen``)."""
+        deadline = time.monotonic() + self._freeze_wait
+        while True:
+            event = self._thaw.setdefault(key, asyncio.Event())
+            try:
+                await asyncio.wait_for(event.wait(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                message = (f"centre {self._id}: train-date {key} still frozen for migration "
+                           f"after {self._freeze_wait:g} s; retry")
+                return [Frozen(key, message)] * len(requests), 0
+            batch = self._state.sell_many(requests)
+            if not batch.frozen:
+                return batch.answers, self._log_sales(batch)
 
     async def refund(self, train_no: str, day: str, request_id: str) -> Refunded | Moved:
         """Refund an order; a repeat answers the same seats with ``repeat`` set."""
@@ -274,7 +315,7 @@ class SeatCentre:
         return await self._many(self._refund_now, requests)
 
     async def _many(self, now, requests: list[tuple]) -> list[Answer]:
-        """``now`` (``_sell_now`` or ``_refund_now``) over a batch, one fsync for all."""
+        """``now`` (``_refund_now``) over a batch, one fsync for all."""
         answers: list[Answer | None] = [None] * len(requests)
         waiting, lsn = [], 0
         for i, request in enumerate(requests):
@@ -321,25 +362,6 @@ class SeatCentre:
                         f"centre {self._id}: train-date {key} still frozen for migration "
                         f"after {self._freeze_wait:g} s; retry"
                     ) from None
-
-    def _sell_now(
-        self, train_no, day, from_station, to_station, cls, count, request_id
-    ) -> tuple[Sold | SoldOut | Moved, int]:
-        """Sell at once: the answer and the log position it waits for (0: none)."""
-        try:
-            result = self._state.sell(
-                train_no, parse_day(day), from_station, to_station, cls, count, request_id
-            )
-        except TrainMoved as exc:
-            return moved(exc), 0
-        if isinstance(result, SoldOut):
-            self._metrics.sold_out.inc()
-            return result, 0
-        if result.repeat:
-            return sold(result), self._log_engine.last_lsn  # durable once the first was
-        self._metrics.sales.inc()
-        self._count_sale()
-        return sold(result), self._log(result.record)
 
     def _refund_now(self, train_no: str, day: str, request_id: str
                     ) -> tuple[Refunded | Moved, int]:
@@ -575,12 +597,12 @@ class SeatCentre:
         if event is not None:
             event.set()
 
-    def _count_sale(self) -> None:
+    def _count_sale(self, n: int) -> None:
         second = int(time.monotonic())
         if self._sales_window and self._sales_window[-1][0] == second:
-            self._sales_window[-1] = (second, self._sales_window[-1][1] + 1)
+            self._sales_window[-1] = (second, self._sales_window[-1][1] + n)
         else:
-            self._sales_window.append((second, 1))
+            self._sales_window.append((second, n))
 
     def _sales_per_minute(self) -> float:
         horizon = int(time.monotonic()) - 60

@@ -15,19 +15,47 @@ loads the last snapshot (``CentreState.restore``) and replays the log after it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 
 import pyarrow as pa
 
-from gridfare.errors import InvalidInput, TrainFrozen, TrainMoved, UnknownTrain, WalCorrupt
+from gridfare.errors import (
+    InvalidInput,
+    SeatError,
+    TrainFrozen,
+    TrainMoved,
+    UnknownTrain,
+    WalCorrupt,
+)
+from gridfare.seats.answers import Answer, Moved, Refused
 from gridfare.seats.inventory import Inventory, Refund, Sale, SoldOut, restore_inventories
 from gridfare.seats.placement import CentreReport
 from gridfare.seats.snapshot import MOVED, Snapshot
 from gridfare.seats.train import TrainDate, train_key
-from gridfare.seats.wal import WalRecord
+from gridfare.seats.wal import Change, WalRecord
 
-__all__ = ["CentreState"]
+__all__ = ["CentreState", "SaleBatch", "parse_day"]
+
+
+def parse_day(day: object) -> date:
+    if isinstance(day, date):
+        return day
+    try:
+        return date.fromisoformat(str(day))
+    except ValueError:
+        raise InvalidInput(f"date {day!r}: expected YYYY-MM-DD") from None
+
+
+@dataclass
+class SaleBatch:
+    """What ``CentreState.sell_many`` did: an answer per request (None while its
+    train-date is frozen: ``frozen`` holds those, by train-date) and the sales to log."""
+
+    answers: list[Answer | None]
+    changes: list[Change] = field(default_factory=list)
+    frozen: dict[str, list[int]] = field(default_factory=dict)
 
 
 class CentreState:
@@ -60,6 +88,46 @@ class CentreState:
         key = train_key(train_no, day)
         inventory = self._writable(key)
         return inventory.sell(from_station, to_station, cls, count, request_id)
+
+    def sell_many(self, requests: Sequence[tuple]) -> SaleBatch:
+        """Sell a batch of ``sell``'s argument tuples: grouped by train-date, each group one
+        ``Inventory.sell_many`` (in the batch's order within it; train-dates do not share
+        seats, so the answers are those of selling one by one). A request on a moved or
+        unknown train-date, or a bad one, is answered alone (``Moved``, ``Refused``)."""
+        batch = SaleBatch([None] * len(requests))
+        groups: dict[str, list[int]] = {}
+        days: dict[object, date] = {}
+        for i, request in enumerate(requests):
+            try:
+                if not isinstance(request, (tuple, list)) or len(request) != 7:
+                    raise InvalidInput(f"request {i}: expected sell's 7 arguments, got "
+                                       f"{request!r:.80}")
+                day = request[1]
+                parsed = days.get(day)
+                if parsed is None:
+                    parsed = days[day] = parse_day(day)
+                groups.setdefault(train_key(request[0], parsed), []).append(i)
+            except InvalidInput as exc:
+                batch.answers[i] = Refused(exc)
+        for key, indices in groups.items():
+            try:
+                inventory = self.get(key)
+            except TrainMoved as exc:
+                for i in indices:
+                    batch.answers[i] = Moved(exc.key, exc.centre, exc.version)
+                continue
+            except SeatError as exc:
+                for i in indices:
+                    batch.answers[i] = Refused(exc)
+                continue
+            if key in self.frozen:
+                batch.frozen[key] = indices
+                continue
+            answers, changes = inventory.sell_many([requests[i][2:] for i in indices])
+            for i, answer in zip(indices, answers, strict=True):
+                batch.answers[i] = answer
+            batch.changes += changes
+        return batch
 
     def refund(self, train_no: str, day: date, request_id: str) -> Refund:
         return self._writable(train_key(train_no, day)).refund(request_id)

@@ -38,11 +38,11 @@ import numpy as np
 import pyarrow as pa
 
 from gridfare.errors import InvalidInput, SeatError, UnknownOrder, WalCorrupt
-from gridfare.seats.answers import SoldOut
+from gridfare.seats.answers import Refused, Sold, SoldOut
 from gridfare.seats.names import check_text
 from gridfare.seats.snapshot import MOVED, ORDERS, SEATS, TRAINS, Snapshot
 from gridfare.seats.train import TrainDate
-from gridfare.seats.wal import WalRecord
+from gridfare.seats.wal import Change, WalRecord
 
 __all__ = [
     "MAX_PER_ORDER",
@@ -170,12 +170,7 @@ class Inventory:
         _check_request_id(self.key, request_id)
         first, last = self._segment(from_station, to_station)
         masks = self._class(cls)
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-            raise InvalidInput(f"train-date {self.key}: count must be an integer, got {count!r}")
-        if not 1 <= count <= MAX_PER_ORDER:
-            raise InvalidInput(
-                f"train-date {self.key}: count must be 1..{MAX_PER_ORDER} per order, got {count}"
-            )
+        _check_count(self.key, count)
         legs = segment_mask(first, last)
         known = self._orders.get(request_id)
         if known is not None:
@@ -197,6 +192,125 @@ class Inventory:
         )
         self.apply(record)
         return Sale(self.key, request_id, cls, from_station, to_station, seats, legs, record)
+
+    def sell_many(
+        self, rows: list[tuple[str, str, str, int, str]]
+    ) -> tuple[list[Sold | SoldOut | Refused], list[Change]]:
+        """Sell a batch of ``(from, to, cls, count, request_id)`` in order: the answers
+        (those ``sell`` would give one after another; a bad request is ``Refused`` alone)
+        and the sales to log, in ``seq`` order. New orders go through one vectorized
+        allocation per class (``_allocate``); a request_id already known, or repeated in
+        the batch, goes through ``sell`` at its turn, after the new orders before it."""
+        answers: list[Sold | SoldOut | Refused | None] = [None] * len(rows)
+        changes: list[Change] = []
+        pending: list[tuple[int, int, int, str, int, str]] = []  # (i, first, last, cls, n, rid)
+        seen: set[str] = set()
+        for i, (from_station, to_station, cls, count, request_id) in enumerate(rows):
+            try:
+                _check_request_id(self.key, request_id)
+                if request_id in self._orders or request_id in seen:
+                    self._sell_pending(rows, pending, answers, changes)
+                    pending, seen = [], set()
+                    result = self.sell(from_station, to_station, cls, count, request_id)
+                    if isinstance(result, Sale):
+                        answers[i] = _sold(result)
+                        if result.record is not None:
+                            changes.append(_change(result.record))
+                    else:
+                        answers[i] = result
+                    continue
+                first, last = self._segment(from_station, to_station)
+                self._class(cls)
+                _check_count(self.key, count)
+            except (InvalidInput, SeatError) as exc:
+                answers[i] = Refused(exc)
+                continue
+            pending.append((i, first, last, cls, int(count), request_id))
+            seen.add(request_id)
+        self._sell_pending(rows, pending, answers, changes)
+        return answers, changes
+
+    def _sell_pending(self, rows, pending, answers, changes) -> None:
+        """Sell checked new orders (request_ids unknown and distinct), one allocation per
+        class; seqs follow the batch's order, as one-by-one sales would number them."""
+        if not pending:
+            return
+        by_class: dict[str, list[int]] = {}
+        for k, p in enumerate(pending):
+            by_class.setdefault(p[3], []).append(k)
+        taken: dict[int, tuple[int, ...]] = {}  # k -> seats (1-based) of a sold order
+        for cls, ks in by_class.items():
+            part = [pending[k] for k in ks]
+            for k, got in zip(ks, self._allocate(cls, part), strict=True):
+                if isinstance(got, tuple):
+                    taken[k] = got
+                else:
+                    i, _, _, _, count, _ = pending[k]
+                    from_station, to_station = rows[i][0], rows[i][1]
+                    answers[i] = SoldOut(self.key, cls, from_station, to_station, count, got)
+        key, seq = self.key, self.seq
+        for k in sorted(taken):
+            i, first, last, cls, _, rid = pending[k]
+            from_station, to_station = rows[i][0], rows[i][1]
+            seats, legs, seq = taken[k], segment_mask(first, last), seq + 1
+            self._orders[rid] = Order(rid, cls, from_station, to_station, seats, legs)
+            answers[i] = Sold(key, rid, cls, from_station, to_station, seats, False)
+            changes.append(("sell", key, seq, rid, cls, seats, legs, from_station, to_station))
+        self.seq = seq
+
+    def _allocate(self, cls: str, part: list[tuple]) -> list[tuple[int, ...] | int]:
+        """First come, first served over one class: each order, in turn, gets the
+        lowest-numbered seats free on all its legs, or (sold out) the number free then.
+
+        One vectorized pass over the seat array does the seat work of the whole batch:
+        the seats free for each trip before the batch and, of those, the first few each
+        order could ever need (its count plus every seat the orders before it take). What
+        is left per order is its turn in that short list against the seats taken earlier
+        in this batch (``batch``: seat -> legs), which no vector can skip: an order's seats
+        depend on the seats the orders before it took. The masks are then updated at once
+        and checked: no leg of a seat is sold twice (the bits set are the bits sold)."""
+        masks = self._masks[cls]
+        first = np.fromiter((p[1] for p in part), np.uint64, len(part))
+        last = np.fromiter((p[2] for p in part), np.uint64, len(part))
+        counts = np.fromiter((p[4] for p in part), np.int64, len(part))
+        one = np.uint64(1)
+        legs = (one << last) - (one << first)
+        free = (masks[None, :] & legs[:, None]) == 0  # (orders, seats): free before the batch
+        # An order can only lose seats to the orders before it: its count plus theirs bounds
+        # how far down its free list it may have to look.
+        reach = counts + np.concatenate(([0], np.cumsum(counts)[:-1]))
+        near = free & (np.cumsum(free, axis=1) <= reach[:, None])
+        rows_, seats_ = np.nonzero(near)
+        ends = np.cumsum(np.bincount(rows_, minlength=len(part))).tolist()
+        seats_list = seats_.tolist()
+        legs_list = legs.tolist()
+        batch: dict[int, int] = {}  # seat index -> legs sold on it in this batch
+        result: list[tuple[int, ...] | int] = []
+        start = 0
+        for k, end in enumerate(ends):
+            want, seg, got = part[k][4], legs_list[k], []
+            for s in seats_list[start:end]:
+                if not batch.get(s, 0) & seg:
+                    got.append(s)
+                    if len(got) == want:
+                        break
+            start = end
+            if len(got) < want:  # the list held every seat free before: sold out now
+                result.append(len(got))
+                continue
+            for s in got:
+                batch[s] = batch.get(s, 0) | seg
+            result.append(tuple(s + 1 for s in got))
+        if batch:
+            idx = np.fromiter(batch, np.int64, len(batch))
+            new = np.fromiter(batch.values(), np.uint64, len(batch))
+            sold_bits = sum(int(c) * seg.bit_count()
+                            for c, seg, r in zip(counts.tolist(), legs_list, result, strict=True)
+                            if isinstance(r, tuple))
+            if (masks[idx] & new).any() or int(np.bitwise_count(new).sum()) != sold_bits:
+                raise WalCorrupt(f"train-date {self.key}: a batch would sell a seat-leg twice")
+            masks[idx] |= new
+        return result
 
     def refund(self, request_id: str) -> Refund:
         _check_request_id(self.key, request_id)
@@ -422,6 +536,25 @@ class Inventory:
 
 def _check_request_id(key: str, request_id: object) -> None:
     check_text(request_id, f"train-date {key}: request_id", MAX_REQUEST_ID)
+
+
+def _check_count(key: str, count: object) -> None:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+        raise InvalidInput(f"train-date {key}: count must be an integer, got {count!r}")
+    if not 1 <= count <= MAX_PER_ORDER:
+        raise InvalidInput(
+            f"train-date {key}: count must be 1..{MAX_PER_ORDER} per order, got {count}"
+        )
+
+
+def _sold(sale: Sale) -> Sold:
+    return Sold(sale.key, sale.request_id, sale.cls, sale.from_station, sale.to_station,
+                sale.seats, sale.repeat)
+
+
+def _change(record: WalRecord) -> Change:
+    return (record.op, record.key, record.seq, record.request_id, record.cls, record.seats,
+            record.legs, record.from_station, record.to_station)
 
 
 def restore_inventories(snapshot: Snapshot, only: str | None = None) -> dict[str, Inventory]:
