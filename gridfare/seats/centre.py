@@ -29,6 +29,7 @@ from gridfare.errors import (
     UnknownTrain,
     WalCorrupt,
 )
+from gridfare.seats.allocate import allocate
 from gridfare.seats.answers import Answer, Moved, Refused
 from gridfare.seats.inventory import Inventory, Refund, Sale, SoldOut, restore_inventories
 from gridfare.seats.placement import CentreReport
@@ -109,6 +110,7 @@ class CentreState:
                 groups.setdefault(train_key(request[0], parsed), []).append(i)
             except InvalidInput as exc:
                 batch.answers[i] = Refused(exc)
+        planned = []  # (inventory, its rows, their indices, its plan)
         for key, indices in groups.items():
             try:
                 inventory = self.get(key)
@@ -123,11 +125,25 @@ class CentreState:
             if key in self.frozen:
                 batch.frozen[key] = indices
                 continue
-            answers, changes = inventory.sell_many([requests[i][2:] for i in indices])
-            for i, answer in zip(indices, answers, strict=True):
-                batch.answers[i] = answer
-            batch.changes += changes
+            rows = [requests[i][2:] for i in indices]
+            plan = inventory.plan_sales(rows)
+            if plan is None:  # a request_id seen before: sold one by one at its turn
+                self._answer(batch, indices, *inventory.sell_many(rows))
+            else:
+                planned.append((inventory, rows, indices, plan))
+        # Every train-date's new orders in one allocation: train-dates share no seats, so
+        # this is what selling them one by one gives, at a few numpy calls per batch.
+        results = iter(allocate([job for *_, plan in planned for job in plan.jobs]))
+        for inventory, rows, indices, plan in planned:
+            got = [next(results) for _ in plan.jobs]
+            self._answer(batch, indices, *inventory.finish_sales(rows, plan, got))
         return batch
+
+    @staticmethod
+    def _answer(batch: SaleBatch, indices: list[int], answers: list, changes: list) -> None:
+        for i, answer in zip(indices, answers, strict=True):
+            batch.answers[i] = answer
+        batch.changes += changes
 
     def refund(self, train_no: str, day: date, request_id: str) -> Refund:
         return self._writable(train_key(train_no, day)).refund(request_id)

@@ -32,12 +32,13 @@ record is flushed to the log (see ``wal.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
 
 from gridfare.errors import InvalidInput, SeatError, UnknownOrder, WalCorrupt
+from gridfare.seats.allocate import Job, allocate
 from gridfare.seats.answers import Refused, Sold, SoldOut
 from gridfare.seats.names import check_text
 from gridfare.seats.snapshot import MOVED, ORDERS, SEATS, TRAINS, Snapshot
@@ -50,6 +51,7 @@ __all__ = [
     "Order",
     "Refund",
     "Sale",
+    "SalePlan",
     "SoldOut",
     "restore_inventories",
     "segment_mask",
@@ -91,6 +93,17 @@ class Sale:
     @property
     def repeat(self) -> bool:
         return self.record is None
+
+
+@dataclass
+class SalePlan:
+    """A checked batch of new orders on one train-date (``Inventory.plan_sales``): the
+    answers so far (the refused ones), and per class its orders ``(row, legs, count)``
+    and their allocation job."""
+
+    answers: list
+    orders: list[list[tuple[int, int, int]]] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -198,119 +211,101 @@ class Inventory:
     ) -> tuple[list[Sold | SoldOut | Refused], list[Change]]:
         """Sell a batch of ``(from, to, cls, count, request_id)`` in order: the answers
         (those ``sell`` would give one after another; a bad request is ``Refused`` alone)
-        and the sales to log, in ``seq`` order. New orders go through one vectorized
-        allocation per class (``_allocate``); a request_id already known, or repeated in
-        the batch, goes through ``sell`` at its turn, after the new orders before it."""
+        and the sales to log, in ``seq`` order. New orders are allocated together
+        (``allocate``); a request_id already known, or repeated in the batch, goes through
+        ``sell`` at its turn, after the new orders before it."""
+        plan = self.plan_sales(rows)
+        if plan is not None:
+            return self.finish_sales(rows, plan, allocate(plan.jobs))
         answers: list[Sold | SoldOut | Refused | None] = [None] * len(rows)
         changes: list[Change] = []
-        pending: list[tuple[int, int, int, str, int, str]] = []  # (i, first, last, cls, n, rid)
+        start = 0
         seen: set[str] = set()
+        for i, row in enumerate(rows):
+            request_id = row[4]
+            if not isinstance(request_id, str):  # refused by its check, at its turn
+                continue
+            if request_id not in self._orders and request_id not in seen:
+                seen.add(request_id)
+                continue
+            self._sell_new(rows, start, i, answers, changes)  # the new orders before it
+            try:
+                result = self.sell(*row)
+            except (InvalidInput, SeatError) as exc:
+                answers[i] = Refused(exc)
+            else:
+                if isinstance(result, Sale):
+                    answers[i] = _sold(result)
+                    if result.record is not None:
+                        changes.append(_change(result.record))
+                else:
+                    answers[i] = result
+            start, seen = i + 1, set()
+        self._sell_new(rows, start, len(rows), answers, changes)
+        return answers, changes
+
+    def _sell_new(self, rows, start: int, end: int, answers: list, changes: list) -> None:
+        """``rows[start:end]`` (new, distinct request_ids) sold together into ``answers``."""
+        if start < end:
+            part = rows[start:end]
+            plan = self.plan_sales(part)
+            got, logged = self.finish_sales(part, plan, allocate(plan.jobs))
+            answers[start:end] = got
+            changes += logged
+
+    def plan_sales(self, rows: list[tuple]) -> SalePlan | None:
+        """Check a batch of new orders (``sell_many``'s rows): a bad one is answered
+        ``Refused``, the rest become one allocation job per class (``allocate``, which
+        can take the jobs of many train-dates at once). None if a request_id is known
+        here or repeated in the batch: then ``sell_many`` sells it at its turn."""
+        plan = SalePlan([None] * len(rows))
+        seen: set[str] = set()
+        by_class: dict[str, list] = {}
         for i, (from_station, to_station, cls, count, request_id) in enumerate(rows):
             try:
                 _check_request_id(self.key, request_id)
                 if request_id in self._orders or request_id in seen:
-                    self._sell_pending(rows, pending, answers, changes)
-                    pending, seen = [], set()
-                    result = self.sell(from_station, to_station, cls, count, request_id)
-                    if isinstance(result, Sale):
-                        answers[i] = _sold(result)
-                        if result.record is not None:
-                            changes.append(_change(result.record))
-                    else:
-                        answers[i] = result
-                    continue
+                    return None
                 first, last = self._segment(from_station, to_station)
                 self._class(cls)
                 _check_count(self.key, count)
             except (InvalidInput, SeatError) as exc:
-                answers[i] = Refused(exc)
+                plan.answers[i] = Refused(exc)
                 continue
-            pending.append((i, first, last, cls, int(count), request_id))
             seen.add(request_id)
-        self._sell_pending(rows, pending, answers, changes)
-        return answers, changes
+            by_class.setdefault(cls, []).append((i, (1 << last) - (1 << first), int(count)))
+        for cls, orders in by_class.items():
+            plan.orders.append(orders)
+            plan.jobs.append(Job(self.key, self._masks[cls], [o[1] for o in orders],
+                                 [o[2] for o in orders]))
+        return plan
 
-    def _sell_pending(self, rows, pending, answers, changes) -> None:
-        """Sell checked new orders (request_ids unknown and distinct), one allocation per
-        class; seqs follow the batch's order, as one-by-one sales would number them."""
-        if not pending:
-            return
-        by_class: dict[str, list[int]] = {}
-        for k, p in enumerate(pending):
-            by_class.setdefault(p[3], []).append(k)
-        taken: dict[int, tuple[int, ...]] = {}  # k -> seats (1-based) of a sold order
-        for cls, ks in by_class.items():
-            part = [pending[k] for k in ks]
-            for k, got in zip(ks, self._allocate(cls, part), strict=True):
-                if isinstance(got, tuple):
-                    taken[k] = got
+    def finish_sales(self, rows: list[tuple], plan: SalePlan, results: list[list]
+                     ) -> tuple[list[Sold | SoldOut | Refused], list[Change]]:
+        """Record what ``allocate`` gave ``plan``'s jobs: the orders, the answers and the
+        sales to log, numbered (``seq``) in the batch's order as one-by-one sales are."""
+        answers = plan.answers
+        sold: list[tuple[int, int, tuple[int, ...]]] = []
+        key = self.key
+        for orders, got in zip(plan.orders, results, strict=True):
+            for (i, legs, count), seats in zip(orders, got, strict=True):
+                if isinstance(seats, tuple):
+                    sold.append((i, legs, seats))
                 else:
-                    i, _, _, _, count, _ = pending[k]
-                    from_station, to_station = rows[i][0], rows[i][1]
-                    answers[i] = SoldOut(self.key, cls, from_station, to_station, count, got)
-        key, seq = self.key, self.seq
-        for k in sorted(taken):
-            i, first, last, cls, _, rid = pending[k]
-            from_station, to_station = rows[i][0], rows[i][1]
-            seats, legs, seq = taken[k], segment_mask(first, last), seq + 1
+                    from_station, to_station, cls = rows[i][0], rows[i][1], rows[i][2]
+                    answers[i] = SoldOut(key, cls, from_station, to_station, count, seats)
+        if len(plan.orders) > 1:
+            sold.sort()
+        changes: list[Change] = []
+        seq = self.seq
+        for i, legs, seats in sold:
+            from_station, to_station, cls, _, rid = rows[i]
+            seq += 1
             self._orders[rid] = Order(rid, cls, from_station, to_station, seats, legs)
             answers[i] = Sold(key, rid, cls, from_station, to_station, seats, False)
             changes.append(("sell", key, seq, rid, cls, seats, legs, from_station, to_station))
         self.seq = seq
-
-    def _allocate(self, cls: str, part: list[tuple]) -> list[tuple[int, ...] | int]:
-        """First come, first served over one class: each order, in turn, gets the
-        lowest-numbered seats free on all its legs, or (sold out) the number free then.
-
-        One vectorized pass over the seat array does the seat work of the whole batch:
-        the seats free for each trip before the batch and, of those, the first few each
-        order could ever need (its count plus every seat the orders before it take). What
-        is left per order is its turn in that short list against the seats taken earlier
-        in this batch (``batch``: seat -> legs), which no vector can skip: an order's seats
-        depend on the seats the orders before it took. The masks are then updated at once
-        and checked: no leg of a seat is sold twice (the bits set are the bits sold)."""
-        masks = self._masks[cls]
-        first = np.fromiter((p[1] for p in part), np.uint64, len(part))
-        last = np.fromiter((p[2] for p in part), np.uint64, len(part))
-        counts = np.fromiter((p[4] for p in part), np.int64, len(part))
-        one = np.uint64(1)
-        legs = (one << last) - (one << first)
-        free = (masks[None, :] & legs[:, None]) == 0  # (orders, seats): free before the batch
-        # An order can only lose seats to the orders before it: its count plus theirs bounds
-        # how far down its free list it may have to look.
-        reach = counts + np.concatenate(([0], np.cumsum(counts)[:-1]))
-        near = free & (np.cumsum(free, axis=1) <= reach[:, None])
-        rows_, seats_ = np.nonzero(near)
-        ends = np.cumsum(np.bincount(rows_, minlength=len(part))).tolist()
-        seats_list = seats_.tolist()
-        legs_list = legs.tolist()
-        batch: dict[int, int] = {}  # seat index -> legs sold on it in this batch
-        result: list[tuple[int, ...] | int] = []
-        start = 0
-        for k, end in enumerate(ends):
-            want, seg, got = part[k][4], legs_list[k], []
-            for s in seats_list[start:end]:
-                if not batch.get(s, 0) & seg:
-                    got.append(s)
-                    if len(got) == want:
-                        break
-            start = end
-            if len(got) < want:  # the list held every seat free before: sold out now
-                result.append(len(got))
-                continue
-            for s in got:
-                batch[s] = batch.get(s, 0) | seg
-            result.append(tuple(s + 1 for s in got))
-        if batch:
-            idx = np.fromiter(batch, np.int64, len(batch))
-            new = np.fromiter(batch.values(), np.uint64, len(batch))
-            sold_bits = sum(int(c) * seg.bit_count()
-                            for c, seg, r in zip(counts.tolist(), legs_list, result, strict=True)
-                            if isinstance(r, tuple))
-            if (masks[idx] & new).any() or int(np.bitwise_count(new).sum()) != sold_bits:
-                raise WalCorrupt(f"train-date {self.key}: a batch would sell a seat-leg twice")
-            masks[idx] |= new
-        return result
+        return answers, changes
 
     def refund(self, request_id: str) -> Refund:
         _check_request_id(self.key, request_id)
