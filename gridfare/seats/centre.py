@@ -30,12 +30,12 @@ from gridfare.errors import (
     WalCorrupt,
 )
 from gridfare.seats.allocate import allocate
-from gridfare.seats.answers import Answer, Moved, Refused
+from gridfare.seats.answers import Answer, Moved, Refunded, Refused
 from gridfare.seats.inventory import Inventory, Refund, Sale, SoldOut, restore_inventories
 from gridfare.seats.placement import CentreReport
 from gridfare.seats.snapshot import MOVED, Snapshot
 from gridfare.seats.train import TrainDate, train_key
-from gridfare.seats.wal import Change, WalRecord
+from gridfare.seats.wal import Change, WalRecord, change_of
 
 __all__ = ["CentreState", "SaleBatch", "parse_day"]
 
@@ -137,6 +137,31 @@ class CentreState:
         for inventory, rows, indices, plan in planned:
             got = [next(results) for _ in plan.jobs]
             self._answer(batch, indices, *inventory.finish_sales(rows, plan, got))
+        return batch
+
+    def refund_many(self, requests: Sequence[tuple]) -> SaleBatch:
+        """Refund a batch of ``refund``'s argument tuples in order, each answered alone:
+        ``Refunded`` (``repeat`` set when it was refunded before), ``Moved`` or
+        ``Refused``; those on a frozen train-date are left in ``frozen``."""
+        batch = SaleBatch([None] * len(requests))
+        for i, request in enumerate(requests):
+            try:
+                if not isinstance(request, (tuple, list)) or len(request) != 3:
+                    raise InvalidInput(f"request {i}: expected refund's 3 arguments, got "
+                                       f"{request!r:.80}")
+                train_no, day, request_id = request
+                result = self.refund(train_no, parse_day(day), request_id)
+            except TrainFrozen:
+                batch.frozen.setdefault(train_key(train_no, parse_day(day)), []).append(i)
+            except TrainMoved as exc:
+                batch.answers[i] = Moved(exc.key, exc.centre, exc.version)
+            except (SeatError, InvalidInput) as exc:
+                batch.answers[i] = Refused(exc)
+            else:
+                batch.answers[i] = Refunded(result.key, result.request_id, result.cls,
+                                            result.seats, result.record is None)
+                if result.record is not None:
+                    batch.changes.append(change_of(result.record))
         return batch
 
     @staticmethod

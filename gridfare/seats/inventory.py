@@ -43,7 +43,7 @@ from gridfare.seats.answers import Refused, Sold, SoldOut
 from gridfare.seats.names import check_text
 from gridfare.seats.snapshot import MOVED, ORDERS, SEATS, TRAINS, Snapshot
 from gridfare.seats.train import TrainDate
-from gridfare.seats.wal import Change, WalRecord
+from gridfare.seats.wal import Change, WalRecord, change_of
 
 __all__ = [
     "MAX_PER_ORDER",
@@ -237,7 +237,7 @@ class Inventory:
                 if isinstance(result, Sale):
                     answers[i] = _sold(result)
                     if result.record is not None:
-                        changes.append(_change(result.record))
+                        changes.append(change_of(result.record))
                 else:
                     answers[i] = result
             start, seen = i + 1, set()
@@ -276,8 +276,8 @@ class Inventory:
             by_class.setdefault(cls, []).append((i, (1 << last) - (1 << first), int(count)))
         for cls, orders in by_class.items():
             plan.orders.append(orders)
-            plan.jobs.append(Job(self.key, self._masks[cls], [o[1] for o in orders],
-                                 [o[2] for o in orders]))
+            plan.jobs.append(Job(self.key, self._masks[cls], len(self.train.stations) - 1,
+                                 [o[1] for o in orders], [o[2] for o in orders]))
         return plan
 
     def finish_sales(self, rows: list[tuple], plan: SalePlan, results: list[list]
@@ -545,11 +545,6 @@ def _check_count(key: str, count: object) -> None:
 def _sold(sale: Sale) -> Sold:
     return Sold(sale.key, sale.request_id, sale.cls, sale.from_station, sale.to_station,
                 sale.seats, sale.repeat)
-
-
-def _change(record: WalRecord) -> Change:
-    return (record.op, record.key, record.seq, record.request_id, record.cls, record.seats,
-            record.legs, record.from_station, record.to_station)
 
 
 def restore_inventories(snapshot: Snapshot, only: str | None = None) -> dict[str, Inventory]:

@@ -44,6 +44,7 @@ __all__ = [
     "WalLog",
     "WalRecord",
     "WalWriter",
+    "change_of",
     "change_record",
     "decode",
     "encode",
@@ -160,6 +161,12 @@ def encode_change(change: Change, lsn: int) -> bytes:
             f'"seq":{seq},"to":{_text(last)}}}')
     crc = zlib.crc32((head + tail).encode())
     return f'{head}"crc":{crc},{tail}\n'.encode()
+
+
+def change_of(record: WalRecord) -> Change:
+    """A sell or refund record as the batch path logs it (its lsn left out)."""
+    return (record.op, record.key, record.seq, record.request_id, record.cls, record.seats,
+            record.legs, record.from_station, record.to_station)
 
 
 def change_record(change: Change, lsn: int) -> WalRecord:
