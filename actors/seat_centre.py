@@ -30,11 +30,8 @@ from ray.util import metrics
 from actors import named_detached
 from actors.seat_directory import get_seat_directory
 from actors.seat_runtime import quiet_gc, seats_suffix
-from gridfare.errors import GridfareError, InvalidInput, SeatError, TrainFrozen
+from gridfare.errors import GridfareError, SeatError, TrainFrozen
 from gridfare.seats.answers import Answer, Frozen, Moved, Refunded, Refused, Remaining, Sold
-from gridfare.seats.centre import CentreState
-from gridfare.seats.checkpoints import CheckpointChain
-from gridfare.seats.engine import CentreLog, LogIO
 from gridfare.seats.inventory import Inventory
 from gridfare.seats.service import CentreIO, CentreService
 from gridfare.seats.store import SeatsRoot
@@ -43,9 +40,6 @@ from gridfare.seats.train import TrainDate
 from gridfare.seats.wal import WalRecord
 
 __all__ = ["SeatCentre", "centre_name", "get_seat_centre"]
-
-_NO_AUTO_FLUSH = 1 << 40  # the WalWriter never flushes by itself: the group commit does
-
 
 def _warm_arrow() -> None:
     """Build and serialise one tiny snapshot now. pyarrow imports pandas the first time it
@@ -90,41 +84,23 @@ def _metrics(centre_id: str) -> dict:
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1, max_concurrency=2000)
 class SeatCentre:
     def __init__(self, root: str, centre_id: str) -> None:
-        seats_root = SeatsRoot(root)
-        config = seats_root.config()
-        if centre_id not in config.centres:
-            raise InvalidInput(f"centre {centre_id!r} is not one of {config.centres}")
-        seats_root.centre_dir(centre_id).mkdir(parents=True, exist_ok=True)
-        snapshot = seats_root.read_centre_snapshot(centre_id)
-        chain = CheckpointChain(snapshot.lsn if snapshot is not None else 0)
-        # Only the log after the snapshot is read: the sealed segments before it are kept
-        # for the audit, never for a restart.
-        wal, records, segment_first = seats_root.open_centre_log(
-            centre_id, chain.lsn, batch_size=_NO_AUTO_FLUSH)
-        state = CentreState.restore(centre_id, snapshot, records,
-                                    seats_root.frozen_at(centre_id))
         fsync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         snapshot_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
-        self._metrics = found = _metrics(centre_id)
-        log = CentreLog(wal, LogIO(
-            run=lambda fn, *a: asyncio.get_running_loop().run_in_executor(fsync_thread, fn, *a),
-            fsync=os.fsync,
-            seal_segment=lambda first, last: seats_root.seal_segment(
-                centre_id, first, last, durable=False),
-            sync_dirs=lambda: seats_root.sync_log_dirs(centre_id),
-            on_flush=lambda s, n: (found["flush"].observe(s), found["batch"].observe(n))),
-            segment_first=segment_first, window_s=config.wal_window_ms / 1000,
-            snapshot_every=config.snapshot_every,
-            snapshot_interval_s=config.snapshot_interval_s, since_checkpoint=len(records))
+        found = _metrics(centre_id)
         process = psutil.Process()
         process.cpu_percent(None)
-        self._centre = CentreService(seats_root, state, log, chain, CentreIO(
-            run_snapshot=lambda fn, *a: asyncio.get_running_loop().run_in_executor(
-                snapshot_thread, fn, *a),
-            counted=lambda name, n: found[name].inc(n),
-            cpu=lambda: process.cpu_percent(None) / 100),
-            incarnation=uuid.uuid4().hex, freeze_wait_s=config.freeze_wait_s,
-            replayed=len(records))
+
+        def thread(pool):
+            return lambda fn, *args: asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+        self._centre = CentreService.open(
+            SeatsRoot(root), centre_id,
+            CentreIO(run_snapshot=thread(snapshot_thread),
+                     counted=lambda name, n: found[name].inc(n),
+                     cpu=lambda: process.cpu_percent(None) / 100),
+            run_log=thread(fsync_thread), fsync=os.fsync,
+            on_flush=lambda s, n: (found["flush"].observe(s), found["batch"].observe(n)),
+            incarnation=uuid.uuid4().hex)
         self._peers: dict[str, ray.actor.ActorHandle] = {}  # other centres; "": directory
         _warm_arrow()
         quiet_gc()

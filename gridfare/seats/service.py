@@ -39,7 +39,7 @@ from gridfare.seats.answers import (
 )
 from gridfare.seats.centre import CentreState, SaleBatch, parse_day
 from gridfare.seats.checkpoints import CheckpointChain
-from gridfare.seats.engine import CentreLog
+from gridfare.seats.engine import CentreLog, LogIO
 from gridfare.seats.selectors import TrainSelector
 from gridfare.seats.snapshot import Snapshot, SnapshotDelta
 from gridfare.seats.store import SeatsRoot
@@ -61,7 +61,39 @@ class CentreIO:
     clock: Callable[[], float] = time.monotonic
 
 
+_NO_AUTO_FLUSH = 1 << 40  # the WalWriter never flushes by itself: the group commit does
+
+
 class CentreService:
+    @classmethod
+    def open(cls, root: SeatsRoot, centre_id: str, io: CentreIO, *,
+             run_log: Callable[..., Awaitable], fsync: Callable[[int], None],
+             on_flush: Callable[[float, int], None] = lambda seconds, records: None,
+             incarnation: str) -> CentreService:
+        """A centre rebuilt from its files: the checkpoint, the log after it (only that:
+        the sealed segments before it are kept for the audit, never for a restart), and the
+        train-dates a stored migration holds frozen here. ``run_log`` runs the log's fsync
+        off the event loop."""
+        config = root.config()
+        if centre_id not in config.centres:
+            raise InvalidInput(f"centre {centre_id!r} is not one of {config.centres}")
+        root.centre_dir(centre_id).mkdir(parents=True, exist_ok=True)
+        snapshot = root.read_centre_snapshot(centre_id)
+        chain = CheckpointChain(snapshot.lsn if snapshot is not None else 0)
+        wal, records, segment_first = root.open_centre_log(centre_id, chain.lsn,
+                                                           batch_size=_NO_AUTO_FLUSH)
+        state = CentreState.restore(centre_id, snapshot, records, root.frozen_at(centre_id))
+        log = CentreLog(wal, LogIO(
+            run=run_log, fsync=fsync,
+            seal_segment=lambda first, last: root.seal_segment(centre_id, first, last,
+                                                               durable=False),
+            sync_dirs=lambda: root.sync_log_dirs(centre_id), on_flush=on_flush),
+            segment_first=segment_first, window_s=config.wal_window_ms / 1000,
+            snapshot_every=config.snapshot_every,
+            snapshot_interval_s=config.snapshot_interval_s, since_checkpoint=len(records))
+        return cls(root, state, log, chain, io, incarnation=incarnation,
+                   freeze_wait_s=config.freeze_wait_s, replayed=len(records))
+
     def __init__(self, root: SeatsRoot, state: CentreState, log: CentreLog,
                  chain: CheckpointChain, io: CentreIO, *, incarnation: str,
                  freeze_wait_s: float, replayed: int = 0) -> None:
