@@ -15,19 +15,48 @@ loads the last snapshot (``CentreState.restore``) and replays the log after it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 
 import pyarrow as pa
 
-from gridfare.errors import InvalidInput, TrainFrozen, TrainMoved, UnknownTrain, WalCorrupt
+from gridfare.errors import (
+    InvalidInput,
+    SeatError,
+    TrainFrozen,
+    TrainMoved,
+    UnknownTrain,
+    WalCorrupt,
+)
+from gridfare.seats.allocate import allocate
+from gridfare.seats.answers import Answer, Moved, Refunded, Refused
 from gridfare.seats.inventory import Inventory, Refund, Sale, SoldOut, restore_inventories
 from gridfare.seats.placement import CentreReport
 from gridfare.seats.snapshot import MOVED, Snapshot
 from gridfare.seats.train import TrainDate, train_key
-from gridfare.seats.wal import WalRecord
+from gridfare.seats.wal import Change, WalRecord, change_of
 
-__all__ = ["CentreState"]
+__all__ = ["CentreState", "SaleBatch", "parse_day"]
+
+
+def parse_day(day: object) -> date:
+    if isinstance(day, date):
+        return day
+    try:
+        return date.fromisoformat(str(day))
+    except ValueError:
+        raise InvalidInput(f"date {day!r}: expected YYYY-MM-DD") from None
+
+
+@dataclass
+class SaleBatch:
+    """What ``CentreState.sell_many`` did: an answer per request (None while its
+    train-date is frozen: ``frozen`` holds those, by train-date) and the sales to log."""
+
+    answers: list[Answer | None]
+    changes: list[Change] = field(default_factory=list)
+    frozen: dict[str, list[int]] = field(default_factory=dict)
 
 
 class CentreState:
@@ -60,6 +89,86 @@ class CentreState:
         key = train_key(train_no, day)
         inventory = self._writable(key)
         return inventory.sell(from_station, to_station, cls, count, request_id)
+
+    def sell_many(self, requests: Sequence[tuple]) -> SaleBatch:
+        """Sell a batch of ``sell``'s argument tuples: grouped by train-date, each group one
+        ``Inventory.sell_many`` (in the batch's order within it; train-dates do not share
+        seats, so the answers are those of selling one by one). A request on a moved or
+        unknown train-date, or a bad one, is answered alone (``Moved``, ``Refused``)."""
+        batch = SaleBatch([None] * len(requests))
+        groups: dict[str, list[int]] = {}
+        days: dict[object, date] = {}
+        for i, request in enumerate(requests):
+            try:
+                if not isinstance(request, (tuple, list)) or len(request) != 7:
+                    raise InvalidInput(f"request {i}: expected sell's 7 arguments, got "
+                                       f"{request!r:.80}")
+                day = request[1]
+                parsed = days.get(day)
+                if parsed is None:
+                    parsed = days[day] = parse_day(day)
+                groups.setdefault(train_key(request[0], parsed), []).append(i)
+            except InvalidInput as exc:
+                batch.answers[i] = Refused(exc)
+        planned = []  # (inventory, its rows, their indices, its plan)
+        for key, indices in groups.items():
+            try:
+                inventory = self.get(key)
+            except TrainMoved as exc:
+                for i in indices:
+                    batch.answers[i] = Moved(exc.key, exc.centre, exc.version)
+                continue
+            except SeatError as exc:
+                for i in indices:
+                    batch.answers[i] = Refused(exc)
+                continue
+            if key in self.frozen:
+                batch.frozen[key] = indices
+                continue
+            rows = [requests[i][2:] for i in indices]
+            plan = inventory.plan_sales(rows)
+            if plan is None:  # a request_id seen before: sold one by one at its turn
+                self._answer(batch, indices, *inventory.sell_many(rows))
+            else:
+                planned.append((inventory, rows, indices, plan))
+        # Every train-date's new orders in one allocation: train-dates share no seats, so
+        # this is what selling them one by one gives, at a few numpy calls per batch.
+        results = iter(allocate([job for *_, plan in planned for job in plan.jobs]))
+        for inventory, rows, indices, plan in planned:
+            got = [next(results) for _ in plan.jobs]
+            self._answer(batch, indices, *inventory.finish_sales(rows, plan, got))
+        return batch
+
+    def refund_many(self, requests: Sequence[tuple]) -> SaleBatch:
+        """Refund a batch of ``refund``'s argument tuples in order, each answered alone:
+        ``Refunded`` (``repeat`` set when it was refunded before), ``Moved`` or
+        ``Refused``; those on a frozen train-date are left in ``frozen``."""
+        batch = SaleBatch([None] * len(requests))
+        for i, request in enumerate(requests):
+            try:
+                if not isinstance(request, (tuple, list)) or len(request) != 3:
+                    raise InvalidInput(f"request {i}: expected refund's 3 arguments, got "
+                                       f"{request!r:.80}")
+                train_no, day, request_id = request
+                result = self.refund(train_no, parse_day(day), request_id)
+            except TrainFrozen:
+                batch.frozen.setdefault(train_key(train_no, parse_day(day)), []).append(i)
+            except TrainMoved as exc:
+                batch.answers[i] = Moved(exc.key, exc.centre, exc.version)
+            except (SeatError, InvalidInput) as exc:
+                batch.answers[i] = Refused(exc)
+            else:
+                batch.answers[i] = Refunded(result.key, result.request_id, result.cls,
+                                            result.seats, result.record is None)
+                if result.record is not None:
+                    batch.changes.append(change_of(result.record))
+        return batch
+
+    @staticmethod
+    def _answer(batch: SaleBatch, indices: list[int], answers: list, changes: list) -> None:
+        for i, answer in zip(indices, answers, strict=True):
+            batch.answers[i] = answer
+        batch.changes += changes
 
     def refund(self, train_no: str, day: date, request_id: str) -> Refund:
         return self._writable(train_key(train_no, day)).refund(request_id)

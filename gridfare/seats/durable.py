@@ -1,6 +1,7 @@
 """The seats' durable files, one implementation: CRC-checked JSON lines, append-only logs
-of them, atomic whole-file writes and directory fsyncs. The centre log (``wal.py``), the
-directory log and the migration journals (``store.py``) are all written and read here.
+of them, atomic whole-file writes and directory fsyncs. The centre log (``wal.py``, its
+segment chain in ``segments.py``), the directory log and the migration journals
+(``store.py``) are all written and read here.
 
 A line is one JSON object, keys sorted, no spaces, with ``crc``: the CRC-32 of the same
 object written without it. A log of lines is acknowledged up to its last fsync: a torn
@@ -21,6 +22,7 @@ from gridfare.errors import GridfareError, SeatError, WalCorrupt
 
 __all__ = [
     "LineLog",
+    "append_lines",
     "atomic_write",
     "crc_line",
     "fsync_dir",
@@ -82,6 +84,15 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_lines(path: Path, lines: list[bytes]) -> None:
+    """Append durable lines to the log at ``path`` and fsync them (a new file's directory
+    entry is the caller's to fsync). ``OSError`` is the caller's to map."""
+    with path.open("ab") as f:
+        f.write(b"".join(lines))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def atomic_write(path: Path, data: bytes) -> None:

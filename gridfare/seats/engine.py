@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from gridfare.errors import SeatError
-from gridfare.seats.wal import WalRecord, WalWriter
+from gridfare.seats.wal import Change, WalRecord, WalWriter
 
 __all__ = ["CentreLog", "LogIO"]
 
@@ -69,6 +69,11 @@ class CentreLog:
         logged = self._wal.append(record)
         self.since_checkpoint += 1
         return logged
+
+    def append_changes(self, changes: list[Change]) -> int:
+        """Number and buffer a batch's sells and refunds; returns the last lsn."""
+        self.since_checkpoint += len(changes)
+        return self._wal.append_changes(changes)
 
     def due(self) -> bool:
         """Whether an automatic checkpoint is due now."""

@@ -32,17 +32,18 @@ record is flushed to the log (see ``wal.py``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
 
 from gridfare.errors import InvalidInput, SeatError, UnknownOrder, WalCorrupt
-from gridfare.seats.answers import SoldOut
+from gridfare.seats.allocate import Job, allocate
+from gridfare.seats.answers import Refused, Sold, SoldOut
 from gridfare.seats.names import check_text
 from gridfare.seats.snapshot import MOVED, ORDERS, SEATS, TRAINS, Snapshot
 from gridfare.seats.train import TrainDate
-from gridfare.seats.wal import WalRecord
+from gridfare.seats.wal import Change, WalRecord, change_of
 
 __all__ = [
     "MAX_PER_ORDER",
@@ -50,6 +51,7 @@ __all__ = [
     "Order",
     "Refund",
     "Sale",
+    "SalePlan",
     "SoldOut",
     "restore_inventories",
     "segment_mask",
@@ -91,6 +93,17 @@ class Sale:
     @property
     def repeat(self) -> bool:
         return self.record is None
+
+
+@dataclass
+class SalePlan:
+    """A checked batch of new orders on one train-date (``Inventory.plan_sales``): the
+    answers so far (the refused ones), and per class its orders ``(row, legs, count)``
+    and their allocation job."""
+
+    answers: list
+    orders: list[list[tuple[int, int, int]]] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -170,12 +183,7 @@ class Inventory:
         _check_request_id(self.key, request_id)
         first, last = self._segment(from_station, to_station)
         masks = self._class(cls)
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-            raise InvalidInput(f"train-date {self.key}: count must be an integer, got {count!r}")
-        if not 1 <= count <= MAX_PER_ORDER:
-            raise InvalidInput(
-                f"train-date {self.key}: count must be 1..{MAX_PER_ORDER} per order, got {count}"
-            )
+        _check_count(self.key, count)
         legs = segment_mask(first, last)
         known = self._orders.get(request_id)
         if known is not None:
@@ -197,6 +205,107 @@ class Inventory:
         )
         self.apply(record)
         return Sale(self.key, request_id, cls, from_station, to_station, seats, legs, record)
+
+    def sell_many(
+        self, rows: list[tuple[str, str, str, int, str]]
+    ) -> tuple[list[Sold | SoldOut | Refused], list[Change]]:
+        """Sell a batch of ``(from, to, cls, count, request_id)`` in order: the answers
+        (those ``sell`` would give one after another; a bad request is ``Refused`` alone)
+        and the sales to log, in ``seq`` order. New orders are allocated together
+        (``allocate``); a request_id already known, or repeated in the batch, goes through
+        ``sell`` at its turn, after the new orders before it."""
+        plan = self.plan_sales(rows)
+        if plan is not None:
+            return self.finish_sales(rows, plan, allocate(plan.jobs))
+        answers: list[Sold | SoldOut | Refused | None] = [None] * len(rows)
+        changes: list[Change] = []
+        start = 0
+        seen: set[str] = set()
+        for i, row in enumerate(rows):
+            request_id = row[4]
+            if not isinstance(request_id, str):  # refused by its check, at its turn
+                continue
+            if request_id not in self._orders and request_id not in seen:
+                seen.add(request_id)
+                continue
+            self._sell_new(rows, start, i, answers, changes)  # the new orders before it
+            try:
+                result = self.sell(*row)
+            except (InvalidInput, SeatError) as exc:
+                answers[i] = Refused(exc)
+            else:
+                if isinstance(result, Sale):
+                    answers[i] = _sold(result)
+                    if result.record is not None:
+                        changes.append(change_of(result.record))
+                else:
+                    answers[i] = result
+            start, seen = i + 1, set()
+        self._sell_new(rows, start, len(rows), answers, changes)
+        return answers, changes
+
+    def _sell_new(self, rows, start: int, end: int, answers: list, changes: list) -> None:
+        """``rows[start:end]`` (new, distinct request_ids) sold together into ``answers``."""
+        if start < end:
+            part = rows[start:end]
+            plan = self.plan_sales(part)
+            got, logged = self.finish_sales(part, plan, allocate(plan.jobs))
+            answers[start:end] = got
+            changes += logged
+
+    def plan_sales(self, rows: list[tuple]) -> SalePlan | None:
+        """Check a batch of new orders (``sell_many``'s rows): a bad one is answered
+        ``Refused``, the rest become one allocation job per class (``allocate``, which
+        can take the jobs of many train-dates at once). None if a request_id is known
+        here or repeated in the batch: then ``sell_many`` sells it at its turn."""
+        plan = SalePlan([None] * len(rows))
+        seen: set[str] = set()
+        by_class: dict[str, list] = {}
+        for i, (from_station, to_station, cls, count, request_id) in enumerate(rows):
+            try:
+                _check_request_id(self.key, request_id)
+                if request_id in self._orders or request_id in seen:
+                    return None
+                first, last = self._segment(from_station, to_station)
+                self._class(cls)
+                _check_count(self.key, count)
+            except (InvalidInput, SeatError) as exc:
+                plan.answers[i] = Refused(exc)
+                continue
+            seen.add(request_id)
+            by_class.setdefault(cls, []).append((i, (1 << last) - (1 << first), int(count)))
+        for cls, orders in by_class.items():
+            plan.orders.append(orders)
+            plan.jobs.append(Job(self.key, self._masks[cls], len(self.train.stations) - 1,
+                                 [o[1] for o in orders], [o[2] for o in orders]))
+        return plan
+
+    def finish_sales(self, rows: list[tuple], plan: SalePlan, results: list[list]
+                     ) -> tuple[list[Sold | SoldOut | Refused], list[Change]]:
+        """Record what ``allocate`` gave ``plan``'s jobs: the orders, the answers and the
+        sales to log, numbered (``seq``) in the batch's order as one-by-one sales are."""
+        answers = plan.answers
+        sold: list[tuple[int, int, tuple[int, ...]]] = []
+        key = self.key
+        for orders, got in zip(plan.orders, results, strict=True):
+            for (i, legs, count), seats in zip(orders, got, strict=True):
+                if isinstance(seats, tuple):
+                    sold.append((i, legs, seats))
+                else:
+                    from_station, to_station, cls = rows[i][0], rows[i][1], rows[i][2]
+                    answers[i] = SoldOut(key, cls, from_station, to_station, count, seats)
+        if len(plan.orders) > 1:
+            sold.sort()
+        changes: list[Change] = []
+        seq = self.seq
+        for i, legs, seats in sold:
+            from_station, to_station, cls, _, rid = rows[i]
+            seq += 1
+            self._orders[rid] = Order(rid, cls, from_station, to_station, seats, legs)
+            answers[i] = Sold(key, rid, cls, from_station, to_station, seats, False)
+            changes.append(("sell", key, seq, rid, cls, seats, legs, from_station, to_station))
+        self.seq = seq
+        return answers, changes
 
     def refund(self, request_id: str) -> Refund:
         _check_request_id(self.key, request_id)
@@ -422,6 +531,20 @@ class Inventory:
 
 def _check_request_id(key: str, request_id: object) -> None:
     check_text(request_id, f"train-date {key}: request_id", MAX_REQUEST_ID)
+
+
+def _check_count(key: str, count: object) -> None:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+        raise InvalidInput(f"train-date {key}: count must be an integer, got {count!r}")
+    if not 1 <= count <= MAX_PER_ORDER:
+        raise InvalidInput(
+            f"train-date {key}: count must be 1..{MAX_PER_ORDER} per order, got {count}"
+        )
+
+
+def _sold(sale: Sale) -> Sold:
+    return Sold(sale.key, sale.request_id, sale.cls, sale.from_station, sale.to_station,
+                sale.seats, sale.repeat)
 
 
 def restore_inventories(snapshot: Snapshot, only: str | None = None) -> dict[str, Inventory]:

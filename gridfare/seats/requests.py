@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
+from functools import cached_property, lru_cache
 
 from gridfare.errors import InvalidInput
 from gridfare.seats.inventory import MAX_PER_ORDER, MAX_REQUEST_ID
@@ -37,21 +38,40 @@ _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def check_train_no(value: object, what: str = "train_no") -> str:
-    if not isinstance(value, str) or _TRAIN_NO.fullmatch(value) is None:
+    if not isinstance(value, str) or not _is_train_no(value):
         raise InvalidInput(f"{what} {value!r:.60}: expected e.g. G1234 (a capital, 1-5 digits)")
     return value
+
+
+@lru_cache(maxsize=65536)  # a bulk call names the same trains and days again and again
+def _is_train_no(value: str) -> bool:
+    return _TRAIN_NO.fullmatch(value) is not None
 
 
 def check_day(value: object, what: str = "date") -> str:
     """A departure date as ``YYYY-MM-DD`` (a ``datetime.date`` is accepted from Python)."""
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, str) and _DAY.fullmatch(value):
+    if isinstance(value, str):
+        day = _day(value)
+        if day is not None:
+            return day
+    raise InvalidInput(f"{what} {value!r:.60}: expected YYYY-MM-DD")
+
+
+@lru_cache(maxsize=4096)
+def _day(value: str) -> str | None:
+    if _DAY.fullmatch(value):
         try:
             return date.fromisoformat(value).isoformat()
         except ValueError:
             pass
-    raise InvalidInput(f"{what} {value!r:.60}: expected YYYY-MM-DD")
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _key(train_no: str, day: str) -> str:
+    return train_key(train_no, date.fromisoformat(day))
 
 
 def _typed(body: Mapping[str, object], name: str, kind: type, required: bool, default=None):
@@ -127,13 +147,14 @@ class SellRequest:
         return cls(**{attr: _typed(body, name, int if name == "count" else str, True)
                       for name, attr in _SELL_JSON.items()})
 
-    @property
+    @cached_property
     def key(self) -> str:
-        return train_key(self.train_no, date.fromisoformat(self.date))
+        return _key(self.train_no, self.date)
 
     def as_tuple(self) -> tuple:
         """The arguments of ``SeatCentre.sell`` (and one row of ``sell_many``)."""
-        return tuple(getattr(self, f.name) for f in fields(self))
+        return (self.train_no, self.date, self.from_station, self.to_station, self.cls,
+                self.count, self.request_id)
 
 
 @dataclass(frozen=True)
@@ -152,9 +173,9 @@ class RefundRequest:
         _only(body, {"train_no", "date", "request_id"})
         return cls(*(_typed(body, name, str, True) for name in ("train_no", "date", "request_id")))
 
-    @property
+    @cached_property
     def key(self) -> str:
-        return train_key(self.train_no, date.fromisoformat(self.date))
+        return _key(self.train_no, self.date)
 
     def as_tuple(self) -> tuple:
         return (self.train_no, self.date, self.request_id)

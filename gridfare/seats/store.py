@@ -6,6 +6,7 @@ Layout (see docs/seats.md)::
     <root>/seats.json                         SeatsConfig (centres, main centre, R, timings)
     <root>/centres/<centre_id>/wal.log        the current segment of the centre's log (wal.py)
     <root>/centres/<centre_id>/segments/wal-<first lsn>-<last lsn>.log   sealed segments
+                                              (the chain: segments.py)
     <root>/centres/<centre_id>/snapshot.arrow its last snapshot (snapshot.py), optional
     <root>/directory/log.jsonl                the directory's records, one JSON line each
     <root>/migrations/<migration_id>.json     one migration record, replaced atomically
@@ -38,20 +39,26 @@ from gridfare.errors import (
     InvalidName,
     SeatError,
     StaleVersion,
-    WalCorrupt,
 )
 from gridfare.seats.audit import AuditReport, audit
 from gridfare.seats.centre import CentreState
 from gridfare.seats.directory import DirectoryRecord
-from gridfare.seats.durable import LineLog, atomic_write, crc_line, fsync_dir, read_log
+from gridfare.seats.durable import (
+    LineLog,
+    append_lines,
+    atomic_write,
+    crc_line,
+    fsync_dir,
+    read_log,
+)
 from gridfare.seats.migration import Migration
 from gridfare.seats.names import check_centre_id, check_migration_id, check_root
+from gridfare.seats.segments import SegmentChain
 from gridfare.seats.snapshot import Snapshot, SnapshotDelta, overlay, read_snapshot, write_snapshot
-from gridfare.seats.wal import WalRecord, WalWriter, open_wal, read_wal
+from gridfare.seats.wal import WalRecord, WalWriter
 
 __all__ = ["SeatsConfig", "SeatsRoot"]
 
-_SEGMENT = re.compile(r"^wal-(\d{12})-(\d{12})\.log$")
 _T = TypeVar("_T")
 _DELTA = re.compile(r"^snapshot-delta-(\d{12})\.arrow$")
 
@@ -216,7 +223,7 @@ class SeatsRoot:
         return self.path / "centres" / check_centre_id(centre_id)
 
     def wal_path(self, centre_id: str) -> Path:
-        return self.centre_dir(centre_id) / "wal.log"
+        return self.log_chain(centre_id).current
 
     def snapshot_path(self, centre_id: str) -> Path:
         """The centre's last full snapshot (later checkpoints may be deltas on top of it)."""
@@ -266,121 +273,34 @@ class SeatsRoot:
             if lsn <= checkpoint.lsn:
                 path.unlink(missing_ok=True)
 
+    def log_chain(self, centre_id: str) -> SegmentChain:
+        """The centre's log files: its sealed segments and the current one."""
+        return SegmentChain(self.centre_dir(centre_id))
+
     def segments_dir(self, centre_id: str) -> Path:
-        return self.centre_dir(centre_id) / "segments"
+        return self.log_chain(centre_id).segments_dir
 
     def sealed_segments(self, centre_id: str) -> list[tuple[int, int, Path]]:
-        """The centre's sealed log segments as ``(first lsn, last lsn, path)``, in order."""
-        folder = self.segments_dir(centre_id)
-        if not folder.exists():
-            return []
-        found = []
-        for path in folder.iterdir():
-            match = _SEGMENT.match(path.name)
-            if match:
-                found.append((int(match[1]), int(match[2]), path))
-        return sorted(found)
+        return self.log_chain(centre_id).sealed()
 
-    def seal_segment(
-        self, centre_id: str, first: int, last: int, durable: bool = True
-    ) -> BinaryIO:
-        """Make the current log (holding lsn ``first`` .. ``last``, none being written) a
-        sealed segment and put an empty current log in its place; returns that new file,
-        open for appending. With ``durable=False`` the caller runs ``sync_log_dirs`` before
-        it acknowledges any record of the new file (the centre does it in its fsync thread).
-
-        The new file is made under a temporary name first, so a failure leaves the current
-        log where it was, and a crash between the renames leaves no current log (a restart
-        starts an empty one after the sealed segments)."""
-        folder = self.segments_dir(centre_id)
-        sealed = folder / f"wal-{first:012d}-{last:012d}.log"
-        current = self.wal_path(centre_id)
-        fresh = current.with_name(current.name + ".new")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            new_file = fresh.open("wb")
-        except OSError as exc:
-            raise SeatError(f"{fresh}: cannot start a new log segment: {exc}") from exc
-        try:
-            os.replace(current, sealed)
-        except OSError as exc:
-            new_file.close()
-            fresh.unlink(missing_ok=True)
-            raise SeatError(f"{sealed}: cannot seal the log segment: {exc}") from exc
-        try:
-            os.replace(fresh, current)
-        except OSError as exc:
-            os.replace(sealed, current)  # as it was: the caller goes on in the old file
-            new_file.close()
-            raise SeatError(f"{current}: cannot start a new log segment: {exc}") from exc
-        if durable:
-            self.sync_log_dirs(centre_id)
-        return new_file
+    def seal_segment(self, centre_id: str, first: int, last: int, durable: bool = True
+                     ) -> BinaryIO:
+        return self.log_chain(centre_id).seal(first, last, durable)
 
     def sync_log_dirs(self, centre_id: str) -> None:
-        """fsync the directories of a centre's log: a seal (rename) and a new current log
-        are durable only once their directory entries are."""
-        for folder in (self.segments_dir(centre_id), self.centre_dir(centre_id)):
-            try:
-                fsync_dir(folder)
-            except OSError as exc:
-                raise SeatError(f"{folder}: cannot sync the log directory: {exc}") from exc
+        self.log_chain(centre_id).sync_dirs()
 
     def read_sealed(self, centre_id: str, after_lsn: int = 0) -> tuple[list[WalRecord], int]:
-        """The sealed segments' records after ``after_lsn`` (segments that end at or before
-        it are not even read) and the last sealed lsn (0: none). The chain is checked: no
-        gap between segments, each complete; with ``after_lsn`` 0 it must start at lsn 1."""
-        records: list[WalRecord] = []
-        expected = 1 if after_lsn == 0 else None
-        last_sealed = 0
-        for first, last, path in self.sealed_segments(centre_id):
-            if expected is not None and first != expected:
-                raise WalCorrupt(f"{path}: starts at lsn {first}, expected {expected}")
-            expected, last_sealed = last + 1, last
-            if last <= after_lsn:
-                continue
-            try:
-                log = read_wal(path.read_bytes(), name=str(path))
-            except OSError as exc:
-                raise SeatError(f"{path}: cannot read the log segment: {exc}") from exc
-            lsns = [r.lsn for r in log.records]
-            if log.torn or lsns != list(range(first, last + 1)):
-                raise WalCorrupt(f"{path}: a sealed segment must hold lsn {first}..{last}")
-            records += [r for r in log.records if r.lsn > after_lsn]
-        return records, last_sealed
+        return self.log_chain(centre_id).read_sealed(after_lsn)
 
-    def open_centre_log(
-        self, centre_id: str, after_lsn: int = 0, batch_size: int = 64
-    ) -> tuple[WalWriter, list[WalRecord], int]:
-        """For the centre itself: a writer appending to its current log (recovered: a torn
-        tail cut off), the records after ``after_lsn`` (the sealed segments it needs, then
-        the current log) and the first lsn of the current segment."""
-        sealed, last_sealed = self.read_sealed(centre_id, after_lsn)
-        writer, log = open_wal(
-            self.wal_path(centre_id), batch_size=batch_size, next_lsn=last_sealed + 1
-        )
-        first = log.records[0].lsn if log.records else writer.last_lsn + 1
-        records = sealed + [r for r in log.records if r.lsn > after_lsn]
-        if records and after_lsn and records[0].lsn != after_lsn + 1:
-            raise WalCorrupt(
-                f"{self.centre_dir(centre_id)}: the log after lsn {after_lsn} starts at "
-                f"{records[0].lsn}: a segment is missing"
-            )
-        return writer, records, first
+    def open_centre_log(self, centre_id: str, after_lsn: int = 0, batch_size: int = 64
+                        ) -> tuple[WalWriter, list[WalRecord], int]:
+        return self.log_chain(centre_id).open(after_lsn, batch_size)
 
     def read_centre(self, centre_id: str) -> tuple[list[WalRecord], CentreState]:
         """A centre's whole acknowledged log (every sealed segment, then the current one)
         and the state it rebuilds to (snapshot + the log after it)."""
-        records, last_sealed = self.read_sealed(centre_id)
-        wal = self.wal_path(centre_id)
-        try:
-            data = wal.read_bytes() if wal.exists() else b""
-        except OSError as exc:
-            raise SeatError(f"{wal}: cannot read the log: {exc}") from exc
-        current = list(read_wal(data, name=str(wal)).records)
-        if current and current[0].lsn != last_sealed + 1:
-            raise WalCorrupt(f"{wal}: starts at lsn {current[0].lsn}, expected {last_sealed + 1}")
-        records += current
+        records = self.log_chain(centre_id).read_all()
         return records, CentreState.restore(centre_id, self.read_centre_snapshot(centre_id),
                                             records)
 
@@ -457,10 +377,7 @@ class SeatsRoot:
                 entry = {"revision": migration.revision, "state": migration.state,
                          "rollback_requested": migration.rollback_requested,
                          "moves": [move.to_dict() for move in changed]}
-                with journal.open("ab") as f:
-                    f.write(crc_line(entry))
-                    f.flush()
-                    os.fsync(f.fileno())
+                append_lines(journal, [crc_line(entry)])
                 if ours.lines == 0:
                     fsync_dir(self.migrations_dir)  # a new journal file's entry
                 lines = ours.lines + 1

@@ -1,56 +1,76 @@
 from __future__ import annotations
 
-import io
+import asyncio
+import os
 
 import pytest
 
 from gridfare.errors import InvalidInput, TrainFrozen, TrainMoved, UnknownTrain, WalCorrupt
+from gridfare.seats.answers import Moved, Refunded, Sold
 from gridfare.seats.audit import audit
 from gridfare.seats.centre import CentreState
 from gridfare.seats.directory import Directory
 from gridfare.seats.inventory import Sale
 from gridfare.seats.migration import Migration
 from gridfare.seats.selectors import TrainSelector
+from gridfare.seats.service import CentreIO, CentreService
 from gridfare.seats.snapshot import read_snapshot, write_snapshot
-from gridfare.seats.wal import WalWriter, open_wal, read_wal
+from gridfare.seats.store import SeatsConfig, SeatsRoot
+from gridfare.seats.wal import open_wal
 
 from .conftest import DAY, STATIONS, make_train
 
 B, T, J, N, S = STATIONS
 
 
+def _run(coro):
+    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
+
+
+async def _now(fn, *args):
+    return fn(*args)
+
+
 class Shell:
-    """What the SeatCentre actor does: call the core, log, flush, answer."""
+    """A real ``CentreService`` (what the SeatCentre actor runs) on real files, driven
+    from plain calls: the tests below read its state and its log."""
 
-    def __init__(self, centre_id: str, batch_size: int = 1000) -> None:
-        self.state = CentreState(centre_id)
-        self.file = io.BytesIO()
-        self.wal = WalWriter(self.file, batch_size=batch_size, fsync=lambda f: None)
-
-    def log(self, record):
-        if record is not None:
-            self.wal.append(record)
-        self.wal.flush()
+    def __init__(self, root: SeatsRoot, centre_id: str) -> None:
+        self.root, self.id = root, centre_id
+        self.centre = CentreService.open(root, centre_id, CentreIO(run_snapshot=_now),
+                                         run_log=_now, fsync=os.fsync,
+                                         incarnation=centre_id)
+        self.state = self.centre.state
 
     def create(self, train):
-        self.log(self.state.create(train))
+        _run(self.centre.create_many([train.to_dict()]))
 
-    def sell(self, *args):
-        result = self.state.sell(*args)
-        self.log(getattr(result, "record", None))
-        return result
+    def sell(self, train_no, day, *args):
+        (answer,) = _run(self.centre.sell_many([(train_no, day.isoformat(), *args)]))
+        return answer
+
+    def refund(self, train_no, day, request_id):
+        (answer,) = _run(self.centre.refund_many([(train_no, day.isoformat(), request_id)]))
+        return answer
 
     def records(self):
-        return list(read_wal(self.file.getvalue()).records)
+        return self.root.read_centre(self.id)[0]
 
 
-def test_sell_refund_remaining_report():
-    shell = Shell("A")
+@pytest.fixture
+def root(tmp_path) -> SeatsRoot:
+    root = SeatsRoot(tmp_path / "seats")
+    root.init(SeatsConfig(("A", "B"), "A", wal_window_ms=0))
+    return root
+
+
+def test_sell_refund_remaining_report(root):
+    shell = Shell(root, "A")
     shell.create(make_train())
     sale = shell.sell("G1", DAY, B, J, "second", 2, "r1")
-    assert isinstance(sale, Sale) and sale.seats == (1, 2)
+    assert isinstance(sale, Sold) and sale.seats == (1, 2)
     assert shell.state.remaining("G1", DAY, B, J) == {"business": 2, "second": 2}
-    shell.log(shell.state.refund("G1", DAY, "r1").record)
+    assert isinstance(shell.refund("G1", DAY, "r1"), Refunded)
     report = shell.state.report(cpu=0.4, sales_per_minute=12.0)
     assert (report.centre_id, report.seats_stored, report.seats_unsold) == ("A", 6, 6)
     with pytest.raises(InvalidInput, match="already exists"):
@@ -103,8 +123,8 @@ def test_restart_rebuilds_exactly_the_acknowledged_state(tmp_path):
     assert again.snapshot(0).to_bytes() == acknowledged
 
 
-def test_replay_of_a_record_for_an_unknown_train_date_is_corrupt():
-    shell = Shell("A")
+def test_replay_of_a_record_for_an_unknown_train_date_is_corrupt(root):
+    shell = Shell(root, "A")
     shell.create(make_train())
     shell.sell("G1", DAY, B, J, "second", 1, "r1")
     records = shell.records()
@@ -113,38 +133,31 @@ def test_replay_of_a_record_for_an_unknown_train_date_is_corrupt():
 
 
 def migrate(migration, shells, directory, during_copy=None):
-    """A pure driver of the migration protocol (what the migration job does)."""
+    """The migration protocol driven step by step through the centres' real steps (what
+    the migrator and ``take_over`` do, without Ray)."""
     while (move := migration.next_move()) is not None:
         key = move.key
-        src, dst = shells[move.origin], shells[move.destination]
-        snapshot = src.state.export(key)  # copying: source keeps selling
-        for r in dst.state.install(snapshot):
-            dst.log(r)
+        src, dst = shells[move.origin].centre, shells[move.destination].centre
+        incarnation, data, _ = src.export(key)  # copying: the source keeps selling
+        _, seq = _run(dst.install(data))
         migration.advance(key)
         if during_copy:
             during_copy(key)
-        seq = dst.state.inventories[key].seq
-        dst.state.catch_up(src.state.records_after(key, seq, src.records()))
-        for r in src.state.records_after(key, seq, src.records()):
-            dst.log(r)
+        _, delta = src.records_after(key, seq)
+        _, seq = _run(dst.catch_up(delta))
         migration.advance(key)  # catching_up done
-        src.state.freeze(key)
-        seq = dst.state.inventories[key].seq
-        delta = src.state.records_after(key, seq, src.records())
-        dst.state.catch_up(delta)
-        for r in delta:
-            dst.log(r)
+        _run(dst.catch_up(_run(src.freeze_delta(key, seq, incarnation))))
         migration.advance(key)  # frozen: final delta applied
         entry = directory.lookup(key)
         flip = directory.move(key, move.destination, expected_version=entry.version)
         migration.advance(key, version=flip.version)
-        dst.state.unfreeze(key)
-        src.log(src.state.drop(key, move.destination, flip.version))
+        dst.unfreeze(key)
+        _run(src.drop(key, move.destination, flip.version))
         migration.advance(key)
 
 
-def test_live_migration_moves_state_and_answers_moved():
-    shells = {"A": Shell("A"), "B": Shell("B")}
+def test_live_migration_moves_state_and_answers_moved(root):
+    shells = {"A": Shell(root, "A"), "B": Shell(root, "B")}
     directory = Directory()
     trains = [make_train("G1"), make_train("G2"), make_train("D7")]
     for t in trains:
@@ -153,7 +166,7 @@ def test_live_migration_moves_state_and_answers_moved():
     shells["A"].sell("G1", DAY, B, J, "second", 2, "r1")
     shells["A"].sell("G2", DAY, B, S, "business", 1, "r2")
     shells["A"].sell("D7", DAY, B, S, "business", 1, "r3")
-    shells["A"].log(shells["A"].state.refund("G1", DAY, "r1").record)
+    shells["A"].refund("G1", DAY, "r1")
 
     def sell_while_copying(key):
         train_no = key.split("@")[0]
@@ -171,7 +184,8 @@ def test_live_migration_moves_state_and_answers_moved():
     with pytest.raises(TrainMoved) as err:
         shells["A"].state.sell("G1", DAY, B, J, "second", 1, "x")
     assert (err.value.centre, err.value.version) == ("B", 2)
-    assert isinstance(shells["B"].sell("G1", DAY, B, J, "second", 1, "x"), Sale)
+    assert shells["A"].sell("G1", DAY, B, J, "second", 1, "x") == Moved("G1@2026-10-01", "B", 2)
+    assert isinstance(shells["B"].sell("G1", DAY, B, J, "second", 1, "x"), Sold)
 
     logs = {c: s.records() for c, s in shells.items()}
     held = {c: s.state.inventories for c, s in shells.items()}
