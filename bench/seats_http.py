@@ -109,6 +109,10 @@ def _wait_http(url: str, timeout_s: float = 60.0) -> None:
         time.sleep(0.25)
 
 
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
 def _coalescing(app: str) -> tuple[int, int]:
     from ray import serve
 
@@ -127,7 +131,7 @@ def measure(url: str, app: str, run: str, out: Path, rate: int = 0,
     figures = wrk(url, run, out, duration_s, rate)
     calls2, requests2 = _coalescing(app)
     figures["calls"], figures["orders"] = calls2 - calls, requests2 - requests
-    figures["listener"] = listener(int(url.rsplit(":", 1)[1]))
+    figures["listener"] = listener(_port(url))
     shown = {k: v for k, v in figures.items() if k != "ids"}
     print(f"seats_http bench: {shown}", file=sys.stderr, flush=True)
     return figures
@@ -161,12 +165,11 @@ def _row(label: str, f: dict) -> str:
 
 def main() -> str:
     import ray
-    from ray import serve
 
     from actors import NAMESPACE
     from actors.seats_client import SeatsClient
     from gridfare.seats.batching import ClientConfig
-    from services.haproxy import free_port
+    from services.haproxy import free_port, stop_serve
     from services.seats_http import app_name, start_serve
 
     work = Path(tempfile.mkdtemp(prefix="gridfare-seats-http-bench-"))
@@ -183,19 +186,19 @@ def main() -> str:
         url = start_serve(root, port=free_port())
         _wait_http(url)
         runs["proxy"] = measure(url, app, "proxy", out)
-        serve.shutdown()
+        stop_serve(_port(url))
         # 2-4. HAProxy, on a new port
         url = start_serve(root, port=free_port(), haproxy=True,
                           config=ClientConfig(in_flight=100_000, max_batch=1))
         _wait_http(url)
         runs["single"] = measure(url, app, "single", out)
-        url = start_serve(root, port=int(url.rsplit(":", 1)[1]), haproxy=True)
+        url = start_serve(root, port=_port(url), haproxy=True)
         _wait_http(url)
         runs["coalesced"] = measure(url, app, "coalesced", out)
         runs["held"] = measure(url, app, "held", out, rate=HELD_RATE, duration_s=HELD_S)
         checked = check_orders(client, list(runs.values()))
         print(f"seats_http bench: audit {checked}", file=sys.stderr, flush=True)
-        serve.shutdown()
+        stop_serve(_port(url))
         client.close()
     finally:
         ray.shutdown()

@@ -39,7 +39,7 @@ from pathlib import Path
 from gridfare.errors import ConfigError
 
 __all__ = ["MAX_SOCKET_PATH", "controller_options", "free_port", "haproxy_env",
-           "haproxy_folder", "listener"]
+           "haproxy_folder", "listener", "stop_serve"]
 
 MAX_SOCKET_PATH = 97  # HAProxy's limit on a UNIX socket path (bytes)
 # what Serve adds to the folder: "/<56-hex node id>/admin.sock" (seen), 68 characters
@@ -107,3 +107,33 @@ def listener(port: int) -> str | None:
             except psutil.Error:
                 return "?"
     return None
+
+
+def stop_serve(port: int, timeout_s: float = 90.0) -> None:
+    """``serve.shutdown()``, then wait until the controller is gone and nothing listens on
+    ``port`` any more, so that the next ``serve.start`` creates a new Serve (with its own
+    options) instead of joining the dying one; in HAProxy mode the shutdown outlasted
+    Serve's own 30 s wait here. Raises ``ServeStillRunning`` at the deadline."""
+    import time
+
+    import ray
+    from ray import serve
+
+    from gridfare.errors import ServeStillRunning
+
+    serve.shutdown()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ray.get_actor("SERVE_CONTROLLER_ACTOR", namespace="serve")
+            controller = True
+        except ValueError:
+            controller = False
+        held = listener(port)
+        if not controller and held is None:
+            return
+        if time.monotonic() > deadline:
+            raise ServeStillRunning(
+                f"Serve still running {timeout_s:g} s after its shutdown (controller alive: "
+                f"{controller}; port {port} held by {held})")
+        time.sleep(0.25)
