@@ -50,6 +50,7 @@ CONNECTIONS, THREADS = 64, 2
 DURATION_S, WARM_S = 15, 3
 HELD_RATE, HELD_S = 1000, 20
 WRK_NICE = 15  # Ray's worker niceness (RAY_worker_niceness)
+DRAIN_S = 2.0  # a replaced replica stays reachable this long (services.haproxy)
 
 
 def timetable() -> list:
@@ -188,7 +189,7 @@ def main() -> str:
         runs["proxy"] = measure(url, app, "proxy", out)
         stop_serve(_port(url))
         # 2-4. HAProxy, on a new port
-        url = start_serve(root, port=free_port(), haproxy=True,
+        url = start_serve(root, port=free_port(), haproxy=True, haproxy_drain_s=DRAIN_S,
                           config=ClientConfig(in_flight=100_000, max_batch=1))
         _wait_http(url)
         runs["single"] = measure(url, app, "single", out)

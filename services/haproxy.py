@@ -23,11 +23,12 @@ here: the replica sees both). So one Ray cluster can run Serve with its default 
 after ``serve.shutdown``, in HAProxy mode.
 
 Seen here (Ray 2.60): ``serve.shutdown`` of an HAProxy-mode instance did not finish in
-Serve's 30 s, and the next ``serve.start`` joined the dying controller and failed; the
-default proxy's shutdown is prompt. So a bench switches from the default proxy to HAProxy,
-never back, and each instance gets a new free port (the accounts bench saw HAProxy refuse
-its port for good after ``serve.delete``; here an app deleted and deployed again was
-served on the same port, so that is not settled).
+Serve's 30 s (its replicas stay reachable for a drain window, see ``haproxy_env``'s
+``drain_s``), and the next ``serve.start`` joined the dying controller and failed; so
+``stop_serve`` waits for the controller and the port to go. A bench switches from the
+default proxy to HAProxy, and each instance gets a new free port (the accounts bench saw
+HAProxy refuse its port for good after ``serve.delete``; here an app deleted and deployed
+again was served on the same port, so that is not settled).
 """
 
 from __future__ import annotations
@@ -60,11 +61,18 @@ def haproxy_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="hap", dir="/tmp"))
 
 
-def haproxy_env(folder: Path, *, retry_on: str | None = None) -> dict[str, str]:
+def haproxy_env(folder: Path, *, retry_on: str | None = None,
+                drain_s: float | None = None) -> dict[str, str]:
     """The environment that puts one Serve instance in HAProxy mode, its files in
     ``folder`` and its stats and metrics on free ports. ``retry_on`` is HAProxy's
     ``retry-on`` list (e.g. ``"conn-failure empty-response response-timeout"``), for
-    services whose requests are idempotent; None leaves Serve's default."""
+    services whose requests are idempotent; None leaves Serve's default.
+
+    ``drain_s``: how long a stopping replica stays reachable so that HAProxy drops it
+    first (Serve's default, 30 s, when None). Every replica stopped (a redeploy, a
+    ``serve.delete``, ``serve.shutdown``) waits that long, which is why a shutdown
+    outlasted Serve's own 30 s wait; HAProxy on the same node learns of it in about
+    0.1 s (``RAY_SERVE_HAPROXY_BROADCAST_COALESCE_S``), so tests and benches use 2 s."""
     folder = Path(folder)
     if len(str(folder)) + _SERVE_SUFFIX > MAX_SOCKET_PATH:
         raise ConfigError(f"HAProxy folder {str(folder)!r}: at most "
@@ -83,6 +91,10 @@ def haproxy_env(folder: Path, *, retry_on: str | None = None) -> dict[str, str]:
     }
     if retry_on is not None:
         env["RAY_SERVE_HAPROXY_RETRY_ON"] = retry_on
+    if drain_s is not None:
+        if not 0 <= drain_s <= 3600:
+            raise ConfigError(f"HAProxy drain_s {drain_s!r}: must be 0..3600 seconds")
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = str(drain_s)
     return env
 
 
