@@ -206,6 +206,12 @@ class AsyncSeatsClient:
             )
         return await batcher.submit(request)
 
+    def coalescing(self) -> dict[str, dict[str, int]]:
+        """For each centre and method (``"C1 sell_many"``): the coalesced calls sent and
+        the single requests they carried, since this client started."""
+        return {f"{centre} {method}": {"calls": b.calls, "requests": b.requests}
+                for (centre, method), b in sorted(self._batchers.items())}
+
     async def remaining(self, train_no: str, day, from_station: str, to_station: str) -> dict:
         return await self.remaining_query(RemainingQuery(train_no, day, from_station, to_station))
 

@@ -14,7 +14,7 @@ import psutil
 
 BENCHMARKS = ("bench.bill_kernel", "bench.billing_cluster", "bench.dispatch_policy",
               "bench.seats", "bench.remote_catalog", "bench.tariff_compare",
-              "bench.loadshare", "bench.fee_control", "bench.accounts")
+              "bench.loadshare", "bench.fee_control", "bench.accounts", "bench.seats_http")
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

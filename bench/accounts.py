@@ -18,13 +18,15 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from services.haproxy import free_port as _free_port
+from services.haproxy import haproxy_env
 
 ACCOUNTS = 1000
 CONNECTIONS = 32
@@ -36,25 +38,9 @@ LUA = Path(__file__).with_name("accounts_payments.lua")
 PGBENCH_SCRIPT = Path(__file__).with_name("accounts_payment.sql")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _haproxy_env(folder: Path) -> dict[str, str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    return {
-        "RAY_SERVE_ENABLE_HA_PROXY": "1",
-        # a processor that dies mid-request is retried on another (same body, same key)
-        "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response response-timeout",
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port()),
-        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),
-        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(folder / "admin.sock"),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(folder),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(folder / "server-state"),
-    }
+    # a processor that dies mid-request is retried on another (same body, same key)
+    return haproxy_env(folder, retry_on="conn-failure empty-response response-timeout")
 
 
 def _children_cpu_s() -> float:

@@ -16,6 +16,7 @@
     ├── TariffError               a tariff file breaks a rule (names the file and the key)
     │   └── UrdbError             a URDB rate record breaks a rule or has a field not priced
     ├── ClusterUnavailable        no Ray cluster given, found or reachable (says how to start one)
+    ├── ServeStillRunning         Serve outlived the wait for its shutdown (controller or port held)
     ├── DataCentreError           the data centre cannot be read or written
     │   ├── DataCentreFull        a write failed for lack of space; nothing partial is visible
     │   ├── DataCentreNotEmpty    generating into a data centre that already holds data
@@ -91,6 +92,7 @@ __all__ = [
     "SeatError",
     "SeatUnavailable",
     "SeatsAppConflict",
+    "ServeStillRunning",
     "StaleEpoch",
     "StaleVersion",
     "StoreError",
@@ -175,6 +177,10 @@ class UrdbError(TariffError):
 
 class ClusterUnavailable(GridfareError):
     """No Ray cluster was given, found or reachable; the message says how to start one."""
+
+
+class ServeStillRunning(GridfareError):
+    """Serve's controller or its HTTP port outlived the wait after ``serve.shutdown``."""
 
 
 class DataCentreError(GridfareError):

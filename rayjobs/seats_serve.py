@@ -5,7 +5,9 @@ Without ``--cluster`` it starts a private local Ray cluster (127.0.0.1) and serv
 interrupted (Ctrl-C or SIGTERM ends the cluster with it). With ``--cluster ADDRESS`` (or
 ``auto``) it joins that cluster, deploys, says where, and returns: the actors and the app
 live on in the cluster. Either way it first says which cluster it is on, and a cluster that
-is not there is one line in seconds (``actors.attach``).
+is not there is one line in seconds (``actors.attach``). HTTP goes through HAProxy
+(``--ingress haproxy``, the default) when this starts Serve; the replica coalesces orders
+into batched centre calls within ``--in-flight`` and ``--max-batch``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 from collections.abc import Sequence
 
 from gridfare.errors import ConfigError, GridfareError
+from gridfare.seats.batching import ClientConfig
 from gridfare.seats.names import check_centre_id, check_root
 
 __all__ = ["main", "parser"]
@@ -33,6 +36,15 @@ def parser() -> argparse.ArgumentParser:
                         "private local one and serve until interrupted")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--ingress", choices=("haproxy", "proxy"), default="haproxy",
+                   help="HAProxy (default; ~10x the default proxy's orders/s here) or Serve's "
+                        "Python proxy; applies when this starts Serve")
+    p.add_argument("--replicas", type=int, default=1, help="HTTP replicas (default 1)")
+    defaults = ClientConfig()
+    p.add_argument("--in-flight", type=int, default=defaults.in_flight,
+                   help="coalesced calls in flight per centre (default %(default)s)")
+    p.add_argument("--max-batch", type=int, default=defaults.max_batch,
+                   help="orders per coalesced centre call, at most (default %(default)s)")
     return p
 
 
@@ -45,13 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_centre_id(centre, "--centres/--main: centre id")
         if not 0 < args.port < 65536:
             raise ConfigError(f"--port {args.port}: must be 1..65535")
-        return _serve(args, centres)
+        config = ClientConfig(in_flight=args.in_flight, max_batch=args.max_batch)
+        return _serve(args, centres, config)
     except GridfareError as exc:
         print(f"gridfare: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _serve(args: argparse.Namespace, centres: list[str] | None) -> int:
+def _serve(args: argparse.Namespace, centres: list[str] | None, config: ClientConfig) -> int:
     from actors.attach import attach
     from actors.seats_client import SeatsClient
     from services.seats_http import start_serve
@@ -59,7 +72,8 @@ def _serve(args: argparse.Namespace, centres: list[str] | None) -> int:
     cluster = attach(args.cluster, start_local=args.cluster is None)
     print(cluster.describe(), flush=True)
     SeatsClient.start(args.root, centres, args.main)
-    url = start_serve(args.root, args.port, args.host)
+    url = start_serve(args.root, args.port, args.host, config=config, replicas=args.replicas,
+                      haproxy=args.ingress == "haproxy")
     print(f"seats HTTP API at {url} (root {args.root})", flush=True)
     if cluster.started_local:
         _serve_until_stopped()
@@ -69,7 +83,6 @@ def _serve(args: argparse.Namespace, centres: list[str] | None) -> int:
 def _serve_until_stopped() -> None:
     """Block until SIGINT or SIGTERM: the private cluster lives as long as this process."""
     import ray
-    from ray import serve
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -77,7 +90,8 @@ def _serve_until_stopped() -> None:
     print("serving on a private cluster: Ctrl-C stops it", flush=True)
     while not stop.wait(0.5):
         pass
-    serve.shutdown()
+    # ray.shutdown ends Serve, its HAProxy and the actors with the private cluster; a
+    # serve.shutdown first would wait out each replica's drain window (30 s in HAProxy mode)
     ray.shutdown()
 
 

@@ -39,6 +39,22 @@ def test_lone_sales_go_at_once_and_the_rest_share_calls_in_order():
     assert [r[-1] for c in calls for r in c] == [f"r{i}" for i in range(10)]  # order kept
 
 
+def test_the_batcher_counts_its_calls_and_the_requests_they_carried():
+    async def send(batch):
+        await asyncio.sleep(0.01)
+        return [r[-1] for r in batch]
+
+    async def scenario():
+        seller = Batcher(send, in_flight=1, max_batch=4)
+        answers = await asyncio.gather(*(seller.submit(("G1", f"r{i}")) for i in range(9)))
+        return seller, answers
+
+    seller, answers = _run(scenario())
+    assert answers == [f"r{i}" for i in range(9)]  # each its own answer
+    # 1 at once, then the 8 waiting in calls of at most 4
+    assert (seller.calls, seller.requests) == (3, 9)
+
+
 def test_a_failed_call_fails_each_of_its_sales():
     async def send(batch):
         raise SeatError("centre unavailable")

@@ -1,0 +1,281 @@
+"""Seats over HTTP: ``POST /orders`` with 64 connections, HAProxy ingress and coalesced
+centre calls, next to Serve's default Python proxy in the same run; the latency at a held
+1,000 orders/s; an audit after the run (no sale lost, none doubled).
+
+Real path: a private local Ray cluster (2 CPUs, 127.0.0.1, started here), three SeatCentre
+actors with their logs fsynced on a temporary directory, the SeatDirectory and the Serve app
+``services.seats_http`` (one replica). The orders come from ``wrk`` (Debian; compiled, so
+its cost per request is a few tens of microseconds, and its CPU time is reported beside
+each figure) with ``bench/seats_orders.lua``: one order per request, a random train-date,
+trip, class and count, each with its own request_id. wrk runs at the niceness of Ray's
+workers (15), so it neither outranks the system it measures nor yields to it.
+
+Runs, in this order (Serve cannot switch back from HAProxy within one cluster, see
+``services.haproxy``):
+
+1. baseline: Serve's default Python proxy, the same app (coalescing on);
+2. HAProxy, one centre call per order (``max_batch = 1``): what coalescing buys;
+3. HAProxy, coalesced (the shipped ``ClientConfig``): the target, >= 1,500 answered/s;
+4. HAProxy, coalesced, held at 1,000 orders/s (the latency target, p99 <= 50 ms), then
+   at 700/s (below where this machine saturates, so the latency is not a queue's).
+
+"Answered" counts orders answered 200 (sold or sold out); "sales" those sold. After the
+runs, every request_id wrk saw sold is looked up in the centres' logs (lost = answered
+sold, not logged) and the audit replays every log against the live inventories (double
+sales, lost or phantom sales).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import date, timedelta
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+LUA = Path(__file__).with_name("seats_orders.lua")
+CENTRES = ("C1", "C2", "C3")
+TRAINS, DAYS, STATIONS = 100, 2, 8  # 200 train-dates of 7 legs
+SEATS = {"first": 60, "second": 600}
+CONNECTIONS, THREADS = 64, 2
+DURATION_S, WARM_S = 15, 3
+HELD_RATES, HELD_S = (1000, 700), 20  # the target rate, and one below saturation
+WRK_NICE = 15  # Ray's worker niceness (RAY_worker_niceness)
+DRAIN_S = 2.0  # a replaced replica stays reachable this long (services.haproxy)
+
+
+def timetable() -> list:
+    from gridfare.seats.train import TrainDate
+
+    stations = tuple(f"S{i}" for i in range(1, STATIONS + 1))
+    return [TrainDate(f"G{n}", date(2026, 10, 1) + timedelta(days=d), stations, SEATS)
+            for n in range(1, TRAINS + 1) for d in range(DAYS)]
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0) -> dict:
+    """One wrk run; its counts, latency (from the send) and its own CPU seconds."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.seats_http needs wrk: apt-get install wrk (make bench does)")
+    folder = out / run
+    folder.mkdir(parents=True)
+    env = {**os.environ, "TRAINS": str(TRAINS), "DAYS": str(DAYS), "STATIONS": str(STATIONS),
+           "RATE": str(rate), "THREADS": str(THREADS), "OUT": str(folder), "RUN": run}
+    cpu = _children_cpu_s()
+    done = subprocess.run(["nice", "-n", str(WRK_NICE), "wrk", "-t", str(THREADS), "-c",
+                           str(CONNECTIONS), "-d", f"{duration_s}s", "--timeout", "10s",
+                           "-s", str(LUA), url + "/orders"],
+                          capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk {url}: {done.stderr.strip() or done.stdout.strip()}")
+    text = done.stdout
+    figures: dict = {"run": run, "wrk_cpu_s": _children_cpu_s() - cpu, "seconds": duration_s}
+    for name in ("SOLD", "SOLD_OUT", "OTHER", "LATE", "MAX_US"):
+        figures[name.lower()] = int(re.search(rf"^{name} (\d+)$", text, re.M).group(1))
+    for p in ("50", "90", "99", "99.9"):
+        figures[f"p{p}_ms"] = int(re.search(rf"^P{p}_US (\d+)$", text, re.M).group(1)) / 1000
+    errors = re.search(r"Socket errors: (.*)", text)
+    figures["socket_errors"] = errors.group(1) if errors else "none"
+    figures["answered_per_s"] = (figures["sold"] + figures["sold_out"]) / duration_s
+    figures["sold_per_s"] = figures["sold"] / duration_s
+    figures["ids"] = [line for f in sorted(folder.glob("*.ids"))
+                      for line in f.read_text().split()]
+    return figures
+
+
+def _wait_http(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    query = "/remaining?train_no=G1&date=2026-10-01&from=S1&to=S2"
+    while True:
+        try:
+            with urllib.request.urlopen(url + query, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.25)
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def _coalescing(app: str) -> tuple[int, int]:
+    from ray import serve
+
+    counts = serve.get_app_handle(app).coalescing.remote().result(timeout_s=30)
+    calls = sum(c["calls"] for k, c in counts.items() if k.endswith("sell_many"))
+    requests = sum(c["requests"] for k, c in counts.items() if k.endswith("sell_many"))
+    return calls, requests
+
+
+def _cpu_by_part() -> dict[str, float]:
+    """CPU seconds so far of this driver's descendants (the private cluster: GCS, raylet,
+    every worker, HAProxy), by part of the path."""
+    import psutil
+
+    parts: dict[str, float] = {}
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            name, times = proc.name(), proc.cpu_times()
+        except psutil.Error:
+            continue
+        part = ("replica" if "ServeReplica" in name else "centres" if "SeatCentre" in name
+                else "haproxy" if "haproxy" in name.lower() or "HAProxy" in name
+                else "wrk" if name == "wrk" else "rest of Ray")
+        parts[part] = parts.get(part, 0.0) + times.user + times.system
+    return parts
+
+
+def measure(url: str, app: str, run: str, out: Path, rate: int = 0,
+            duration_s: int = DURATION_S) -> dict:
+    from services.haproxy import listener
+
+    wrk(url, f"warm-{run}", out, WARM_S)
+    calls, requests = _coalescing(app)
+    cpu = _cpu_by_part()
+    figures = wrk(url, run, out, duration_s, rate)
+    cpu2 = _cpu_by_part()
+    answered = figures["sold"] + figures["sold_out"]
+    figures["cpu_ms_per_order"] = {part: round(1000 * (cpu2[part] - cpu.get(part, 0.0)) /
+                                               max(answered, 1), 3)
+                                   for part in sorted(cpu2) if part != "wrk"}
+    calls2, requests2 = _coalescing(app)
+    figures["calls"], figures["orders"] = calls2 - calls, requests2 - requests
+    figures["listener"] = listener(_port(url))
+    shown = {k: v for k, v in figures.items() if k != "ids"}
+    print(f"seats_http bench: {shown}", file=sys.stderr, flush=True)
+    return figures
+
+
+def check_orders(client, runs: list[dict]) -> dict:
+    """Lost: a request_id wrk saw sold that no log holds as sold; doubled: a request_id
+    sold twice in the logs, or any violation of the audit (double sale, lost or phantom
+    sale, conflicting logs)."""
+    root = client.aio.root
+    logged: dict[str, int] = {}
+    for centre in root.config().centres:
+        records, _ = root.read_centre(centre)
+        for record in records:
+            if record.op == "sell":
+                logged[record.request_id] = logged.get(record.request_id, 0) + 1
+    acked = [i for run in runs for i in run["ids"]]
+    report = client.audit()
+    return {"acked": len(acked), "lost": sum(1 for i in acked if i not in logged),
+            "sold_twice": sum(1 for n in logged.values() if n > 1),
+            "audit": dict(report.kinds()), "open_sales": report.open_sales,
+            "double_sales": report.kinds().get("double_sale", 0)}
+
+
+def _parts(f: dict) -> str:
+    parts = f["cpu_ms_per_order"]
+    shown = ", ".join(f"{part} {ms:.2f}" for part, ms in parts.items())
+    return f"{shown} (total {sum(parts.values()):.2f})"
+
+
+def _held(rate: int, f: dict) -> str:
+    sent = f["sold"] + f["sold_out"] + f["other"]
+    return (f"- Held at {rate:,}/s: {f['answered_per_s']:,.0f} answered/s, p99 "
+            f"{f['p99_ms']:.1f} ms, p99.9 {f['p99.9_ms']:.1f} ms, max {f['max_us'] / 1000:.1f} "
+            f"ms (target at 1,000/s: p99 <= 50 ms); {f['late']:,} of {sent:,} requests went "
+            "5 ms or more after their slot (every connection busy: wrk's latency, from the "
+            "send, then understates the wait).")
+
+
+def _row(label: str, f: dict) -> str:
+    batch = f["orders"] / f["calls"] if f["calls"] else float("nan")
+    return (f"| {label} | {f['answered_per_s']:,.0f} | {f['sold_per_s']:,.0f} | "
+            f"{f['p50_ms']:.1f} / {f['p99_ms']:.1f} | {f['other']} | {batch:.1f} | "
+            f"{f['listener']} | {f['wrk_cpu_s']:.1f} s of {f['seconds']} s |")
+
+
+def main() -> str:
+    import ray
+
+    from actors import NAMESPACE
+    from actors.seats_client import SeatsClient
+    from gridfare.seats.batching import ClientConfig
+    from services.haproxy import free_port, stop_serve
+    from services.seats_http import app_name, start_serve
+
+    work = Path(tempfile.mkdtemp(prefix="gridfare-seats-http-bench-"))
+    out = work / "wrk"
+    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
+             log_to_driver=False)
+    try:
+        root = str(work / "seats")
+        client = SeatsClient.start(root, list(CENTRES), CENTRES[0])
+        client.load_timetable(timetable())
+        app = app_name(str(client.aio.root.path))
+        runs = {}
+        # 1. the default proxy (then shut down: Serve cannot come back from HAProxy)
+        url = start_serve(root, port=free_port())
+        _wait_http(url)
+        runs["proxy"] = measure(url, app, "proxy", out)
+        stop_serve(_port(url))
+        # 2-4. HAProxy, on a new port
+        url = start_serve(root, port=free_port(), haproxy=True, haproxy_drain_s=DRAIN_S,
+                          config=ClientConfig(in_flight=100_000, max_batch=1))
+        _wait_http(url)
+        runs["single"] = measure(url, app, "single", out)
+        url = start_serve(root, port=_port(url), haproxy=True)
+        _wait_http(url)
+        runs["coalesced"] = measure(url, app, "coalesced", out)
+        for rate in HELD_RATES:
+            runs[f"held{rate}"] = measure(url, app, f"held{rate}", out, rate=rate,
+                                          duration_s=HELD_S)
+        checked = check_orders(client, list(runs.values()))
+        print(f"seats_http bench: audit {checked}", file=sys.stderr, flush=True)
+        stop_serve(_port(url))
+        client.close()
+    finally:
+        ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+    coalesced, proxy = runs["coalesced"], runs["proxy"]
+    ratio = coalesced["answered_per_s"] / proxy["answered_per_s"]
+    return "\n".join([
+        "## Seats over HTTP (bench/seats_http.py)", "",
+        f"Private 2-CPU Ray cluster, {len(CENTRES)} centres (fsync before each answer), one "
+        f"Serve replica; `POST /orders`, one order per request, {CONNECTIONS} connections, "
+        f"{THREADS} wrk threads at nice {WRK_NICE}, {DURATION_S} s per run after {WARM_S} s "
+        f"of warm-up; {TRAINS * DAYS} train-dates x {STATIONS - 1} legs x "
+        f"{sum(SEATS.values())} seats. Answered = orders answered 200 (sold or sold out); "
+        "latency is wrk's, from the send. Baseline: Serve's default Python proxy, same app, "
+        "same run.", "",
+        "| path | answered/s | sales/s | p50 / p99 ms | non-200 | orders per centre call "
+        "| listening | wrk's own CPU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        _row("default proxy, coalesced (baseline)", proxy),
+        _row("HAProxy, one centre call per order", runs["single"]),
+        _row("**HAProxy, coalesced**", coalesced),
+        *(_row(f"HAProxy, coalesced, held at {rate:,}/s for {HELD_S} s", runs[f"held{rate}"])
+          for rate in HELD_RATES), "",
+        f"- HAProxy coalesced / default proxy: **{ratio:.2f}x** answered orders/s "
+        f"(target >= 1,500/s: {coalesced['answered_per_s']:,.0f}).",
+        f"- CPU per answered order in the coalesced run, by part (ms, of the cluster's "
+        f"processes; 2 cores = {2000 / coalesced['answered_per_s']:.2f} ms per order at this "
+        f"rate): {_parts(coalesced)}; default proxy: {_parts(proxy)}.",
+        *(_held(rate, runs[f"held{rate}"]) for rate in HELD_RATES),
+        f"- Audit after the runs: {checked['acked']:,} sales answered, lost "
+        f"{checked['lost']}, request_ids sold twice {checked['sold_twice']}, double sales "
+        f"{checked['double_sales']}, audit violations {checked['audit'] or 'none'} "
+        f"({checked['open_sales']:,} open sales, warm-ups included)."])
+
+
+if __name__ == "__main__":
+    print(main())
