@@ -185,7 +185,7 @@ def main() -> str:
     rows, notes, stores = [], [], []
     try:
         results = {}
-        port = _free_port()  # Serve keeps the HTTP options it first started with
+        http_port = _free_port()  # Serve keeps the HTTP options it first started with
         for standbys in (1, 2):
             store = str(work / f"store-{standbys}")
             stores.append(store)
@@ -194,7 +194,7 @@ def main() -> str:
                 client.open(account)
             for attempt in range(3):  # seen: Serve replaced its first HAProxyManager at once
                 try:
-                    url = start_processors(store, PROCESSORS, SPARES, port=port)
+                    url = start_processors(store, PROCESSORS, SPARES, port=http_port)
                     break
                 except ray.exceptions.ActorDiedError:
                     if attempt == 2:
@@ -218,10 +218,10 @@ def main() -> str:
                           "busy_s": s["busy_s"] - before.get(s["replica"], {}).get(
                               "busy_s", 0.0)} for s in processor_stats(store)]
                 record = client.describe()["record"]
-                host, port = ray.get(ray.get(client._coordinator.replica.remote(
+                host, pg_port = ray.get(ray.get(client._coordinator.replica.remote(
                     record["primary"])).address.remote())
-                pg_sync = _pgbench(host, port, PGBENCH_SCRIPT, "remote_apply")
-                pg_local = _pgbench(host, port, PGBENCH_SCRIPT, "local")
+                pg_sync = _pgbench(host, pg_port, PGBENCH_SCRIPT, "remote_apply")
+                pg_local = _pgbench(host, pg_port, PGBENCH_SCRIPT, "local")
                 print(f"accounts bench: mixed {mixed} {stats}; pgbench {pg_sync} {pg_local}",
                       file=sys.stderr)
             # the app stays up and is redeployed onto the next store: after serve.delete
