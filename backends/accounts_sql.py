@@ -7,6 +7,15 @@ answer under the key, commit. A version conflict (another transaction changed th
 after we read it) rolls back and starts again: concurrent requests on one account are
 serialized by the version check, not by a lock held between requests.
 
+A single operation (``apply``) costs two round trips to the primary: one statement reads
+the epoch, the standbys in sync, the key's first answer and the account; one statement,
+its own transaction, writes the balance under the version *and epoch* check and records
+the answer (a CTE: nothing is recorded unless the balance moved). Measured on 2 cores with
+pgbench (-M prepared, 32 clients, remote_apply): the seven-round-trip form (BEGIN, three
+reads, update, insert, COMMIT) ran 3,154 tps, this form 5,900; the standbys-in-sync count
+reads ``pg_stat_get_wal_senders()`` rather than the ``pg_stat_replication`` view, which
+also scans every backend slot.
+
 The commit waits for a standby to apply it (``synchronous_commit = remote_apply``). That wait
 is not bounded by ``statement_timeout`` (PostgreSQL disables it before the commit runs), so
 a commit not confirmed within ``commit_timeout_s`` is cancelled from here; PostgreSQL then
@@ -78,10 +87,25 @@ CREATE INDEX IF NOT EXISTS account_operations_refund_of ON account_operations (r
     WHERE refund_of IS NOT NULL;
 """
 
-IN_SYNC = """SELECT m.epoch, pg_is_in_recovery(),
-    (SELECT count(*) FROM pg_stat_replication
-      WHERE state = 'streaming' AND sync_state IN ('sync', 'quorum'))
+STANDBYS_IN_SYNC = """(SELECT count(*) FROM pg_stat_get_wal_senders() w
+      WHERE w.state = 'streaming' AND w.sync_state IN ('sync', 'quorum'))"""
+IN_SYNC = f"""SELECT m.epoch, pg_is_in_recovery(), {STANDBYS_IN_SYNC}
     FROM gridfare_store_meta m"""
+# apply's first round trip: the checks, the key's first answer and the account, one snapshot
+READ_FOR_WRITE = f"""SELECT m.epoch, pg_is_in_recovery(), {STANDBYS_IN_SYNC},
+    f.account_id, f.kind, f.amount_fen, f.outcome, f.balance_fen, f.version, f.epoch,
+    a.balance_fen, a.floor_fen, a.version
+    FROM gridfare_store_meta m
+    LEFT JOIN account_operations f ON f.key = %s
+    LEFT JOIN accounts a ON a.account_id = %s"""
+# apply's second: the balance moves only from the version read and under the epoch written
+# for, and the answer is recorded only if it moved (0 rows: conflict or a new epoch)
+WRITE = """WITH moved AS (UPDATE accounts SET balance_fen = %s, version = %s
+      WHERE account_id = %s AND version = %s
+        AND (SELECT epoch FROM gridfare_store_meta) = %s RETURNING account_id)
+    INSERT INTO account_operations (key, account_id, kind, amount_fen, outcome, balance_fen,
+        version, epoch, refund_of) SELECT %s, account_id, %s, %s, %s, %s, %s, %s, %s
+    FROM moved"""
 FIRST_ANSWER = """SELECT account_id, kind, amount_fen, outcome, balance_fen, version, epoch
     FROM account_operations WHERE key = %s"""
 RECORD = """INSERT INTO account_operations (key, account_id, kind, amount_fen, outcome,
@@ -117,6 +141,7 @@ class AccountsDB:
         # the coordinator still names this epoch's primary (an old one must not)
         self._may_commit_alone = may_commit_alone or (lambda epoch: False)
         self._warnings: list[str] = []
+        self._timer = 0  # the watchdog's token for the commit in flight
         conn.add_notice_handler(self._notice)
 
     def _notice(self, diag) -> None:
@@ -132,47 +157,51 @@ class AccountsDB:
     # ---- one transaction ------------------------------------------------------------
     @contextmanager
     def _transaction(self) -> Iterator[CommitMode]:
-        import psycopg
-
         conn = self.conn
-        timer = None
-        try:
-            with conn.transaction():
-                epoch, in_recovery, in_sync = conn.execute(IN_SYNC).fetchone()
-                if in_recovery:
-                    raise StoreUnavailable("the server is a standby, not the primary")
-                if epoch != self.epoch:
-                    raise StaleEpoch(f"write based on epoch {self.epoch}, the store is at "
-                                     f"epoch {epoch}")
-                mode = commit_mode(int(in_sync), self.rule)
-                if mode is CommitMode.REFUSE:
-                    raise NotReplicated("not replicated: no synchronous standby is in sync; "
-                                        "nothing was written (rule 'refuse', RPO 0)")
-                if mode is CommitMode.LOCAL:
-                    if not self._may_commit_alone(self.epoch):
-                        raise NotReplicated(f"not replicated: no standby in sync and epoch "
-                                            f"{self.epoch} is no longer the coordinator's")
-                    conn.execute("SET LOCAL synchronous_commit = local")
-                self._warnings.clear()
-                yield mode
-                # the commit runs as this block closes; cancel it if no standby confirms it
-                timer = _WATCHDOG.arm(conn, self.commit_timeout_s)
-            _WATCHDOG.disarm(timer)
-            # a cut-short sync wait is only a warning: the commit stays local, unconfirmed
-            if self._warnings:
-                raise NotReplicated("not replicated: the commit was not confirmed by a "
-                                    f"standby ({self._warnings[0]}); retry with the same key")
-        except psycopg.errors.ReadOnlySqlTransaction as exc:
-            raise StoreUnavailable("the server is a standby, not the primary") from exc
-        except psycopg.errors.QueryCanceled as exc:
-            raise StoreUnavailable(f"a statement timed out on the primary: {exc}") from exc
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable(f"lost the primary mid-transaction: "
-                                   f"{str(exc).strip().splitlines()[0] if str(exc) else exc}"
-                                   ) from exc
-        finally:
-            if timer is not None:
-                _WATCHDOG.disarm(timer)
+        with _primary_errors():
+            try:
+                with conn.transaction():
+                    epoch, in_recovery, in_sync = conn.execute(IN_SYNC).fetchone()
+                    mode = self._commit_mode(epoch, in_recovery, in_sync)
+                    if mode is CommitMode.LOCAL:
+                        conn.execute("SET LOCAL synchronous_commit = local")
+                    self._warnings.clear()
+                    yield mode
+                    # the commit runs as this block closes; cancel it if no standby confirms
+                    self._arm()
+            finally:
+                self._disarm()
+        self._check_confirmed()
+
+    def _commit_mode(self, epoch: int, in_recovery: bool, in_sync: int) -> CommitMode:
+        """What a write may do on this server now, or the refusal (checked before writing)."""
+        if in_recovery:
+            raise StoreUnavailable("the server is a standby, not the primary")
+        if epoch != self.epoch:
+            raise StaleEpoch(f"write based on epoch {self.epoch}, the store is at "
+                             f"epoch {epoch}")
+        mode = commit_mode(int(in_sync), self.rule)
+        if mode is CommitMode.REFUSE:
+            raise NotReplicated("not replicated: no synchronous standby is in sync; "
+                                "nothing was written (rule 'refuse', RPO 0)")
+        if mode is CommitMode.LOCAL and not self._may_commit_alone(self.epoch):
+            raise NotReplicated(f"not replicated: no standby in sync and epoch "
+                                f"{self.epoch} is no longer the coordinator's")
+        return mode
+
+    def _arm(self) -> None:
+        self._timer = _WATCHDOG.arm(self.conn, self.commit_timeout_s)
+
+    def _disarm(self) -> None:
+        _WATCHDOG.disarm(self._timer)
+        self._timer = 0
+
+    def _check_confirmed(self) -> None:
+        """After a commit: a cut-short sync wait is only a warning (the commit stays local,
+        unconfirmed), so it is ``NotReplicated``, never an answer."""
+        if self._warnings:
+            raise NotReplicated("not replicated: the commit was not confirmed by a "
+                                f"standby ({self._warnings[0]}); retry with the same key")
 
     # ---- operations -------------------------------------------------------------------
     def apply(self, op: Operation) -> OperationResult:
@@ -191,24 +220,39 @@ class AccountsDB:
 
     def _apply_once(self, op: Operation) -> OperationResult:
         conn = self.conn
-        with self._transaction() as mode:
-            row = conn.execute(FIRST_ANSWER, (op.key,)).fetchone()
-            if row is not None:
-                # a commit of our own, confirmed by a standby, puts the first one in too
+        with _primary_errors():
+            row = conn.execute(READ_FOR_WRITE, (op.key, op.account_id)).fetchone()
+        mode = self._commit_mode(*row[:3])
+        if row[3] is not None:
+            # a commit of our own, confirmed by a standby, puts the first one in too
+            with self._transaction():
                 conn.execute("SELECT pg_current_xact_id()")
-                return check_replay(op, _result(op.key, row))
-            account = self._read(op.account_id)
-            refundable = self._refundable(op) if op.kind is OperationKind.REFUND else None
-            result = apply_operation(account, op, self.epoch, refundable)
-            updated = conn.execute(
-                "UPDATE accounts SET balance_fen = %s, version = %s "
-                "WHERE account_id = %s AND version = %s",
-                (result.balance_fen, result.version, op.account_id, account.version))
-            if updated.rowcount != 1:
-                raise _Conflict()
-            conn.execute(RECORD, (op.key, op.account_id, op.kind.value, op.amount_fen,
-                                  result.outcome.value, result.balance_fen, result.version,
-                                  self.epoch, op.refund_of))
+            return check_replay(op, _result(op.key, row[3:10]))
+        if row[12] is None:
+            raise UnknownAccount(f"account {op.account_id}: no such account")
+        account = Account(op.account_id, *row[10:13])
+        refundable = None
+        if op.kind is OperationKind.REFUND:
+            with _primary_errors():
+                refundable = self._refundable(op)
+        result = apply_operation(account, op, self.epoch, refundable)
+        values = (result.balance_fen, result.version, op.account_id, account.version,
+                  self.epoch, op.key, op.kind.value, op.amount_fen, result.outcome.value,
+                  result.balance_fen, result.version, self.epoch, op.refund_of)
+        if mode is CommitMode.LOCAL:  # rare: the 'accept' rule with no standby in sync
+            with self._transaction() as mode:  # checked again, beside SET LOCAL
+                written = conn.execute(WRITE, values).rowcount
+        else:  # one statement, its own transaction: the commit waits for a standby here
+            with _primary_errors():
+                self._warnings.clear()
+                self._arm()
+                try:
+                    written = conn.execute(WRITE, values).rowcount
+                finally:
+                    self._disarm()
+            self._check_confirmed()
+        if written != 1:  # the version moved since our read, or the epoch did (read again)
+            raise _Conflict()
         if mode is CommitMode.LOCAL:
             return OperationResult(**{**result.__dict__, "replicated": False})
         return result
@@ -259,6 +303,23 @@ class AccountsDB:
                 "FROM account_operations WHERE account_id = %s ORDER BY version, created_at",
                 (account_id,)).fetchall()
         return [_result(row[0], row[1:]) for row in rows]
+
+
+@contextmanager
+def _primary_errors() -> Iterator[None]:
+    """psycopg's errors on the primary as the store's (retryable) errors."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        raise StoreUnavailable("the server is a standby, not the primary") from exc
+    except psycopg.errors.QueryCanceled as exc:
+        raise StoreUnavailable(f"a statement timed out on the primary: {exc}") from exc
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"lost the primary mid-transaction: "
+                               f"{str(exc).strip().splitlines()[0] if str(exc) else exc}"
+                               ) from exc
 
 
 def _cancel(conn) -> None:

