@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import ray
 
@@ -202,6 +202,21 @@ class AccountsClient:
 
     def operations(self, account_id: int) -> list[OperationResult]:
         return self._retrying(lambda db: db.operations(account_id))
+
+    def apply_batch(self, ops: Sequence[Operation]) -> list[OperationResult | None]:
+        """Apply payments and deductions in one transaction, each exactly once by its key
+        (a retried batch answers its first answers); one answer per operation, a refusal at
+        the floor an answer, not an error; None for an account that does not exist."""
+        return self._retrying(lambda db: db.apply_batch(ops))
+
+    def balances(self, account_ids: Sequence[int]) -> dict[int, int]:
+        """Each existing account's balance, in one read."""
+        return self._retrying(lambda db: db.balances(account_ids))
+
+    def open_batch(self, account_ids: Sequence[int], floor_fen: int | None = None) -> int:
+        """Open many accounts (idempotent); how many were new."""
+        floor = self._config.floor_fen if floor_fen is None else floor_fen
+        return self._retrying(lambda db: db.open_batch(account_ids, floor))
 
     def describe(self) -> dict:
         if self._coordinator is None:

@@ -20,7 +20,6 @@ import pyarrow as pa
 import ray
 
 from actors import NAMESPACE
-from gridfare import errors
 from gridfare.errors import AccountsUnavailable, ConfigError, GridfareError
 from gridfare.feecontrol.ports import ANSWERS, BALANCES, AccountsPort, Status
 
@@ -66,18 +65,20 @@ class _ActorAccounts:
 
 
 class StoreAccounts:
-    """The accounts store through its Python client, one operation per call.
+    """The accounts store through its Python client, a batch of operations per transaction.
 
-    Each call waits for the primary and its synchronous standby (about 1.6 ms idle), so a
-    batch is spread over ``threads`` connections (the client keeps one per thread): an
-    account's operations stay in order on one thread, different accounts go in parallel.
+    Each transaction waits for the primary and its synchronous standby, so a post is cut
+    into transactions of at most ``batch_size`` operations (an account's operations all in
+    one, in order) spread over ``threads`` connections (the client keeps one per thread):
+    different accounts go in parallel, one account's never race each other.
     """
 
-    def __init__(self, root: str, threads: int = 8) -> None:
+    def __init__(self, root: str, threads: int = 2, batch_size: int = 5_000) -> None:
         from actors.accounts_client import AccountsClient
 
         self._client = AccountsClient.start(root)
         self._threads = threads
+        self._batch_size = batch_size
 
     def _map(self, function, items: list) -> list:
         from concurrent.futures import ThreadPoolExecutor
@@ -87,50 +88,66 @@ class StoreAccounts:
         with ThreadPoolExecutor(self._threads) as pool:
             return list(pool.map(function, items))
 
-    def balances(self, account_ids: pa.Array) -> pa.Table:
-        def read(account: int) -> int | None:
-            try:
-                return self._client.get(account).balance_fen
-            except errors.UnknownAccount:
-                return None
-            except GridfareError as exc:
-                raise AccountsUnavailable(f"accounts store: reading {account}: {exc}") from exc
+    def _chunks(self, ids: np.ndarray) -> list[np.ndarray]:
+        """Row numbers in transactions of about ``batch_size``, an account never split."""
+        order = np.argsort(ids, kind="stable")
+        if len(order) <= self._batch_size:
+            return [order] if len(order) else []
+        sorted_ids = ids[order]
+        cuts = np.arange(self._batch_size, len(order), self._batch_size)
+        # move each cut back to where its account's rows start
+        cuts = np.searchsorted(sorted_ids, sorted_ids[cuts], side="left")
+        cuts = np.unique(cuts[cuts > 0])
+        return [part for part in np.split(order, cuts) if len(part)]
 
-        ids = np.asarray(account_ids, dtype=np.int64).tolist()
-        found = [(a, fen) for a, fen in zip(ids, self._map(read, ids), strict=True)
-                 if fen is not None]
-        return pa.table({"account_id": pa.array([a for a, _ in found], pa.int64()),
-                         "balance_fen": pa.array([f for _, f in found], pa.int64())},
-                        schema=BALANCES)
+    def balances(self, account_ids: pa.Array) -> pa.Table:
+        ids = np.unique(np.asarray(account_ids, dtype=np.int64))
+
+        def read(part: np.ndarray) -> dict[int, int]:
+            try:
+                return self._client.balances(part.tolist())
+            except GridfareError as exc:
+                raise AccountsUnavailable(f"accounts store: reading {len(part)} balances "
+                                          f"from account {part[0]}: {exc}") from exc
+
+        found: dict[int, int] = {}
+        for part in self._map(read, [ids[c] for c in self._chunks(ids)]):
+            found.update(part)
+        keys = np.array(sorted(found), np.int64)
+        return pa.table({"account_id": pa.array(keys, pa.int64()),
+                         "balance_fen": pa.array([found[a] for a in keys.tolist()],
+                                                 pa.int64())}, schema=BALANCES)
 
     def post(self, operations: pa.Table) -> pa.Table:
-        ops = operations.to_pylist()
-        groups: dict[int, list[int]] = {}
-        for index, op in enumerate(ops):
-            groups.setdefault(op["account_id"], []).append(index)
-        answers: list[dict | None] = [None] * len(ops)
-
-        def apply(indices: list[int]) -> None:
-            for index in indices:
-                answers[index] = self._apply(ops[index])
-
-        self._map(apply, list(groups.values()))
-        return pa.Table.from_pylist(answers, schema=ANSWERS)
-
-    def _apply(self, op: dict) -> dict:
         from gridfare.store.operations import Operation, Outcome
 
-        try:
-            result = self._client.apply(Operation.make(
-                op["account_id"], op["kind"], op["amount_fen"], op["idempotency_key"]))
-        except errors.UnknownAccount:
-            return {**_answer(op), "status": Status.UNKNOWN_ACCOUNT.value, "balance_fen": 0}
-        except GridfareError as exc:
-            raise AccountsUnavailable(
-                f"accounts store: {op['kind']} {op['idempotency_key']}: {exc}") from exc
-        status = Status.APPLIED if result.outcome is Outcome.APPLIED else Status.REFUSED_FLOOR
-        return {**_answer(op), "status": status.value, "balance_fen": result.balance_fen}
+        columns = {name: operations[name].to_pylist() for name in
+                   ("idempotency_key", "account_id", "kind", "amount_fen")}
+        ids = np.asarray(columns["account_id"], np.int64)
+        status = [""] * len(ids)
+        balance = [0] * len(ids)
 
+        def apply(rows: np.ndarray) -> None:
+            rows = rows.tolist()
+            try:
+                ops = [Operation.make(columns["account_id"][i], columns["kind"][i],
+                                      columns["amount_fen"][i], columns["idempotency_key"][i])
+                       for i in rows]
+                results = self._client.apply_batch(ops)
+            except GridfareError as exc:
+                raise AccountsUnavailable(
+                    f"accounts store: batch of {len(rows)} operations from "
+                    f"{columns['idempotency_key'][rows[0]]}: {exc}") from exc
+            for i, result in zip(rows, results, strict=True):
+                if result is None:
+                    status[i] = Status.UNKNOWN_ACCOUNT.value
+                else:
+                    status[i] = (Status.APPLIED if result.outcome is Outcome.APPLIED
+                                 else Status.REFUSED_FLOOR).value
+                    balance[i] = result.balance_fen
 
-def _answer(op: dict) -> dict:
-    return {"idempotency_key": op["idempotency_key"], "account_id": op["account_id"]}
+        self._map(apply, self._chunks(ids))
+        return pa.table({"idempotency_key": pa.array(columns["idempotency_key"], pa.string()),
+                         "account_id": pa.array(ids, pa.int64()),
+                         "status": pa.array(status, pa.string()),
+                         "balance_fen": pa.array(balance, pa.int64())}, schema=ANSWERS)

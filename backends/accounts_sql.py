@@ -5,7 +5,9 @@ the first answer if the idempotency key is known, read the account, compute
 (``gridfare.store.operations``), write the balance back under a version check, record the
 answer under the key, commit. A version conflict (another transaction changed the account
 after we read it) rolls back and starts again: concurrent requests on one account are
-serialized by the version check, not by a lock held between requests.
+serialized by the version check, not by a lock held between requests. A batch
+(``apply_batch``) does the same for many payments and deductions in one transaction, its
+accounts locked in id order for that transaction only.
 
 A single operation (``apply``) costs two round trips to the primary: one statement reads
 the epoch, the standbys in sync, the key's first answer and the account; one statement,
@@ -30,7 +32,7 @@ import contextlib
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from gridfare.errors import (
@@ -45,10 +47,12 @@ from gridfare.errors import (
 )
 from gridfare.store.operations import (
     Account,
+    BatchPlan,
     Operation,
     OperationKind,
     OperationResult,
     Outcome,
+    apply_batch,
     apply_operation,
     check_replay,
     validate_account_id,
@@ -111,6 +115,15 @@ FIRST_ANSWER = """SELECT account_id, kind, amount_fen, outcome, balance_fen, ver
 RECORD = """INSERT INTO account_operations (key, account_id, kind, amount_fen, outcome,
     balance_fen, version, epoch, refund_of) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 VERSION_RETRIES = 64
+LOCK_ACCOUNTS = """SELECT account_id, balance_fen, floor_fen, version FROM accounts
+    WHERE account_id = ANY(%s::bigint[]) ORDER BY account_id FOR UPDATE"""
+FIRST_ANSWERS = """SELECT key, account_id, kind, amount_fen, outcome, balance_fen, version, epoch
+    FROM account_operations WHERE key = ANY(%s::text[])"""
+UPDATE_ACCOUNTS = """UPDATE accounts a SET balance_fen = v.balance_fen, version = v.version
+    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(account_id, balance_fen, version)
+    WHERE a.account_id = v.account_id"""
+COPY_ANSWERS = """COPY account_operations (key, account_id, kind, amount_fen, outcome,
+    balance_fen, version, epoch) FROM STDIN"""
 
 
 def read_epoch(conn) -> int:
@@ -303,6 +316,80 @@ class AccountsDB:
                 "FROM account_operations WHERE account_id = %s ORDER BY version, created_at",
                 (account_id,)).fetchall()
         return [_result(row[0], row[1:]) for row in rows]
+
+    # ---- batches: many operations in one transaction ---------------------------------------
+    def apply_batch(self, ops: Sequence[Operation]) -> list[OperationResult | None]:
+        """Apply payments and deductions in one transaction, each exactly once by its key,
+        in order (``gridfare.store.operations.apply_batch``); one answer per operation, None
+        for an account that does not exist. The batch's accounts are locked in id order, so
+        concurrent batches on the same accounts queue, never deadlock, and a one-operation
+        ``apply`` on one of them sees its version move and starts again."""
+        import psycopg
+
+        if not ops:
+            return []
+        for attempt in range(VERSION_RETRIES):
+            try:
+                return self._apply_batch_once(ops)
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
+                # a concurrent writer of one of the keys won: its answer is read next time
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise VersionConflict(f"batch of {len(ops)} operations from {ops[0].key}: a "
+                              f"concurrent writer won {VERSION_RETRIES} times in a row")
+
+    def _apply_batch_once(self, ops: Sequence[Operation]) -> list[OperationResult | None]:
+        conn = self.conn
+        ids = sorted({op.account_id for op in ops})
+        with self._transaction() as mode:
+            rows = conn.execute(LOCK_ACCOUNTS, (ids,)).fetchall()
+            accounts = {row[0]: Account(*row) for row in rows}
+            first = {row[0]: _result(row[0], row[1:]) for row in conn.execute(
+                FIRST_ANSWERS, ([op.key for op in ops],)).fetchall()}
+            plan = apply_batch(accounts, ops, self.epoch, first)
+            if plan.recorded:
+                self._write(plan)
+            else:  # all replays: a commit of our own, confirmed by a standby, puts them in
+                conn.execute("SELECT pg_current_xact_id()")
+        if mode is CommitMode.LOCAL:
+            return [None if r is None else OperationResult(**{**r.__dict__, "replicated": False})
+                    for r in plan.answers]
+        return list(plan.answers)
+
+    def _write(self, plan: BatchPlan) -> None:
+        conn = self.conn
+        if plan.accounts:
+            conn.execute(UPDATE_ACCOUNTS, (
+                [a.account_id for a in plan.accounts], [a.balance_fen for a in plan.accounts],
+                [a.version for a in plan.accounts]))
+        with conn.cursor().copy(COPY_ANSWERS) as copy:
+            for r in plan.recorded:
+                copy.write_row((r.key, r.account_id, r.kind.value, r.amount_fen,
+                                r.outcome.value, r.balance_fen, r.version, r.epoch))
+
+    def balances(self, account_ids: Sequence[int]) -> dict[int, int]:
+        """The balance of each account given that exists, in one read."""
+        ids = [validate_account_id(a) for a in account_ids]
+        try:
+            with self.conn.transaction():
+                rows = self.conn.execute("SELECT account_id, balance_fen FROM accounts "
+                                         "WHERE account_id = ANY(%s)", (ids,)).fetchall()
+        except GridfareError:
+            raise
+        except Exception as exc:
+            raise _store_error(exc) from exc
+        return dict(rows)
+
+    def open_batch(self, account_ids: Sequence[int], floor_fen: int = 0) -> int:
+        """Open many accounts at balance 0 in one transaction (idempotent: open ones are
+        left as they are); how many were new."""
+        ids = [validate_account_id(a) for a in account_ids]
+        if isinstance(floor_fen, bool) or not isinstance(floor_fen, int) or floor_fen > 0:
+            raise InvalidInput(f"accounts {ids[:1]}...: floor_fen {floor_fen!r} must be an "
+                               "integer <= 0")
+        with self._transaction():
+            return self.conn.execute(
+                "INSERT INTO accounts SELECT id, 0, %s, 0 FROM unnest(%s::bigint[]) AS id "
+                "ON CONFLICT DO NOTHING", (floor_fen, ids)).rowcount
 
 
 @contextmanager

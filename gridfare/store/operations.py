@@ -10,11 +10,16 @@ A deduction that would take the balance below the account's floor (``floor_fen``
 negative for an overdraft allowance) is refused: the refusal is the key's first answer too,
 so a retry is refused the same way even if money arrived since. A refund credits back part
 or all of an earlier deduction of the same account, at most what is left of it.
+
+``apply_batch`` answers many payments and deductions at once (one transaction in the store):
+each keeps its own key, its own first answer and its own floor check, in the order given, so
+a batch is the same as its operations applied one after another.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gridfare.errors import IdempotencyConflict, InvalidInput, Overdraft
@@ -23,10 +28,12 @@ __all__ = [
     "KEY_MAX",
     "MAX_FEN",
     "Account",
+    "BatchPlan",
     "Operation",
     "OperationKind",
     "OperationResult",
     "Outcome",
+    "apply_batch",
     "apply_operation",
     "check_replay",
     "validate_account_id",
@@ -170,3 +177,53 @@ def apply_operation(account: Account, op: Operation, epoch: int,
                            f"{MAX_FEN}")
     return OperationResult(op.key, account.account_id, op.kind, op.amount_fen,
                            Outcome.APPLIED, balance, account.version + 1, epoch)
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """What a batch answers and what it changes.
+
+    ``answers`` has one entry per operation, in order: its answer, or None when its
+    account does not exist (nothing is written for it, so a retry after the account is
+    opened applies it). ``accounts`` is each account the batch changed, as it is after the
+    batch; ``recorded`` is the answers new in this batch, to be stored under their keys."""
+
+    answers: tuple[OperationResult | None, ...]
+    accounts: tuple[Account, ...]
+    recorded: tuple[OperationResult, ...]
+
+
+def apply_batch(accounts: Mapping[int, Account], ops: Sequence[Operation], epoch: int,
+                first: Mapping[str, OperationResult]) -> BatchPlan:
+    """The answers to ``ops`` applied one after another on ``accounts`` (the rows read,
+    locked, at the batch's start), with ``first`` the answers already stored under any of
+    their keys. A key seen earlier in the same batch answers its first answer too.
+
+    A refund needs what is left of its deduction, read on its own: it goes one at a time
+    (``apply_operation``) and is refused here, and so is any other bad operation, naming
+    its key: the whole batch then writes nothing."""
+    current = dict(accounts)
+    changed: dict[int, Account] = {}
+    answered: dict[str, OperationResult] = dict(first)
+    answers: list[OperationResult | None] = []
+    recorded: list[OperationResult] = []
+    for op in ops:
+        if op.kind is OperationKind.REFUND:
+            raise InvalidInput(f"operation {op.key}: a refund is applied on its own, not in "
+                               "a batch (it needs what is left of its deduction)")
+        if op.key in answered:
+            answers.append(check_replay(op, answered[op.key]))
+            continue
+        account = current.get(op.account_id)
+        if account is None:
+            answers.append(None)
+            continue
+        result = apply_operation(account, op, epoch)
+        if result.outcome is Outcome.APPLIED:
+            account = Account(account.account_id, result.balance_fen, account.floor_fen,
+                              result.version)
+            current[op.account_id] = changed[op.account_id] = account
+        answered[op.key] = result
+        recorded.append(result)
+        answers.append(result)
+    return BatchPlan(tuple(answers), tuple(changed.values()), tuple(recorded))
