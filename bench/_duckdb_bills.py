@@ -493,6 +493,9 @@ def spark_session(cores: int = 2):
 
     spark = (SparkSession.builder.master(f"local[{cores}]").appName("gridfare-baseline")
              .config("spark.ui.enabled", "false")
+             # Loopback only (it otherwise binds the machine's external interface).
+             .config("spark.driver.host", "127.0.0.1")
+             .config("spark.driver.bindAddress", "127.0.0.1")
              .config("spark.ui.showConsoleProgress", "false")
              .config("spark.sql.shuffle.partitions", str(4 * cores))
              .config("spark.driver.memory", "6g")

@@ -421,12 +421,7 @@ class DataCentre:
         fold = self._read_fold(wanted[-1], section)
         if fold is not None:
             return fold.filter(pc.greater_equal(fold["period"], wanted[0])).combine_chunks()
-        window = self._history_from_bills(section, wanted, ordered=False)
-        legacy = self.read_usage_history(section).select(list(HISTORY_COLUMNS))
-        later = legacy.filter(pc.greater_equal(legacy["period"], period))
-        if later.num_rows == 0:
-            return window
-        return pa.concat_tables([window, later.cast(USAGE_HISTORY)]).combine_chunks()
+        return self._history_from_bills(section, wanted, ordered=False, later_than=wanted[-1])
 
     def write_history_fold(self, period: str, section: str, table: pa.Table) -> int:
         """Replace one section's history fold as of the close of ``period``
@@ -442,13 +437,18 @@ class DataCentre:
             return None
         return fold.rename_columns(list(HISTORY_COLUMNS)).cast(USAGE_HISTORY)
 
-    def _history_from_bills(self, section: str, wanted: list[str], ordered: bool
-                            ) -> pa.Table:
-        """``read_history`` from the legacy file and up to ``months`` bills files."""
-        history = self.read_usage_history(section).select(list(HISTORY_COLUMNS))
-        history = history.filter(
-            pc.is_in(history["period"], value_set=pa.array(wanted, pa.string()))
+    def _history_from_bills(self, section: str, wanted: list[str], ordered: bool,
+                            later_than: str | None = None) -> pa.Table:
+        """``read_history`` from the legacy file and up to ``months`` bills files; with
+        ``later_than``, the legacy rows of later months too (one read of the legacy file)."""
+        legacy = self.read_usage_history(section).select(list(HISTORY_COLUMNS))
+        history = legacy.filter(
+            pc.is_in(legacy["period"], value_set=pa.array(wanted, pa.string()))
         )
+        if later_than is not None:
+            later = legacy.filter(pc.greater(legacy["period"], later_than))
+            if later.num_rows:
+                history = pa.concat_tables([history, later])
         # One listing instead of a lookup per month: most months have no bills yet.
         billed_periods = set(self.periods("bills"))
         # Only the three columns: in steady monthly billing this is up to 12 files a

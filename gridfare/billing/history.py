@@ -130,13 +130,16 @@ def fold_history(carried: pa.Table, bills: pa.Table, period: Period,
     takes precedence over a carried row of the same account and period, as in
     ``DataCentre.read_history``. Folding the same inputs again gives the same table.
     """
-    oldest = str(period.shift(-(months - 1)))
-    keep = pc.greater_equal(carried["period"], oldest)
-    own = str(period)
-    if bills.num_rows:
-        billed = pc.is_in(carried["account_id"], value_set=bills["account_id"])
-        keep = pc.and_(keep, pc.invert(pc.and_(billed, pc.equal(carried["period"], own))))
-    rows = carried.filter(keep).select(["account_id", "period", "kwh"])
+    oldest, own = str(period.shift(-(months - 1))), str(period)
+    rows = carried.select(["account_id", "period", "kwh"])
+    if rows.num_rows:
+        span = pc.min_max(rows["period"])
+        if span["min"].as_py() < oldest:
+            rows = rows.filter(pc.greater_equal(rows["period"], oldest))
+        # Only a legacy row of this month or later can meet a bill (usually there is none).
+        if bills.num_rows and span["max"].as_py() >= own:
+            billed = pc.is_in(rows["account_id"], value_set=bills["account_id"])
+            rows = rows.filter(pc.invert(pc.and_(billed, pc.equal(rows["period"], own))))
     fresh = bills.select(["account_id", "period", "kwh"]).cast(rows.schema)
     return pa.concat_tables([rows, fresh]).combine_chunks()
 

@@ -112,3 +112,28 @@ def test_the_bill_takes_precedence_and_the_oldest_month_drops_out():
         {"account_id": 4, "period": "2026-10", "kwh": 40.0},
     ]
     assert fold.equals(fold_history(carried, bills, Period.parse("2026-10")))
+
+
+def test_legacy_rows_past_the_first_billed_month_are_carried(book, tmp_path):
+    centre = DataCentre(str(tmp_path / "dc"), create=True)
+    generate_city(centre, accounts=600, sections=2, period="2026-10", through="2026-12",
+                  seed=3)
+    legacy = centre.read_usage_history("S00001")
+    accounts = centre.read_accounts("S00001").to_pylist()
+    read = {a for p in span_periods("2026-10", "2026-12")
+            for a in centre.read_readings(p, "S00001")["account_id"].to_pylist()}
+    closed = [a["account_id"] for a in accounts if a["account_id"] not in read][:3]
+    assert closed
+    ids = closed + [a for a in sorted(read)][:40]  # never read (never billed), and billed
+    late = _history([(a, p, 123.0) for a in ids for p in ("2026-11", "2026-12")])
+    centre.write_history("S00001", pa.concat_tables([legacy, late]))
+    for period in span_periods("2026-10", "2026-12"):
+        _bill(centre, book, period)
+        following = str(Period.parse(period).shift(1))
+        folded = centre.read_history("S00001", following)
+        assert folded.equals(_slow(centre, "S00001", following)), period
+    # An account never billed keeps its legacy rows of those months; a billed one its bills.
+    rows = {(r["account_id"], r["period"]): r["kwh"]
+            for r in centre.read_history("S00001", "2027-01").to_pylist()}
+    assert all(rows[(a, p)] == 123.0 for a in closed for p in ("2026-11", "2026-12"))
+    assert rows[(ids[-1], "2026-12")] != 123.0
