@@ -30,6 +30,13 @@ __all__ = ["Job", "allocate"]
 
 
 
+# Up to this many orders in a batch, each scans its class on its own: the matrix costs a
+# fixed ~20 numpy calls, about eight orders' worth, and under steady single sales most
+# batches hold one or two (a steady load of single sales and refunds ran at half the rate
+# through the matrix alone).
+_FEW = 8
+
+
 @dataclass(frozen=True)
 class Job:
     key: str  # the train-date, for messages
@@ -43,6 +50,8 @@ def allocate(jobs: list[Job]) -> list[list[tuple[int, ...] | int]]:
     """Per job, per order: its seat numbers (1-based) or, sold out, the seats free then."""
     if not jobs:
         return []
+    if sum(len(job.counts) for job in jobs) <= _FEW:
+        return [_one_by_one(job) for job in jobs]
     counts = np.array([c for job in jobs for c in job.counts], dtype=np.int64)
     # The narrowest integer holding every leg: the matrix below is read several times, and
     # a train has a dozen legs, not 64 (uint16 instead of uint64: a quarter of the bytes).
@@ -108,6 +117,22 @@ def _candidates(jobs, legs, reach, row_job, sizes):
                                                       ends_list[k:k + n], strict=True)])
         start, k = ends_list[k + n - 1], k + n
     return padded, lists
+
+
+def _one_by_one(job: Job) -> list[tuple[int, ...] | int]:
+    """The same allocation, order after order on the class itself (for a few orders)."""
+    result: list[tuple[int, ...] | int] = []
+    masks = job.masks
+    for want, seg in zip(job.counts, job.legs, strict=True):
+        legs = np.uint64(seg)
+        free = np.flatnonzero((masks & legs) == 0)
+        if free.size < want:
+            result.append(int(free.size))
+            continue
+        take = free[:want]
+        masks[take] |= legs  # free on these legs a moment ago: no seat-leg sold twice
+        result.append(tuple((take + 1).tolist()))
+    return result
 
 
 def _turns(job: Job, lists: list[list[int]]) -> tuple[list[tuple[int, ...] | int], dict]:
