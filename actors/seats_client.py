@@ -46,6 +46,7 @@ from gridfare.seats.requests import (
     RemainingQuery,
     SellRequest,
     TrainDateRef,
+    check_sell_rows,
 )
 from gridfare.seats.store import SeatsConfig, SeatsRoot
 from gridfare.seats.train import TrainDate
@@ -230,15 +231,15 @@ class AsyncSeatsClient:
         ``bulk_max_batch``, ``bulk_in_flight`` per centre at once. "Moved" is followed
         here (the moved ones are regrouped and sent again), a frozen train-date retried;
         answers are typed, in request order: ``Sold``, ``SoldOut`` or ``Refused``."""
-        checked = [r if isinstance(r, SellRequest) else SellRequest(*r) for r in requests]
-        return await self._bulk("sell_many", checked)
+        return await self._bulk("sell_many", check_sell_rows(requests))
 
     async def refund_many(self, requests: Iterable[RefundRequest | Sequence]) -> list[Answer]:
         """Refund many at once, as ``sell_many`` sells: ``Refunded`` or ``Refused`` each."""
         checked = [r if isinstance(r, RefundRequest) else RefundRequest(*r) for r in requests]
-        return await self._bulk("refund_many", checked)
+        return await self._bulk("refund_many", [(r.key, r.as_tuple()) for r in checked])
 
-    async def _bulk(self, method: str, requests: list) -> list[Answer]:
+    async def _bulk(self, method: str, requests: list[tuple[str, tuple]]) -> list[Answer]:
+        """``requests`` are checked ``(train-date key, arguments)`` pairs."""
         limits = self.client_config
         answers: list[Answer | None] = [None] * len(requests)
         pending = list(range(len(requests)))
@@ -246,14 +247,14 @@ class AsyncSeatsClient:
         for _ in range(limits.max_hops + 1):
             if not pending:
                 return answers
-            if any(requests[i].key not in self._map for i in pending):
+            if any(requests[i][0] not in self._map for i in pending):
                 await self.refresh()
             groups: dict[str, list[int]] = {}
             for i in pending:
-                entry = self._map.get(requests[i].key)
+                entry = self._map.get(requests[i][0])
                 if entry is None:
                     answers[i] = Refused(UnknownTrain(
-                        f"no centre holds train-date {requests[i].key}"))
+                        f"no centre holds train-date {requests[i][0]}"))
                     continue
                 groups.setdefault(entry[0], []).append(i)
             calls = []
@@ -272,7 +273,7 @@ class AsyncSeatsClient:
             pending = sorted(retry)
         for i in pending:
             answers[i] = Refused(SeatUnavailable(
-                f"train-date {requests[i].key}: still moving or frozen; retry later"))
+                f"train-date {requests[i][0]}: still moving or frozen; retry later"))
         return answers
 
     async def _send_bulk(self, method: str, centre: str, requests: list, indices: list[int],
@@ -280,10 +281,10 @@ class AsyncSeatsClient:
         """One bulk call; fills ``answers`` and returns the indices to send again."""
         async with gate:
             got = await self._call(getattr(self.centre(centre), method).remote(
-                [r.as_tuple() for r in requests]))
+                [row for _, row in requests]))
         again: list[int] = []
         stale: set[str] = set()
-        for request, i, answer in zip(requests, indices, got, strict=True):
+        for (key, _), i, answer in zip(requests, indices, got, strict=True):
             if isinstance(answer, Moved):
                 known = self._map.get(answer.key)
                 if known is None or answer.version > known[1]:
@@ -294,9 +295,9 @@ class AsyncSeatsClient:
             elif isinstance(answer, Frozen):
                 again.append(i)
             elif (isinstance(answer, Refused) and isinstance(answer.error, UnknownTrain)
-                  and (request.key in stale or self._map.get(request.key, ("",))[0] == centre)):
-                stale.add(request.key)  # the map named a centre that never held it
-                self._map.pop(request.key, None)  # ask the directory again
+                  and (key in stale or self._map.get(key, ("",))[0] == centre)):
+                stale.add(key)  # the map named a centre that never held it
+                self._map.pop(key, None)  # ask the directory again
                 again.append(i)
             else:
                 answers[i] = answer

@@ -30,6 +30,13 @@ __all__ = ["Job", "allocate"]
 
 
 
+# Up to this many orders in a batch, each scans its class on its own: the matrix costs a
+# fixed ~20 numpy calls, about eight orders' worth, and under steady single sales most
+# batches hold one or two (a steady load of single sales and refunds ran at half the rate
+# through the matrix alone).
+_FEW = 8
+
+
 @dataclass(frozen=True)
 class Job:
     key: str  # the train-date, for messages
@@ -43,6 +50,8 @@ def allocate(jobs: list[Job]) -> list[list[tuple[int, ...] | int]]:
     """Per job, per order: its seat numbers (1-based) or, sold out, the seats free then."""
     if not jobs:
         return []
+    if sum(len(job.counts) for job in jobs) <= _FEW:
+        return [_one_by_one(job) for job in jobs]
     counts = np.array([c for job in jobs for c in job.counts], dtype=np.int64)
     # The narrowest integer holding every leg: the matrix below is read several times, and
     # a train has a dozen legs, not 64 (uint16 instead of uint64: a quarter of the bytes).
@@ -56,35 +65,80 @@ def allocate(jobs: list[Job]) -> list[list[tuple[int, ...] | int]]:
     # theirs bounds how far down its free list it may have to look.
     reach = np.cumsum(counts)
     reach -= np.repeat(reach[starts[:-1]] - counts[starts[:-1]], sizes)
-    lists = _candidates(jobs, legs, reach, row_job, sizes)
-    return [_turns(job, near) for job, near in zip(jobs, lists, strict=True)]
+    padded, lists = _candidates(jobs, legs, reach, row_job, sizes)
+    results, where, taken_legs = [], [], []
+    for j, (job, near) in enumerate(zip(jobs, lists, strict=True)):
+        result, taken = _turns(job, near)
+        results.append(result)
+        if taken:
+            where.append((j, len(taken_legs), len(taken)))
+            taken_legs += taken.items()
+    if taken_legs:
+        # Checked at once for the whole batch: no seat given out was sold on one of its
+        # new legs already (the occupancy the candidates were read from, padded).
+        seats = np.fromiter((s for s, _ in taken_legs), np.int64, len(taken_legs))
+        new = np.fromiter((v for _, v in taken_legs), np.uint64, len(taken_legs))
+        jobs_of = np.repeat([j for j, _, _ in where], [n for _, _, n in where])
+        clash = np.flatnonzero(padded[jobs_of, seats] & new.astype(padded.dtype))
+        if clash.size:
+            key = jobs[int(jobs_of[clash[0]])].key
+            raise WalCorrupt(f"train-date {key}: a batch would sell a seat-leg twice")
+        for j, start, n in where:
+            jobs[j].masks[seats[start:start + n]] |= new[start:start + n]
+    return results
 
 
-def _candidates(jobs, legs, reach, row_job, sizes) -> list[list[list[int]]]:
-    """Per job, per order: its first ``reach`` free seats (indexes), or all if fewer.
+def _candidates(jobs, legs, reach, row_job, sizes):
+    """The occupancy read (one row per job, padded as sold) and, per job, per order: its
+    first ``reach`` free seats (indexes), or all of them if fewer.
 
-    Over every seat: a window of the lowest seats was tried first and failed on this
-    stream (``bench/seats.py``), since a selling train's free seats for a trip scatter
-    over the whole class within minutes; the pass over the window was then wasted."""
+    One cumulative count over the whole matrix, row after row, numbers the free seats of
+    every order at once; the r-th free seat of an order is where that count first reaches
+    the order's base + r (a binary search per seat wanted, not a pass per order)."""
     width = max(job.masks.size for job in jobs)
     padded = np.full((len(jobs), width), np.iinfo(legs.dtype).max, legs.dtype)  # sold: pads
     for j, job in enumerate(jobs):
         padded[j, :job.masks.size] = job.masks  # lossless: no bit above n_legs
     free = (padded[row_job] & legs[:, None]) == 0
-    ranks = np.cumsum(free, axis=1, dtype=np.int32)
-    rows, seats = np.nonzero(free & (ranks <= reach[:, None]))
-    ends = np.searchsorted(rows, np.arange(1, len(row_job) + 1)).tolist()
-    seats_list = seats.tolist()
+    counted = np.cumsum(free.ravel(), dtype=np.int64)
+    upto = counted[width - 1::width]  # free seats in the rows up to each one
+    base = upto - np.count_nonzero(free, axis=1)
+    wanted = np.minimum(reach, upto - base)
+    ends = np.cumsum(wanted)
+    total = int(ends[-1])
+    # For every seat wanted: its order's base + 1, 2, ...
+    rank = np.arange(1, total + 1) - np.repeat(ends - wanted, wanted)
+    at = np.searchsorted(counted, np.repeat(base, wanted) + rank)
+    seats_list = (at - np.repeat(np.arange(len(row_job)) * width, wanted)).tolist()
+    ends_list = ends.tolist()
     lists, start, k = [], 0, 0
     for n in sizes:
-        lists.append([seats_list[s:e] for s, e in zip([start, *ends[k:k + n - 1]],
-                                                      ends[k:k + n], strict=True)])
-        start, k = ends[k + n - 1], k + n
-    return lists
+        lists.append([seats_list[s:e] for s, e in zip([start, *ends_list[k:k + n - 1]],
+                                                      ends_list[k:k + n], strict=True)])
+        start, k = ends_list[k + n - 1], k + n
+    return padded, lists
 
 
-def _turns(job: Job, lists: list[list[int]]) -> list[tuple[int, ...] | int]:
-    """Each order in turn over its short list; then the job's seats set and checked."""
+def _one_by_one(job: Job) -> list[tuple[int, ...] | int]:
+    """The same allocation, order after order on the class itself (for a few orders)."""
+    result: list[tuple[int, ...] | int] = []
+    masks = job.masks
+    for want, seg in zip(job.counts, job.legs, strict=True):
+        legs = np.uint64(seg)
+        free = np.flatnonzero((masks & legs) == 0)
+        if free.size < want:
+            result.append(int(free.size))
+            continue
+        take = free[:want]
+        masks[take] |= legs  # free on these legs a moment ago: no seat-leg sold twice
+        result.append(tuple((take + 1).tolist()))
+    return result
+
+
+def _turns(job: Job, lists: list[list[int]]) -> tuple[list[tuple[int, ...] | int], dict]:
+    """Each order in turn over its short list: its seats, or the number free at its turn;
+    and the legs sold per seat index in this batch, checked: the bits set are the bits
+    sold, so no seat-leg went to two orders of the batch."""
     taken: dict[int, int] = {}  # seat index -> legs sold on it in this batch
     result: list[tuple[int, ...] | int] = []
     sold_bits = 0
@@ -102,11 +156,6 @@ def _turns(job: Job, lists: list[list[int]]) -> list[tuple[int, ...] | int]:
             taken[s] = taken.get(s, 0) | seg
         sold_bits += want * seg.bit_count()
         result.append(tuple(s + 1 for s in got))
-    if taken:
-        idx = np.fromiter(taken, np.int64, len(taken))
-        new = np.fromiter(taken.values(), np.uint64, len(taken))
-        if (job.masks[idx] & new).any() or sum(v.bit_count() for v in taken.values()) != \
-                sold_bits:
-            raise WalCorrupt(f"train-date {job.key}: a batch would sell a seat-leg twice")
-        job.masks[idx] |= new
-    return result
+    if sum(v.bit_count() for v in taken.values()) != sold_bits:
+        raise WalCorrupt(f"train-date {job.key}: a batch would sell a seat-leg twice")
+    return result, taken

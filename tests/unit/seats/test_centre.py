@@ -23,8 +23,11 @@ from .conftest import DAY, STATIONS, make_train
 B, T, J, N, S = STATIONS
 
 
+_LOOP = asyncio.new_event_loop()  # one loop for the module: a service's waits live on it
+
+
 def _run(coro):
-    return asyncio.get_event_loop_policy().get_event_loop().run_until_complete(coro)
+    return _LOOP.run_until_complete(coro)
 
 
 async def _now(fn, *args):

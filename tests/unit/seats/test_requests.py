@@ -130,3 +130,30 @@ def test_the_inventory_refuses_a_request_id_it_could_not_log_or_answer():
         with pytest.raises(InvalidInput, match="request_id"):
             inventory.sell("Beijing", "Jinan", "second", 1, bad)
     assert inventory.seq == 0  # nothing was applied
+
+
+def test_bulk_rows_are_checked_by_the_sell_request_rules():
+    import random
+
+    from gridfare.errors import GridfareError
+    from gridfare.seats.requests import SellRequest, check_sell_rows
+
+    rng = random.Random(7)
+    good = ("G1", "2026-10-01", "Beijing", "Jinan", "second", 2, "r1")
+    bad = {0: ["g1", "", 7, None], 1: ["2026-13-01", "01/10/2026", 20261001],
+           2: ["", "a\nb", 3, ["x"]], 3: ["\ud800", None], 4: ["third", ["second"]],
+           5: [0, 6, True, 2.0, "2"], 6: ["", "x" * 200, None]}
+    for _ in range(300):
+        row = list(good)
+        if rng.random() < 0.5:
+            field = rng.choice(list(bad))
+            row[field] = rng.choice(bad[field])
+        row[6] = row[6] if row[6] != "r1" else f"r{rng.randrange(99)}"
+        try:
+            expected = SellRequest(*row)
+        except GridfareError as exc:
+            with pytest.raises(type(exc)) as caught:
+                check_sell_rows([tuple(row)])
+            assert str(caught.value) == str(exc)
+        else:
+            assert check_sell_rows([tuple(row)]) == [(expected.key, expected.as_tuple())]
