@@ -164,6 +164,7 @@ def start_serve(
     replicas: int = 1,
     haproxy: bool = False,
     haproxy_drain_s: float | None = None,
+    proxy_location: str | None = None,
 ) -> str:
     """Deploy the seats app of ``root`` on the connected Ray cluster; returns its base URL.
 
@@ -172,6 +173,9 @@ def start_serve(
     (``services.haproxy``: its own folder and ports); a Serve already running keeps the
     ingress it was started with (``services.haproxy.listener(port)`` tells which);
     ``haproxy_drain_s`` is how long a stopping replica stays reachable (``haproxy_env``).
+    ``proxy_location`` is Serve's (default: an ingress on every node); ``"HeadOnly"`` where
+    several Ray nodes share one host and so one address (a test cluster), since each
+    node's HAProxy binds ``host:port`` itself.
 
     One seats app per cluster: Serve has one HTTP address per cluster, and a second app at
     the same route would replace the first. So a second root is refused
@@ -205,7 +209,7 @@ def start_serve(
                 f"http://{host}:{port}; pass --host {http.host} --port {http.port}"
             )
     else:
-        options = {}
+        options: dict = {} if proxy_location is None else {"proxy_location": proxy_location}
         if haproxy:
             from services.haproxy import controller_options, haproxy_env, haproxy_folder
 
