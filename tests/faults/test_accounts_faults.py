@@ -210,3 +210,41 @@ def test_coordinator_killed_mid_failover_resumes_with_one_primary(store):
                  if running and not recovery]
     assert primaries == ["pg1"]
     _check_exactly_once(client, load)
+
+
+def test_writes_go_on_while_the_coordinator_is_lost(store):
+    """The coordinator is only asked where the primary is: a client (a processor is one)
+    that knows the primary keeps writing while the coordinator is gone for good, and a new
+    coordinator for the store takes over from its record. While it is gone nothing can
+    fail over and a new processor cannot start (both need it)."""
+    import ray
+
+    from actors import NAMESPACE
+    from actors.accounts_client import AccountsClient, get_coordinator
+    from actors.store_coordinator import coordinator_name
+    from backends.store_root import StoreRoot
+
+    client = store()
+    root = client.root
+    with PaymentLoad(client, ACCOUNTS) as load:
+        wait_for(lambda: load.count() > 30, what="load")
+        ray.kill(client._coordinator, no_restart=True)
+
+        def gone() -> bool:  # dead, not restarting
+            try:
+                ray.get_actor(coordinator_name(StoreRoot(root)), namespace=NAMESPACE)
+            except ValueError:
+                return True
+            return False
+
+        wait_for(gone, what="the coordinator to be gone")
+        before = load.count()
+        wait_for(lambda: load.count() > before + 100, what="writes without a coordinator")
+        assert load.errors == []
+        get_coordinator(root)  # a new one, from coordinator.json
+        fresh = AccountsClient.start(root)
+        assert fresh.describe()["record"]["epoch"] == 1
+        before = load.count()
+        wait_for(lambda: load.count() > before + 30, what="writes after it came back")
+    _check_exactly_once(client, load)
+    fresh.close()
