@@ -43,7 +43,8 @@ class Terminals:
             fault = self._log.fault(int(command["account_id"]))
             if fault == "fail":
                 answers.append("failed")
-            elif fault == "slow":
+            elif fault == "slow":  # received now, answered (and applied) too late
+                self._log.received.append(command["idempotency_key"])
                 asyncio.get_running_loop().create_task(self._late(command))
                 answers.append("late")
             else:
