@@ -7,6 +7,10 @@ the unacknowledged command is delivered again (``ack_wait``), and the terminal's
 idempotency key makes a second delivery harmless. Failed deliveries are nak'ed with the
 backoff of ``gridfare.feecontrol.commands.retry``; after the last attempt the command goes to
 ``FEE_MANUAL`` (``Nats-Msg-Id`` = its key) and is acknowledged.
+
+The commands of one fetch go to each terminal in one call (``Terminals.deliver_many``), each
+answered on its own: one actor call per command cost about a millisecond each, which for a
+day's commands of 1.5 M accounts was most of the run.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ DURABLE = "executor"
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class CommandExecutor:
     def __init__(self, url: str, terminals: list, attempts: int = 4, backoff_s: float = 0.5,
-                 timeout_s: float = 2.0, batch: int = 256) -> None:
+                 timeout_s: float = 2.0, batch: int = 1024) -> None:
         self._url = url
         self._terminals = terminals
         self._attempts, self._backoff_s = attempts, backoff_s
@@ -76,14 +80,30 @@ class CommandExecutor:
             except Exception:  # a timeout with nothing to fetch, or a server restarting
                 await asyncio.sleep(0.1)
                 continue
-            await asyncio.gather(*(self._handle(js, m) for m in messages))
+            await self._deliver(js, messages)
 
-    async def _handle(self, js: Any, message: Any) -> None:
-        command = json.loads(message.data)
-        terminal = self._terminals[int(command["account_id"]) % len(self._terminals)]
-        try:
-            outcome = await asyncio.wait_for(terminal.deliver.remote(command), self._timeout_s)
-        except Exception:
+    async def _deliver(self, js: Any, messages: list) -> None:
+        """Each terminal's share of ``messages`` in one call; then ack, retry or move each."""
+        shares: dict[int, list[tuple[Any, dict]]] = {}
+        for message in messages:
+            command = json.loads(message.data)
+            index = int(command["account_id"]) % len(self._terminals)
+            shares.setdefault(index, []).append((message, command))
+
+        async def one(index: int, share: list[tuple[Any, dict]]) -> None:
+            try:
+                answers = await asyncio.wait_for(self._terminals[index].deliver_many.remote(
+                    [command for _, command in share]), self._timeout_s)
+            except Exception:  # the call itself failed or timed out: every one is retried
+                answers = ["failed"] * len(share)
+            await asyncio.gather(*(self._settle(js, message, command, answer)
+                                   for (message, command), answer in zip(share, answers,
+                                                                         strict=True)))
+
+        await asyncio.gather(*(one(index, share) for index, share in shares.items()))
+
+    async def _settle(self, js: Any, message: Any, command: dict, answer: str) -> None:
+        if answer not in ("applied", "duplicate"):
             verdict, delay = retry(message.metadata.num_delivered, self._attempts,
                                    self._backoff_s)
             try:
@@ -102,7 +122,7 @@ class CommandExecutor:
             await message.ack()
         except Exception:
             return  # redelivered later; the terminal answers it as a duplicate
-        self._count("delivered" if outcome == "applied" else "duplicates")
+        self._count("delivered" if answer == "applied" else "duplicates")
 
     def _count(self, outcome: str) -> None:
         self._stats[outcome] += 1

@@ -20,7 +20,7 @@ from ray.util.metrics import Counter
 from actors.fee_accounts import AccountsSpec, open_accounts
 from gridfare.feecontrol.batch import Context
 from gridfare.feecontrol.cache import BalanceCache, Kind, LocalCache
-from gridfare.feecontrol.pipeline import outcome, run_stages
+from gridfare.feecontrol.pipeline import STAGES, Stage, outcome, run_stages
 
 _caches: dict[str, LocalCache] = {}
 _metrics: dict[str, Counter] = {}
@@ -42,6 +42,22 @@ def _count(name: str, value: int, **tags: str) -> None:
         _metrics[name].inc(value, tags=tags or None)
 
 
+def _timed(spent: dict[str, float]) -> tuple[Stage, ...]:
+    """``STAGES``, each adding its wall time to ``spent`` by name."""
+
+    def timed(stage: Stage) -> Stage:
+        def run(batch, context):
+            started = time.perf_counter()
+            try:
+                return stage.run(batch, context)
+            finally:
+                spent[stage.name] = spent.get(stage.name, 0.0) + time.perf_counter() - started
+
+        return Stage(stage.name, run)
+
+    return tuple(timed(stage) for stage in STAGES)
+
+
 @ray.remote(max_retries=3)
 def run_fee_shard(records, states, versions: dict[str, int], registry, accounts: AccountsSpec,
                   run_date: dt.date, decide_at: dt.datetime) -> dict[str, Any]:
@@ -51,8 +67,12 @@ def run_fee_shard(records, states, versions: dict[str, int], registry, accounts:
     snapshot = cache.snapshot({Kind(k): v for k, v in versions.items()})
     balances = BalanceCache(open_accounts(accounts))
     context = Context(snapshot=snapshot, accounts=balances, states=states)
-    result = outcome(run_stages(records, run_date, decide_at, context), context)
+    spent: dict[str, float] = {}
+    result = outcome(run_stages(records, run_date, decide_at, context, _timed(spent)),
+                     context)
     counts = dict(result.counts)
+    for name, seconds in spent.items():  # where a shard's time goes, for the benchmark
+        counts[f"stage_ms_{name}"] = int(seconds * 1000)
     counts["cache_hits"] = sum(cache.hits.values()) - hits
     counts["cache_misses"] = sum(cache.misses.values()) - misses
     counts["balance_hits"], counts["balance_misses"] = balances.hits, balances.misses

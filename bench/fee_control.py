@@ -230,6 +230,10 @@ def section(result: dict) -> str:
         f"deliver {run.seconds.get('deliver', 0):.1f}) |",
         f"| of which waiting for the accounts store (summed over shards) | {io_s:.1f} s of "
         f"{shard_s:.1f} s of shard time |",
+        "| shard time by stage (summed over shards; prepare and benchmark include the "
+        "store's reads and posts) | " + ", ".join(
+            f"{name[len('stage_ms_'):]} {value / 1000:.1f} s" for name, value in counts.items()
+            if name.startswith("stage_ms_")) + " |",
         f"| one DuckDB query, same deductions and decisions | {result['duckdb_s']:.2f} s "
         f"(ratio {ratio:.2f}, {result['mismatches']} accounts differ) |",
         f"| accounts decided, deductions posted | {counts['decided']:,}, "

@@ -4,7 +4,7 @@ Batch mode (``--date D``): the six stages over the feed of collection date D, sh
 account across Ray tasks; the run's tables go to the data centre, its commands to the
 terminals through NATS JetStream. Continuous mode (``--continuous``): a long-running job that
 consumes the feed's batch notices (a durable JetStream consumer) and decides each batch as
-it arrives.
+it arrives, with a timer tick between batches for disconnects held pending.
 
 What makes a run safe to repeat, in the order it is done: the tables but the state are
 written (a rerun replaces them); the commands are published with their idempotency keys as
@@ -259,11 +259,18 @@ async def wait_drained_for(setup_: RunSetup, timeout_s: float = 120.0) -> None:
 
 
 def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
-                   idle_exit_s: float | None = None, durable: str = "feecontrol"
-                   ) -> list[float]:
+                   idle_exit_s: float | None = None, durable: str = "feecontrol",
+                   tick_s: float | None = 60.0, clock=time.time) -> list[float]:
     """Consume the feed's batch notices and decide each batch as it comes, until idle for
     ``idle_exit_s`` (None: forever); the lag of each batch (its notice published to its
-    state written, seconds)."""
+    state written, seconds).
+
+    Between batches, every ``tick_s`` while an account is ``disconnect_pending``, a timer
+    tick decides the pending accounts again at the tick's instant (no records), so a
+    disconnect held by the night window or its notice goes out when they end, not with the
+    next feed batch. A tick is a notice like a batch's (``tick_notice``), published with
+    its instant as ``Nats-Msg-Id`` and acknowledged after its state is written: a tick cut
+    short is decided again at the same instant and makes the same command keys."""
     from datasets.datacentre import DataCentre
 
     centre = DataCentre(setup_.datacentre)
@@ -272,7 +279,7 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
     async def loop() -> list[float]:
         from nats.js.api import AckPolicy, ConsumerConfig
 
-        from backends.nats import FEED, connect, ensure_streams
+        from backends.nats import FEED, connect, ensure_streams, publish
 
         nc = await connect(setup_.nats_url, name="gridfare-fee-continuous")
         js = nc.jetstream()
@@ -282,20 +289,29 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
             config=ConsumerConfig(durable_name=durable, ack_policy=AckPolicy.EXPLICIT,
                                   ack_wait=600))
         lags: list[float] = []
-        idle_since = time.monotonic()
+        idle_since = last_tick = time.monotonic()
         try:
             while idle_exit_s is None or time.monotonic() - idle_since < idle_exit_s:
                 try:
                     messages = await subscription.fetch(1, timeout=1)
                 except Exception:
-                    continue
+                    messages = []
+                if not messages and tick_s is not None and \
+                        time.monotonic() - last_tick >= tick_s:
+                    last_tick = time.monotonic()
+                    if await asyncio.to_thread(_any_pending, store):
+                        notice = tick_notice(clock(), tick_s)
+                        await publish(js, "feecontrol.feed.tick",
+                                      [(f"tick:{notice['tick']}", notice)])
                 for message in messages:
                     notice = json.loads(message.data)
                     await asyncio.to_thread(_decide_notice, notice, feed, store, setup_,
                                             shards)
                     await message.ack()
-                    lags.append(time.time() - float(notice.get("announced_at", time.time())))
-                    idle_since = time.monotonic()
+                    if "tick" not in notice:  # a tick is no feed: it keeps the job idle
+                        lags.append(time.time() - float(notice.get("announced_at",
+                                                                   time.time())))
+                        idle_since = time.monotonic()
         finally:
             await nc.close()
         return lags
@@ -303,18 +319,50 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
     return asyncio.run(loop())
 
 
+def tick_notice(now: float, tick_s: float) -> dict:
+    """The notice of the timer tick at ``now`` (epoch seconds, UTC), on a ``tick_s`` grid:
+    two ticks within one step are one tick."""
+    step = max(1, int(tick_s))
+    instant = dt.datetime.fromtimestamp(int(now) // step * step, dt.UTC).replace(tzinfo=None)
+    return {"tick": instant.isoformat(), "announced_at": now}
+
+
+def _any_pending(store: FeeControlStore) -> bool:
+    from gridfare.feecontrol.strategy import State
+
+    dates = store.dates("state")
+    if not dates:
+        return False
+    state = store.read("state", dates[-1])
+    return bool(pc.any(pc.equal(state["state"], State.DISCONNECT_PENDING.value)).as_py())
+
+
 def _decide_notice(notice: dict, feed: CollectionFeed, store: FeeControlStore,
                    setup_: RunSetup, shards: int) -> None:
-    run_date = dt.date.fromisoformat(notice["date"])
-    records = feed.read(run_date, [int(notice["batch"])])
+    from datasets.schemas import COLLECTED
+
+    if "tick" in notice:
+        # A tick decides the accounts pending a disconnect at its instant, on the newest
+        # state and under its date (days of grace move on with the feed's dates, not the
+        # clock): no records, so nothing is settled.
+        decide_at = dt.datetime.fromisoformat(notice["tick"])
+        latest = store.dates("state")
+        if not latest:
+            return
+        run_date = latest[-1]
+        records, part = COLLECTED.empty_table(), f"tick-{decide_at:%Y%m%dT%H%M%S}"
+    else:
+        run_date = dt.date.fromisoformat(notice["date"])
+        records = feed.read(run_date, [int(notice["batch"])])
+        # The batch's own clock decides it: a redelivered notice makes the same keys.
+        received = pc.max(records["received_at"]).as_py() if records.num_rows else None
+        decide_at = received or dt.datetime.combine(run_date, dt.time())
+        part = f"batch-{int(notice['batch']):06d}"
     latest = store.dates("state")
     states = (store.read("state", run_date) if run_date in latest
               else store.state_before(run_date))
-    # The batch's own clock decides it: a redelivered notice makes the same keys.
-    received = pc.max(records["received_at"]).as_py() if records.num_rows else None
-    decide_at = received or dt.datetime.combine(run_date, dt.time())
     tables, _ = decide(setup_, records, states, run_date, decide_at, shards=shards)
-    commit(setup_, run_date, tables, f"batch-{int(notice['batch']):06d}")
+    commit(setup_, run_date, tables, part)
 
 
 async def announce(url: str, date: dt.date, batch: int) -> bool:
@@ -347,6 +395,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=DEFAULT_SHARDS)
     parser.add_argument("--tariffs", help="directory of tariff files (default: samples)")
     parser.add_argument("--idle-exit", type=float, help="continuous: stop after S idle")
+    parser.add_argument("--tick", type=float, default=60.0,
+                        help="continuous: seconds between timer ticks deciding pending "
+                             "disconnects (default 60)")
     try:
         args = parser.parse_args(argv)
     except GridfareError as exc:
@@ -362,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if args.continuous:
                 lags = run_continuous(run_setup, shards=args.shards,
-                                      idle_exit_s=args.idle_exit)
+                                      idle_exit_s=args.idle_exit, tick_s=args.tick)
                 print(f"fee control: {len(lags)} feed batches decided", flush=True)
             else:
                 run = run_batch(run_setup, args.date, shards=args.shards, show_progress=True)

@@ -202,28 +202,46 @@ def apply_batch(accounts: Mapping[int, Account], ops: Sequence[Operation], epoch
     A refund needs what is left of its deduction, read on its own: it goes one at a time
     (``apply_operation``) and is refused here, and so is any other bad operation, naming
     its key: the whole batch then writes nothing."""
-    current = dict(accounts)
-    changed: dict[int, Account] = {}
+    # (balance, version) per account as the batch moves it: the rule of apply_operation,
+    # inlined (a batch of 5,000 spent most of its client time in per-operation objects)
+    state = {a.account_id: (a.balance_fen, a.version) for a in accounts.values()}
+    changed: dict[int, None] = {}  # in the order first changed
     answered: dict[str, OperationResult] = dict(first)
     answers: list[OperationResult | None] = []
     recorded: list[OperationResult] = []
+    deduction, refund = OperationKind.DEDUCTION, OperationKind.REFUND
     for op in ops:
-        if op.kind is OperationKind.REFUND:
+        if op.kind is refund:
             raise InvalidInput(f"operation {op.key}: a refund is applied on its own, not in "
                                "a batch (it needs what is left of its deduction)")
         if op.key in answered:
             answers.append(check_replay(op, answered[op.key]))
             continue
-        account = current.get(op.account_id)
-        if account is None:
+        now = state.get(op.account_id)
+        if now is None:
             answers.append(None)
             continue
-        result = apply_operation(account, op, epoch)
-        if result.outcome is Outcome.APPLIED:
-            account = Account(account.account_id, result.balance_fen, account.floor_fen,
-                              result.version)
-            current[op.account_id] = changed[op.account_id] = account
+        balance, version = now
+        if op.kind is deduction:
+            after = balance - op.amount_fen
+            if after < accounts[op.account_id].floor_fen:
+                result = OperationResult(op.key, op.account_id, op.kind, op.amount_fen,
+                                         Outcome.REFUSED_OVERDRAFT, balance, version, epoch)
+                answered[op.key] = result
+                recorded.append(result)
+                answers.append(result)
+                continue
+        else:
+            after = balance + op.amount_fen
+        if abs(after) > MAX_FEN:
+            raise InvalidInput(f"operation {op.key}: balance would reach {after} fen, beyond "
+                               f"{MAX_FEN}")
+        result = OperationResult(op.key, op.account_id, op.kind, op.amount_fen,
+                                 Outcome.APPLIED, after, version + 1, epoch)
+        state[op.account_id] = (after, version + 1)
+        changed[op.account_id] = None
         answered[op.key] = result
         recorded.append(result)
         answers.append(result)
-    return BatchPlan(tuple(answers), tuple(changed.values()), tuple(recorded))
+    moved = tuple(Account(a, state[a][0], accounts[a].floor_fen, state[a][1]) for a in changed)
+    return BatchPlan(tuple(answers), moved, tuple(recorded))

@@ -17,7 +17,6 @@ import signal
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psutil
@@ -32,6 +31,7 @@ from datasets.datacentre import DataCentre
 from datasets.feed import CollectionFeed, FeeControlStore
 from datasets.generator import generate_city
 from datasets.schemas import COLLECTED
+from gridfare.store.operations import Operation
 from rayjobs import fee_control
 from tests.fee_helpers import manual_queue, stream_messages
 
@@ -124,17 +124,11 @@ def world(ray_cluster, tmp_path_factory):
     # Outside pytest's 0700 temp tree: PostgreSQL runs as an unprivileged user.
     store_root = tempfile.mkdtemp(prefix="gridfare-fee-store-")
     client = AccountsClient.start(store_root)
-    def open_account(item: tuple[int, int]) -> None:
-        account, fen = item
-        client.open(account, FLOOR_FEN)
-        if fen > 0:
-            client.payment(account, fen, key=f"open-{account}")
-        elif fen < 0:
-            client.deduction(account, -fen, key=f"open-{account}")
-
-    # Set-up, not under test: 8 connections (each call waits for the synchronous standby).
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(open_account, zip(ids.tolist(), balances.tolist(), strict=True)))
+    # Set-up, not under test: the accounts and their opening balances, a batch each.
+    client.open_batch(ids.tolist(), FLOOR_FEN)
+    client.apply_batch([Operation.make(a, "payment" if fen > 0 else "deduction", abs(fen),
+                                       f"open-{a}")
+                        for a, fen in zip(ids.tolist(), balances.tolist(), strict=True) if fen])
     setup = fee_control.setup(root, AccountsSpec("store", str(store_root)),
                               command_timeout_s=1.0)
     rates = CollectorRates(duplicate=0.05, late=0.05, gap=0.02, payment=0.05)
@@ -246,26 +240,38 @@ def test_a_price_change_mid_run(world):
     world.check()
 
 
-def test_a_payment_while_a_disconnect_is_pending(world):
+def _drive_to_pending(world, key: str, skip: int = 0):
+    """Drive one residential account deep under its disconnect level and decide dates
+    until it is ``disconnect_pending`` (after its day of grace, a notice); (account, a
+    function giving its state on a date)."""
     store = FeeControlStore(world.centre)
     state = store.read("state", world.dates[-1])
     kinds = world.centre.dataset("accounts").to_table(columns=["account_id", "customer_kind"])
     residential = set(kinds.filter(pc.field("customer_kind") == "residential")[
         "account_id"].to_pylist())
-    account = next(a for a in state["account_id"].to_pylist() if a in residential)
-    # Drive one account deep under its disconnect level: after its day of grace, a notice.
-    world.client.deduction(account, 10**7, key=f"test-drain-{account}")
+    decided = set(store.read("decisions", world.dates[-1])["account_id"].to_pylist())
+    normal = state.filter(pc.field("state") == "normal")["account_id"].to_pylist()
+    account = [a for a in normal if a in residential and a in decided][skip]
+    world.client.deduction(account, 10**7, key=f"{key}-{account}")
     world.opening[account] -= 10**7
 
     def state_of(date: dt.date) -> str:
         rows = store.read("state", date).filter(pc.field("account_id") == account)
         return rows["state"][0].as_py()
 
-    for _ in range(3):
+    seen = []
+    for _ in range(4):
         fee_control.run_batch(world.setup, world.next_date(), shards=2)
-        if state_of(world.dates[-1]) == "disconnect_pending":
+        seen.append(state_of(world.dates[-1]))
+        if seen[-1] == "disconnect_pending":
             break
-    assert state_of(world.dates[-1]) == "disconnect_pending"
+    assert seen[-1] == "disconnect_pending", f"account {account}: {seen}"
+    return account, state_of
+
+
+def test_a_payment_while_a_disconnect_is_pending(world):
+    store = FeeControlStore(world.centre)
+    account, state_of = _drive_to_pending(world, "test-drain")
     # It pays before the notice has run out: the pending disconnect ends, none goes out.
     at = dt.datetime.combine(world.dates[-1] + dt.timedelta(days=1), dt.time(6))
     pay = {"record_id": f"P-test-{account}", "account_id": account, "kind": "payment",
@@ -302,5 +308,27 @@ def test_continuous_mode_keeps_its_place_in_the_feed(world):
     lags = fee_control.run_continuous(world.setup, shards=2, idle_exit_s=2.0)
     assert len(lags) == len(numbers) - 2
     assert len(stream_messages(world.setup.nats_url, FEED)) == len(numbers)
+    asyncio.run(fee_control.wait_drained_for(world.setup))
+    world.check()
+
+
+def test_a_timer_tick_sends_a_pending_disconnect_without_waiting_for_the_feed(world):
+    store = FeeControlStore(world.centre)
+    account, state_of = _drive_to_pending(world, "test-tick", skip=1)
+    date = world.dates[-1]
+    # Its notice went out at the batch's 09:00; 12 notice hours later, before the night
+    # window, the tick disconnects it: no feed batch arrives meanwhile.
+    at = dt.datetime.combine(date, dt.time(21, 30), dt.UTC).timestamp()
+    lags = fee_control.run_continuous(world.setup, shards=2, idle_exit_s=4.0, tick_s=1.0,
+                                      clock=lambda: at)
+    assert lags == []  # no feed batch was decided
+    assert state_of(date) == "disconnected"
+    cut = store.read("commands", date).filter(pc.field("account_id") == account)
+    assert cut["action"].to_pylist().count("disconnect") == 1
+    # Ticks at the same instant (a tick cut short and decided again) send nothing more.
+    fee_control.run_continuous(world.setup, shards=2, idle_exit_s=3.0, tick_s=1.0,
+                               clock=lambda: at)
+    cut = store.read("commands", date).filter(pc.field("account_id") == account)
+    assert cut["action"].to_pylist().count("disconnect") == 1
     asyncio.run(fee_control.wait_drained_for(world.setup))
     world.check()
