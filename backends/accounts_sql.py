@@ -110,10 +110,6 @@ WRITE = """WITH moved AS (UPDATE accounts SET balance_fen = %s, version = %s
     INSERT INTO account_operations (key, account_id, kind, amount_fen, outcome, balance_fen,
         version, epoch, refund_of) SELECT %s, account_id, %s, %s, %s, %s, %s, %s, %s
     FROM moved"""
-FIRST_ANSWER = """SELECT account_id, kind, amount_fen, outcome, balance_fen, version, epoch
-    FROM account_operations WHERE key = %s"""
-RECORD = """INSERT INTO account_operations (key, account_id, kind, amount_fen, outcome,
-    balance_fen, version, epoch, refund_of) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
 VERSION_RETRIES = 64
 LOCK_ACCOUNTS = """SELECT account_id, balance_fen, floor_fen, version FROM accounts
     WHERE account_id = ANY(%s::bigint[]) ORDER BY account_id FOR UPDATE"""
