@@ -37,6 +37,11 @@ def add_seats_commands(subparsers) -> None:
     serve.add_argument("--main", help="the bureau's main centre (default: the first)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--ingress", choices=("haproxy", "proxy"),
+                       help="HAProxy (default) or Serve's Python proxy")
+    serve.add_argument("--replicas", type=int, help="HTTP replicas (default 1)")
+    serve.add_argument("--in-flight", type=int, help="centre calls in flight per centre")
+    serve.add_argument("--max-batch", type=int, help="orders per coalesced centre call")
 
     sell = command("sell", "sell seats (idempotent by --request-id)", _sell)
     for name in ("train", "date", "from", "to", "class"):
@@ -114,6 +119,11 @@ def _serve(args) -> int:
         argv += ["--centres", args.centres]
     if args.main:
         argv += ["--main", args.main]
+    # unset options keep rayjobs.seats_serve's defaults: one set of defaults
+    for flag, value in (("--ingress", args.ingress), ("--replicas", args.replicas),
+                        ("--in-flight", args.in_flight), ("--max-batch", args.max_batch)):
+        if value is not None:
+            argv += [flag, str(value)]
     return main(argv)
 
 
