@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -32,6 +33,19 @@ def stop_store(root) -> None:
     remove_store(str(root))
 
 
+@contextmanager
+def running_store(**config):
+    """A store started in a fresh directory; closed, stopped and removed afterwards."""
+    root = store_dir()
+    try:
+        client = start_store(root / "store", **config)
+        yield client
+        client.close()
+    finally:
+        stop_store(root / "store")
+        remove_dir(root)
+
+
 def wait_for(condition, timeout_s: float = 60.0, every_s: float = 0.2, what: str = ""):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -42,7 +56,32 @@ def wait_for(condition, timeout_s: float = 60.0, every_s: float = 0.2, what: str
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what or condition}")
 
 
-class PaymentLoad:
+class LoadThreads:
+    """A steady write load: one thread per worker, each running ``_run(worker)`` until
+    the ``with`` block that started them ends."""
+
+    join_s = 60.0
+
+    def _threads_for(self, workers) -> None:
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(w,), daemon=True)
+                         for w in workers]
+
+    def _run(self, worker) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.join_s)
+
+
+class PaymentLoad(LoadThreads):
     """Writers paying into their own accounts with unique keys until stopped; each keeps
     the keys whose payment was acknowledged, and the errors it saw."""
 
@@ -52,9 +91,7 @@ class PaymentLoad:
         self.amount_fen = amount_fen
         self.acked: dict[int, list[str]] = {a: [] for a in accounts}
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(a,), daemon=True)
-                         for a in accounts]
+        self._threads_for(accounts)
 
     def _run(self, account: int) -> None:
         n = 0
@@ -66,16 +103,6 @@ class PaymentLoad:
             except Exception as exc:
                 self.errors.append(f"{key}: {type(exc).__name__}: {exc}")
             n += 1
-
-    def __enter__(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        for t in self._threads:
-            t.join(60)
 
     def count(self) -> int:
         return sum(len(keys) for keys in self.acked.values())

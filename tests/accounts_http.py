@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
+
+from tests.accounts_helpers import LoadThreads
 
 
 def free_port() -> int:
@@ -49,18 +50,18 @@ def call_until_answered(url, method, path, body=None, deadline_s: float = 60.0):
         time.sleep(0.05)
 
 
-class HttpPaymentLoad:
+class HttpPaymentLoad(LoadThreads):
     """Threads paying 1 fen into their own accounts over HTTP with unique keys; a request
     is retried with its key until answered, and counted failed if never answered."""
+
+    join_s = 90.0
 
     def __init__(self, url: str, accounts: list[int]) -> None:
         self.url = url
         self.acked: dict[int, list[str]] = {a: [] for a in accounts}
         self.failed: list[str] = []
         self.retried = 0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(a,), daemon=True)
-                         for a in accounts]
+        self._threads_for(accounts)
 
     def _run(self, account: int) -> None:
         n = 0
@@ -75,16 +76,6 @@ class HttpPaymentLoad:
             else:
                 self.failed.append(f"{key}: {status} {answer}")
             n += 1
-
-    def __enter__(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        for t in self._threads:
-            t.join(90)
 
     def count(self) -> int:
         return sum(len(v) for v in self.acked.values())

@@ -7,21 +7,15 @@ import threading
 
 import pytest
 
-from tests.accounts_helpers import remove_dir, start_store, stop_store, store_dir
+from tests.accounts_helpers import running_store
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
 def accounts(ray_cluster):
-    root = store_dir()
-    try:
-        client = start_store(root / "store")
+    with running_store() as client:
         yield client
-        client.close()
-    finally:
-        stop_store(root / "store")
-        remove_dir(root)
 
 
 def _standby_rows(client, sql, params=()):

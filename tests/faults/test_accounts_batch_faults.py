@@ -5,12 +5,18 @@ applied whole or not at all (its retry answers), and each balance is its answers
 from __future__ import annotations
 
 import random
-import threading
 import time
 
 import pytest
 
-from tests.accounts_helpers import remove_dir, start_store, stop_store, store_dir, wait_for
+from tests.accounts_helpers import (
+    LoadThreads,
+    remove_dir,
+    start_store,
+    stop_store,
+    store_dir,
+    wait_for,
+)
 from tests.cluster.test_accounts_batch import check_chain, op
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -18,18 +24,18 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
 ACCOUNTS = list(range(1, 41))
 
 
-class BatchLoad:
+class BatchLoad(LoadThreads):
     """Writers posting batches (unique keys) on shared accounts until stopped; each keeps
     the answers of the batches acknowledged, and the errors it saw."""
+
+    join_s = 90.0
 
     def __init__(self, client, writers: int = 3, size: int = 400) -> None:
         self.client, self.size = client, size
         self.answers: list = []
         self.batches = 0
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(w,), daemon=True)
-                         for w in range(writers)]
+        self._threads_for(range(writers))
 
     def _run(self, worker: int) -> None:
         rng = random.Random(worker)
@@ -43,16 +49,6 @@ class BatchLoad:
             except Exception as exc:
                 self.errors.append(f"w{worker}-{n}: {type(exc).__name__}: {exc}")
             n += 1
-
-    def __enter__(self):
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        for t in self._threads:
-            t.join(90)
 
 
 def test_primary_killed_mid_batch_loses_or_doubles_nothing_acknowledged(ray_cluster):
