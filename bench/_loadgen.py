@@ -20,6 +20,7 @@ import ipaddress
 import threading
 import time
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 
 __all__ = ["LoadResult", "Phase", "run_load", "start_load"]
@@ -148,3 +149,18 @@ def start_load(url: str, body: bytes, phases: list[Phase], **options
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
     return thread, result
+
+
+def wait_http(url: str, timeout_s: float = 60.0) -> None:
+    """Until ``url`` answers 200 (a service just deployed); its last error after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.25)

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench._loadgen import wait_http
 from services.haproxy import free_port as _free_port
 from services.haproxy import haproxy_env
 
@@ -188,21 +189,6 @@ def _exactly_once(client, run: str, acked: int) -> tuple[int, int, int]:
     return max(acked - keys, 0), rows - keys + moved_twice, max(keys - acked, 0)
 
 
-def _wait_http(url: str, timeout_s: float = 60.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/accounts/1", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.25)
-
-
 def _failover(client, replica_name: str) -> float:
     """Seconds from the primary's kill to the first payment acknowledged under the new
     epoch, with one writer paying in a loop throughout."""
@@ -269,7 +255,7 @@ def main() -> str:
                     if attempt == 2:
                         raise
                     time.sleep(2)
-            _wait_http(url)
+            wait_http(url + "/accounts/1")
             _wrk(url, f"warm{standbys}", duration_s=3)
             record = client.describe()["record"]
             meter.primary = record["primary"]

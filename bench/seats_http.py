@@ -34,10 +34,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
+
+from bench._loadgen import wait_http
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -97,18 +97,8 @@ def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0) -> dict:
     return figures
 
 
-def _wait_http(url: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    query = "/remaining?train_no=G1&date=2026-10-01&from=S1&to=S2"
-    while True:
-        try:
-            with urllib.request.urlopen(url + query, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.25)
+# a query every deployment answers 200 once its centres are up
+_READY = "/remaining?train_no=G1&date=2026-10-01&from=S1&to=S2"
 
 
 def _port(url: str) -> int:
@@ -238,16 +228,16 @@ def main() -> str:
         runs = {}
         # 1. the default proxy (then shut down: Serve cannot come back from HAProxy)
         url = start_serve(root, port=free_port())
-        _wait_http(url)
+        wait_http(url + _READY)
         runs["proxy"] = measure(url, app, "proxy", out)
         stop_serve(_port(url))
         # 2-4. HAProxy, on a new port
         url = start_serve(root, port=free_port(), haproxy=True, haproxy_drain_s=DRAIN_S,
                           config=ClientConfig(in_flight=100_000, max_batch=1))
-        _wait_http(url)
+        wait_http(url + _READY)
         runs["single"] = measure(url, app, "single", out)
         url = start_serve(root, port=_port(url), haproxy=True)
-        _wait_http(url)
+        wait_http(url + _READY)
         runs["coalesced"] = measure(url, app, "coalesced", out)
         for rate in HELD_RATES:
             runs[f"held{rate}"] = measure(url, app, f"held{rate}", out, rate=rate,
