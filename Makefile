@@ -44,7 +44,7 @@ demo-stop:
 	$(RAY_ENV) $(BIN)/ray stop
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests/unit
