@@ -173,6 +173,11 @@ class DataCentre:
         text = os.fspath(uri)
         if not text:
             raise DataCentreError("data centre: empty URI")
+        try:  # pyarrow's filesystems take UTF-8 paths only; a shell may pass other bytes
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataCentreError(f"data centre {text!r}: the path holds bytes that are not "
+                                  "UTF-8") from None
         if filesystem is not None:
             self._fs = filesystem
             self._root = text.rstrip("/") or "/"

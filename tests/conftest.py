@@ -17,17 +17,17 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 PERIOD = "2026-10"
 
 # `make test` runs two pytest-xdist workers (-n 2 --dist loadscope) and two queues: the
-# scenario modules, each driving its own private cluster or subprocesses and spending most
-# of its time waiting on real clocks (a 10x burst, an autoscaler's scale-up and idle timeout,
-# a private cluster's start and SIGTERM, the CLI fuzzing in process), on one worker; every
-# other test on the other, in collection order, on the one shared session cluster. The
-# scheduler sees node ids only, so the queues are named by module here (xdist's own
-# loadgroup marks do not reach the node ids under pytest 9).
+# scenario modules below, each driving its own private cluster or its own processes and
+# spending most of its time waiting on real clocks (the autoscaler's scale-up and idle
+# timeout) or in its own process (the CLI fuzzing), on one worker; every other test on the
+# other, in collection order, on the one shared session cluster. Only modules that neither
+# pick a free port for a later bind (another test could take it meanwhile) nor judge
+# timing-sensitive behaviour on a busy machine (the load-sharing burst's node count) are
+# listed. The scheduler sees node ids only, so the queues are named by module here
+# (xdist's loadgroup marks do not reach the node ids under pytest 9).
 SCENARIO_MODULES = frozenset({
     "tests/faults/test_autoscaling.py",
     "tests/faults/test_cli_fuzz.py",
-    "tests/faults/test_loadshare.py",
-    "tests/faults/test_seats_entry_points.py",
 })
 
 

@@ -468,3 +468,11 @@ def test_a_tariff_comparison_is_replaced_whole_and_read_back(tmp_path: Path) -> 
         dc.write_comparison("c-2", table)
     with pytest.raises(InvalidInput, match="not a valid section id"):
         dc.write_comparison("../x", table)
+
+
+def test_a_path_that_is_not_utf8_is_refused_in_one_line(tmp_path: Path) -> None:
+    # What a shell passes for the bytes ff fe (os.fsdecode): pyarrow could not encode it.
+    with pytest.raises(DataCentreError, match=r"'.*\\udcff\\udcfe': the path holds bytes "
+                                              "that are not UTF-8") as refused:
+        DataCentre(f"{tmp_path}/\udcff\udcfe").require()
+    assert "\n" not in str(refused.value)
