@@ -100,6 +100,9 @@ def _ops(ids, keys, fen):
 def _floor_chunk(conn, ids: np.ndarray, keys: list[str], fen: np.ndarray, epoch: int) -> None:
     """No gridfare code: COPY the batch in binary, one UPDATE, one INSERT, commit."""
     with conn.transaction():
+        # the staging table has no statistics: join it to accounts by the key's index
+        conn.execute("SET LOCAL enable_hashjoin = off")
+        conn.execute("SET LOCAL enable_mergejoin = off")
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS floor_stage (key text, account_id "
                      "int8, signed_fen int8) ON COMMIT DELETE ROWS")
         with conn.cursor().copy("COPY floor_stage FROM STDIN (FORMAT BINARY)") as copy:
