@@ -181,13 +181,11 @@ async def ensure_streams(js: Any, replicas: int = 1) -> None:
 
 
 async def publish(js: Any, subject: str, payloads: Iterable[tuple[str, Mapping[str, Any]]],
-                  *, attempts: int = 50, wait_s: float = 0.2, window: int = 2000,
-                  ack_wait_s: float = 10.0) -> tuple[int, int]:
+                  *, attempts: int = 50, wait_s: float = 0.2, window: int = 512
+                  ) -> tuple[int, int]:
     """Publish ``(msg_id, body)`` pairs, ``window`` in flight at a time, each acknowledged by
-    the stream; (stored, duplicates). A window goes out as asynchronous publishes (one
-    reply subject for all, no request per message) and its acknowledgements are awaited
-    together; a publish not acknowledged within ``ack_wait_s`` (a server restart) is sent
-    again with the same ``Nats-Msg-Id``, one at a time, so it is never stored twice.
+    the stream; (stored, duplicates). A publish that is not acknowledged is retried with the
+    same ``Nats-Msg-Id``, so a lost acknowledgement (a server restart) never stores it twice.
     """
     import asyncio
 
@@ -206,28 +204,7 @@ async def publish(js: Any, subject: str, payloads: Iterable[tuple[str, Mapping[s
                 await asyncio.sleep(wait_s)
         raise AssertionError("unreachable")
 
-    async def window_of(pending: list[tuple[str, bytes]]) -> list[bool]:
-        futures: list = []
-        for msg_id, data in pending:
-            try:
-                futures.append(await js.publish_async(subject, data, wait_stall=ack_wait_s,
-                                                      headers={"Nats-Msg-Id": msg_id}))
-            except Exception:  # not sent (disconnected, stalled): sent again below
-                futures.append(None)
-        live = [f for f in futures if f is not None]
-        if live:
-            await asyncio.wait(live, timeout=ack_wait_s)
-        flags = []
-        for (msg_id, data), future in zip(pending, futures, strict=True):
-            if future is not None and future.done() and not future.cancelled() \
-                    and future.exception() is None:
-                flags.append(bool(future.result().duplicate))
-            else:
-                if future is not None and not future.done():
-                    future.cancel()
-                flags.append(await one(msg_id, data))
-        return flags
-
+    pending: list[tuple[str, bytes]] = []
     items = iter(payloads)
     while True:
         pending = [(msg_id, json.dumps(body, sort_keys=True).encode())
@@ -235,7 +212,7 @@ async def publish(js: Any, subject: str, payloads: Iterable[tuple[str, Mapping[s
                    if msg_id is not None]
         if not pending:
             break
-        flags = await window_of(pending)
+        flags = await asyncio.gather(*(one(msg_id, data) for msg_id, data in pending))
         duplicates += sum(flags)
         stored += len(flags) - sum(flags)
     return stored, duplicates
