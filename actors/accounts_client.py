@@ -31,7 +31,13 @@ from backends.postgres import ServerAddress, connect
 from backends.store_root import StoreRoot
 from gridfare.errors import InvalidInput, NotReplicated, StaleEpoch, StoreUnavailable
 from gridfare.store.config import StoreConfig
-from gridfare.store.operations import Account, Operation, OperationKind, OperationResult
+from gridfare.store.operations import (
+    Account,
+    ColumnAnswers,
+    Operation,
+    OperationKind,
+    OperationResult,
+)
 
 __all__ = ["AccountsClient", "connect_accounts", "get_coordinator", "remove_store"]
 
@@ -212,6 +218,16 @@ class AccountsClient:
     def balances(self, account_ids: Sequence[int]) -> dict[int, int]:
         """Each existing account's balance, in one read."""
         return self._retrying(lambda db: db.balances(account_ids))
+
+    def apply_columns(self, account_ids, keys: Sequence[str], signed_fen) -> ColumnAnswers:
+        """Payments (``signed_fen`` > 0) and deductions (< 0) as arrays, each account once,
+        in one transaction planned by the server; the answers as arrays (``ColumnAnswers``),
+        exactly once by key as ``apply_batch``."""
+        return self._retrying(lambda db: db.apply_columns(account_ids, keys, signed_fen))
+
+    def balances_columns(self, account_ids) -> tuple:
+        """``(account_id, balance_fen)`` int64 arrays of the existing accounts, one read."""
+        return self._retrying(lambda db: db.balances_columns(account_ids))
 
     def open_batch(self, account_ids: Sequence[int], floor_fen: int | None = None) -> int:
         """Open many accounts (idempotent); how many were new."""

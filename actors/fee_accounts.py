@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 
 from actors import NAMESPACE
@@ -103,51 +104,68 @@ class StoreAccounts:
     def balances(self, account_ids: pa.Array) -> pa.Table:
         ids = np.unique(np.asarray(account_ids, dtype=np.int64))
 
-        def read(part: np.ndarray) -> dict[int, int]:
+        def read(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             try:
-                return self._client.balances(part.tolist())
+                return self._client.balances_columns(part)
             except GridfareError as exc:
                 raise AccountsUnavailable(f"accounts store: reading {len(part)} balances "
                                           f"from account {part[0]}: {exc}") from exc
 
-        found: dict[int, int] = {}
-        for part in self._map(read, [ids[c] for c in self._chunks(ids)]):
-            found.update(part)
-        keys = np.array(sorted(found), np.int64)
-        return pa.table({"account_id": pa.array(keys, pa.int64()),
-                         "balance_fen": pa.array([found[a] for a in keys.tolist()],
-                                                 pa.int64())}, schema=BALANCES)
+        parts = self._map(read, [ids[c] for c in self._chunks(ids)])
+        found = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
+        fen = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64)
+        order = np.argsort(found, kind="stable")
+        return pa.table({"account_id": pa.array(found[order], pa.int64()),
+                         "balance_fen": pa.array(fen[order], pa.int64())}, schema=BALANCES)
 
     def post(self, operations: pa.Table) -> pa.Table:
-        from gridfare.store.operations import Operation, Outcome
+        """Each transaction whose accounts appear once goes as arrays, planned by the
+        server (``AccountsClient.apply_columns``); one with an account twice (two payments
+        of a day) as operations, in order (``apply_batch``)."""
+        from gridfare.store.operations import AnswerCode, Operation, Outcome
 
-        columns = {name: operations[name].to_pylist() for name in
-                   ("idempotency_key", "account_id", "kind", "amount_fen")}
-        ids = np.asarray(columns["account_id"], np.int64)
-        status = [""] * len(ids)
-        balance = [0] * len(ids)
+        keys = operations["idempotency_key"].to_pylist()
+        ids = np.asarray(operations["account_id"].to_numpy(), np.int64)
+        amount = np.asarray(operations["amount_fen"].to_numpy(), np.int64)
+        kind = operations["kind"]
+        deduction = pc.equal(kind, "deduction").to_numpy(zero_copy_only=False)
+        known = deduction | pc.equal(kind, "payment").to_numpy(zero_copy_only=False)
+        bad = np.flatnonzero(~known | (amount <= 0))
+        if len(bad):
+            i = int(bad[0])
+            raise AccountsUnavailable(
+                f"accounts store: operation {keys[i]}: kind {kind[i].as_py()!r} and "
+                f"amount_fen {int(amount[i])} must be a payment or deduction of > 0 fen")
+        signed = np.where(deduction, -amount, amount)
+        code = np.zeros(len(ids), np.int16)
+        balance = np.zeros(len(ids), np.int64)
 
         def apply(rows: np.ndarray) -> None:
-            rows = rows.tolist()
+            part = ids[rows]
             try:
-                ops = [Operation.make(columns["account_id"][i], columns["kind"][i],
-                                      columns["amount_fen"][i], columns["idempotency_key"][i])
-                       for i in rows]
-                results = self._client.apply_batch(ops)
+                if len(np.unique(part)) == len(part):
+                    answers = self._client.apply_columns(part, [keys[i] for i in rows.tolist()],
+                                                         signed[rows])
+                    code[rows], balance[rows] = answers.code, answers.balance_fen
+                    return
+                results = self._client.apply_batch([
+                    Operation.make(int(ids[i]), "deduction" if deduction[i] else "payment",
+                                   int(amount[i]), keys[i]) for i in rows.tolist()])
             except GridfareError as exc:
                 raise AccountsUnavailable(
                     f"accounts store: batch of {len(rows)} operations from "
-                    f"{columns['idempotency_key'][rows[0]]}: {exc}") from exc
-            for i, result in zip(rows, results, strict=True):
-                if result is None:
-                    status[i] = Status.UNKNOWN_ACCOUNT.value
-                else:
-                    status[i] = (Status.APPLIED if result.outcome is Outcome.APPLIED
-                                 else Status.REFUSED_FLOOR).value
+                    f"{keys[int(rows[0])]}: {exc}") from exc
+            for i, result in zip(rows.tolist(), results, strict=True):
+                if result is not None:
+                    code[i] = (AnswerCode.APPLIED if result.outcome is Outcome.APPLIED
+                               else AnswerCode.REFUSED)
                     balance[i] = result.balance_fen
 
         self._map(apply, self._chunks(ids))
-        return pa.table({"idempotency_key": pa.array(columns["idempotency_key"], pa.string()),
+        status = np.array([Status.UNKNOWN_ACCOUNT.value, Status.APPLIED.value,
+                           Status.REFUSED_FLOOR.value, Status.APPLIED.value,
+                           Status.REFUSED_FLOOR.value], object)[code]
+        return pa.table({"idempotency_key": operations["idempotency_key"],
                          "account_id": pa.array(ids, pa.int64()),
                          "status": pa.array(status, pa.string()),
                          "balance_fen": pa.array(balance, pa.int64())}, schema=ANSWERS)

