@@ -57,8 +57,11 @@ PGBENCH_SCRIPT = Path(__file__).with_name("accounts_payment.sql")
 
 
 def _haproxy_env(folder: Path) -> dict[str, str]:
-    # a processor that dies mid-request is retried on another (same body, same key)
-    return haproxy_env(folder, retry_on="conn-failure empty-response response-timeout")
+    """The processors' HAProxy settings (``services.accounts``: a processor that dies
+    mid-request is retried on another, same body and key; one HAProxy thread)."""
+    from services.accounts import HAPROXY_RETRY_ON, HAPROXY_THREADS
+
+    return {**haproxy_env(folder, retry_on=HAPROXY_RETRY_ON), **HAPROXY_THREADS}
 
 
 @dataclass
@@ -219,12 +222,12 @@ def _deploy_floor(replicas: int) -> None:
     from ray import serve
     from starlette.responses import Response
 
-    from services.accounts import REPLICA_ENV
+    from services.accounts import LOGGING_CONFIG, REPLICA_ENV
 
     @serve.deployment(name="Floor", num_replicas=replicas,
                       ray_actor_options={"num_cpus": 0,
                                          "runtime_env": {"env_vars": REPLICA_ENV}},
-                      max_ongoing_requests=64, logging_config={"enable_access_log": False})
+                      max_ongoing_requests=64, logging_config=LOGGING_CONFIG)
     class Floor:
         async def __call__(self, request):
             await request.body()

@@ -37,7 +37,7 @@ def test_a_bad_account_id_in_the_path_is_refused(text):
 def test_the_coalescing_limits_are_checked_and_name_the_key():
     from services.accounts import THREADS, ProcessorConfig
 
-    assert ProcessorConfig.from_mapping(None) == ProcessorConfig(in_flight=2, max_batch=64)
+    assert ProcessorConfig.from_mapping(None) == ProcessorConfig(in_flight=1, max_batch=64)
     assert ProcessorConfig.from_mapping({"max_batch": 1}).max_batch == 1
     for values, key in [({"in_flight": 0}, "in_flight"), ({"in_flight": THREADS + 1},
                                                           "in_flight"),
