@@ -29,7 +29,16 @@ from actors.store_coordinator import StoreCoordinator, coordinator_name
 from backends.accounts_sql import AccountsDB
 from backends.postgres import ServerAddress, connect
 from backends.store_root import StoreRoot
-from gridfare.errors import InvalidInput, NotReplicated, StaleEpoch, StoreUnavailable
+from gridfare.errors import (
+    GridfareError,
+    IdempotencyConflict,
+    InvalidInput,
+    NotReplicated,
+    StaleEpoch,
+    StoreUnavailable,
+    UnknownAccount,
+    VersionConflict,
+)
 from gridfare.store.config import StoreConfig
 from gridfare.store.operations import (
     Account,
@@ -39,9 +48,13 @@ from gridfare.store.operations import (
     OperationResult,
 )
 
-__all__ = ["AccountsClient", "connect_accounts", "get_coordinator", "remove_store"]
+__all__ = ["AccountsClient", "answer_of", "connect_accounts", "get_coordinator",
+           "remove_store"]
 
 RETRYABLE = (StoreUnavailable, StaleEpoch, NotReplicated)
+# raised by a batch for one of its operations (the plan refuses the whole batch and nothing
+# is written): the batch is then answered one operation at a time
+ONE_OP_FAILS_BATCH = (IdempotencyConflict, InvalidInput, VersionConflict)
 MAX_REPLICAS = 5  # a primary and at most four standbys (StoreConfig.standbys)
 
 
@@ -215,6 +228,31 @@ class AccountsClient:
         the floor an answer, not an error; None for an account that does not exist."""
         return self._retrying(lambda db: db.apply_batch(ops))
 
+    def apply_each(self, ops: Sequence[Operation]) -> list[OperationResult | GridfareError]:
+        """Each operation's own answer, as if applied one after another in the order given,
+        in as few transactions as possible: one ``apply_batch`` for all of them; if one
+        operation fails the batch (a reused key, a balance out of range), nothing was
+        written and each is applied on its own (``apply``), so it fails alone. An answer is
+        the ``OperationResult``, or the error that operation alone gets (``UnknownAccount``,
+        ``Overdraft``, ``IdempotencyConflict``, ...). A lone operation and a refund take
+        ``apply`` (two round trips, where a batch transaction takes seven). An error of the
+        store itself past ``retry_s`` (``StoreUnavailable``, ...) is raised by a batch for
+        all of its operations, and is the answer of a lone one."""
+        if len(ops) > 1 and not any(op.kind is OperationKind.REFUND for op in ops):
+            try:
+                results = self.apply_batch(ops)
+            except ONE_OP_FAILS_BATCH:
+                pass
+            else:
+                return [answer_of(op, r) for op, r in zip(ops, results, strict=True)]
+        answers: list[OperationResult | GridfareError] = []
+        for op in ops:
+            try:
+                answers.append(self.apply(op))
+            except GridfareError as exc:
+                answers.append(exc)
+        return answers
+
     def balances(self, account_ids: Sequence[int]) -> dict[int, int]:
         """Each existing account's balance, in one read."""
         return self._retrying(lambda db: db.balances(account_ids))
@@ -242,3 +280,14 @@ class AccountsClient:
 
     def close(self) -> None:
         self._drop()
+
+
+def answer_of(op: Operation, result: OperationResult | None) -> OperationResult | GridfareError:
+    """One operation's answer from a batch, as ``apply`` gives it: the result, or the error
+    that request gets (no such account; a deduction refused at the floor)."""
+    if result is None:
+        return UnknownAccount(f"account {op.account_id}: no such account")
+    try:
+        return result.raise_if_refused()
+    except GridfareError as exc:
+        return exc

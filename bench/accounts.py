@@ -17,6 +17,14 @@ Every phase also counts CPU time by process group (``CpuMeter``): the processors
 each PostgreSQL server with its backends, the rest of this Ray cluster, the load generator,
 and what other work on the machine used meanwhile. The figures per payment are the
 service's real cost; the rate is what 2 cores gave it while that other work ran.
+
+The processors coalesce concurrent payments into one transaction (``services.accounts``);
+how many payments a transaction carried is counted in the database itself (the rows one
+transaction wrote share its ``xmin``). Beside it, in the same run: the processors without
+coalescing (``max_batch = 1``: one transaction per payment, as before), and Serve's own
+floor, a trivial deployment (reads the body, answers a constant) with the same replica
+settings behind the same HAProxy, driven by the same wrk script: what a request costs
+before any code of ours runs.
 """
 
 from __future__ import annotations
@@ -43,13 +51,17 @@ THREADS = 2
 DURATION_S = 10
 PROCESSORS, SPARES = 2, 1
 LUA = Path(__file__).with_name("accounts_payments.lua")
+FLOOR_APP, FLOOR_PREFIX = "serve-floor", "/floor"
 
 PGBENCH_SCRIPT = Path(__file__).with_name("accounts_payment.sql")
 
 
 def _haproxy_env(folder: Path) -> dict[str, str]:
-    # a processor that dies mid-request is retried on another (same body, same key)
-    return haproxy_env(folder, retry_on="conn-failure empty-response response-timeout")
+    """The processors' HAProxy settings (``services.accounts``: a processor that dies
+    mid-request is retried on another, same body and key; one HAProxy thread)."""
+    from services.accounts import HAPROXY_RETRY_ON, HAPROXY_THREADS
+
+    return {**haproxy_env(folder, retry_on=HAPROXY_RETRY_ON), **HAPROXY_THREADS}
 
 
 @dataclass
@@ -84,6 +96,8 @@ class CpuMeter:
                 continue
             elif cmd.startswith("ray::ServeReplica:gridfare-accounts"):
                 group = "processors"
+            elif cmd.startswith(f"ray::ServeReplica:{FLOOR_APP}"):
+                group = "floor replicas"
             elif proc.pid == os.getpid():
                 group = "bench driver"
             else:
@@ -129,10 +143,12 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _wrk(url: str, run: str, heavy: float = 0.0, duration_s: int = DURATION_S) -> dict:
+def _wrk(url: str, run: str, heavy: float = 0.0, duration_s: int = DURATION_S,
+         prefix: str = "") -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("bench.accounts needs wrk: apt-get install wrk (make bench does)")
-    env = {**os.environ, "ACCOUNTS": str(ACCOUNTS), "HEAVY": str(heavy), "RUN": run}
+    env = {**os.environ, "ACCOUNTS": str(ACCOUNTS), "HEAVY": str(heavy), "RUN": run,
+           "PREFIX": prefix}
     cpu = _children_cpu_s()
     done = subprocess.run(["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d",
                            f"{duration_s}s", "--timeout", "10s", "-s", str(LUA), url],
@@ -189,6 +205,37 @@ def _exactly_once(client, run: str, acked: int) -> tuple[int, int, int]:
     return max(acked - keys, 0), rows - keys + moved_twice, max(keys - acked, 0)
 
 
+def _per_transaction(client, run: str) -> float:
+    """Payments per transaction in one wrk run: the rows one transaction wrote share its
+    xmin (no row of the run's is updated or frozen within the bench)."""
+    db = client._db()
+    with db.conn.transaction():
+        rows, transactions = db.conn.execute(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM account_operations "
+            "WHERE key LIKE %s", (f"{run}-%",)).fetchone()
+    return rows / max(transactions, 1)
+
+
+def _deploy_floor(replicas: int) -> None:
+    """Serve's floor: a trivial deployment (reads the body, answers a constant JSON) with
+    the processors' replica settings, beside them behind the same HAProxy."""
+    from ray import serve
+    from starlette.responses import Response
+
+    from services.accounts import LOGGING_CONFIG, REPLICA_ENV
+
+    @serve.deployment(name="Floor", num_replicas=replicas,
+                      ray_actor_options={"num_cpus": 0,
+                                         "runtime_env": {"env_vars": REPLICA_ENV}},
+                      max_ongoing_requests=64, logging_config=LOGGING_CONFIG)
+    class Floor:
+        async def __call__(self, request):
+            await request.body()
+            return Response(b'{"outcome":"applied"}', media_type="application/json")
+
+    serve.run(Floor.bind(), name=FLOOR_APP, route_prefix=FLOOR_PREFIX)
+
+
 def _failover(client, replica_name: str) -> float:
     """Seconds from the primary's kill to the first payment acknowledged under the new
     epoch, with one writer paying in a loop throughout."""
@@ -228,7 +275,8 @@ def main() -> str:
 
     from actors import NAMESPACE
     from actors.accounts_client import AccountsClient, remove_store
-    from services.accounts import processor_stats, start_processors
+    from services.accounts import THREADS as PROCESSOR_THREADS
+    from services.accounts import ProcessorConfig, processor_stats, start_processors
 
     work = Path(tempfile.mkdtemp(prefix="gridfare-accounts-bench-"))
     # short: Serve adds a 56-character folder, and HAProxy's socket paths stop at 97
@@ -265,6 +313,7 @@ def main() -> str:
             http["cpu"] = meter.stop()
             http["lost"], http["doubled"], http["unread"] = _exactly_once(client, run,
                                                                           http["acked"])
+            http["per_tx"] = _per_transaction(client, run)
             results[standbys] = http
             print(f"accounts bench: {standbys} standby(s) HTTP {http}", file=sys.stderr)
             host, pg_port = ray.get(ray.get(client._coordinator.replica.remote(
@@ -288,6 +337,28 @@ def main() -> str:
                               "busy_s", 0.0)} for s in processor_stats(store)]
                 print(f"accounts bench: mixed {mixed} {stats}; pgbench local {pg_local}",
                       file=sys.stderr)
+                # Serve's floor on the same path, then the processors without coalescing
+                _deploy_floor(PROCESSORS + SPARES)
+                wait_http(url + FLOOR_PREFIX + "/accounts/1")
+                _wrk(url, "floorwarm", duration_s=3, prefix=FLOOR_PREFIX)
+                meter.start()
+                floor = _wrk(url, "floor", prefix=FLOOR_PREFIX)
+                floor["cpu"] = meter.stop()
+                results["floor"] = floor
+                print(f"accounts bench: Serve floor {floor}", file=sys.stderr)
+                start_processors(store, PROCESSORS, SPARES, port=http_port,
+                                 config=ProcessorConfig(in_flight=PROCESSOR_THREADS,
+                                                        max_batch=1))
+                wait_http(url + "/accounts/1")
+                _wrk(url, "singlewarm", duration_s=3)
+                meter.start()
+                single = _wrk(url, "single")
+                single["cpu"] = meter.stop()
+                single["lost"], single["doubled"], single["unread"] = _exactly_once(
+                    client, "single", single["acked"])
+                single["per_tx"] = _per_transaction(client, "single")
+                results["single"] = single
+                print(f"accounts bench: without coalescing {single}", file=sys.stderr)
             # the app stays up and is redeployed onto the next store (one HTTP port for
             # the whole run: Serve keeps the HTTP options it first started with)
             results[f"failover{standbys}"] = _failover(client, record["primary"])
@@ -300,8 +371,9 @@ def main() -> str:
             plural = "s" if standbys > 1 else ""
             rows.append(
                 f"| payments over HTTP, {PROCESSORS}+{SPARES} processors, {standbys} sync "
-                f"standby{plural} (RPO 0) | {http['rate']:,.0f} /s | "
+                f"standby{plural} (RPO 0), coalesced | {http['rate']:,.0f} /s | "
                 f"p50 {http['p50_ms']:.1f} ms, p99 {http['p99_ms']:.1f} ms; "
+                f"**{http['per_tx']:.1f} payments per transaction**; "
                 f"{http['requests']:,} requests, non-2xx {http['non_2xx']}, lost "
                 f"{http['lost']}, doubled {http['doubled']} (applied, answer unread at "
                 f"wrk's stop: {http['unread']}); "
@@ -311,6 +383,19 @@ def main() -> str:
                 f"| {pg['tps']:,.0f} /s | mean {pg['latency_ms']:.1f} ms; HTTP / pgbench = "
                 f"**{http['rate'] / pg['tps']:.2f}**; "
                 f"{_cpu_text(pg['cpu'], pg['transactions'], 'transaction')} |")
+        single, floor = results["single"], results["floor"]
+        rows.append(
+            f"| the same without coalescing (max_batch 1, {PROCESSOR_THREADS} transactions in "
+            f"flight per replica), 1 standby | {single['rate']:,.0f} /s | p50 "
+            f"{single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms; "
+            f"{single['per_tx']:.1f} payments per transaction; coalesced / not = "
+            f"**{results[1]['rate'] / single['rate']:.2f}**; lost {single['lost']}, doubled "
+            f"{single['doubled']}; {_cpu_text(single['cpu'], single['requests'], 'payment')} |")
+        rows.append(
+            f"| Serve's floor: a trivial deployment ({PROCESSORS + SPARES} replicas, same "
+            f"settings) behind the same HAProxy, same wrk script | {floor['rate']:,.0f} /s | "
+            f"p50 {floor['p50_ms']:.1f} ms, p99 {floor['p99_ms']:.1f} ms; "
+            f"{_cpu_text(floor['cpu'], floor['requests'], 'request')} |")
         pg_sync = results["pgbench1"]
         rows.append(f"| pgbench with synchronous_commit = local, 1 standby | "
                     f"{pg_local['tps']:,.0f} /s | sync replication costs: remote_apply / "

@@ -6,6 +6,8 @@
 local accounts = tonumber(os.getenv("ACCOUNTS") or "1000")
 local heavy = tonumber(os.getenv("HEAVY") or "0")
 local run = os.getenv("RUN") or "r"
+-- PREFIX: a route prefix before /accounts (the bench's trivial deployment, Serve's floor)
+local prefix = os.getenv("PREFIX") or ""
 local threads = {}
 -- globals, not locals: setup() sets "id" in each thread's state and done() reads "ok"
 counter = 0
@@ -27,10 +29,10 @@ function request()
   counter = counter + 1
   local account = math.random(1, accounts)
   if heavy > 0 and math.random() < heavy then
-    return wrk.format("GET", "/accounts/" .. account .. "/operations")
+    return wrk.format("GET", prefix .. "/accounts/" .. account .. "/operations")
   end
   local body = string.format('{"amount_fen":1,"key":"%s-%d-%d"}', run, id, counter)
-  return wrk.format("POST", "/accounts/" .. account .. "/payments", headers, body)
+  return wrk.format("POST", prefix .. "/accounts/" .. account .. "/payments", headers, body)
 end
 
 function response(status, headers, body)

@@ -52,6 +52,10 @@ def add_accounts_commands(subparsers) -> None:
     serve.add_argument("--spares", type=int, default=1, metavar="B")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--in-flight", type=int, default=1,
+                       help="batch transactions at once per processor")
+    serve.add_argument("--max-batch", type=int, default=64,
+                       help="payments and deductions coalesced into one transaction at most")
     scale = command("scale", "resize the processors live: N for the load, B spares", _scale)
     scale.add_argument("processors", type=int, metavar="N")
     scale.add_argument("spares", type=int, metavar="B")
@@ -106,12 +110,14 @@ def _operation(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from services.accounts import start_processors
+    from services.accounts import ProcessorConfig, start_processors
 
+    config = ProcessorConfig(in_flight=args.in_flight, max_batch=args.max_batch)
     _client(args)
     url = start_processors(args.store, args.processors, args.spares, port=args.port,
-                           host=args.host)
-    return _print({"url": url, "processors": args.processors, "spares": args.spares})
+                           host=args.host, config=config)
+    return _print({"url": url, "processors": args.processors, "spares": args.spares,
+                   "in_flight": config.in_flight, "max_batch": config.max_batch})
 
 
 def _scale(args: argparse.Namespace) -> int:

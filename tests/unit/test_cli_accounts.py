@@ -24,3 +24,11 @@ def test_an_unreachable_cluster_fails_in_seconds():
     err = done.stderr.strip().splitlines()
     assert done.returncode == 5 and len(err) == 1  # gridfare/exit_codes.py: ClusterUnavailable
     assert "no Ray cluster answers at 127.0.0.1:1" in err[0]
+
+
+def test_bad_coalescing_limits_are_refused_before_the_cluster_is_joined(capsys):
+    code = main(["accounts", "serve", "--store", "/nonexistent", "--cluster", "127.0.0.1:1",
+                 "--max-batch", "0"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1
+    assert "max_batch: must be an integer in 1..5000, got 0" in err[0]
