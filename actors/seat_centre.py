@@ -31,7 +31,16 @@ from actors import named_detached
 from actors.seat_directory import get_seat_directory
 from actors.seat_runtime import quiet_gc, seats_suffix
 from gridfare.errors import GridfareError, SeatError, TrainFrozen
-from gridfare.seats.answers import Answer, Frozen, Moved, Refunded, Refused, Remaining, Sold
+from gridfare.seats.answers import (
+    Answer,
+    Frozen,
+    Moved,
+    Refunded,
+    Refused,
+    Remaining,
+    SaleAnswers,
+    Sold,
+)
 from gridfare.seats.inventory import Inventory
 from gridfare.seats.service import CentreIO, CentreService
 from gridfare.seats.store import SeatsRoot
@@ -123,7 +132,8 @@ class SeatCentre:
             [(train_no, day, from_station, to_station, cls, count, request_id)])
         return _raised(answer)
 
-    async def sell_many(self, requests: list[tuple]) -> list[Answer]:
+    async def sell_many(self, requests: list[tuple]) -> SaleAnswers:
+        """Sell a batch: one columnar answer (``SaleAnswers``; the caller binds its rows)."""
         return await self._centre.sell_many(requests)
 
     async def refund(self, train_no: str, day: str, request_id: str) -> Refunded | Moved:
