@@ -190,12 +190,14 @@ class SeatCentre:
         return await self._centre.discard(key, owner, version)
 
     async def take_over(self, key: str, origin: str, seq: int, expected_version: int,
-                        incarnations: tuple[str, str]) -> tuple[str, int, float | None]:
+                        incarnations: tuple[str, str]
+                        ) -> tuple[str, int, float | None, dict[str, float]]:
         """The freeze window of one train-date, run by its destination (this centre): the
         sequence of ``gridfare.seats.takeover`` with this centre's calls. ``incarnations``
         are the (origin, destination) incarnations that made the copy: a centre restarted
         since then refuses the step. Returns this incarnation, the directory version
-        naming it and the seconds the train-date was frozen at the origin."""
+        naming it, the seconds the train-date was frozen at the origin and each step's
+        seconds here."""
         centre = self._centre
         centre.check_installed(key, incarnations[1])
         root = str(centre.root.path)
@@ -212,6 +214,7 @@ class SeatCentre:
         async def unfreeze() -> None:
             centre.unfreeze(key)
 
+        timings: dict[str, float] = {}
         version, frozen_s = await take_over(TakeOver(
             freeze_delta=lambda: _answer(
                 origin_centre.freeze_delta.remote(key, seq, incarnations[0])),
@@ -219,8 +222,8 @@ class SeatCentre:
             flip=lambda: _answer(directory.move.remote(key, centre.id, expected_version)),
             unfreeze=unfreeze,
             drop=drop,
-        ))
-        return centre.incarnation, version, frozen_s
+        ), timings)
+        return centre.incarnation, version, frozen_s, timings
 
 
 def _raised(answer: Answer):

@@ -215,7 +215,22 @@ async def migration_phase(seats, others, window_s: float):
     await load.stop()
     ran = sum(a != b for a, b in zip(checkpointed, await checkpoints(), strict=True))
     freeze = await seats.migrator.freeze_times.remote()
-    return [there, back], freeze, ran
+    steps = await seats.migrator.freeze_steps.remote()
+    return [there, back], (freeze, steps), ran
+
+
+def _freeze_steps(freeze: list[float], steps: list[dict[str, float]]) -> str:
+    """What the freezes waited on: each step's p50 / p99 (ms), and the mean of each step
+    over the slowest 2 % of the freezes (the tail the p99 reads)."""
+    if not steps:
+        return "no freezes"
+    names = list(steps[0])
+    slow = [steps[i] for i in np.argsort(freeze)[-max(1, len(freeze) // 50):]]
+    parts = [f"{n} {_pct([s[n] for s in steps], 50):.1f} / "
+             f"{_pct([s[n] for s in steps], 99):.1f}" for n in names]
+    tail = ", ".join(f"{n} {1000 * np.mean([s[n] for s in slow]):.1f}" for n in names)
+    return (f"steps p50 / p99 ms: {'; '.join(parts)}; the slowest {len(slow)} freezes "
+            f"(mean ms): {tail}")
 
 
 def _yield_to_the_cluster(niceness: int = 10) -> None:
@@ -317,7 +332,7 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             if not selector.matches(trains[r.train_no].on(r.date))
         ]
         moving = sum(selector.matches(t) for t in train_dates)
-        moves, freeze, checkpoints = client._run(
+        moves, (freeze, steps), checkpoints = client._run(
             migration_phase(seats, other, window_s=WINDOW_S)
         )
         there, back = moves
@@ -331,6 +346,8 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
             f"({len(freeze)} freezes)",
             flush=True,
         )
+        print(f"freeze window, timed at the destination: {_freeze_steps(freeze, steps)}",
+              flush=True)
         print(
             f"other trains, sales+refunds/s in alternating {WINDOW_S:g} s windows, moving / "
             "paused: migration "
