@@ -31,7 +31,16 @@ from actors import named_detached
 from actors.seat_directory import get_seat_directory
 from actors.seat_runtime import quiet_gc, seats_suffix
 from gridfare.errors import GridfareError, SeatError, TrainFrozen
-from gridfare.seats.answers import Answer, Frozen, Moved, Refunded, Refused, Remaining, Sold
+from gridfare.seats.answers import (
+    Answer,
+    Frozen,
+    Moved,
+    Refunded,
+    Refused,
+    Remaining,
+    SaleAnswers,
+    Sold,
+)
 from gridfare.seats.inventory import Inventory
 from gridfare.seats.service import CentreIO, CentreService
 from gridfare.seats.store import SeatsRoot
@@ -123,7 +132,8 @@ class SeatCentre:
             [(train_no, day, from_station, to_station, cls, count, request_id)])
         return _raised(answer)
 
-    async def sell_many(self, requests: list[tuple]) -> list[Answer]:
+    async def sell_many(self, requests: list[tuple]) -> SaleAnswers:
+        """Sell a batch: one columnar answer (``SaleAnswers``; the caller binds its rows)."""
         return await self._centre.sell_many(requests)
 
     async def refund(self, train_no: str, day: str, request_id: str) -> Refunded | Moved:
@@ -180,12 +190,14 @@ class SeatCentre:
         return await self._centre.discard(key, owner, version)
 
     async def take_over(self, key: str, origin: str, seq: int, expected_version: int,
-                        incarnations: tuple[str, str]) -> tuple[str, int, float | None]:
+                        incarnations: tuple[str, str]
+                        ) -> tuple[str, int, float | None, dict[str, float]]:
         """The freeze window of one train-date, run by its destination (this centre): the
         sequence of ``gridfare.seats.takeover`` with this centre's calls. ``incarnations``
         are the (origin, destination) incarnations that made the copy: a centre restarted
         since then refuses the step. Returns this incarnation, the directory version
-        naming it and the seconds the train-date was frozen at the origin."""
+        naming it, the seconds the train-date was frozen at the origin and each step's
+        seconds here."""
         centre = self._centre
         centre.check_installed(key, incarnations[1])
         root = str(centre.root.path)
@@ -202,6 +214,7 @@ class SeatCentre:
         async def unfreeze() -> None:
             centre.unfreeze(key)
 
+        timings: dict[str, float] = {}
         version, frozen_s = await take_over(TakeOver(
             freeze_delta=lambda: _answer(
                 origin_centre.freeze_delta.remote(key, seq, incarnations[0])),
@@ -209,8 +222,8 @@ class SeatCentre:
             flip=lambda: _answer(directory.move.remote(key, centre.id, expected_version)),
             unfreeze=unfreeze,
             drop=drop,
-        ))
-        return centre.incarnation, version, frozen_s
+        ), timings)
+        return centre.incarnation, version, frozen_s, timings
 
 
 def _raised(answer: Answer):

@@ -96,6 +96,7 @@ class SeatMigrator:
         self._handles: dict[str, ray.actor.ActorHandle] = {}
         self._directory_handle: ray.actor.ActorHandle | None = None
         self._freeze_s: list[float] = []
+        self._freeze_steps: list[dict[str, float]] = []  # each freeze's steps, seconds
         self._saved = asyncio.Event()  # set (and replaced) at each store of a record
         self._freeze_hist = metrics.Histogram(
             "gridfare_seat_freeze_seconds",
@@ -277,6 +278,11 @@ class SeatMigrator:
         """Seconds each train-date was frozen, since this migrator started."""
         return list(self._freeze_s)
 
+    async def freeze_steps(self) -> list[dict[str, float]]:
+        """For each of ``freeze_times``: the seconds of each step of its window, as the
+        destination timed them (``gridfare.seats.takeover``)."""
+        return list(self._freeze_steps)
+
     # ---- driving ----------------------------------------------------------------------
 
     def _drive(self, mid: str) -> None:
@@ -384,13 +390,14 @@ class SeatMigrator:
         known = self._incarnations.get(move.key)
         if known is None:
             raise CentreRestarted(f"{move.key}: the migrator lost the copy's state; redo it")
-        _, version, frozen = await dest.take_over.remote(
+        _, version, frozen, steps = await dest.take_over.remote(
             move.key, move.origin, self._seqs[move.key], version, known
         )
         migration.advance(move.key, version)  # flipped: nothing can fail for good now
         self._save(migration)
         if frozen is not None:  # None: the origin restarted meanwhile (not measured)
             self._freeze_s.append(frozen)
+            self._freeze_steps.append(steps)
             self._freeze_hist.observe(frozen)
 
     async def _finish(self, migration: Migration, move: TrainDateMove) -> None:

@@ -35,7 +35,15 @@ from gridfare.errors import (
     TrainFrozen,
     UnknownTrain,
 )
-from gridfare.seats.answers import Answer, Frozen, Moved, Refused, settled
+from gridfare.seats.answers import (
+    Answer,
+    BulkAnswers,
+    Frozen,
+    Moved,
+    Refused,
+    SaleAnswers,
+    settled,
+)
 from gridfare.seats.batching import Batcher, ClientConfig
 from gridfare.seats.names import check_centre_id, check_migration_id
 from gridfare.seats.placement import CentreReport, choose_centre_for_new_train, plan_placement
@@ -201,9 +209,13 @@ class AsyncSeatsClient:
         batcher = self._batchers.get((centre, method))
         if batcher is None:
             remote = getattr(self.centre(centre), method).remote
+
+            async def send(batch: list[tuple]):
+                got = await self._call(remote(batch))
+                return got.bind(batch) if isinstance(got, SaleAnswers) else got
+
             batcher = self._batchers[centre, method] = Batcher(
-                lambda batch: self._call(remote(batch)), self.client_config.in_flight,
-                self.client_config.max_batch
+                send, self.client_config.in_flight, self.client_config.max_batch
             )
         return await batcher.submit(request)
 
@@ -224,24 +236,26 @@ class AsyncSeatsClient:
             ),
         )
 
-    async def sell_many(self, requests: Iterable[SellRequest | Sequence]) -> list[Answer]:
+    async def sell_many(self, requests: Iterable[SellRequest | Sequence]) -> BulkAnswers:
         """Sell many at once: each request (a ``SellRequest`` or ``sell``'s arguments) is
         checked first (a bad one refuses the whole call before anything is sent), then the
         requests are grouped by owner centre and sent in calls of at most
         ``bulk_max_batch``, ``bulk_in_flight`` per centre at once. "Moved" is followed
         here (the moved ones are regrouped and sent again), a frozen train-date retried;
-        answers are typed, in request order: ``Sold``, ``SoldOut`` or ``Refused``."""
+        answers are typed, in request order: ``Sold``, ``SoldOut`` or ``Refused`` (a
+        ``BulkAnswers`` sequence: the calls' columnar answers, each typed when read;
+        ``sold_count`` counts the sales without typing them)."""
         return await self._bulk("sell_many", check_sell_rows(requests))
 
-    async def refund_many(self, requests: Iterable[RefundRequest | Sequence]) -> list[Answer]:
+    async def refund_many(self, requests: Iterable[RefundRequest | Sequence]) -> BulkAnswers:
         """Refund many at once, as ``sell_many`` sells: ``Refunded`` or ``Refused`` each."""
         checked = [r if isinstance(r, RefundRequest) else RefundRequest(*r) for r in requests]
         return await self._bulk("refund_many", [(r.key, r.as_tuple()) for r in checked])
 
-    async def _bulk(self, method: str, requests: list[tuple[str, tuple]]) -> list[Answer]:
+    async def _bulk(self, method: str, requests: list[tuple[str, tuple]]) -> BulkAnswers:
         """``requests`` are checked ``(train-date key, arguments)`` pairs."""
         limits = self.client_config
-        answers: list[Answer | None] = [None] * len(requests)
+        answers = BulkAnswers(len(requests))
         pending = list(range(len(requests)))
         deadline = None
         for _ in range(limits.max_hops + 1):
@@ -253,8 +267,8 @@ class AsyncSeatsClient:
             for i in pending:
                 entry = self._map.get(requests[i][0])
                 if entry is None:
-                    answers[i] = Refused(UnknownTrain(
-                        f"no centre holds train-date {requests[i][0]}"))
+                    answers.set(i, Refused(UnknownTrain(
+                        f"no centre holds train-date {requests[i][0]}")))
                     continue
                 groups.setdefault(entry[0], []).append(i)
             calls = []
@@ -272,19 +286,28 @@ class AsyncSeatsClient:
                     break
             pending = sorted(retry)
         for i in pending:
-            answers[i] = Refused(SeatUnavailable(
-                f"train-date {requests[i][0]}: still moving or frozen; retry later"))
+            answers.set(i, Refused(SeatUnavailable(
+                f"train-date {requests[i][0]}: still moving or frozen; retry later")))
         return answers
 
     async def _send_bulk(self, method: str, centre: str, requests: list, indices: list[int],
-                         gate: asyncio.Semaphore, answers: list) -> list[int]:
-        """One bulk call; fills ``answers`` and returns the indices to send again."""
+                         gate: asyncio.Semaphore, answers: BulkAnswers) -> list[int]:
+        """One bulk call; puts its answers in ``answers`` and returns the indices to send
+        again. A sale batch answers in columns (``SaleAnswers``): only its few whole
+        answers (``others``: moved, frozen, refused) are looked at here."""
+        rows = [row for _, row in requests]
         async with gate:
-            got = await self._call(getattr(self.centre(centre), method).remote(
-                [row for _, row in requests]))
+            got = await self._call(getattr(self.centre(centre), method).remote(rows))
+        if isinstance(got, SaleAnswers):
+            got.bind(rows)
+            odd = got.others.items()
+        else:
+            odd = enumerate(got)
+        answers.put(indices, got)
         again: list[int] = []
         stale: set[str] = set()
-        for (key, _), i, answer in zip(requests, indices, got, strict=True):
+        for j, answer in odd:
+            key, i = requests[j][0], indices[j]
             if isinstance(answer, Moved):
                 known = self._map.get(answer.key)
                 if known is None or answer.version > known[1]:
@@ -299,8 +322,6 @@ class AsyncSeatsClient:
                 stale.add(key)  # the map named a centre that never held it
                 self._map.pop(key, None)  # ask the directory again
                 again.append(i)
-            else:
-                answers[i] = answer
         return again
 
     async def owner(self, ref: TrainDateRef) -> dict:

@@ -30,7 +30,7 @@ from gridfare.errors import (
     WalCorrupt,
 )
 from gridfare.seats.allocate import allocate
-from gridfare.seats.answers import Answer, Moved, Refunded, Refused
+from gridfare.seats.answers import Answer, Moved, Refunded, Refused, SaleAnswers
 from gridfare.seats.inventory import Inventory, Refund, Sale, SoldOut, restore_inventories
 from gridfare.seats.placement import CentreReport
 from gridfare.seats.snapshot import MOVED, Snapshot
@@ -52,9 +52,10 @@ def parse_day(day: object) -> date:
 @dataclass
 class SaleBatch:
     """What ``CentreState.sell_many`` did: an answer per request (None while its
-    train-date is frozen: ``frozen`` holds those, by train-date) and the sales to log."""
+    train-date is frozen: ``frozen`` holds those, by train-date; a ``SaleAnswers`` for
+    sales) and the changes to log."""
 
-    answers: list[Answer | None]
+    answers: SaleAnswers | list[Answer | None]
     changes: list[Change] = field(default_factory=list)
     frozen: dict[str, list[int]] = field(default_factory=dict)
 
@@ -95,7 +96,7 @@ class CentreState:
         ``Inventory.sell_many`` (in the batch's order within it; train-dates do not share
         seats, so the answers are those of selling one by one). A request on a moved or
         unknown train-date, or a bad one, is answered alone (``Moved``, ``Refused``)."""
-        batch = SaleBatch([None] * len(requests))
+        batch = SaleBatch(SaleAnswers(len(requests), requests))
         groups: dict[str, list[int]] = {}
         days: dict[object, date] = {}
         for i, request in enumerate(requests):
@@ -136,7 +137,7 @@ class CentreState:
         results = iter(allocate([job for *_, plan in planned for job in plan.jobs]))
         for inventory, rows, indices, plan in planned:
             got = [next(results) for _ in plan.jobs]
-            self._answer(batch, indices, *inventory.finish_sales(rows, plan, got))
+            batch.changes += inventory.finish_into(rows, plan, got, batch.answers, indices)
         return batch
 
     def refund_many(self, requests: Sequence[tuple]) -> SaleBatch:

@@ -57,6 +57,7 @@ class CentreLog:
         self.last_checkpoint = clock()
         self._dirs_dirty = False  # a sealed segment's directory entries await an fsync
         self._flusher: asyncio.Future | None = None
+        self._gathering: asyncio.Future | None = None  # a flush's window, while it waits
         self._seal_waiter: asyncio.Future | None = None
 
     @property
@@ -86,11 +87,15 @@ class CentreLog:
         """A checkpoint was written (or failed: not retried at once, but at the next due)."""
         self.last_checkpoint = self._clock()
 
-    async def durable(self, lsn: int) -> None:
-        """Return once the log is fsynced up to ``lsn`` (group commit)."""
+    async def durable(self, lsn: int, hurry: bool = False) -> None:
+        """Return once the log is fsynced up to ``lsn`` (group commit). ``hurry``: a
+        migration's freeze window waits on it, so the flush starts now instead of at the
+        end of its gathering window (the sales already gathered go with it)."""
         while self.durable_lsn < lsn:
             if self._flusher is None or self._flusher.done():
                 self._flusher = asyncio.ensure_future(self._flush())
+            if hurry and self._gathering is not None and not self._gathering.done():
+                self._gathering.set_result(None)
             await asyncio.shield(self._flusher)
 
     async def seal(self) -> int:
@@ -106,8 +111,15 @@ class CentreLog:
         return await waiter
 
     async def _flush(self) -> None:
-        if self._window:
-            await asyncio.sleep(self._window)  # let concurrent sales join this batch
+        if self._window:  # let concurrent sales join this batch (cut short by a hurry)
+            loop = asyncio.get_running_loop()
+            self._gathering = gathering = loop.create_future()
+            timer = loop.call_later(self._window, _settle, gathering)
+            try:
+                await gathering
+            finally:
+                timer.cancel()
+                self._gathering = None
         target = self._wal.last_lsn
         batch = target - self.durable_lsn
         started = time.perf_counter()
@@ -147,3 +159,8 @@ class CentreLog:
         self.segment_first = last + 1
         self._dirs_dirty = True  # synced by the next flush, before it acknowledges anything
         return last
+
+
+def _settle(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -31,15 +31,15 @@ record is flushed to the log (see ``wal.py``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
 
 from gridfare.errors import InvalidInput, SeatError, UnknownOrder, WalCorrupt
-from gridfare.seats.allocate import Job, allocate
-from gridfare.seats.answers import Refused, Sold, SoldOut
+from gridfare.seats.allocate import Job, allocate, leg_bits, legs_of, seat_bits
+from gridfare.seats.answers import Refused, SaleAnswers, Sold, SoldOut
 from gridfare.seats.names import check_text
 from gridfare.seats.snapshot import MOVED, ORDERS, SEATS, TRAINS, Snapshot
 from gridfare.seats.train import TrainDate
@@ -98,10 +98,10 @@ class Sale:
 @dataclass
 class SalePlan:
     """A checked batch of new orders on one train-date (``Inventory.plan_sales``): the
-    answers so far (the refused ones), and per class its orders ``(row, legs, count)``
-    and their allocation job."""
+    refused ones by row, and per class its orders ``(row, legs, count)`` and their
+    allocation job."""
 
-    answers: list
+    refused: dict[int, Refused] = field(default_factory=dict)
     orders: list[list[tuple[int, int, int]]] = field(default_factory=list)
     jobs: list[Job] = field(default_factory=list)
 
@@ -123,6 +123,9 @@ class Inventory:
         self.train = train
         self.seq = 0
         self._masks = {cls: np.zeros(n, dtype=np.uint64) for cls, n in train.classes}
+        # The same occupancy per leg (``allocate.leg_bits``), built at a class's first batch
+        # of sales and kept in step by every change after it (``apply``, ``allocate``).
+        self._bits: dict[str, list[int]] = {}
         self._orders: dict[str, Order] = {}
         self._index = {s: i for i, s in enumerate(train.stations)}
 
@@ -258,7 +261,7 @@ class Inventory:
         ``Refused``, the rest become one allocation job per class (``allocate``, which
         can take the jobs of many train-dates at once). None if a request_id is known
         here or repeated in the batch: then ``sell_many`` sells it at its turn."""
-        plan = SalePlan([None] * len(rows))
+        plan = SalePlan()
         seen: set[str] = set()
         by_class: dict[str, list] = {}
         for i, (from_station, to_station, cls, count, request_id) in enumerate(rows):
@@ -270,42 +273,49 @@ class Inventory:
                 self._class(cls)
                 _check_count(self.key, count)
             except (InvalidInput, SeatError) as exc:
-                plan.answers[i] = Refused(exc)
+                plan.refused[i] = Refused(exc)
                 continue
             seen.add(request_id)
             by_class.setdefault(cls, []).append((i, (1 << last) - (1 << first), int(count)))
         for cls, orders in by_class.items():
             plan.orders.append(orders)
-            plan.jobs.append(Job(self.key, self._masks[cls], len(self.train.stations) - 1,
+            plan.jobs.append(Job(self.key, self._masks[cls], self._leg_bits(cls),
                                  [o[1] for o in orders], [o[2] for o in orders]))
         return plan
 
     def finish_sales(self, rows: list[tuple], plan: SalePlan, results: list[list]
                      ) -> tuple[list[Sold | SoldOut | Refused], list[Change]]:
-        """Record what ``allocate`` gave ``plan``'s jobs: the orders, the answers and the
-        sales to log, numbered (``seq``) in the batch's order as one-by-one sales are."""
-        answers = plan.answers
+        """Record what ``allocate`` gave ``plan``'s jobs: the answers (typed) and the sales
+        to log, numbered (``seq``) in the batch's order as one-by-one sales are."""
+        answers = SaleAnswers(len(rows), rows, keys=self.key, first=0)
+        changes = self.finish_into(rows, plan, results, answers, range(len(rows)))
+        return list(answers), changes
+
+    def finish_into(self, rows: list[tuple], plan: SalePlan, results: list[list],
+                    answers: SaleAnswers, at: Sequence[int]) -> list[Change]:
+        """``finish_sales`` into slots of a batch's columnar answers: row ``j``'s answer
+        goes to slot ``at[j]``. Returns the sales to log."""
+        for j, refused in plan.refused.items():
+            answers[at[j]] = refused
         sold: list[tuple[int, int, tuple[int, ...]]] = []
-        key = self.key
         for orders, got in zip(plan.orders, results, strict=True):
-            for (i, legs, count), seats in zip(orders, got, strict=True):
+            for (i, legs, _), seats in zip(orders, got, strict=True):
                 if isinstance(seats, tuple):
                     sold.append((i, legs, seats))
                 else:
-                    from_station, to_station, cls = rows[i][0], rows[i][1], rows[i][2]
-                    answers[i] = SoldOut(key, cls, from_station, to_station, count, seats)
+                    answers.sold_out(at[i], seats)
         if len(plan.orders) > 1:
             sold.sort()
         changes: list[Change] = []
-        seq = self.seq
+        seq, key, orders_ = self.seq, self.key, self._orders
         for i, legs, seats in sold:
             from_station, to_station, cls, _, rid = rows[i]
             seq += 1
-            self._orders[rid] = Order(rid, cls, from_station, to_station, seats, legs)
-            answers[i] = Sold(key, rid, cls, from_station, to_station, seats, False)
+            orders_[rid] = Order(rid, cls, from_station, to_station, seats, legs)
+            answers.sold(at[i], seats)
             changes.append(("sell", key, seq, rid, cls, seats, legs, from_station, to_station))
         self.seq = seq
-        return answers, changes
+        return changes
 
     def refund(self, request_id: str) -> Refund:
         _check_request_id(self.key, request_id)
@@ -362,6 +372,11 @@ class Inventory:
                 seats = [record.seats[i] for i in np.flatnonzero(taken)]
                 raise WalCorrupt(f"{where}: {record.cls} seats {seats} already sold on a leg")
             masks[idx] |= seg
+            bits = self._bits.get(record.cls)
+            if bits is not None:
+                seats = seat_bits(record.seats)
+                for leg in legs_of(record.legs):
+                    bits[leg] |= seats
             self._orders[record.request_id] = Order(
                 record.request_id,
                 record.cls,
@@ -377,6 +392,11 @@ class Inventory:
             if (order.cls, order.seats, order.legs) != (record.cls, record.seats, record.legs):
                 raise WalCorrupt(f"{where}: does not match order {record.request_id!r}")
             masks[idx] &= ~seg
+            bits = self._bits.get(record.cls)
+            if bits is not None:
+                seats = seat_bits(record.seats)
+                for leg in legs_of(record.legs):
+                    bits[leg] &= ~seats
             self._orders[record.request_id] = replace(order, refunded=True)
         self.seq = record.seq
         return True
@@ -481,6 +501,12 @@ class Inventory:
                 "from must come before to on the route"
             )
         return first, last
+
+    def _leg_bits(self, cls: str) -> list[int]:
+        bits = self._bits.get(cls)
+        if bits is None:
+            bits = self._bits[cls] = leg_bits(self._masks[cls], len(self.train.stations) - 1)
+        return bits
 
     def _class(self, cls: str) -> np.ndarray:
         masks = self._masks.get(cls)

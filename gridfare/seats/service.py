@@ -34,6 +34,8 @@ from gridfare.seats.answers import (
     Moved,
     Refunded,
     Remaining,
+    SaleAnswers,
+    SaleKind,
     Sold,
     SoldOut,
 )
@@ -139,10 +141,16 @@ class CentreService:
             if kind == "sales":
                 self._count_sales(len(changes))
             self._maybe_checkpoint()
-        sold_out = sum(isinstance(a, SoldOut) for a in batch.answers)
+        answers = batch.answers
+        if isinstance(answers, SaleAnswers):  # read from its kind bytes, not answer by answer
+            sold_out = answers.kinds.count(SaleKind.SOLD_OUT)
+            repeat = SaleKind.REPEAT in answers.kinds
+        else:
+            sold_out = sum(isinstance(a, SoldOut) for a in answers)
+            repeat = any(isinstance(a, (Sold, Refunded)) and a.repeat for a in answers)
         if sold_out:
             self._io.counted("sold_out", sold_out)
-        if changes or any(isinstance(a, (Sold, Refunded)) and a.repeat for a in batch.answers):
+        if changes or repeat:
             return self.log.last_lsn  # a repeat: durable once the first was
         return 0
 
@@ -176,9 +184,10 @@ class CentreService:
         await self.log.durable(lsn)
         return keys
 
-    async def sell_many(self, requests: list[tuple]) -> list[Answer]:
+    async def sell_many(self, requests: list[tuple]) -> SaleAnswers:
         """Sell a batch (tuples of ``sell``'s arguments): one call into the state, one
-        fsync. A refused request answers ``Refused(error)`` (``Frozen`` past the wait)."""
+        fsync, one columnar answer. A refused request answers ``Refused(error)``
+        (``Frozen`` past the wait)."""
         return await self._batch(self.state.sell_many, requests, "sales")
 
     async def refund_many(self, requests: list[tuple]) -> list[Answer]:
@@ -325,7 +334,7 @@ class CentreService:
         for record in records:
             if self.state.get(record.key).apply(record):
                 lsn = self._log(record)
-        await self.log.durable(lsn)
+        await self.log.durable(lsn, hurry=True)  # the last one runs in a freeze window
         keys = {r.key for r in records}
         seq = self.state.get(keys.pop()).seq if len(keys) == 1 else 0
         return self.incarnation, seq
@@ -350,7 +359,7 @@ class CentreService:
         self._thaw.setdefault(key, asyncio.Event())
         delta = self._delta(key, seq)
         if delta:
-            await self.log.durable(max(r.lsn for r in delta))
+            await self.log.durable(max(r.lsn for r in delta), hurry=True)
         return delta
 
     def unfreeze(self, key: str) -> str:

@@ -18,6 +18,7 @@ wake-up is where the tail lives (``bench/seats.py``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -37,12 +38,29 @@ class TakeOver:
     drop: Callable[[int], Awaitable[float | None]]  # at the origin; seconds it was frozen
 
 
-async def take_over(steps: TakeOver) -> tuple[int, float | None]:
+async def take_over(steps: TakeOver, timings: dict[str, float] | None = None,
+                    clock: Callable[[], float] = time.perf_counter
+                    ) -> tuple[int, float | None]:
     """Run the window; returns the directory version naming the destination and the seconds
-    the train-date was frozen at the origin (None if the origin restarted meanwhile)."""
+    the train-date was frozen at the origin (None if the origin restarted meanwhile).
+    ``timings``, if given, gets the seconds of each step by name (what a freeze waited on)."""
+    times = timings if timings is not None else {}
+    started = clock()
+
+    def lap(name: str) -> None:
+        nonlocal started
+        now = clock()
+        times[name] = now - started
+        started = now
+
     delta = await steps.freeze_delta()
+    lap("freeze_delta")
     await steps.apply(delta)
+    lap("apply")
     version = await steps.flip()
+    lap("flip")
     await steps.unfreeze()
+    lap("unfreeze")
     frozen_s = await steps.drop(version)
+    lap("drop")
     return version, frozen_s

@@ -30,7 +30,8 @@ def _engine(root: SeatsRoot, fsyncs: list, *, after: int = 0, **options) -> tupl
     io = LogIO(run=run, fsync=fsync,
                seal_segment=lambda a, b: root.seal_segment("A", a, b, durable=False),
                sync_dirs=lambda: root.sync_log_dirs("A"))
-    return CentreLog(wal, io, segment_first=first, window_s=0.001, **options), records
+    options.setdefault("window_s", 0.001)
+    return CentreLog(wal, io, segment_first=first, **options), records
 
 
 @pytest.fixture
@@ -110,3 +111,26 @@ def test_a_checkpoint_is_due_by_count_or_by_age():
     assert log.due()
     log.checkpointed()
     assert not log.due()
+
+
+def test_a_hurried_wait_cuts_the_gathering_window_short_and_takes_the_batch_along(root):
+    """A freeze window's wait (``hurry``) starts the flush at once; the sales gathered so
+    far share that fsync, and a plain wait still gathers for the whole window."""
+    fsyncs: list = []
+    state = CentreState("A")
+
+    async def scenario():
+        log, _ = _engine(root, fsyncs, window_s=5.0)
+        log.append(state.create(make_train(classes={"second": 40})))
+        sale = log.append(state.sell("G1", DAY, B, J, "second", 1, "r1").record).lsn
+        gathering = asyncio.ensure_future(log.durable(sale))
+        await asyncio.sleep(0.01)  # the plain wait is in its 5 s window
+        assert not gathering.done()
+        started = asyncio.get_running_loop().time()
+        await log.durable(sale, hurry=True)
+        hurried_s = asyncio.get_running_loop().time() - started
+        await gathering
+        return hurried_s, log
+
+    hurried_s, log = asyncio.run(scenario())
+    assert hurried_s < 1.0 and len(fsyncs) == 1 and log.durable_lsn == 2

@@ -96,3 +96,40 @@ def test_a_repeat_in_the_batch_answers_the_same_seats_and_logs_nothing_new():
     assert len(changes) == 2 and inventory.seq == 2
     again, logged = inventory.sell_many([row])
     assert again[0].seats == (1, 2) and again[0].repeat and logged == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_per_leg_bitsets_stay_the_per_seat_masks_under_sales_refunds_and_replay(seed):
+    """``allocate`` reads the per-leg bitsets; snapshots and the audit read the per-seat
+    masks: after batches, one-by-one sales and refunds in any mix, they say the same."""
+    from gridfare.seats.allocate import leg_bits
+
+    rng = random.Random(seed)
+    train = make_train(classes={"business": 3, "second": 40})
+    inventory = Inventory(train)
+    sold: list[str] = []
+    for step, rows in enumerate(_stream(rng, 30, ids=10_000, bad=0) for _ in range(20)):
+        rows = [(*r[:4], f"s{step}-{j}") for j, r in enumerate(rows)]
+        if step % 3 == 1:  # one by one: ``sell`` -> ``apply`` keeps the bitsets too
+            for row in rows:
+                inventory.sell(*row)
+        else:
+            inventory.sell_many(rows)
+        sold += [r[4] for r in rows if r[4] in inventory.orders]
+        for rid in rng.sample(sold, k=min(len(sold), 5)):
+            inventory.refund(rid)
+        for cls, _ in train.classes:
+            if cls in inventory._bits:
+                n_legs = len(train.stations) - 1
+                assert inventory._bits[cls] == leg_bits(inventory.masks(cls), n_legs)
+    assert inventory._bits  # the batches built them
+
+
+def test_a_class_sold_to_its_last_seat_answers_sold_out_with_what_remains():
+    train = make_train(classes={"second": 3})
+    inventory = Inventory(train)
+    a, z = STATIONS[0], STATIONS[-1]
+    answers, _ = inventory.sell_many([(a, z, "second", 2, "r1"), (a, z, "second", 2, "r2"),
+                                      (a, z, "second", 1, "r3"), (a, z, "second", 1, "r4")])
+    assert [getattr(x, "seats", None) for x in answers] == [(1, 2), None, (3,), None]
+    assert [x.remaining for x in answers if isinstance(x, SoldOut)] == [1, 0]

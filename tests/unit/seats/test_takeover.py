@@ -37,3 +37,11 @@ def test_a_failed_step_stops_the_sequence(fail, done):
     with pytest.raises(StaleVersion):
         asyncio.run(take_over(_steps(calls, fail)))
     assert len(calls) == done  # nothing after it: the destination never unfreezes unflipped
+
+
+def test_the_window_times_each_step():
+    calls: list = []
+    ticks = iter(range(0, 100, 2))
+    timings: dict = {}
+    asyncio.run(take_over(_steps(calls), timings, clock=lambda: next(ticks)))
+    assert timings == {"freeze_delta": 2, "apply": 2, "flip": 2, "unfreeze": 2, "drop": 2}

@@ -1,0 +1,76 @@
+"""Columnar answers (``SaleAnswers``, ``BulkAnswers``): typed on access from the rows they
+answer, the same after a pickle round trip (what Ray sends), counted without typing."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from gridfare.errors import SeatError, UnknownTrain
+from gridfare.seats.answers import (
+    BulkAnswers,
+    Moved,
+    Refused,
+    SaleAnswers,
+    SaleKind,
+    Sold,
+    SoldOut,
+)
+
+ROWS = [("G1", "2026-10-01", "A", "C", "second", 2, "r1"),
+        ("G1", "2026-10-01", "A", "B", "second", 1, "r2"),
+        ("D7", "2026-10-02", "B", "C", "business", 1, "r3"),
+        ("G1", "2026-10-01", "A", "C", "second", 2, "r1")]
+
+
+def _answers() -> SaleAnswers:
+    answers = SaleAnswers(len(ROWS), ROWS)
+    answers.sold(0, (1, 2))
+    answers.sold_out(1, 0)
+    answers[2] = Moved("D7@2026-10-02", "C2", 4)
+    answers.sold(3, (1, 2), repeat=True)
+    return answers
+
+
+EXPECTED = [Sold("G1@2026-10-01", "r1", "second", "A", "C", (1, 2), False),
+            SoldOut("G1@2026-10-01", "second", "A", "B", 1, 0),
+            Moved("D7@2026-10-02", "C2", 4),
+            Sold("G1@2026-10-01", "r1", "second", "A", "C", (1, 2), True)]
+
+
+def test_answers_are_typed_from_their_rows_and_the_same_after_a_pickle():
+    answers = _answers()
+    assert list(answers) == EXPECTED and answers == EXPECTED
+    wire = pickle.loads(pickle.dumps(answers))
+    assert wire.others == {2: EXPECTED[2]}
+    with pytest.raises(SeatError, match="bind"):
+        wire[0]
+    assert wire.bind(ROWS) == EXPECTED
+    assert wire.sold_count == 2
+    assert wire.tally() == {SaleKind.SOLD: 1, SaleKind.REPEAT: 1, SaleKind.SOLD_OUT: 1,
+                            SaleKind.OTHER: 1}
+    with pytest.raises(SeatError, match="3 requests"):
+        pickle.loads(pickle.dumps(answers)).bind(ROWS[:3])
+
+
+def test_a_typed_answer_put_in_a_slot_reads_back_the_same():
+    answers = SaleAnswers(len(ROWS), ROWS)
+    for i, answer in enumerate(EXPECTED):
+        answers[i] = answer
+    assert answers == EXPECTED and answers[-1] == EXPECTED[-1] and answers[1:3] == EXPECTED[1:3]
+
+
+def test_bulk_answers_follow_the_last_part_that_answered_each_request():
+    bulk = BulkAnswers(5)
+    first = _answers()
+    bulk.put([4, 0, 2, 1], first)  # request 2 was answered "moved" ...
+    again = SaleAnswers(1, [ROWS[2]])
+    again.sold(0, (7,))
+    bulk.put([2], again)  # ... and sold where it went
+    refused = Refused(UnknownTrain("no centre holds train-date X1@2026-10-01"))
+    bulk.set(3, refused)
+    assert list(bulk) == [EXPECTED[1], EXPECTED[3],
+                          Sold("D7@2026-10-02", "r3", "business", "B", "C", (7,), False),
+                          refused, EXPECTED[0]]
+    assert bulk.sold_count == 3  # r1, its repeat, r3; the "moved" answer is no sale
