@@ -33,7 +33,7 @@ def _bill(centre: DataCentre, book, period: str) -> None:
 
 def _files(root: Path, dataset: str) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes()
-            for p in sorted((root / dataset).rglob("*.parquet"))}
+            for p in sorted((root / dataset).rglob("part-0.*"))}
 
 
 @pytest.fixture(scope="module")
