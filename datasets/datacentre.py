@@ -56,7 +56,7 @@ from gridfare.errors import (
     InvalidInput,
     NotADataCentre,
 )
-from gridfare.period import Period
+from gridfare.period import Period, index_of, month_index
 
 __all__ = [
     "CATALOG_NAME",
@@ -843,7 +843,13 @@ class DataCentre:
 def _since(rows: pa.Table, first: str) -> pa.Table:
     """The rows of ``period`` ``first`` or later (``YYYY-MM`` labels sort as months); the
     table itself when every row is (one min, no copy)."""
-    if rows.num_rows == 0 or pc.min(rows["period"]).as_py() >= first:
+    if rows.num_rows == 0:
+        return rows.combine_chunks()
+    index = month_index(rows["period"])
+    if index is not None:  # the usual case: no string compute (see month_index)
+        keep = index >= index_of(Period.parse(first))
+        return rows.combine_chunks() if keep.all() else rows.filter(pa.array(keep))
+    if pc.min(rows["period"]).as_py() >= first:
         return rows.combine_chunks()
     return rows.filter(pc.greater_equal(rows["period"], first)).combine_chunks()
 
