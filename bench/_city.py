@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from datasets.generator import generate_city
 PERIOD = "2026-10"
 # A city billed month after month: its 1st period and its 13th (12 earlier bills files).
 FIRST_OF_13, LAST_OF_13 = "2025-10", "2026-10"
-ROOT = Path(__file__).resolve().parent.parent / "bench-data"
+# GRIDFARE_BENCH_DATA moves the cache out of the tree (a 30 M city is ~4 GB).
+ROOT = Path(os.environ.get("GRIDFARE_BENCH_DATA")
+            or Path(__file__).resolve().parent.parent / "bench-data")
 
 
 def ensure_city(accounts: int, sections: int, seed: int = 11, *, first: str = PERIOD,

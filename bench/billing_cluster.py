@@ -43,6 +43,7 @@ from bench._duckdb_bills import (
     spark_sources,
 )
 from bench._duckdb_bills import parquet_sources as same_bills_sources
+from datasets.datacentre import FOLD_PART_NAME, PART_NAME
 from datasets.generator import span_periods
 from gridfare.period import Period
 from gridfare.tariffs import load_tariff_book
@@ -149,8 +150,8 @@ def _folded(centre, period: str) -> bool:
     """Whether every section of ``period`` has its bills and its history fold."""
     root = Path(centre.root)
     sections = len(centre.sections(period))
-    return all(len(list((root / dataset / f"period={period}").glob("*/*.parquet"))) == sections
-               for dataset in ("bills", "history"))
+    return all(len(list((root / dataset / f"period={period}").glob(f"*/{name}"))) == sections
+               for dataset, name in (("bills", PART_NAME), ("history", FOLD_PART_NAME)))
 
 
 def _warm_page_cache(centre, period: str) -> None:
@@ -164,7 +165,7 @@ def _warm_page_cache(centre, period: str) -> None:
                    f"period={period}", root / "history" / f"period={previous}",
                    *(root / "bills" / f"period={p}" for p in
                      map(str, Period.parse(period).previous(12)))):
-        for path in sorted(folder.rglob("*.parquet")):
+        for path in sorted(folder.rglob("part-0.*")):
             path.read_bytes()
 
 

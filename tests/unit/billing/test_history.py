@@ -51,3 +51,32 @@ def test_segments_only_match_their_own_accounts():
                         np.array([0, 0, 1, 1, 1]))
     assert found.tolist() == [True, False, True, False, True]
     assert pos[found].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("labels, expected", [
+    (["2026-01", "2025-12", "0001-01"], [2026 * 12, 2025 * 12 + 11, 12]),
+    (["2026-1"], None),  # another length
+    (["2026-13"], None),  # no such month
+    (["2026-00"], None),
+    (["2026/01"], None),  # not the separator
+    (["20a6-01"], None),  # not a digit
+    (["2026-01", None], None),  # a null
+    ([], None),
+])
+def test_month_index_reads_labels_or_declines(labels, expected):
+    from gridfare.period import Period, index_of, month_index
+
+    index = month_index(pa.array(labels, pa.string()))
+    if expected is None:
+        assert index is None
+    else:
+        assert index.tolist() == expected
+        assert [index_of(Period.parse(label)) for label in labels] == expected
+
+
+def test_month_index_of_a_sliced_chunked_column():
+    from gridfare.period import month_index
+
+    column = pa.chunked_array([pa.array(["2026-10", "2026-11", "2026-12"]).slice(1),
+                               pa.array(["2027-01"])])
+    assert month_index(column).tolist() == [2026 * 12 + 10, 2026 * 12 + 11, 2027 * 12]

@@ -33,7 +33,7 @@ def _bill(centre: DataCentre, book, period: str) -> None:
 
 def _files(root: Path, dataset: str) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes()
-            for p in sorted((root / dataset).rglob("*.parquet"))}
+            for p in sorted((root / dataset).rglob("part-0.*"))}
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +137,20 @@ def test_legacy_rows_past_the_first_billed_month_are_carried(book, tmp_path):
             for r in centre.read_history("S00001", "2027-01").to_pylist()}
     assert all(rows[(a, p)] == 123.0 for a in closed for p in ("2026-11", "2026-12"))
     assert rows[(ids[-1], "2026-12")] != 123.0
+
+
+def test_a_fold_in_the_old_parquet_format_is_skipped_then_replaced(city, book, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(city, copy)
+    bills = _files(copy, "bills")
+    partition = copy / "history" / "period=2027-01" / "section=S00002"
+    (partition / "part-0.arrow").unlink()
+    old = partition / "part-0.parquet"
+    old.write_bytes(b"not read")  # a fold of before Arrow IPC: never read, never refused
+    centre = DataCentre(str(copy))
+    assert centre.periods("history") == span_periods(FIRST, LAST)
+    assert centre.read_history("S00002", LAST).equals(_slow(centre, "S00002", LAST))
+    _bill(centre, book, LAST)
+    assert _files(copy, "bills") == bills
+    _bill(centre, book, "2027-01")  # writing the fold again removes the old file
+    assert not old.exists() and (partition / "part-0.arrow").exists()
