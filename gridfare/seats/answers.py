@@ -156,7 +156,25 @@ def _key(train_no: str, day: object) -> str:
     return f"{train_no}@{text}"
 
 
-class SaleAnswers(Sequence):
+class _AnswerSequence(Sequence):
+    """Answers typed on access that compare, print and slice as the list of them would."""
+
+    __hash__ = None  # mutable
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same typed answers (a list included)."""
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+    def _slice(self, i: slice) -> list:
+        return [self[j] for j in range(*i.indices(len(self)))]
+
+
+class SaleAnswers(_AnswerSequence):
     """The answers of one batch of sales, in columns: what ``sell_many`` sends back.
 
     Per request a ``SaleKind`` byte and a value (the seat numbers of a sale, the seats
@@ -230,20 +248,9 @@ class SaleAnswers(Sequence):
     def __len__(self) -> int:
         return len(self.kinds)
 
-    def __eq__(self, other: object) -> bool:
-        """Equal to any sequence of the same typed answers (a list included)."""
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(self) == len(other) and list(self) == list(other)
-
-    __hash__ = None  # mutable
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self)!r})"
-
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            return self._slice(i)
         kind = self.kinds[i]
         if kind == SaleKind.OTHER:
             return self.others[i if i >= 0 else i + len(self)]
@@ -268,7 +275,7 @@ def _from_wire(kinds: bytes, values: list, others: dict) -> SaleAnswers:
     return answers
 
 
-class BulkAnswers(Sequence):
+class BulkAnswers(_AnswerSequence):
     """A bulk call's answers in request order, assembled from its calls' answers (each a
     ``SaleAnswers`` or a list) without typing them: indexing types one on access.
 
@@ -307,20 +314,9 @@ class BulkAnswers(Sequence):
     def __len__(self) -> int:
         return len(self._part)
 
-    def __eq__(self, other: object) -> bool:
-        """Equal to any sequence of the same typed answers (a list included)."""
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
-            return NotImplemented
-        return len(self) == len(other) and list(self) == list(other)
-
-    __hash__ = None  # mutable
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({list(self)!r})"
-
     def __getitem__(self, i):
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
+            return self._slice(i)
         if i < 0:
             i += len(self)
         if i in self._own:
