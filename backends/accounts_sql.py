@@ -60,6 +60,7 @@ from gridfare.store.operations import (
     Outcome,
     apply_batch,
     apply_operation,
+    check_account_ids,
     check_columns,
     check_replay,
     validate_account_id,
@@ -498,9 +499,7 @@ class AccountsDB:
         """``(account_id, balance_fen)`` arrays of the accounts given that exist, one read
         (the ids as a binary array parameter, the answer as two arrays)."""
         ids = np.ascontiguousarray(account_ids, np.int64)
-        bad = np.flatnonzero(ids <= 0)
-        if len(bad):
-            raise InvalidInput(f"account {int(ids[bad[0]])}: account_id must be in 1..2^63-1")
+        check_account_ids(ids)
         try:
             with self.conn.transaction():
                 found, fen = self.conn.execute(BALANCES, (_Int8Array(ids),),

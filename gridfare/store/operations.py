@@ -39,9 +39,11 @@ __all__ = [
     "Outcome",
     "apply_batch",
     "apply_operation",
+    "check_account_ids",
     "check_columns",
     "check_replay",
     "validate_account_id",
+    "validate_key",
 ]
 
 KEY_MAX = 128  # characters in an idempotency key
@@ -82,9 +84,7 @@ class Operation:
              refund_of: object = None) -> Operation:
         """Check a request's fields; the error names the key (or account) and the rule."""
         account = validate_account_id(account_id)
-        if not isinstance(key, str) or not key or len(key) > KEY_MAX or not key.isprintable():
-            raise InvalidInput(f"account {account}: idempotency key {key!r} must be 1 to "
-                               f"{KEY_MAX} printable characters")
+        validate_key(account, key)
         try:
             kind = OperationKind(kind)
         except ValueError:
@@ -135,6 +135,22 @@ class OperationResult:
         if self.outcome is Outcome.REFUSED_OVERDRAFT:
             raise Overdraft(self.account_id, self.key, self.amount_fen, self.balance_fen)
         return self
+
+
+def validate_key(account_id: int, key: object) -> None:
+    """An idempotency key: 1 to ``KEY_MAX`` printable characters; the error names the
+    account."""
+    if not isinstance(key, str) or not key or len(key) > KEY_MAX or not key.isprintable():
+        raise InvalidInput(f"account {account_id}: idempotency key {key!r} must be 1 to "
+                           f"{KEY_MAX} printable characters")
+
+
+def check_account_ids(account_ids: np.ndarray) -> None:
+    """``validate_account_id``'s range over an int64 array; the error names the first."""
+    bad = np.flatnonzero(account_ids <= 0)
+    if len(bad):
+        raise InvalidInput(f"account {int(account_ids[bad[0]])}: account_id must be in "
+                           "1..2^63-1")
 
 
 def validate_account_id(account_id: object) -> int:
@@ -300,15 +316,10 @@ def check_columns(account_ids: np.ndarray, keys: Sequence[str], signed_fen: np.n
     if len(keys) != n or len(signed_fen) != n:
         raise InvalidInput(f"batch: {n} account ids, {len(keys)} keys and {len(signed_fen)} "
                            "amounts must be as many")
-    bad = np.flatnonzero(account_ids <= 0)
-    if len(bad):
-        raise InvalidInput(f"account {int(account_ids[bad[0]])}: account_id must be in "
-                           "1..2^63-1")
+    check_account_ids(account_ids)
     bad = np.flatnonzero((signed_fen == 0) | (np.abs(signed_fen) > MAX_FEN))
     if len(bad):
         raise InvalidInput(f"operation {keys[bad[0]]}: amount_fen {abs(int(signed_fen[bad[0]]))} "
                            f"must be in 1..{MAX_FEN}")
     for i, key in enumerate(keys):
-        if not isinstance(key, str) or not key or len(key) > KEY_MAX or not key.isprintable():
-            raise InvalidInput(f"account {int(account_ids[i])}: idempotency key {key!r} must "
-                               f"be 1 to {KEY_MAX} printable characters")
+        validate_key(int(account_ids[i]), key)
