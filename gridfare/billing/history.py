@@ -80,7 +80,7 @@ def summarize_history(history: pa.Table | None, account_ids: np.ndarray, period:
 def _classify_periods(column: pa.ChunkedArray, period: Period,
                       months: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row: is its period one of the ``months`` before ``period``; is it in its year."""
-    index = _month_index(column)
+    index = month_index(column)
     if index is not None:
         # Well-formed ``YYYY-MM`` everywhere: compare month numbers, no string hashing.
         end = period.year * 12 + period.month - 1
@@ -94,11 +94,6 @@ def _classify_periods(column: pa.ChunkedArray, period: Period,
                          dtype=bool)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     return in_window[codes], this_year[codes]
-
-
-def _month_index(column: pa.ChunkedArray) -> np.ndarray | None:
-    """``year * 12 + month - 1`` of each ``YYYY-MM`` value (``gridfare.period.month_index``)."""
-    return month_index(column)
 
 
 def fold_history(carried: pa.Table, bills: pa.Table, period: Period,
