@@ -59,6 +59,7 @@ from gridfare.errors import (
     UnknownAccount,
     VersionConflict,
 )
+from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
 
 __all__ = ["APP_NAME", "STATUS_BY_ERROR", "AccountsProcessor", "ProcessorConfig",
            "processor_stats", "scale", "start_processors"]
@@ -70,17 +71,6 @@ CODE_VERSION = "accounts-3"  # bump when the processor's code or arguments chang
 KINDS = {"payments": "payment", "deductions": "deduction", "refunds": "refund"}
 COALESCED = frozenset({"payment", "deduction"})
 
-# The replica's own Serve settings (read when its process starts, so they travel in its
-# runtime_env): the handler runs on the replica's main event loop, not handed to a second
-# loop thread and back per request (the seats replica measured that hand-off at about a
-# third of its CPU); the handler only awaits, the blocking transactions run in the pool.
-REPLICA_ENV = {
-    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
-    "RAY_SERVE_LOG_TO_STDERR": "0",
-    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
-}
-
-LOGGING_CONFIG = {"enable_access_log": False, "log_level": "WARNING"}
 
 
 @dataclass(frozen=True)
@@ -142,7 +132,7 @@ def status_of(exc: GridfareError) -> int:
                   max_ongoing_requests=64,
                   health_check_period_s=2, health_check_timeout_s=10,
                   graceful_shutdown_timeout_s=5,
-                  logging_config=LOGGING_CONFIG)
+                  logging_config=REPLICA_LOGGING)
 class AccountsProcessor:
     def __init__(self, root: str, retry_s: float = 10.0,
                  config: dict | None = None) -> None:

@@ -14,6 +14,7 @@ from ray import serve
 
 from gridfare.errors import InvalidInput
 from gridfare.loadshare.routes import route
+from services.replica_settings import REPLICA_LOGGING
 
 __all__ = ["APP_NAME", "LoadShareHTTP", "start_loadshare_http"]
 
@@ -21,7 +22,7 @@ APP_NAME = "gridfare-loadshare"
 
 
 @serve.deployment(name="LoadShareHTTP", ray_actor_options={"num_cpus": 0}, num_replicas=1,
-                  logging_config={"enable_access_log": False, "log_level": "WARNING"})
+                  logging_config=REPLICA_LOGGING)
 class LoadShareHTTP:
     def __init__(self, manager_name: str) -> None:
         self._manager_name = manager_name

@@ -24,6 +24,7 @@ from ray import serve
 from actors.burst_environment import SLOT, EnvironmentAgent
 from gridfare.errors import GridfareError, InvalidInput, UnknownTariff
 from gridfare.loadshare.caps import EnvironmentCaps
+from services.replica_settings import REPLICA_LOGGING
 
 __all__ = ["APP_NAME", "DEPLOYMENT", "Quote", "start_quote_service"]
 
@@ -50,7 +51,7 @@ REPLICA_ENV = {
     # A replica told to stop (scale-down, node drain) finishes what it holds first.
     graceful_shutdown_wait_loop_s=0.5,
     graceful_shutdown_timeout_s=60,
-    logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    logging_config=REPLICA_LOGGING,
 )
 class Quote:
     def __init__(self, manager_name: str, caps: dict, tariffs_dir: str | None = None) -> None:

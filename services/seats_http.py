@@ -44,6 +44,7 @@ from gridfare.seats.requests import (
     SellRequest,
     TrainDateRef,
 )
+from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
 from services.seats_edge import error_answer, json_response, read_json
 
 __all__ = ["SeatsHTTP", "app_name", "start_serve"]
@@ -56,17 +57,6 @@ def app_name(root: str) -> str:
     return f"gridfare-seats-{seats_suffix(root)}"
 
 
-# The replica's own Serve settings (read when its process starts, so they travel in its
-# runtime_env). Profiled with py-spy under 64 connections (2 cores): the replica and the
-# proxy each burned ~57 % of a core at ~240 requests/s; in the replica about a third went
-# to handing each request to a second event-loop thread and back, and to per-request access
-# logging. Running the handler on the replica's main loop and logging only warnings
-# removes that work; the handler is all ``await``s, so it never blocks that loop.
-REPLICA_ENV = {
-    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
-    "RAY_SERVE_LOG_TO_STDERR": "0",
-    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
-}
 
 _ACTIONS = ("pause", "resume", "rollback", "step")
 METRICS_EVERY_S = 1.0
@@ -77,7 +67,7 @@ METRICS_EVERY_S = 1.0
     ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": REPLICA_ENV}},
     max_ongoing_requests=1000,
     num_replicas=1,
-    logging_config={"enable_access_log": False, "log_level": "WARNING"},
+    logging_config=REPLICA_LOGGING,
 )
 class SeatsHTTP:
     def __init__(self, root: str, config: ClientConfig | None = None) -> None:
