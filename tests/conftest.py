@@ -23,12 +23,25 @@ PERIOD = "2026-10"
 # other, in collection order, on the one shared session cluster. Only modules that neither
 # pick a free port for a later bind (another test could take it meanwhile) nor judge
 # timing-sensitive behaviour on a busy machine (the load-sharing burst's node count) are
-# listed. The scheduler sees node ids only, so the queues are named by module here
-# (xdist's loadgroup marks do not reach the node ids under pytest 9).
+# listed. The pure-logic tests (tests/unit, about 2 minutes of one core) join them, so
+# the two workers finish closer together; the HAProxy settings test stays in the main
+# queue, as it checks that ports it picked are free. The scheduler sees node ids only, so
+# the queues are named by module here (xdist's loadgroup marks do not reach the node ids
+# under pytest 9).
 SCENARIO_MODULES = frozenset({
     "tests/faults/test_autoscaling.py",
     "tests/faults/test_cli_fuzz.py",
 })
+SCENARIO_FOLDERS = ("tests/unit/",)
+MAIN_QUEUE_MODULES = frozenset({"tests/unit/services/test_haproxy.py"})
+
+
+def _queue(module: str) -> str:
+    if module in SCENARIO_MODULES:
+        return "scenarios"
+    if module.startswith(SCENARIO_FOLDERS) and module not in MAIN_QUEUE_MODULES:
+        return "scenarios"
+    return "main"
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -39,7 +52,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class TwoQueues(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "scenarios" if nodeid.split("::", 1)[0] in SCENARIO_MODULES else "main"
+            return _queue(nodeid.split("::", 1)[0])
 
     return TwoQueues(config, log)
 
