@@ -440,7 +440,9 @@ class LiveState:
         self.date = run_date
         files = self.store.state_files(run_date)
         self._last, self._decided = files.last, files.notices()
-        if files.base is None:
+        if files.base is not None or files.deltas:  # decided in part before: read it
+            self.table = self.store.state_at(run_date)
+        else:
             self._write_base(run_date, 0)
 
     def _write_base(self, run_date: dt.date, seq: int) -> None:
