@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent / "bench-data"
 # the repository: generating 1.5 M accounts' readings costs minutes, and is not measured.
 CACHE = Path(os.environ.get("GRIDFARE_BENCH_CACHE", "/tmp/gridfare-bench-cache"))
 DAYS = [START + dt.timedelta(days=i) for i in range(3)]  # opening, measured, continuous
+TIMINGS: list[dict[str, float]] = []  # the continuous mode's seconds per notice, by phase
 
 
 def _inputs(accounts: int) -> Path:
@@ -214,7 +215,8 @@ def _continuous_lag(setup, batches: Path, feed, day: dt.date, shards: int, rate:
     lags: list[float] = []
     records = 0
     consumer = threading.Thread(target=lambda: lags.extend(
-        fee_control.run_continuous(setup, shards=shards, idle_exit_s=10.0)))
+        fee_control.run_continuous(setup, shards=shards, idle_exit_s=10.0,
+                                   timings=TIMINGS)))
     tables = _feed_batches(batches, size)
     consumer.start()
     time.sleep(5.0)  # the job's start (it loads the state once) is not a batch's lag
@@ -327,4 +329,9 @@ if __name__ == "__main__":
     result = run(args.accounts, args.shards, args.feed_rate,
                  continuous=not args.no_continuous, feed_batch=args.feed_batch)
     print("lags (s): " + " ".join(f"{lag:.2f}" for lag in result["lags"]), flush=True)
+    if TIMINGS:
+        phases = {name: statistics.median(t.get(name, 0.0) for t in TIMINGS)
+                  for name in TIMINGS[0]}
+        print(f"continuous, median seconds per notice by phase over {len(TIMINGS)}: " +
+              ", ".join(f"{name} {value:.3f}" for name, value in phases.items()), flush=True)
     print(section(result))

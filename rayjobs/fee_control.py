@@ -276,7 +276,8 @@ async def wait_drained_for(setup_: RunSetup, timeout_s: float = 120.0) -> None:
 def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
                    idle_exit_s: float | None = None, durable: str = "feecontrol",
                    tick_s: float | None = 60.0, clock=time.time,
-                   after_commit: Callable[[dict], None] | None = None) -> list[float]:
+                   after_commit: Callable[[dict], None] | None = None,
+                   timings: list[dict[str, float]] | None = None) -> list[float]:
     """Consume the feed's batch notices and decide each batch as it comes, until idle for
     ``idle_exit_s`` (None: forever); the lag of each batch (its notice published to its
     state written, seconds).
@@ -289,7 +290,8 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
     short is decided again at the same instant and makes the same command keys.
 
     ``after_commit`` is called with each notice after its state is written and before it
-    is acknowledged (a fault test stops the job there)."""
+    is acknowledged (a fault test stops the job there). ``timings``, if given, gets each
+    decided notice's seconds by phase (read, states, decide, commit, apply)."""
     from datasets.datacentre import DataCentre
 
     centre = DataCentre(setup_.datacentre)
@@ -325,8 +327,10 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
                                       [(f"tick:{notice['tick']}", notice)])
                 for message in messages:
                     notice = json.loads(message.data)
-                    await asyncio.to_thread(_decide_notice, notice, feed, live, setup_,
-                                            shards)
+                    spent = await asyncio.to_thread(_decide_notice, notice, feed, live,
+                                                    setup_, shards)
+                    if timings is not None and spent:
+                        timings.append(spent)
                     if after_commit is not None:
                         after_commit(notice)
                     await message.ack()
@@ -461,8 +465,18 @@ class LiveState:
 
 
 def _decide_notice(notice: dict, feed: CollectionFeed, live: LiveState,
-                   setup_: RunSetup, shards: int) -> None:
+                   setup_: RunSetup, shards: int) -> dict[str, float]:
+    """Decide one notice; its seconds by phase (empty: it was decided before)."""
     from datasets.schemas import COLLECTED
+
+    spent: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        spent[name] = now - started
+        started = now
 
     if "tick" in notice:
         # A tick decides the accounts pending a disconnect at its instant, on the newest
@@ -471,25 +485,31 @@ def _decide_notice(notice: dict, feed: CollectionFeed, live: LiveState,
         decide_at = dt.datetime.fromisoformat(notice["tick"])
         run_date = live.tick_date()
         if run_date is None:
-            return
+            return spent
         part = f"tick-{decide_at:%Y%m%dT%H%M%S}"
         if live.decided(run_date, part):
-            return
+            return spent
         records = COLLECTED.empty_table()
     else:
         run_date = dt.date.fromisoformat(notice["date"])
         part = f"batch-{int(notice['batch']):06d}"
         if live.decided(run_date, part):
-            return  # decided before its ack was lost: its commands went out before
+            return spent  # decided before its ack was lost: its commands went out before
         records = feed.read(run_date, [int(notice["batch"])])
         # The batch's own clock decides it: a redelivered notice makes the same keys.
         received = pc.max(records["received_at"]).as_py() if records.num_rows else None
         decide_at = received or dt.datetime.combine(run_date, dt.time())
+    lap("read")
     states, on_memory = live.states_for(run_date, records)
+    lap("states")
     tables, _ = decide(setup_, records, states, run_date, decide_at, shards=shards)
+    lap("decide")
     seq = live.next_delta(run_date, on_memory)
     commit(setup_, run_date, tables, part, delta=seq)
+    lap("commit")
     live.committed(run_date, on_memory, seq, part, tables["state"])
+    lap("apply")
+    return spent
 
 
 async def announce(url: str, date: dt.date, batch: int) -> bool:
