@@ -83,10 +83,13 @@ class StateTable:
             delta = delta.take(pa.array(_last_of_each(ids)))
             ids = delta["account_id"].to_numpy()
         position, found = self._lookup(ids)
-        if not found.all():
-            fresh = delta.filter(pa.array(~found))
-            merged = pa.concat_tables([self.to_table(), fresh])
-            self.__init__(merged)  # new accounts: rebuilt once, sorted
+        if not found.all():  # new accounts: empty rows inserted in order, filled below
+            fresh = np.sort(ids[~found])
+            at = np.searchsorted(self._ids, fresh)
+            self._ids = np.insert(self._ids, at, fresh)
+            for name, values in self._values.items():
+                self._values[name] = np.insert(values, at, values.dtype.type(0))
+                self._valid[name] = np.insert(self._valid[name], at, False)
             position, found = self._lookup(ids)
         for field in FEE_STATE:
             if field.name == "account_id":
