@@ -95,7 +95,8 @@ def _open_store(client, ids: np.ndarray, balances: np.ndarray, floor_fen: int) -
 
 
 def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0,
-        continuous: bool = True, feed_batch: int | None = None) -> dict:
+        continuous: bool = True, feed_batch: int | None = None,
+        feed_batches: int | None = None) -> dict:
     from actors.accounts_client import AccountsClient, remove_store
     from actors.attach import attach
     from actors.fee_accounts import AccountsSpec
@@ -173,7 +174,7 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0,
                                                 ("action", "ascending")]).to_pylist()
         result["lags"], result["continuous_records"] = (
             _continuous_lag(setup, inputs / "continuous", feed, DAYS[2], shards, feed_rate,
-                            feed_batch)
+                            feed_batch, feed_batches)
             if continuous else ([], 0))
         if continuous:
             result.update(_state_files(store, DAYS[2]))
@@ -205,11 +206,12 @@ def _feed_batches(batches: Path, size: int | None) -> list[pa.Table]:
 
 
 def _continuous_lag(setup, batches: Path, feed, day: dt.date, shards: int, rate: float,
-                    size: int | None = None) -> tuple[list[float], int]:
+                    size: int | None = None, count: int | None = None
+                    ) -> tuple[list[float], int]:
     """Append the day's feed batches (generated beforehand) and announce them at ``rate``
     batches a second (on a fixed schedule: a late announcement does not push the next
     back) to the continuous mode; each batch's lag from its notice to its state written,
-    and the records announced."""
+    and the records announced. ``count``: only the first so many batches."""
     from rayjobs import fee_control
 
     lags: list[float] = []
@@ -217,7 +219,7 @@ def _continuous_lag(setup, batches: Path, feed, day: dt.date, shards: int, rate:
     consumer = threading.Thread(target=lambda: lags.extend(
         fee_control.run_continuous(setup, shards=shards, idle_exit_s=10.0,
                                    timings=TIMINGS)))
-    tables = _feed_batches(batches, size)
+    tables = _feed_batches(batches, size)[:count]
     consumer.start()
     time.sleep(5.0)  # the job's start (it loads the state once) is not a batch's lag
     started = time.monotonic()
@@ -325,9 +327,12 @@ if __name__ == "__main__":
     parser.add_argument("--feed-batch", type=int,
                         help="continuous mode: records per feed batch (default: the "
                              "collector's four batches of the day)")
+    parser.add_argument("--feed-batches", type=int,
+                        help="continuous mode: announce only the first N feed batches")
     args = parser.parse_args()
     result = run(args.accounts, args.shards, args.feed_rate,
-                 continuous=not args.no_continuous, feed_batch=args.feed_batch)
+                 continuous=not args.no_continuous, feed_batch=args.feed_batch,
+                 feed_batches=args.feed_batches)
     print("lags (s): " + " ".join(f"{lag:.2f}" for lag in result["lags"]), flush=True)
     if TIMINGS:
         phases = {name: statistics.median(t.get(name, 0.0) for t in TIMINGS)
