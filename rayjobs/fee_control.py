@@ -291,7 +291,8 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
 
     ``after_commit`` is called with each notice after its state is written and before it
     is acknowledged (a fault test stops the job there). ``timings``, if given, gets each
-    decided notice's seconds by phase (read, states, decide, commit, apply)."""
+    decided notice's seconds by phase (read, states, decide, commit, apply; and, summed over
+    the shards inside decide, each stage's, the store's and the whole shard's)."""
     from datasets.datacentre import DataCentre
 
     centre = DataCentre(setup_.datacentre)
@@ -502,8 +503,12 @@ def _decide_notice(notice: dict, feed: CollectionFeed, live: LiveState,
     lap("read")
     states, on_memory = live.states_for(run_date, records)
     lap("states")
-    tables, _ = decide(setup_, records, states, run_date, decide_at, shards=shards)
+    tables, counts = decide(setup_, records, states, run_date, decide_at, shards=shards)
     lap("decide")
+    for name, value in counts.items():  # inside decide: the shards' time (summed), by part
+        if name.startswith("stage_ms_") or name in ("shard_ms", "accounts_ms"):
+            spent[f"shards.{name.removesuffix('_ms').removeprefix('stage_ms_')}"] = \
+                value / 1000
     seq = live.next_delta(run_date, on_memory)
     commit(setup_, run_date, tables, part, delta=seq)
     lap("commit")
