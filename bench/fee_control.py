@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent / "bench-data"
 # the repository: generating 1.5 M accounts' readings costs minutes, and is not measured.
 CACHE = Path(os.environ.get("GRIDFARE_BENCH_CACHE", "/tmp/gridfare-bench-cache"))
 DAYS = [START + dt.timedelta(days=i) for i in range(3)]  # opening, measured, continuous
+TIMINGS: list[dict[str, float]] = []  # the continuous mode's seconds per notice, by phase
 
 
 def _inputs(accounts: int) -> Path:
@@ -94,7 +95,8 @@ def _open_store(client, ids: np.ndarray, balances: np.ndarray, floor_fen: int) -
 
 
 def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0,
-        continuous: bool = True) -> dict:
+        continuous: bool = True, feed_batch: int | None = None,
+        feed_batches: int | None = None) -> dict:
     from actors.accounts_client import AccountsClient, remove_store
     from actors.attach import attach
     from actors.fee_accounts import AccountsSpec
@@ -124,7 +126,7 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0,
     ids = active["account_id"].to_numpy()
     opening = opening_balances(ids, active["customer_kind"].to_numpy(zero_copy_only=False), 1)
     result: dict = {"accounts": len(ids), "cluster": cluster.describe(), "shards": shards,
-                    "feed_rate": feed_rate}
+                    "feed_rate": feed_rate, "feed_batch": feed_batch}
     setup = client = None
     try:
         client = AccountsClient.start(store_root)
@@ -171,8 +173,11 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0,
             [("account_id", "count")]).sort_by([("customer_kind", "ascending"),
                                                 ("action", "ascending")]).to_pylist()
         result["lags"], result["continuous_records"] = (
-            _continuous_lag(setup, inputs / "continuous", feed, DAYS[2], shards, feed_rate)
+            _continuous_lag(setup, inputs / "continuous", feed, DAYS[2], shards, feed_rate,
+                            feed_batch, feed_batches)
             if continuous else ([], 0))
+        if continuous:
+            result.update(_state_files(store, DAYS[2]))
     finally:
         if setup is not None:
             setup.close()  # the embedded NATS server
@@ -184,27 +189,79 @@ def run(accounts: int = ACCOUNTS, shards: int = 4, feed_rate: float = 1.0,
     return result
 
 
-def _continuous_lag(setup, batches: Path, feed, day: dt.date, shards: int, rate: float
+def _feed_batches(batches: Path, size: int | None) -> list[pa.Table]:
+    """The continuous day's feed as generated (in batch order), or cut into batches of
+    ``size`` records in the same order, renumbered from 1."""
+    tables = [pq.read_table(path) for path in sorted(batches.glob("batch-*.parquet"))]
+    if size is None:
+        return tables
+    whole = pa.concat_tables(tables)
+    out = []
+    for number, lo in enumerate(range(0, whole.num_rows, size), start=1):
+        part = whole.slice(lo, size)
+        column = part.schema.get_field_index("batch")
+        out.append(part.set_column(column, part.schema.field(column),
+                                   pa.array(np.full(part.num_rows, number, np.int64))))
+    return out
+
+
+def _continuous_lag(setup, batches: Path, feed, day: dt.date, shards: int, rate: float,
+                    size: int | None = None, count: int | None = None
                     ) -> tuple[list[float], int]:
     """Append the day's feed batches (generated beforehand) and announce them at ``rate``
-    batches a second to the continuous mode; each batch's lag from its notice to its state
-    written, and the records announced."""
+    batches a second (on a fixed schedule: a late announcement does not push the next
+    back) to the continuous mode; each batch's lag from its notice to its state written,
+    and the records announced. ``count``: only the first so many batches."""
     from rayjobs import fee_control
 
     lags: list[float] = []
     records = 0
     consumer = threading.Thread(target=lambda: lags.extend(
-        fee_control.run_continuous(setup, shards=shards, idle_exit_s=5.0)))
+        fee_control.run_continuous(setup, shards=shards, idle_exit_s=10.0,
+                                   timings=TIMINGS)))
+    tables = _feed_batches(batches, size)[:count]
     consumer.start()
-    for path in sorted(batches.glob("batch-*.parquet")):
-        batch = pq.read_table(path)
+    time.sleep(5.0)  # the job's start (it loads the state once) is not a batch's lag
+    started = time.monotonic()
+    for i, batch in enumerate(tables):
+        time.sleep(max(0.0, started + i / rate - time.monotonic()))
         records += batch.num_rows
         number = int(batch["batch"][0].as_py())
         feed.append(day, number, batch)
         asyncio.run(fee_control.announce(setup.nats_url, day, number))
-        time.sleep(1.0 / rate)
     consumer.join()
     return lags, records
+
+
+def _state_files(store, day: dt.date) -> dict:
+    """The continuous day's state files, and what one whole-state read and write (the
+    old per-batch cost) takes on the same data, timed once here."""
+    files = store.state_files(day)
+    started = time.perf_counter()
+    whole = store.read("state", day)
+    read_s = time.perf_counter() - started
+    scratch = day + dt.timedelta(days=30)
+    started = time.perf_counter()
+    store.write("state", scratch, whole)
+    write_s = time.perf_counter() - started
+    return {"state_rows": whole.num_rows, "deltas": len(files.deltas), "base": files.base,
+            "whole_read_s": read_s, "whole_write_s": write_s}
+
+
+def _lag_line(result: dict) -> str:
+    lags = result["lags"]
+    if not lags:
+        return "| continuous mode lag | no batch decided |"
+    ordered = sorted(lags)
+    p99 = ordered[min(len(ordered) - 1, int(np.ceil(0.99 * len(ordered))) - 1)]
+    third = max(1, len(lags) // 3)
+    per_batch = result["continuous_records"] / len(lags)
+    return (f"| continuous mode lag, one feed batch every {1 / result['feed_rate']:.2g} s "
+            f"({per_batch:,.0f} records a batch, {per_batch * result['feed_rate']:,.0f} "
+            f"records/s) | p50 {statistics.median(lags):.2f} s, p99 {p99:.2f} s, max "
+            f"{max(lags):.2f} s over {len(lags)} batches; median of the first third "
+            f"{statistics.median(lags[:third]):.2f} s, of the last third "
+            f"{statistics.median(lags[-third:]):.2f} s |")
 
 
 def section(result: dict) -> str:
@@ -214,7 +271,6 @@ def section(result: dict) -> str:
     balance = counts.get("balance_hits", 0), counts.get("balance_misses", 0)
     shard_s = counts.get("shard_ms", 0) / 1000
     io_s = counts.get("accounts_ms", 0) / 1000
-    lags = result["lags"]
     ratio = result["duckdb_s"] / result["e2e_s"]
     classes = "; ".join(f"{r['customer_kind']} {r['action']} {r['account_id_count']:,}"
                         for r in result["per_class"])
@@ -245,11 +301,12 @@ def section(result: dict) -> str:
         f"| commands per class | {classes} |",
         f"| cache hit rate (published versions; balances) | "
         f"{hits / max(hits + misses, 1):.0%}; {balance[0] / max(sum(balance), 1):.0%} |",
-        f"| continuous mode lag, one feed batch every {1 / result['feed_rate']:.0f} s "
-        f"({result['continuous_records'] / len(lags):,.0f} records a batch) | p50 "
-        f"{statistics.median(lags):.2f} s, max {max(lags):.2f} s over {len(lags)} batches |"
-        if lags else
-        "| continuous mode lag | no batch decided |",
+        _lag_line(result),
+        (f"| continuous mode state after the day | {result['state_rows']:,} accounts: "
+         f"{result['deltas']} deltas (base {result['base']}); one whole-state read + write "
+         f"(the old per-batch cost) {result['whole_read_s']:.2f} + "
+         f"{result['whole_write_s']:.2f} s |" if "state_rows" in result else
+         "| continuous mode state | not run |"),
         f"| set-up (not measured): opening the accounts in the store | {result['open_s']:.0f} s |",
     ]
     return "\n".join(lines)
@@ -267,6 +324,19 @@ if __name__ == "__main__":
                         help="skip the continuous-mode lag")
     parser.add_argument("--feed-rate", type=float, default=1.0,
                         help="continuous mode: feed batches announced per second")
+    parser.add_argument("--feed-batch", type=int,
+                        help="continuous mode: records per feed batch (default: the "
+                             "collector's four batches of the day)")
+    parser.add_argument("--feed-batches", type=int,
+                        help="continuous mode: announce only the first N feed batches")
     args = parser.parse_args()
-    print(section(run(args.accounts, args.shards, args.feed_rate,
-                      continuous=not args.no_continuous)))
+    result = run(args.accounts, args.shards, args.feed_rate,
+                 continuous=not args.no_continuous, feed_batch=args.feed_batch,
+                 feed_batches=args.feed_batches)
+    print("lags (s): " + " ".join(f"{lag:.2f}" for lag in result["lags"]), flush=True)
+    if TIMINGS:
+        phases = {name: statistics.median(t.get(name, 0.0) for t in TIMINGS)
+                  for name in TIMINGS[0]}
+        print(f"continuous, median seconds per notice by phase over {len(TIMINGS)}: " +
+              ", ".join(f"{name} {value:.3f}" for name, value in phases.items()), flush=True)
+    print(section(result))

@@ -3,7 +3,10 @@
 Layout under the data centre's root::
 
     collected/date=2026-11-03/batch-000001.parquet     the append-only feed (COLLECTED)
-    feecontrol/state/date=2026-11-03/part-0.parquet    accounts' state after that date
+    feecontrol/state/date=2026-11-03/part-0.parquet    accounts' state after that date (batch)
+    feecontrol/state/date=.../delta-00000007-batch-000123.parquet   continuous: the rows one
+                                                       notice decided, in commit order
+    feecontrol/state/date=.../base-00000007.parquet    continuous: the whole state after delta 7
     feecontrol/decisions/date=.../part-0.parquet       one row per decided account
     feecontrol/commands/date=.../part-0.parquet        commands sent to terminals
     feecontrol/rejects/date=.../part-0.parquet         records pre-processing refused
@@ -13,6 +16,13 @@ The feed only grows: a batch is a new file, never rewritten. Appending a batch t
 already there with the same rows is a no-op (a collector retrying after a lost answer), with
 other rows it is refused. Fee control's tables are one file per run date, replaced whole by
 a rerun (the data centre's atomic write), so a rerun of a date gives the same files.
+
+The state of a date is its newest base (``part-0`` counts as base 0, ``base-S`` as base S)
+with the deltas numbered above it laid over it in order; a date without a base starts from
+the state of the date before. The continuous mode writes one delta per notice (only the
+accounts that notice decided), and now and then a base from its memory; a delta is its
+notice's commit point and stays after a base covers it, so a redelivered notice is known as
+decided. Batch mode writes ``part-0`` and removes the date's bases and deltas first.
 """
 
 from __future__ import annotations
@@ -21,12 +31,14 @@ import contextlib
 import datetime as dt
 import re
 import uuid
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from datasets.datacentre import DataCentre, _conform, _writer_options
+from datasets.fee_state import StateTable
 from datasets.schemas import (
     COLLECTED,
     FEE_COMMANDS,
@@ -37,7 +49,7 @@ from datasets.schemas import (
 )
 from gridfare.errors import DataCentreError, FeedConflict
 
-__all__ = ["FEE_TABLES", "CollectionFeed", "FeeControlStore"]
+__all__ = ["FEE_TABLES", "CollectionFeed", "FeeControlStore", "StateFiles"]
 
 FEE_TABLES: dict[str, pa.Schema] = {
     "state": FEE_STATE,
@@ -47,6 +59,26 @@ FEE_TABLES: dict[str, pa.Schema] = {
     "holds": FEE_HOLDS,
 }
 _BATCH = re.compile(r"^batch-(\d{6,})\.parquet$")
+_STATE_BASE = re.compile(r"^base-(\d{8})\.parquet$")
+_STATE_DELTA = re.compile(r"^delta-(\d{8})-([A-Za-z0-9T_-]+)\.parquet$")
+_NOTICE = re.compile(r"^[A-Za-z0-9T_-]+$")
+
+
+@dataclass(frozen=True)
+class StateFiles:
+    """What one date's state directory holds: its newest base and its deltas."""
+
+    base: int | None  # the newest base's number (part-0 is 0); None: no base
+    base_name: str | None
+    deltas: tuple[tuple[int, str], ...]  # (number, notice), ascending by number
+
+    @property
+    def last(self) -> int:
+        """The highest number written (base or delta); 0 when none."""
+        return max([self.base or 0, *(seq for seq, _ in self.deltas)])
+
+    def notices(self) -> set[str]:
+        return {notice for _, notice in self.deltas}
 
 
 def _write(fs: pafs.FileSystem, path: str, table: pa.Table, schema: pa.Schema) -> None:
@@ -154,27 +186,111 @@ class FeeControlStore:
 
     def write(self, table: str, date: dt.date, rows: pa.Table, part: str = "part-0") -> None:
         """Replace one part of ``table`` for ``date``: a batch run writes ``part-0``, the
-        continuous mode one part per feed batch (``batch-000123``); ``state`` has one part,
-        the accounts' whole state after the latest decided batch."""
-        if table == "state" and part != "part-0":
-            raise DataCentreError("fee control: the state has one part per date")
+        continuous mode one part per feed batch (``batch-000123``). ``state`` is written
+        here only whole (``part-0``, batch mode): the date's continuous bases and deltas
+        are removed first, so the new file is the date's state (a crash between leaves the
+        date undecided, and the batch run is run again)."""
+        if table == "state":
+            if part != "part-0":
+                raise DataCentreError("fee control: the state is written whole as part-0, "
+                                      "or a notice at a time with write_state_delta")
+            directory = self._dir("state", date)
+            for name in self._names(directory):
+                if _STATE_BASE.match(name) or _STATE_DELTA.match(name):
+                    self._delete(f"{directory}/{name}")
         schema = FEE_TABLES[table]
         path = f"{self._dir(table, date)}/{part}.parquet"
         _write(self._fs, path, _conform(rows, schema, table), schema)
 
-    def read(self, table: str, date: dt.date) -> pa.Table:
-        """Every part of ``table`` for ``date``, in part name order."""
-        directory = self._dir(table, date)
+    def write_state_delta(self, date: dt.date, seq: int, notice: str, rows: pa.Table) -> None:
+        """Write delta ``seq`` of ``date``: the state rows notice ``notice`` decided (its
+        commit point). ``seq`` must be above every number the date holds."""
+        if not _NOTICE.match(notice):
+            raise DataCentreError(f"fee control: bad notice name {notice!r} for a state delta")
+        files = self.state_files(date)
+        if notice in files.notices():
+            raise DataCentreError(f"fee control: state of {date}: notice {notice} is "
+                                  "already decided")
+        if seq <= files.last:
+            raise DataCentreError(f"fee control: state of {date}: delta {seq} is not above "
+                                  f"{files.last}")
+        _write(self._fs, self._delta_path(date, seq, notice), _conform(rows, FEE_STATE,
+                                                                       "state"), FEE_STATE)
+
+    def write_state_base(self, date: dt.date, seq: int, state: pa.Table) -> None:
+        """Write base ``seq`` of ``date``: the whole state after its delta ``seq`` (or, 0,
+        the state it starts from); older continuous bases of the date are removed after."""
+        directory = self._dir("state", date)
+        _write(self._fs, f"{directory}/base-{seq:08d}.parquet",
+               _conform(state, FEE_STATE, "state"), FEE_STATE)
+        for name in self._names(directory):
+            match = _STATE_BASE.match(name)
+            if match and int(match.group(1)) < seq:
+                self._delete(f"{directory}/{name}")
+
+    def state_files(self, date: dt.date) -> StateFiles:
+        names = self._names(self._dir("state", date))
+        bases = {int(m.group(1)): name for name in names if (m := _STATE_BASE.match(name))}
+        if "part-0.parquet" in names:
+            bases.setdefault(0, "part-0.parquet")
+        base = max(bases) if bases else None
+        deltas = sorted((int(m.group(1)), m.group(2)) for name in names
+                        if (m := _STATE_DELTA.match(name)))
+        return StateFiles(base, bases.get(base) if base is not None else None, tuple(deltas))
+
+    def state_at(self, date: dt.date) -> StateTable:
+        """The accounts' state after everything decided for ``date`` and before (the
+        newest date with a state at or before it); empty when none."""
+        earlier = [d for d in self.dates("state") if d <= date]
+        if not earlier:
+            return StateTable()
+        files = self.state_files(earlier[-1])
+        if files.base is not None:
+            state = StateTable(_read(self._fs, f"{self._dir('state', earlier[-1])}/"
+                                               f"{files.base_name}", FEE_STATE))
+        else:
+            state = self.state_at(earlier[-1] - dt.timedelta(days=1))
+        for seq, notice in files.deltas:
+            if files.base is None or seq > files.base:
+                state.apply(_read(self._fs, self._delta_path(earlier[-1], seq, notice),
+                                  FEE_STATE))
+        return state
+
+    def _delta_path(self, date: dt.date, seq: int, notice: str) -> str:
+        return f"{self._dir('state', date)}/delta-{seq:08d}-{notice}.parquet"
+
+    def _names(self, directory: str) -> list[str]:
         selector = pafs.FileSelector(directory, allow_not_found=True)
         try:
             infos = self._fs.get_file_info(selector)
         except (OSError, pa.ArrowException) as exc:
             raise DataCentreError(f"cannot list {directory}: {exc}") from exc
-        names = sorted(info.base_name for info in infos if info.type == pafs.FileType.File
-                       and info.base_name.endswith(".parquet")
-                       and not info.base_name.startswith("."))
+        return sorted(info.base_name for info in infos if info.type == pafs.FileType.File
+                      and info.base_name.endswith(".parquet")
+                      and not info.base_name.startswith("."))
+
+    def _delete(self, path: str) -> None:
+        try:
+            self._fs.delete_file(path)
+        except FileNotFoundError:
+            pass
+        except (OSError, pa.ArrowException) as exc:
+            raise DataCentreError(f"cannot remove {path}: {exc}") from exc
+
+    def read(self, table: str, date: dt.date) -> pa.Table:
+        """Every part of ``table`` for ``date``, in part name order; for ``state``, the
+        date's state (its base and deltas resolved, ascending by account)."""
+        directory = self._dir(table, date)
+        if table == "state":
+            files = self.state_files(date)
+            if files.base == 0 and not files.deltas:  # a batch run's date: one file
+                return _read(self._fs, f"{directory}/part-0.parquet", FEE_STATE)
+            if files.base is None and not files.deltas:
+                return FEE_STATE.empty_table()
+            return self.state_at(date).to_table()
         schema = FEE_TABLES[table]
-        parts = [_read(self._fs, f"{directory}/{name}", schema) for name in names]
+        parts = [_read(self._fs, f"{directory}/{name}", schema)
+                 for name in self._names(directory)]
         return pa.concat_tables(parts) if parts else schema.empty_table()
 
     def state_before(self, date: dt.date) -> pa.Table:

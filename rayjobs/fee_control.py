@@ -12,6 +12,15 @@ written (a rerun replaces them); the commands are published with their idempoten
 point); in continuous mode the feed notice is acknowledged after that. A run that dies
 anywhere before is run again from the same input and gives the same answers, and every
 payment and deduction it posts carries its key, so none is applied twice.
+
+Continuous mode keeps every account's state in memory (``StateTable``) for the life of the
+job: a notice reads the rows of the accounts its records name (and those pending a
+disconnect) and writes a delta of only the rows it decided, so its cost follows the batch,
+not the number of accounts. The delta is the notice's commit point; a notice redelivered
+after it (the job died before its ack) is acknowledged without being decided again. A base
+(the whole state) is written in the background when a date starts and when the deltas since
+the last base hold as many rows as the state, so a restart reads one base and the deltas
+after it.
 """
 
 from __future__ import annotations
@@ -21,8 +30,9 @@ import asyncio
 import datetime as dt
 import json
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,15 +217,20 @@ async def _publish_commands(url: str, commands: pa.Table) -> tuple[int, int]:
 
 
 def commit(setup_: RunSetup, run_date: dt.date, tables: dict[str, pa.Table],
-           part: str = "part-0") -> tuple[int, int]:
-    """Write the run's tables, publish its commands, write its state: in that order."""
+           part: str = "part-0", delta: int | None = None) -> tuple[int, int]:
+    """Write the run's tables, publish its commands, write its state: in that order. The
+    state is the whole state (``part-0``, batch mode) or, with ``delta``, that numbered
+    delta of the date holding only the rows this notice decided (continuous mode)."""
     from datasets.datacentre import DataCentre
 
     store = FeeControlStore(DataCentre(setup_.datacentre))
     for name in ("decisions", "commands", "rejects", "holds"):
         store.write(name, run_date, tables[name], part)
     published = asyncio.run(_publish_commands(setup_.nats_url, tables["commands"]))
-    store.write("state", run_date, tables["state"])
+    if delta is None:
+        store.write("state", run_date, tables["state"])
+    else:
+        store.write_state_delta(run_date, delta, part, tables["state"])
     return published
 
 
@@ -260,7 +275,9 @@ async def wait_drained_for(setup_: RunSetup, timeout_s: float = 120.0) -> None:
 
 def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
                    idle_exit_s: float | None = None, durable: str = "feecontrol",
-                   tick_s: float | None = 60.0, clock=time.time) -> list[float]:
+                   tick_s: float | None = 60.0, clock=time.time,
+                   after_commit: Callable[[dict], None] | None = None,
+                   timings: list[dict[str, float]] | None = None) -> list[float]:
     """Consume the feed's batch notices and decide each batch as it comes, until idle for
     ``idle_exit_s`` (None: forever); the lag of each batch (its notice published to its
     state written, seconds).
@@ -270,11 +287,17 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
     disconnect held by the night window or its notice goes out when they end, not with the
     next feed batch. A tick is a notice like a batch's (``tick_notice``), published with
     its instant as ``Nats-Msg-Id`` and acknowledged after its state is written: a tick cut
-    short is decided again at the same instant and makes the same command keys."""
+    short is decided again at the same instant and makes the same command keys.
+
+    ``after_commit`` is called with each notice after its state is written and before it
+    is acknowledged (a fault test stops the job there). ``timings``, if given, gets each
+    decided notice's seconds by phase (read, states, decide, commit, apply; and, summed over
+    the shards inside decide, each stage's, the store's and the whole shard's)."""
     from datasets.datacentre import DataCentre
 
     centre = DataCentre(setup_.datacentre)
     feed, store = CollectionFeed(centre), FeeControlStore(centre)
+    live = LiveState(store)
 
     async def loop() -> list[float]:
         from nats.js.api import AckPolicy, ConsumerConfig
@@ -299,21 +322,27 @@ def run_continuous(setup_: RunSetup, *, shards: int = DEFAULT_SHARDS,
                 if not messages and tick_s is not None and \
                         time.monotonic() - last_tick >= tick_s:
                     last_tick = time.monotonic()
-                    if await asyncio.to_thread(_any_pending, store):
+                    if await asyncio.to_thread(live.any_pending):
                         notice = tick_notice(clock(), tick_s)
                         await publish(js, "feecontrol.feed.tick",
                                       [(f"tick:{notice['tick']}", notice)])
                 for message in messages:
                     notice = json.loads(message.data)
-                    await asyncio.to_thread(_decide_notice, notice, feed, store, setup_,
-                                            shards)
+                    spent = await asyncio.to_thread(_decide_notice, notice, feed, live,
+                                                    setup_, shards)
+                    if timings is not None and spent:
+                        timings.append(spent)
+                    if after_commit is not None:
+                        after_commit(notice)
                     await message.ack()
                     if "tick" not in notice:  # a tick is no feed: it keeps the job idle
                         lags.append(time.time() - float(notice.get("announced_at",
                                                                    time.time())))
                         idle_since = time.monotonic()
+                    await asyncio.to_thread(live.compact_if_due)
         finally:
             await nc.close()
+            live.close()
         return lags
 
     return asyncio.run(loop())
@@ -327,42 +356,165 @@ def tick_notice(now: float, tick_s: float) -> dict:
     return {"tick": instant.isoformat(), "announced_at": now}
 
 
-def _any_pending(store: FeeControlStore) -> bool:
-    from gridfare.feecontrol.strategy import State
+class LiveState:
+    """The continuous mode's state of the newest date in memory, and its files.
 
-    dates = store.dates("state")
-    if not dates:
-        return False
-    state = store.read("state", dates[-1])
-    return bool(pc.any(pc.equal(state["state"], State.DISCONNECT_PENDING.value)).as_py())
+    ``date`` is the newest run date decided (or, before the first notice, the newest with a
+    state on disk); ``table`` its state as it stands. A notice of an earlier date is decided
+    on that date's state read from disk and leaves the memory alone, as a batch rerun of an
+    old date leaves the later dates alone."""
+
+    def __init__(self, store: FeeControlStore) -> None:
+        from datasets.fee_state import StateTable
+
+        self.store = store
+        dates = store.dates("state")
+        self.date: dt.date | None = dates[-1] if dates else None
+        self.table = store.state_at(self.date) if self.date else StateTable()
+        files = store.state_files(self.date) if self.date else None
+        self._last = files.last if files else 0
+        self._decided = files.notices() if files else set()
+        self._since_base = 0  # delta rows written since the last base
+        self._writer: threading.Thread | None = None
+        self._failed: BaseException | None = None
+
+    def any_pending(self) -> bool:
+        from gridfare.feecontrol.strategy import State
+
+        return bool(len(self.table.ids_in_state(State.DISCONNECT_PENDING.value)))
+
+    def tick_date(self) -> dt.date | None:
+        return self.date
+
+    def decided(self, run_date: dt.date, notice: str) -> bool:
+        """Whether ``notice`` of ``run_date`` already wrote its delta (its commit point)."""
+        if run_date == self.date:
+            return notice in self._decided
+        return notice in self.store.state_files(run_date).notices()
+
+    def states_for(self, run_date: dt.date, records: pa.Table) -> tuple[pa.Table, bool]:
+        """The last states a notice of ``run_date`` over ``records`` reads, and whether it is
+        decided on the memory (else on the date's state read from disk)."""
+        from gridfare.feecontrol.prepare import state_needed
+        from gridfare.feecontrol.strategy import State
+
+        if self.date is None or run_date >= self.date:
+            if self.date is None or run_date > self.date:
+                self._start_date(run_date)
+            table, live = self.table, True
+        else:
+            self.join()  # the old date's files as the background writer leaves them
+            table, live = self.store.state_at(run_date), False
+        pending = table.ids_in_state(State.DISCONNECT_PENDING.value)
+        return table.rows(state_needed(records["account_id"].to_numpy(), pending)), live
+
+    def next_delta(self, run_date: dt.date, live: bool) -> int:
+        return self._last + 1 if live else self.store.state_files(run_date).last + 1
+
+    def committed(self, run_date: dt.date, live: bool, seq: int, notice: str,
+                  delta: pa.Table) -> None:
+        """The delta ``seq`` of ``notice`` is written: lay it over the memory."""
+        if not live:
+            return
+        self.table.apply(delta)
+        self._last, self._since_base = seq, self._since_base + delta.num_rows
+        self._decided.add(notice)
+
+    def compact_if_due(self) -> None:
+        """Write a base in the background once the deltas since the last hold as many rows
+        as the state (a restart then reads one base and at most that many rows more)."""
+        if self.date is not None and self._since_base and \
+                self._since_base >= max(len(self.table), 1):
+            self._write_base(self.date, self._last)
+
+    def join(self) -> None:
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
+
+    def close(self) -> None:
+        self.join()
+
+    def _start_date(self, run_date: dt.date) -> None:
+        # A new date starts from the memory (the newest state there is); its base 0 makes
+        # the date's files stand alone, whatever later happens to the dates before it.
+        self.join()
+        self.date = run_date
+        files = self.store.state_files(run_date)
+        self._last, self._decided = files.last, files.notices()
+        if files.base is not None or files.deltas:  # decided in part before: read it
+            self.table = self.store.state_at(run_date)
+        else:
+            self._write_base(run_date, 0)
+
+    def _write_base(self, run_date: dt.date, seq: int) -> None:
+        self.join()
+        whole = self.table.to_table()  # a snapshot: the memory moves on meanwhile
+        self._since_base = 0
+
+        def write() -> None:
+            try:
+                self.store.write_state_base(run_date, seq, whole)
+            except BaseException as exc:  # raised on the next join, in the job's thread
+                self._failed = exc
+
+        self._writer = threading.Thread(target=write, name="fee-state-base", daemon=True)
+        self._writer.start()
 
 
-def _decide_notice(notice: dict, feed: CollectionFeed, store: FeeControlStore,
-                   setup_: RunSetup, shards: int) -> None:
+def _decide_notice(notice: dict, feed: CollectionFeed, live: LiveState,
+                   setup_: RunSetup, shards: int) -> dict[str, float]:
+    """Decide one notice; its seconds by phase (empty: it was decided before)."""
     from datasets.schemas import COLLECTED
+
+    spent: dict[str, float] = {}
+    started = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal started
+        now = time.perf_counter()
+        spent[name] = now - started
+        started = now
 
     if "tick" in notice:
         # A tick decides the accounts pending a disconnect at its instant, on the newest
         # state and under its date (days of grace move on with the feed's dates, not the
         # clock): no records, so nothing is settled.
         decide_at = dt.datetime.fromisoformat(notice["tick"])
-        latest = store.dates("state")
-        if not latest:
-            return
-        run_date = latest[-1]
-        records, part = COLLECTED.empty_table(), f"tick-{decide_at:%Y%m%dT%H%M%S}"
+        run_date = live.tick_date()
+        if run_date is None:
+            return spent
+        part = f"tick-{decide_at:%Y%m%dT%H%M%S}"
+        if live.decided(run_date, part):
+            return spent
+        records = COLLECTED.empty_table()
     else:
         run_date = dt.date.fromisoformat(notice["date"])
+        part = f"batch-{int(notice['batch']):06d}"
+        if live.decided(run_date, part):
+            return spent  # decided before its ack was lost: its commands went out before
         records = feed.read(run_date, [int(notice["batch"])])
         # The batch's own clock decides it: a redelivered notice makes the same keys.
         received = pc.max(records["received_at"]).as_py() if records.num_rows else None
         decide_at = received or dt.datetime.combine(run_date, dt.time())
-        part = f"batch-{int(notice['batch']):06d}"
-    latest = store.dates("state")
-    states = (store.read("state", run_date) if run_date in latest
-              else store.state_before(run_date))
-    tables, _ = decide(setup_, records, states, run_date, decide_at, shards=shards)
-    commit(setup_, run_date, tables, part)
+    lap("read")
+    states, on_memory = live.states_for(run_date, records)
+    lap("states")
+    tables, counts = decide(setup_, records, states, run_date, decide_at, shards=shards)
+    lap("decide")
+    for name, value in counts.items():  # inside decide: the shards' time (summed), by part
+        if name.startswith("stage_ms_") or name in ("shard_ms", "accounts_ms"):
+            spent[f"shards.{name.removesuffix('_ms').removeprefix('stage_ms_')}"] = \
+                value / 1000
+    seq = live.next_delta(run_date, on_memory)
+    commit(setup_, run_date, tables, part, delta=seq)
+    lap("commit")
+    live.committed(run_date, on_memory, seq, part, tables["state"])
+    lap("apply")
+    return spent
 
 
 async def announce(url: str, date: dt.date, batch: int) -> bool:

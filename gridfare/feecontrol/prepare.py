@@ -21,7 +21,7 @@ from gridfare.feecontrol.batch import Context, FeeBatch, to_units
 from gridfare.feecontrol.ports import OPERATIONS, Status
 from gridfare.feecontrol.strategy import State
 
-__all__ = ["REGISTERS", "lookup", "run"]
+__all__ = ["REGISTERS", "lookup", "run", "state_needed"]
 
 NAME = "prepare"
 REGISTERS = ("critical", "peak", "flat", "valley")
@@ -34,6 +34,14 @@ def lookup(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndar
         return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
     position = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
     return position, sorted_ids[position] == ids
+
+
+def state_needed(account_ids: np.ndarray, pending: np.ndarray) -> np.ndarray:
+    """The accounts whose last state a batch can read, given the accounts its records name
+    (``account_ids``) and those pending a disconnect: ``run`` decides no other, so a run
+    given only these states decides as one given every account's."""
+    named = np.asarray(account_ids)
+    return np.union1d(named, np.asarray(pending, dtype=np.int64)).astype(np.int64)
 
 
 def run(batch: FeeBatch, context: Context) -> FeeBatch:

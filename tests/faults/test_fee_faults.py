@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import ray
 
@@ -330,5 +331,79 @@ def test_a_timer_tick_sends_a_pending_disconnect_without_waiting_for_the_feed(wo
                                clock=lambda: at)
     cut = store.read("commands", date).filter(pc.field("account_id") == account)
     assert cut["action"].to_pylist().count("disconnect") == 1
+    asyncio.run(fee_control.wait_drained_for(world.setup))
+    world.check()
+
+
+class _Crash(Exception):
+    """The continuous job stopped between a batch's state and its acknowledgement."""
+
+
+def _consumer(url: str, durable: str, create: bool) -> object:
+    """Create (or read) a feed consumer that starts at the notices published from now on
+    and redelivers an unacknowledged one after 2 s; its info."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    from backends.nats import FEED, connect, ensure_streams
+
+    async def go():
+        nc = await connect(url)
+        try:
+            js = nc.jetstream()
+            await ensure_streams(js)
+            if create:
+                await js.add_consumer(FEED, ConsumerConfig(
+                    durable_name=durable, name=durable, ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=2, deliver_policy=DeliverPolicy.NEW,
+                    filter_subject="feecontrol.feed.>"))
+            return await js.consumer_info(FEED, durable)
+        finally:
+            await nc.close()
+
+    return asyncio.run(go())
+
+
+def test_a_crash_between_a_batchs_state_and_its_ack_loses_and_doubles_nothing(world):
+    # Last in the module: this date's notices are left on the default consumer's stream.
+    durable = "crash-between-state-and-ack"
+    _consumer(world.setup.nats_url, durable, create=True)
+    date = START + dt.timedelta(days=len(world.dates))
+    batches = world.collector.collect(date)
+    world.dates.append(date)
+    feed, store = CollectionFeed(world.centre), FeeControlStore(world.centre)
+    numbers = [int(b["batch"][0].as_py()) for b in batches]
+    for number, batch in zip(numbers, batches, strict=True):
+        feed.append(date, number, batch)
+        asyncio.run(fee_control.announce(world.setup.nats_url, date, number))
+    before = store.state_before(date)
+
+    def crash(notice: dict) -> None:
+        raise _Crash(notice)
+
+    with pytest.raises(_Crash):
+        fee_control.run_continuous(world.setup, shards=2, idle_exit_s=2.0, durable=durable,
+                                   after_commit=crash)
+    first = f"batch-{numbers[0]:06d}"
+    files = store.state_files(date)
+    assert [notice for _, notice in files.deltas] == [first]  # written, not acknowledged
+    decided_once = store.read("decisions", date)
+    # Started again: the rest are decided, and the first, redelivered after its ack wait,
+    # is acknowledged without being decided a second time.
+    lags = fee_control.run_continuous(world.setup, shards=2, idle_exit_s=5.0,
+                                      durable=durable)
+    assert len(lags) >= len(numbers)
+    files = store.state_files(date)
+    assert sorted(notice for _, notice in files.deltas) == sorted(
+        f"batch-{n:06d}" for n in numbers)  # each batch's state written once
+    info = _consumer(world.setup.nats_url, durable, create=False)
+    assert info.num_ack_pending == 0 and info.num_pending == 0
+    # The first batch's decisions are as it first wrote them (not decided again on its own
+    # state, which would settle nothing and write deductions of 0).
+    part = pq.read_table(f"{world.root}/feecontrol/decisions/date={date}/{first}.parquet")
+    assert part.cast(decided_once.schema).equals(decided_once)
+    assert pc.sum(decided_once["deduction_fen"]).as_py() > 0
+    # The date's state is the day before's with every batch's delta laid over it.
+    state = store.read("state", date)
+    assert set(before["account_id"].to_pylist()) <= set(state["account_id"].to_pylist())
     asyncio.run(fee_control.wait_drained_for(world.setup))
     world.check()

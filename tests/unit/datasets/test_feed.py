@@ -88,5 +88,47 @@ def test_store_parts_of_a_date_are_read_together(tmp_path):
     store.write("holds", DAY, holds(3), "batch-000002")
     store.write("holds", DAY, holds(4), "batch-000002")  # a rerun of a batch replaces it
     assert store.read("holds", DAY)["account_id"].to_pylist() == [1, 2, 4]
-    with pytest.raises(DataCentreError, match="one part"):
+    with pytest.raises(DataCentreError, match="written whole"):
         store.write("state", DAY, FEE_STATE.empty_table(), "batch-000001")
+
+
+def _state(*pairs: tuple[int, str]) -> pa.Table:
+    at = dt.datetime(2026, 11, 1)
+    return pa.Table.from_pylist([
+        {"account_id": a, "settled_at": at, "register_kwh": 1.0, "month_kwh": 0.0,
+         "month_critical_kwh": 0.0, "month_peak_kwh": 0.0, "month_flat_kwh": 0.0,
+         "month_valley_kwh": 0.0, "year_kwh": 0.0, "state": s, "run_date": DAY}
+        for a, s in pairs], schema=FEE_STATE)
+
+
+def test_the_state_of_a_date_is_its_base_with_its_deltas_laid_over_in_order(tmp_path):
+    store = FeeControlStore(DataCentre(str(tmp_path), create=True))
+    day2, day3 = DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    store.write("state", DAY, _state((1, "normal"), (2, "normal"), (3, "warned")))
+    # A date without a base starts from the date before.
+    store.write_state_delta(day2, 1, "batch-000001", _state((2, "warned")))
+    store.write_state_delta(day2, 2, "batch-000002", _state((2, "reminded"), (4, "normal")))
+    expected = _state((1, "normal"), (2, "reminded"), (3, "warned"), (4, "normal"))
+    assert store.read("state", day2).equals(expected)
+    assert store.state_before(day3).equals(expected)
+    assert store.state_files(day2).notices() == {"batch-000001", "batch-000002"}
+    # A base covers the deltas up to its number; later deltas are laid over it.
+    store.write_state_base(day2, 1, _state((9, "normal")))  # (what base 1 says wins)
+    store.write_state_delta(day2, 3, "tick-20261102T213000", _state((9, "warned")))
+    assert store.read("state", day2).equals(_state((2, "reminded"), (4, "normal"),
+                                                   (9, "warned")))
+    store.write_state_base(day2, 3, _state((9, "warned"), (10, "normal")))
+    assert [n for n in store._names(store._dir("state", day2)) if n.startswith("base")] == [
+        "base-00000003.parquet"]  # older bases go, the deltas stay as commit marks
+    assert store.state_files(day2).last == 3
+    # Deltas are numbered upward, one per notice.
+    with pytest.raises(DataCentreError, match="not above"):
+        store.write_state_delta(day2, 3, "batch-000003", _state())
+    with pytest.raises(DataCentreError, match="already decided"):
+        store.write_state_delta(day2, 4, "batch-000001", _state())
+    with pytest.raises(DataCentreError, match="bad notice"):
+        store.write_state_delta(day2, 4, "../x", _state())
+    # A batch run of the date replaces it whole.
+    store.write("state", day2, _state((1, "warned")))
+    assert store.state_files(day2).deltas == ()
+    assert store.read("state", day2).equals(_state((1, "warned")))
