@@ -57,8 +57,10 @@ def app_name(root: str) -> str:
     return f"gridfare-seats-{seats_suffix(root)}"
 
 
-
 _ACTIONS = ("pause", "resume", "rollback", "step")
+# one HAProxy thread, not Serve's 4 (as the accounts processors): on 2 cores the threads
+# only contend with the replica and the centres for the same cores
+HAPROXY_THREADS = {"RAY_SERVE_HAPROXY_NBTHREAD": "1"}
 METRICS_EVERY_S = 1.0
 
 
@@ -111,7 +113,8 @@ class SeatsHTTP:
 
     async def _route(self, request) -> tuple[int, object]:
         method = request.method
-        parts = [p for p in request.url.path.split("/") if p]
+        # the scope's path, not request.url (a URL object built per request)
+        parts = [p for p in request.scope["path"].split("/") if p]
         seats = self._seats
         match (method, parts):
             case ("POST", ["orders"]):
@@ -203,7 +206,8 @@ def start_serve(
         if haproxy:
             from services.haproxy import controller_options, haproxy_env, haproxy_folder
 
-            env = haproxy_env(haproxy_folder(), drain_s=haproxy_drain_s)
+            env = {**haproxy_env(haproxy_folder(), drain_s=haproxy_drain_s),
+                   **HAPROXY_THREADS}
             options["controller_options"] = controller_options(env)
         serve.start(http_options={"host": host, "port": port}, **options)
     app = SeatsHTTP.options(num_replicas=replicas).bind(root, config)
