@@ -58,9 +58,13 @@ def app_name(root: str) -> str:
 
 
 _ACTIONS = ("pause", "resume", "rollback", "step")
-# one HAProxy thread, not Serve's 4 (as the accounts processors): on 2 cores the threads
-# only contend with the replica and the centres for the same cores
-HAPROXY_THREADS = {"RAY_SERVE_HAPROXY_NBTHREAD": "1"}
+# HAProxy as the seats path runs it: one thread, not Serve's 4 (as the accounts processors:
+# on 2 cores more threads only contend with the replica and the centres); and without
+# Serve's per-request HAProxy metrics, for which HAProxy sends one syslog line per request
+# to the HAProxy manager actor, which parses it in Python (regexes) and records Ray metrics:
+# work per order on the same 2 cores. The replica's own Serve request metrics and the
+# centres' metrics stay.
+HAPROXY_TUNING = {"RAY_SERVE_HAPROXY_NBTHREAD": "1", "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}
 METRICS_EVERY_S = 1.0
 
 
@@ -207,7 +211,7 @@ def start_serve(
             from services.haproxy import controller_options, haproxy_env, haproxy_folder
 
             env = {**haproxy_env(haproxy_folder(), drain_s=haproxy_drain_s),
-                   **HAPROXY_THREADS}
+                   **HAPROXY_TUNING}
             options["controller_options"] = controller_options(env)
         serve.start(http_options={"host": host, "port": port}, **options)
     app = SeatsHTTP.options(num_replicas=replicas).bind(root, config)
