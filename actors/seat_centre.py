@@ -29,7 +29,7 @@ from ray.util import metrics
 
 from actors import named_detached
 from actors.seat_directory import get_seat_directory
-from actors.seat_runtime import quiet_gc, seats_suffix
+from actors.seat_runtime import MetricTally, quiet_gc, seats_suffix
 from gridfare.errors import GridfareError, SeatError, TrainFrozen
 from gridfare.seats.answers import (
     Answer,
@@ -96,6 +96,7 @@ class SeatCentre:
         fsync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         snapshot_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         found = _metrics(centre_id)
+        tally = MetricTally(found)
         process = psutil.Process()
         process.cpu_percent(None)
 
@@ -105,7 +106,7 @@ class SeatCentre:
         self._centre = CentreService.open(
             SeatsRoot(root), centre_id,
             CentreIO(run_snapshot=thread(snapshot_thread),
-                     counted=lambda name, n: found[name].inc(n),
+                     counted=tally.count,
                      cpu=lambda: process.cpu_percent(None) / 100),
             run_log=thread(fsync_thread), fsync=os.fsync,
             on_flush=lambda s, n: (found["flush"].observe(s), found["batch"].observe(n)),

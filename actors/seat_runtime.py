@@ -1,14 +1,16 @@
-"""What every seat actor shares: its name per seats root, and the GC setting of a
-long-lived actor (kept apart so that the seat actors import each other one way only)."""
+"""What every seat actor shares: its name per seats root, the GC setting of a long-lived
+actor and its counters' tally (kept apart so that the seat actors import each other one way
+only)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 
 from gridfare.seats.store import SeatsRoot
 
-__all__ = ["quiet_gc", "seats_suffix"]
+__all__ = ["MetricTally", "quiet_gc", "seats_suffix"]
 
 
 def quiet_gc() -> None:
@@ -37,3 +39,32 @@ def _freeze_after_full_collection(phase: str, info: dict) -> None:
 
 def seats_suffix(root: str) -> str:
     return hashlib.sha1(str(SeatsRoot(root).path).encode()).hexdigest()[:10]
+
+
+class MetricTally:
+    """Counters' increments (``found``: name -> ``ray.util.metrics.Counter``), kept here
+    and handed to the metrics at most once a second (a timer, so the last ones are reported
+    too): ``Counter.inc`` on every ``sell_many`` call was ~2.6 % of a centre's Python
+    samples under the HTTP bench (py-spy)."""
+
+    def __init__(self, found: dict, every_s: float = 1.0) -> None:
+        self._found = found
+        self._every = every_s
+        self._counts: dict[str, int] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def count(self, name: str, n: int) -> None:
+        self._counts[name] = self._counts.get(name, 0) + n
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the loop (restoring): report at once
+                self.report()
+                return
+            self._timer = loop.call_later(self._every, self.report)
+
+    def report(self) -> None:
+        self._timer = None
+        counts, self._counts = self._counts, {}
+        for name, n in counts.items():
+            self._found[name].inc(n)

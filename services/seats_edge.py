@@ -86,18 +86,16 @@ async def read_json(request, max_body: int = MAX_BODY, timeout_s: float = BODY_T
             raise RequestTooLarge(f"body of {declared} bytes; at most {max_body}")
     chunks: list[bytes] = []
     size = 0
-
-    async def receive() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                raise RequestTooLarge(f"body over {max_body} bytes")
-            chunks.append(chunk)
-
+    # asyncio.timeout, not wait_for: wait_for ran the read as a task of its own, one more
+    # task (and loop round trip) per order
     try:
-        await asyncio.wait_for(receive(), timeout_s)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:
+                    raise RequestTooLarge(f"body over {max_body} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
         raise InvalidInput(
             f"body incomplete after {timeout_s:g} s ({size} of {declared or '?'} bytes)"
         ) from None

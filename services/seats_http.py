@@ -57,8 +57,14 @@ def app_name(root: str) -> str:
     return f"gridfare-seats-{seats_suffix(root)}"
 
 
-
 _ACTIONS = ("pause", "resume", "rollback", "step")
+# HAProxy as the seats path runs it: one thread, not Serve's 4 (as the accounts processors:
+# on 2 cores more threads only contend with the replica and the centres); and without
+# Serve's per-request HAProxy metrics, for which HAProxy sends one syslog line per request
+# to the HAProxy manager actor, which parses it in Python (regexes) and records Ray metrics:
+# work per order on the same 2 cores. The replica's own Serve request metrics and the
+# centres' metrics stay.
+HAPROXY_TUNING = {"RAY_SERVE_HAPROXY_NBTHREAD": "1", "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}
 METRICS_EVERY_S = 1.0
 
 
@@ -111,7 +117,8 @@ class SeatsHTTP:
 
     async def _route(self, request) -> tuple[int, object]:
         method = request.method
-        parts = [p for p in request.url.path.split("/") if p]
+        # the scope's path, not request.url (a URL object built per request)
+        parts = [p for p in request.scope["path"].split("/") if p]
         seats = self._seats
         match (method, parts):
             case ("POST", ["orders"]):
@@ -203,7 +210,8 @@ def start_serve(
         if haproxy:
             from services.haproxy import controller_options, haproxy_env, haproxy_folder
 
-            env = haproxy_env(haproxy_folder(), drain_s=haproxy_drain_s)
+            env = {**haproxy_env(haproxy_folder(), drain_s=haproxy_drain_s),
+                   **HAPROXY_TUNING}
             options["controller_options"] = controller_options(env)
         serve.start(http_options={"host": host, "port": port}, **options)
     app = SeatsHTTP.options(num_replicas=replicas).bind(root, config)

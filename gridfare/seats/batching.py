@@ -79,7 +79,7 @@ class ClientConfig:
     sends ``bulk_in_flight`` calls per centre at once); ``max_hops`` "moved" answers are
     followed, a frozen train-date is retried for ``frozen_retry_s``."""
 
-    in_flight: int = 2
+    in_flight: int = 1
     max_batch: int = 256
     bulk_in_flight: int = 4
     bulk_max_batch: int = 512
