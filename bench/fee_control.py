@@ -250,6 +250,8 @@ def _state_files(store, day: dt.date) -> dict:
 
 def _lag_line(result: dict) -> str:
     lags = result["lags"]
+    if not result["continuous_records"]:
+        return "| continuous mode lag | not run |"
     if not lags:
         return "| continuous mode lag | no batch decided |"
     ordered = sorted(lags)
@@ -333,7 +335,8 @@ if __name__ == "__main__":
     result = run(args.accounts, args.shards, args.feed_rate,
                  continuous=not args.no_continuous, feed_batch=args.feed_batch,
                  feed_batches=args.feed_batches)
-    print("lags (s): " + " ".join(f"{lag:.2f}" for lag in result["lags"]), flush=True)
+    if result["lags"]:
+        print("lags (s): " + " ".join(f"{lag:.2f}" for lag in result["lags"]), flush=True)
     if TIMINGS:
         phases = {name: statistics.median(t.get(name, 0.0) for t in TIMINGS)
                   for name in TIMINGS[0]}
