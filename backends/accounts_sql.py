@@ -136,21 +136,34 @@ COPY_ANSWERS = """COPY account_operations (key, account_id, kind, amount_fen, ou
 # account as read; ``rec`` its answer stored under its key unless the key is stored
 # already (the insert's own unique check is the look-up: a retried batch of fee control is
 # rare, a new one the rule) or the balance would leave MAX_FEN; ``moved`` the balances of
-# the operations just recorded, written under the version read (a concurrent writer's
-# commit since then leaves its row unmoved, and the client starts again). The last select
-# gives each operation's answer in order (``_SET_*`` codes, balance, version) and the
-# counts that check the write. The foreign key's per-row check of ``rec`` cost a quarter
+# the operations just recorded, written under the version read. ``g`` is the write's
+# checks (the epoch, a standby, the replication rule: ``%(sync)s`` standbys in sync at
+# least), read in the statement's own snapshot: when one fails nothing is written and the
+# client raises from them. So the batch is one statement, its own transaction in autocommit
+# (one round trip where BEGIN, the checks, the batch and COMMIT took four). A concurrent
+# writer's commit since our read leaves its row unmoved: the moved and applied counts then
+# differ and ``1 / 0`` aborts the whole statement (nothing recorded), and the client starts
+# again. With ``%(strict)s`` an operation left unrecorded (its key stored before: a
+# replay or a reused key; or its balance beyond MAX_FEN), or a key of an unknown account
+# stored before, aborts it too (``integer out of range``): the client then runs it again in
+# a transaction of its own, answers the replays and rolls back on a refusal that fails the
+# whole batch, as before. The last select gives the checks, how
+# many answers were recorded, and each operation's answer in order (``_SET_*`` codes,
+# balance, version). The foreign key's per-row check of ``rec`` cost a quarter
 # of the statement (EXPLAIN ANALYZE, 5,000 rows: 26 of 102 ms); it stays, it is the rule.
-SET_BATCH = """WITH b AS MATERIALIZED (
+SET_BATCH = f"""WITH g AS MATERIALIZED (SELECT m.epoch, pg_is_in_recovery() AS recovery,
+            {STANDBYS_IN_SYNC} AS in_sync FROM gridfare_store_meta m),
+    b AS MATERIALIZED (
         SELECT * FROM unnest(%(ids)s::int8[], %(keys)s::text[], %(fen)s::int8[])
             WITH ORDINALITY AS u(account_id, key, signed_fen, seq)),
     q AS MATERIALIZED (SELECT b.seq, b.key, b.account_id, b.signed_fen, a.version AS read,
             s.applied, CASE WHEN s.applied THEN a.balance_fen + b.signed_fen
                             ELSE a.balance_fen END AS balance_fen,
             a.version + s.applied::int AS version
-        FROM b JOIN accounts a ON a.account_id = b.account_id,
+        FROM g, b JOIN accounts a ON a.account_id = b.account_id,
             LATERAL (SELECT b.signed_fen > 0 OR a.balance_fen + b.signed_fen >= a.floor_fen
-                     AS applied) s),
+                     AS applied) s
+        WHERE NOT g.recovery AND g.epoch = %(epoch)s AND g.in_sync >= %(sync)s),
     rec AS (INSERT INTO account_operations (key, account_id, kind, amount_fen, outcome,
             balance_fen, version, epoch)
         SELECT q.key, q.account_id,
@@ -162,14 +175,19 @@ SET_BATCH = """WITH b AS MATERIALIZED (
     moved AS (UPDATE accounts a SET balance_fen = q.balance_fen, version = q.version
         FROM q JOIN rec ON rec.key = q.key
         WHERE a.account_id = q.account_id AND a.version = q.read AND q.applied RETURNING 1)
-    SELECT (SELECT count(*) FROM moved),
-        (SELECT count(*) FROM q JOIN rec ON rec.key = q.key WHERE q.applied),
-        (SELECT count(*) FROM rec),
+    SELECT g.epoch, g.recovery, g.in_sync, (SELECT count(*) FROM rec),
+        1 / ((SELECT count(*) FROM moved) =
+             (SELECT count(*) FROM q JOIN rec ON rec.key = q.key WHERE q.applied))::int,
+        (2147483647 + (%(strict)s AND ((SELECT count(*) FROM rec) <> (SELECT count(*) FROM q)
+            OR EXISTS (SELECT 1 FROM b WHERE NOT EXISTS (SELECT 1 FROM q WHERE q.seq = b.seq)
+                AND EXISTS (SELECT 1 FROM account_operations o WHERE o.key = b.key)))
+            )::int)::int4,
         array_agg(CASE WHEN q.seq IS NULL THEN 0 WHEN r.key IS NULL THEN 3
                        WHEN q.applied THEN 1 ELSE 2 END ORDER BY b.seq)::int2[],
         array_agg(coalesce(q.balance_fen, 0) ORDER BY b.seq),
         array_agg(coalesce(q.version, 0) ORDER BY b.seq)
-    FROM b LEFT JOIN q ON q.seq = b.seq LEFT JOIN rec r ON r.key = q.key"""
+    FROM g, b LEFT JOIN q ON q.seq = b.seq LEFT JOIN rec r ON r.key = q.key
+    GROUP BY g.epoch, g.recovery, g.in_sync"""
 # the statement's codes: no such account, applied, refused, not recorded now (the key was
 # stored before: a replay, or a balance beyond MAX_FEN)
 _SET_UNKNOWN, _SET_APPLIED, _SET_REFUSED, _SET_UNRECORDED = 0, 1, 2, 3
@@ -453,22 +471,48 @@ class AccountsDB:
                               f"concurrent writer won {VERSION_RETRIES} times in a row")
 
     def _apply_columns_once(self, params: dict, keys: Sequence[str]) -> ColumnAnswers:
+        """One try of the set statement: alone, its own transaction (the commit waits for a
+        standby, under the watchdog); under the 'accept' rule with no standby in sync, in
+        a transaction beside ``SET LOCAL synchronous_commit = local``."""
+        import psycopg
+
         conn = self.conn
-        with self._transaction() as mode:
-            moved, applying, recorded, code, balance, version = conn.execute(
-                SET_BATCH, params, binary=True).fetchone()
-            if moved != applying:
-                raise _Conflict()
-            code = np.array(code, np.int16)
-            balance, version = np.array(balance, np.int64), np.array(version, np.int64)
-            epoch = np.full(len(code), self.epoch, np.int64)
-            look = np.flatnonzero((code == _SET_UNRECORDED) | (code == _SET_UNKNOWN))
-            if len(look):
-                self._first_answers(params, keys, look, code, balance, version, epoch)
-            if not recorded:  # all replays: a commit of our own, confirmed by a standby,
-                conn.execute("SELECT pg_current_xact_id()")  # puts them in
-        return ColumnAnswers(code, balance, version, epoch,
-                             replicated=mode is not CommitMode.LOCAL)
+        try:
+            try:
+                with _primary_errors():
+                    self._warnings.clear()
+                    self._arm()
+                    try:
+                        row = conn.execute(SET_BATCH, {**params, "sync": 1, "strict": True},
+                                           binary=True).fetchone()
+                    finally:
+                        self._disarm()
+                self._check_confirmed()
+                mode = self._commit_mode(*row[:3])
+            except psycopg.errors.NumericValueOutOfRange:  # a replay, a reused key or a
+                mode = CommitMode.LOCAL  # balance beyond MAX_FEN: nothing was written
+            if mode is CommitMode.LOCAL:  # nothing was written (or no standby in sync)
+                with self._transaction() as mode:  # checked again (beside SET LOCAL)
+                    row = conn.execute(SET_BATCH, {**params, "sync": 0, "strict": False},
+                                       binary=True).fetchone()
+                    answers = self._set_answers(params, keys, row)
+                    if not row[3]:  # all replays: a commit of our own puts them in
+                        conn.execute("SELECT pg_current_xact_id()")
+            else:  # every operation recorded now, or on an unknown account (no replay)
+                answers = self._set_answers(params, keys, row, look_up=False)
+        except psycopg.errors.DivisionByZero:  # the statement's conflict check: nothing
+            raise _Conflict() from None          # was written
+        return ColumnAnswers(*answers, replicated=mode is not CommitMode.LOCAL)
+
+    def _set_answers(self, params: dict, keys: Sequence[str], row, look_up: bool = True
+                     ) -> tuple:
+        code = np.array(row[6], np.int16)
+        balance, version = np.array(row[7], np.int64), np.array(row[8], np.int64)
+        epoch = np.full(len(code), self.epoch, np.int64)
+        look = np.flatnonzero((code == _SET_UNRECORDED) | (code == _SET_UNKNOWN))
+        if look_up and len(look):
+            self._first_answers(params, keys, look, code, balance, version, epoch)
+        return code, balance, version, epoch
 
     def _first_answers(self, params: dict, keys: Sequence[str], look: np.ndarray,
                        code: np.ndarray, balance: np.ndarray, version: np.ndarray,
