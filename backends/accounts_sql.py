@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 
 import numpy as np
 
@@ -398,8 +399,8 @@ class AccountsDB:
 
         if not ops:
             return []
-        if _one_per_account(ops):  # the server plans it (SET_BATCH)
-            return self.apply_columns(
+        if _one_per_account(ops):  # the server plans it (SET_BATCH); checked by make
+            return self._columns(
                 np.fromiter((op.account_id for op in ops), np.int64, len(ops)),
                 [op.key for op in ops],
                 np.fromiter((op.signed_fen for op in ops), np.int64, len(ops))).results(ops)
@@ -447,7 +448,6 @@ class AccountsDB:
         once, in one transaction and one statement planned by the server (``SET_BATCH``),
         each exactly once by its key, as ``apply_batch`` answers them; the arrays go as
         binary parameters, the answers come back as arrays."""
-        import psycopg
 
         account_ids = np.ascontiguousarray(account_ids, np.int64)
         signed_fen = np.ascontiguousarray(signed_fen, np.int64)
@@ -458,6 +458,13 @@ class AccountsDB:
         if not len(account_ids):
             empty = np.empty(0, np.int64)
             return ColumnAnswers(empty.astype(np.int16), empty, empty, empty)
+        return self._columns(account_ids, keys, signed_fen)
+
+    def _columns(self, account_ids: np.ndarray, keys: Sequence[str],
+                 signed_fen: np.ndarray) -> ColumnAnswers:
+        """``apply_columns`` on checked input: a non-empty batch, each account once."""
+        import psycopg
+
         params = {"ids": _Int8Array(account_ids), "keys": _TextArray(keys),
                   "fen": _Int8Array(signed_fen), "max": MAX_FEN, "epoch": self.epoch}
         for attempt in range(VERSION_RETRIES):
@@ -619,8 +626,17 @@ def _int8_array(values: np.ndarray) -> bytes:
     return struct.pack(">iiiii", 1, 0, 20, len(values), 1) + items.tobytes()
 
 
+_LENGTH = struct.Struct(">i").pack
+# up to this many strings a join of Python bytes is faster than numpy's set-up (5 keys:
+# 11 us against 85 us; 5,000: 6.2 ms against 2.6 ms)
+SMALL_TEXT_ARRAY = 256
+
+
 def _text_array(values: Sequence[str]) -> bytes:
     data = [v.encode() for v in values]
+    head = struct.pack(">iiiii", 1, 0, 25, len(data), 1)
+    if len(data) <= SMALL_TEXT_ARRAY:
+        return head + b"".join(chain.from_iterable((_LENGTH(len(d)), d) for d in data))
     lengths = np.fromiter((len(d) for d in data), np.int64, len(data))
     out = np.empty(4 * len(data) + int(lengths.sum()), np.uint8)
     # each element's 4-byte length sits before its bytes: mark those places, fill the rest
@@ -630,7 +646,7 @@ def _text_array(values: Sequence[str]) -> bytes:
     rest = np.ones(len(out), bool)
     rest[prefix] = False
     out[rest] = np.frombuffer(b"".join(data), np.uint8)
-    return struct.pack(">iiiii", 1, 0, 25, len(data), 1) + out.tobytes()
+    return head + out.tobytes()
 
 
 def _register_arrays(conn) -> None:
