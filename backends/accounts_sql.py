@@ -381,7 +381,9 @@ class AccountsDB:
     def operations(self, account_id: object) -> list[OperationResult]:
         """Every answer recorded on the account, oldest first."""
         account_id = validate_account_id(account_id)
-        with self.conn.transaction():
+        # the primary lost (after a failover, say) is StoreUnavailable, which the client
+        # retries on the new one, as every other call's
+        with _primary_errors(), self.conn.transaction():
             rows = self.conn.execute(
                 "SELECT key, account_id, kind, amount_fen, outcome, balance_fen, version, epoch "
                 "FROM account_operations WHERE account_id = %s ORDER BY version, created_at",
