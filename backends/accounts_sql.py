@@ -28,6 +28,7 @@ its own has been confirmed by a standby (WAL is applied in order, so the first o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import struct
@@ -68,7 +69,7 @@ from gridfare.store.operations import (
 )
 from gridfare.store.replication import CommitMode, ReplicationRule, commit_mode
 
-__all__ = ["SCHEMA", "AccountsDB", "read_epoch", "set_epoch"]
+__all__ = ["SCHEMA", "AccountsDB", "AsyncAccountsDB", "read_epoch", "set_epoch"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gridfare_store_meta (
@@ -189,6 +190,10 @@ SET_BATCH = f"""WITH g AS MATERIALIZED (SELECT m.epoch, pg_is_in_recovery() AS r
         array_agg(coalesce(q.version, 0) ORDER BY b.seq)
     FROM g, b LEFT JOIN q ON q.seq = b.seq LEFT JOIN rec r ON r.key = q.key
     GROUP BY g.epoch, g.recovery, g.in_sync"""
+# the one-statement try (its own transaction: a standby must be in sync, anything else than
+# new operations aborts it) and the form run in a transaction of the client's
+FIRST_TRY = {"sync": 1, "strict": True}
+IN_TRANSACTION = {"sync": 0, "strict": False}
 # the statement's codes: no such account, applied, refused, not recorded now (the key was
 # stored before: a replay, or a balance beyond MAX_FEN)
 _SET_UNKNOWN, _SET_APPLIED, _SET_REFUSED, _SET_UNRECORDED = 0, 1, 2, 3
@@ -467,8 +472,7 @@ class AccountsDB:
         """``apply_columns`` on checked input: a non-empty batch, each account once."""
         import psycopg
 
-        params = {"ids": _Int8Array(account_ids), "keys": _TextArray(keys),
-                  "fen": _Int8Array(signed_fen), "max": MAX_FEN, "epoch": self.epoch}
+        params = self._set_params(account_ids, keys, signed_fen)
         for attempt in range(VERSION_RETRIES):
             try:
                 return self._apply_columns_once(params, keys)
@@ -478,6 +482,23 @@ class AccountsDB:
                 time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
         raise VersionConflict(f"batch of {len(keys)} operations from {keys[0]}: a "
                               f"concurrent writer won {VERSION_RETRIES} times in a row")
+
+    def _set_params(self, account_ids: np.ndarray, keys: Sequence[str],
+                    signed_fen: np.ndarray) -> dict:
+        """``SET_BATCH``'s parameters for its one-statement try (``FIRST_TRY``)."""
+        return {"ids": _Int8Array(account_ids), "keys": _TextArray(keys),
+                "fen": _Int8Array(signed_fen), "max": MAX_FEN, "epoch": self.epoch,
+                **FIRST_TRY}
+
+    def _first_try(self, params: dict, keys: Sequence[str], row) -> ColumnAnswers | None:
+        """The answers of the one-statement try (it committed), or None when it wrote
+        nothing because no standby is in sync and the rule lets the primary commit alone
+        (the transaction form then runs); a refusal of the checks is raised."""
+        self._check_confirmed()
+        if self._commit_mode(*row[:3]) is CommitMode.LOCAL:
+            return None
+        # every operation recorded now, or on an unknown account (strict: no replay)
+        return ColumnAnswers(*self._set_answers(params, keys, row, look_up=False))
 
     def _apply_columns_once(self, params: dict, keys: Sequence[str]) -> ColumnAnswers:
         """One try of the set statement: alone, its own transaction (the commit waits for a
@@ -492,23 +513,20 @@ class AccountsDB:
                     self._warnings.clear()
                     self._arm()
                     try:
-                        row = conn.execute(SET_BATCH, {**params, "sync": 1, "strict": True},
-                                           binary=True).fetchone()
+                        row = conn.execute(SET_BATCH, params, binary=True).fetchone()
                     finally:
                         self._disarm()
-                self._check_confirmed()
-                mode = self._commit_mode(*row[:3])
+                answers = self._first_try(params, keys, row)
             except psycopg.errors.NumericValueOutOfRange:  # a replay, a reused key or a
-                mode = CommitMode.LOCAL  # balance beyond MAX_FEN: nothing was written
-            if mode is CommitMode.LOCAL:  # nothing was written (or no standby in sync)
-                with self._transaction() as mode:  # checked again (beside SET LOCAL)
-                    row = conn.execute(SET_BATCH, {**params, "sync": 0, "strict": False},
-                                       binary=True).fetchone()
-                    answers = self._set_answers(params, keys, row)
-                    if not row[3]:  # all replays: a commit of our own puts them in
-                        conn.execute("SELECT pg_current_xact_id()")
-            else:  # every operation recorded now, or on an unknown account (no replay)
-                answers = self._set_answers(params, keys, row, look_up=False)
+                answers = None  # balance beyond MAX_FEN: nothing was written
+            if answers is not None:
+                return answers
+            with self._transaction() as mode:  # the checks again (beside SET LOCAL)
+                row = conn.execute(SET_BATCH, {**params, **IN_TRANSACTION},
+                                   binary=True).fetchone()
+                answers = self._set_answers(params, keys, row)
+                if not row[3]:  # all replays: a commit of our own puts them in
+                    conn.execute("SELECT pg_current_xact_id()")
         except psycopg.errors.DivisionByZero:  # the statement's conflict check: nothing
             raise _Conflict() from None          # was written
         return ColumnAnswers(*answers, replicated=mode is not CommitMode.LOCAL)
@@ -587,6 +605,43 @@ class AccountsDB:
             return self.conn.execute(
                 "INSERT INTO accounts SELECT id, 0, %s, 0 FROM unnest(%s::bigint[]) AS id "
                 "ON CONFLICT DO NOTHING", (floor_fen, ids)).rowcount
+
+
+class AsyncAccountsDB(AccountsDB):
+    """``AccountsDB`` on an asyncio connection (``psycopg.AsyncConnection``), for a caller
+    on an event loop: it runs only the set batch's one-statement try, ``try_apply_batch``
+    (the same statement, parameters, checks and answers as ``apply_batch``'s first try, no
+    thread hand-off); what that try does not answer, the caller sends to ``AccountsDB``.
+    Only ``try_apply_batch`` may be called on it."""
+
+    async def try_apply_batch(self, ops: Sequence[Operation]
+                              ) -> list[OperationResult | None] | None:
+        """``apply_batch``'s answers when the one statement answers the batch: each
+        account and key once, no refund, every operation new, a standby in sync; else
+        None with nothing written. A commit not confirmed within ``commit_timeout_s`` is
+        cancelled (psycopg cancels it on the server) and raised as ``NotReplicated``;
+        psycopg's errors are raised as they come (nothing is acknowledged)."""
+        import psycopg
+
+        if not ops or not _one_per_account(ops):
+            return None
+        keys = [op.key for op in ops]
+        params = self._set_params(
+            np.fromiter((op.account_id for op in ops), np.int64, len(ops)), keys,
+            np.fromiter((op.signed_fen for op in ops), np.int64, len(ops)))
+        self._warnings.clear()
+        try:
+            async with asyncio.timeout(self.commit_timeout_s):
+                cursor = await self.conn.execute(SET_BATCH, params, binary=True)
+                row = await cursor.fetchone()
+        except TimeoutError:
+            raise NotReplicated(f"batch from {keys[0]}: not confirmed by a standby within "
+                                f"{self.commit_timeout_s} s; retry with the same keys"
+                                ) from None
+        except (psycopg.errors.NumericValueOutOfRange, psycopg.errors.DivisionByZero):
+            return None  # a replay, a reused key, a balance beyond MAX_FEN or a conflict
+        answers = self._first_try(params, keys, row)
+        return None if answers is None else answers.results(ops)
 
 
 def _one_per_account(ops: Sequence[Operation]) -> bool:
