@@ -222,12 +222,12 @@ def _deploy_floor(replicas: int) -> None:
     from ray import serve
     from starlette.responses import Response
 
-    from services.accounts import LOGGING_CONFIG, REPLICA_ENV
+    from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
 
     @serve.deployment(name="Floor", num_replicas=replicas,
                       ray_actor_options={"num_cpus": 0,
                                          "runtime_env": {"env_vars": REPLICA_ENV}},
-                      max_ongoing_requests=64, logging_config=LOGGING_CONFIG)
+                      max_ongoing_requests=64, logging_config=REPLICA_LOGGING)
     class Floor:
         async def __call__(self, request):
             await request.body()
@@ -323,6 +323,19 @@ def main() -> str:
             pg_sync["cpu"] = meter.stop()
             results[f"pgbench{standbys}"] = pg_sync
             print(f"accounts bench: pgbench {pg_sync}", file=sys.stderr)
+            if standbys == 2:  # commit-latency bound? two transactions in flight a replica
+                start_processors(store, PROCESSORS, SPARES, port=http_port,
+                                 config=ProcessorConfig(in_flight=2))
+                wait_http(url + "/accounts/1")
+                _wrk(url, "flight2warm", duration_s=3)
+                meter.start()
+                flight2 = _wrk(url, "flight2")
+                flight2["cpu"] = meter.stop()
+                flight2["lost"], flight2["doubled"], flight2["unread"] = _exactly_once(
+                    client, "flight2", flight2["acked"])
+                flight2["per_tx"] = _per_transaction(client, "flight2")
+                results["flight2"] = flight2
+                print(f"accounts bench: 2 standbys, in_flight 2 {flight2}", file=sys.stderr)
             if standbys == 1:
                 meter.start()
                 pg_local = _pgbench(host, pg_port, PGBENCH_SCRIPT, "local")
@@ -383,6 +396,14 @@ def main() -> str:
                 f"| {pg['tps']:,.0f} /s | mean {pg['latency_ms']:.1f} ms; HTTP / pgbench = "
                 f"**{http['rate'] / pg['tps']:.2f}**; "
                 f"{_cpu_text(pg['cpu'], pg['transactions'], 'transaction')} |")
+        flight2, pg2 = results["flight2"], results["pgbench2"]
+        rows.append(
+            f"| the same, 2 sync standbys, 2 transactions in flight per replica (in_flight 2)"
+            f" | {flight2['rate']:,.0f} /s | p50 {flight2['p50_ms']:.1f} ms, p99 "
+            f"{flight2['p99_ms']:.1f} ms; {flight2['per_tx']:.1f} payments per transaction; "
+            f"HTTP / pgbench = **{flight2['rate'] / pg2['tps']:.2f}**; lost "
+            f"{flight2['lost']}, doubled {flight2['doubled']}; "
+            f"{_cpu_text(flight2['cpu'], flight2['requests'], 'payment')} |")
         single, floor = results["single"], results["floor"]
         rows.append(
             f"| the same without coalescing (max_batch 1, {PROCESSOR_THREADS} transactions in "

@@ -23,8 +23,10 @@ whose processor died.
 
 Payments and deductions are coalesced in the replica: the requests that arrive while
 ``in_flight`` transactions are in flight wait and go together in the next one
-(``AccountsClient.apply_each``: one ``apply_batch`` transaction, one commit, one standby
-confirmation for all of them), at most ``max_batch`` each (``ProcessorConfig``). A lone
+(``AccountsClient.apply_each_async``: one transaction, one commit, one standby
+confirmation for all of them), at most ``max_batch`` each (``ProcessorConfig``). A batch
+of new operations on distinct accounts is one statement on a connection of the replica's
+event loop (no thread hand-off); anything else goes to ``apply_each`` in the thread pool. A lone
 request goes at once, so it pays no delay; each request still gets its own answer (applied,
 replayed, refused at the floor, no such account, ...), and operations on one account apply
 in arrival order. Nothing is kept once the answers are out. Refunds, reads and opens go one
@@ -67,7 +69,7 @@ __all__ = ["APP_NAME", "STATUS_BY_ERROR", "AccountsProcessor", "ProcessorConfig"
 APP_NAME = "gridfare-accounts"
 THREADS = 8  # blocking transactions in flight per replica (batches, reads, refunds)
 STATS_EVERY_S = 1.0
-CODE_VERSION = "accounts-3"  # bump when the processor's code or arguments change
+CODE_VERSION = "accounts-4"  # bump when the processor's code or arguments change
 KINDS = {"payments": "payment", "deductions": "deduction", "refunds": "refund"}
 COALESCED = frozenset({"payment", "deduction"})
 
@@ -184,9 +186,10 @@ class AccountsProcessor:
     async def _call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    def _send(self, ops: list) -> asyncio.Future:
-        return asyncio.get_running_loop().run_in_executor(self._pool, self._client.apply_each,
-                                                          ops)
+    def _send(self, ops: list):
+        # on this loop's own connection when the set statement answers the batch in one
+        # round trip; else apply_each in the pool
+        return self._client.apply_each_async(ops, self._call)
 
     async def _apply(self, op) -> dict:
         """One payment or deduction, coalesced with its neighbours; its own answer."""
