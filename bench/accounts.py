@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench._loadgen import wait_http
+from services.haproxy import HAPROXY_TUNING, haproxy_env
 from services.haproxy import free_port as _free_port
-from services.haproxy import haproxy_env
 
 ACCOUNTS = 1000
 CONNECTIONS = 32
@@ -58,10 +58,10 @@ PGBENCH_SCRIPT = Path(__file__).with_name("accounts_payment.sql")
 
 def _haproxy_env(folder: Path) -> dict[str, str]:
     """The processors' HAProxy settings (``services.accounts``: a processor that dies
-    mid-request is retried on another, same body and key; one HAProxy thread)."""
-    from services.accounts import HAPROXY_RETRY_ON, HAPROXY_THREADS
+    mid-request is retried on another, same body and key; ``HAPROXY_TUNING``)."""
+    from services.accounts import HAPROXY_RETRY_ON
 
-    return {**haproxy_env(folder, retry_on=HAPROXY_RETRY_ON), **HAPROXY_THREADS}
+    return {**haproxy_env(folder, retry_on=HAPROXY_RETRY_ON), **HAPROXY_TUNING}
 
 
 @dataclass

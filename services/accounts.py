@@ -255,10 +255,6 @@ async def _json(request, required: bool = True) -> dict:
 
 # HAProxy retries a request whose processor died (same body, same key: idempotent)
 HAPROXY_RETRY_ON = "conn-failure empty-response response-timeout"
-# one HAProxy thread, not Serve's 4: on 2 cores HAProxy cost 0.09-0.10 ms of CPU per
-# payment with 1 thread against 0.13 with 4 (same run, quiet machine); one thread of HAProxy
-# carries far more requests per second than the processors behind it
-HAPROXY_THREADS = {"RAY_SERVE_HAPROXY_NBTHREAD": "1"}
 
 
 def start_processors(root: str, processors: int, spares: int, port: int = 8000,
@@ -279,10 +275,15 @@ def start_processors(root: str, processors: int, spares: int, port: int = 8000,
 
     options: dict = {} if proxy_location is None else {"proxy_location": proxy_location}
     if haproxy and _get_global_client(raise_if_no_controller_running=False) is None:
-        from services.haproxy import controller_options, haproxy_env, haproxy_folder
+        from services.haproxy import (
+            HAPROXY_TUNING,
+            controller_options,
+            haproxy_env,
+            haproxy_folder,
+        )
 
         env = {**haproxy_env(haproxy_folder(), retry_on=HAPROXY_RETRY_ON,
-                             drain_s=haproxy_drain_s), **HAPROXY_THREADS}
+                             drain_s=haproxy_drain_s), **HAPROXY_TUNING}
         options["controller_options"] = controller_options(env)
     serve.start(http_options={"host": host, "port": port}, **options)
     _deploy(root, processors, spares, route_prefix, retry_s, config or ProcessorConfig())

@@ -61,6 +61,16 @@ def haproxy_folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="hap", dir="/tmp"))
 
 
+# HAProxy as gridfare's services run it on 2 cores: one thread, not Serve's 4 (the accounts
+# processors: 0.09-0.10 ms of CPU per payment with 1 thread against 0.13 with 4, same run;
+# one thread carries far more requests per second than the replicas behind it), and
+# without Serve's per-request HAProxy metrics, for which HAProxy sends one syslog line per
+# request to the HAProxy manager actor, which parses it in Python (regexes) and records Ray
+# metrics: work per request on the same 2 cores (the seats path: HAProxy 0.19 -> 0.09 ms
+# per order). The replicas' own Serve request metrics and the services' metrics stay.
+HAPROXY_TUNING = {"RAY_SERVE_HAPROXY_NBTHREAD": "1", "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}
+
+
 def haproxy_env(folder: Path, *, retry_on: str | None = None,
                 drain_s: float | None = None) -> dict[str, str]:
     """The environment that puts one Serve instance in HAProxy mode, its files in

@@ -58,13 +58,6 @@ def app_name(root: str) -> str:
 
 
 _ACTIONS = ("pause", "resume", "rollback", "step")
-# HAProxy as the seats path runs it: one thread, not Serve's 4 (as the accounts processors:
-# on 2 cores more threads only contend with the replica and the centres); and without
-# Serve's per-request HAProxy metrics, for which HAProxy sends one syslog line per request
-# to the HAProxy manager actor, which parses it in Python (regexes) and records Ray metrics:
-# work per order on the same 2 cores. The replica's own Serve request metrics and the
-# centres' metrics stay.
-HAPROXY_TUNING = {"RAY_SERVE_HAPROXY_NBTHREAD": "1", "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0"}
 METRICS_EVERY_S = 1.0
 
 
@@ -208,7 +201,12 @@ def start_serve(
     else:
         options: dict = {} if proxy_location is None else {"proxy_location": proxy_location}
         if haproxy:
-            from services.haproxy import controller_options, haproxy_env, haproxy_folder
+            from services.haproxy import (
+                HAPROXY_TUNING,
+                controller_options,
+                haproxy_env,
+                haproxy_folder,
+            )
 
             env = {**haproxy_env(haproxy_folder(), drain_s=haproxy_drain_s),
                    **HAPROXY_TUNING}
