@@ -216,6 +216,19 @@ def _per_transaction(client, run: str) -> float:
     return rows / max(transactions, 1)
 
 
+def _payments_phase(meter: CpuMeter, client, url: str, run: str) -> dict:
+    """One measured wrk run of payments through the processors: its rate and latencies,
+    the servers' CPU, lost / doubled / unread against the store, payments per
+    transaction."""
+    meter.start()
+    result = _wrk(url, run)
+    result["cpu"] = meter.stop()
+    result["lost"], result["doubled"], result["unread"] = _exactly_once(client, run,
+                                                                        result["acked"])
+    result["per_tx"] = _per_transaction(client, run)
+    return result
+
+
 def _deploy_floor(replicas: int) -> None:
     """Serve's floor: a trivial deployment (reads the body, answers a constant JSON) with
     the processors' replica settings, beside them behind the same HAProxy."""
@@ -307,13 +320,7 @@ def main() -> str:
             _wrk(url, f"warm{standbys}", duration_s=3)
             record = client.describe()["record"]
             meter.primary = record["primary"]
-            run = f"http{standbys}"
-            meter.start()
-            http = _wrk(url, run)
-            http["cpu"] = meter.stop()
-            http["lost"], http["doubled"], http["unread"] = _exactly_once(client, run,
-                                                                          http["acked"])
-            http["per_tx"] = _per_transaction(client, run)
+            http = _payments_phase(meter, client, url, f"http{standbys}")
             results[standbys] = http
             print(f"accounts bench: {standbys} standby(s) HTTP {http}", file=sys.stderr)
             host, pg_port = ray.get(ray.get(client._coordinator.replica.remote(
@@ -328,12 +335,7 @@ def main() -> str:
                                  config=ProcessorConfig(in_flight=2))
                 wait_http(url + "/accounts/1")
                 _wrk(url, "flight2warm", duration_s=3)
-                meter.start()
-                flight2 = _wrk(url, "flight2")
-                flight2["cpu"] = meter.stop()
-                flight2["lost"], flight2["doubled"], flight2["unread"] = _exactly_once(
-                    client, "flight2", flight2["acked"])
-                flight2["per_tx"] = _per_transaction(client, "flight2")
+                flight2 = _payments_phase(meter, client, url, "flight2")
                 results["flight2"] = flight2
                 print(f"accounts bench: 2 standbys, in_flight 2 {flight2}", file=sys.stderr)
             if standbys == 1:
@@ -364,12 +366,7 @@ def main() -> str:
                                                         max_batch=1))
                 wait_http(url + "/accounts/1")
                 _wrk(url, "singlewarm", duration_s=3)
-                meter.start()
-                single = _wrk(url, "single")
-                single["cpu"] = meter.stop()
-                single["lost"], single["doubled"], single["unread"] = _exactly_once(
-                    client, "single", single["acked"])
-                single["per_tx"] = _per_transaction(client, "single")
+                single = _payments_phase(meter, client, url, "single")
                 results["single"] = single
                 print(f"accounts bench: without coalescing {single}", file=sys.stderr)
             # the app stays up and is redeployed onto the next store (one HTTP port for

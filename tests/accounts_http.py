@@ -8,14 +8,46 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from tests.accounts_helpers import LoadThreads
+from tests.accounts_helpers import LoadThreads, remove_dir, start_store, stop_store, store_dir
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def haproxy_processors(retry_s: float | None = None) -> Iterator[tuple]:
+    """A store and its processors in HAProxy mode (the shipped ingress) on the session
+    cluster, ``(url, port, store, client)``; ``retry_s`` for both the store's client and
+    the processors (None: their defaults). Serve is stopped after, and waited for, so the
+    next module's ``serve.start`` is a new one."""
+    from services.accounts import ProcessorConfig, start_processors
+    from services.haproxy import stop_serve
+
+    retry = {} if retry_s is None else {"retry_s": retry_s}
+    root = store_dir()
+    store = root / "store"
+    port = free_port()
+    try:
+        client = start_store(store, **retry)
+        # HeadOnly: the session's Ray nodes share 127.0.0.1, and each node's HAProxy would
+        # bind the same port. One transaction in flight per replica, so that a burst
+        # queues behind it and is coalesced
+        url = start_processors(str(store), processors=1, spares=1, port=port,
+                               config=ProcessorConfig(in_flight=1, max_batch=64),
+                               haproxy=True, haproxy_drain_s=1.0, proxy_location="HeadOnly",
+                               **retry)
+        yield url, port, str(store), client
+        client.close()
+    finally:
+        stop_serve(port)
+        stop_store(store)
+        remove_dir(root)
 
 
 def call(url: str, method: str, path: str, body=None, raw: bytes | None = None,

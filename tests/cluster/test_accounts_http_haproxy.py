@@ -12,34 +12,16 @@ import threading
 
 import pytest
 
-from tests.accounts_helpers import remove_dir, start_store, stop_store, store_dir, wait_for
-from tests.accounts_http import call, free_port
+from tests.accounts_helpers import wait_for
+from tests.accounts_http import call, haproxy_processors
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
 def service(ray_cluster):
-    from services.accounts import ProcessorConfig, start_processors
-    from services.haproxy import stop_serve
-
-    root = store_dir()
-    store = root / "store"
-    port = free_port()
-    try:
-        client = start_store(store)
-        # HeadOnly: the session's Ray nodes share 127.0.0.1, and each node's HAProxy would
-        # bind the same port. One transaction in flight per replica, so that a burst
-        # queues behind it and is coalesced
-        url = start_processors(str(store), processors=1, spares=1, port=port,
-                               config=ProcessorConfig(in_flight=1, max_batch=64),
-                               haproxy=True, haproxy_drain_s=1.0, proxy_location="HeadOnly")
-        yield url, port, str(store), client
-        client.close()
-    finally:
-        stop_serve(port)  # waits until Serve is gone, so the next module's serve.start is new
-        stop_store(store)
-        remove_dir(root)
+    with haproxy_processors() as service:
+        yield service
 
 
 def test_haproxy_answers_on_the_port(service):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.accounts_helpers import remove_dir, start_store, stop_store, store_dir, wait_for
-from tests.accounts_http import HttpPaymentLoad, free_port
+from tests.accounts_helpers import wait_for
+from tests.accounts_http import HttpPaymentLoad, haproxy_processors
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -18,23 +18,8 @@ ACCOUNTS = list(range(1, 13))  # one writer thread each: 12 requests in flight a
 
 @pytest.fixture(scope="module")
 def service(ray_cluster):
-    from services.accounts import ProcessorConfig, start_processors
-    from services.haproxy import stop_serve
-
-    root = store_dir()
-    store = root / "store"
-    port = free_port()
-    try:
-        client = start_store(store, retry_s=30.0)
-        url = start_processors(str(store), processors=1, spares=1, port=port, retry_s=30.0,
-                               config=ProcessorConfig(in_flight=1, max_batch=64),
-                               haproxy=True, haproxy_drain_s=1.0, proxy_location="HeadOnly")
+    with haproxy_processors(retry_s=30.0) as (url, _, _, client):
         yield url, client
-        client.close()
-    finally:
-        stop_serve(port)  # waits until Serve is gone, so the next module's serve.start is new
-        stop_store(store)
-        remove_dir(root)
 
 
 def test_primary_killed_under_coalesced_http_load_loses_and_doubles_nothing(service):
