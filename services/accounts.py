@@ -200,8 +200,13 @@ class AccountsProcessor:
 
     async def _route(self, request) -> tuple[int, object]:
         # the scope's path, not request.url (a URL object built per request: ~1.5 % of the
-        # replica's GIL time under load, py-spy)
-        parts = [p for p in request.scope["path"].split("/") if p]
+        # replica's GIL time under load, py-spy); relative to the app's route prefix, which
+        # Serve's replica server (HAProxy mode) puts in root_path and leaves in path
+        scope = request.scope
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        parts = [p for p in path.split("/") if p]
         method = request.method
         if len(parts) < 2 or parts[0] != "accounts":
             raise InvalidInput(f"no route {method} {request.url.path}")
