@@ -12,7 +12,8 @@ same wrk script as ``bench/accounts.py`` (A/B/A/B: each variant ``--rounds`` tim
 
 Each phase prints its rate, p50/p99, payments per transaction, lost / doubled and CPU ms
 per request by process group. ``--profile VARIANT`` instead records one replica of that
-variant with py-spy (``--native`` adds C frames) under the same load and prints its
+variant with py-spy (only samples holding the GIL: CPU in Python; ``--native`` adds C
+frames) under the same load and prints its
 hottest frames.
 
     python -m bench.accounts_ab [--rounds 2] [--seconds 10]
@@ -113,7 +114,7 @@ def _profile(url: str, variant: str, seconds: int, native: bool, out: Path) -> s
     pid = _replica_pids(variant)[0]
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
     cmd = [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw",
-           "-o", str(out), "--nonblocking"] + (["--native"] if native else [])
+           "-o", str(out), "--nonblocking", "--gil"] + (["--native"] if native else [])
     spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)
     result = _wrk(url, "profile", duration_s=seconds - 2, prefix=_prefix(variant))
