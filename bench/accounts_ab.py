@@ -112,7 +112,10 @@ def _replica_pids(variant: str) -> list[int]:
 
 def _profile(url: str, variant: str, seconds: int, native: bool, out: Path) -> str:
     pid = _replica_pids(variant)[0]
-    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or \
+        shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy: pip install py-spy (not in the dev extra)")
     cmd = [spy, "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw",
            "-o", str(out), "--nonblocking", "--gil"] + (["--native"] if native else [])
     spy_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
