@@ -256,17 +256,20 @@ class AccountsClient:
 
     async def apply_each_async(self, ops: Sequence[Operation], run_sync
                                ) -> list[OperationResult | GridfareError]:
-        """``apply_each`` for a caller on an event loop (one loop per client): a batch (or a
-        lone operation) of new operations, one per account, is first tried as the set
-        statement on a connection of this loop's own (``AsyncAccountsDB.try_apply_batch``:
-        one round trip, no thread; a connection per batch in flight, kept between
-        batches); what that does not answer, and a store error, goes to ``apply_each``
-        through ``run_sync(fn, ops)`` (the caller's threads), which retries with the same
-        keys, so an unconfirmed or failed try costs time, never an answer."""
+        """``apply_each`` for a caller on an event loop (one loop per client): a batch of two
+        or more new operations, one per account, is first tried as the set statement on a
+        connection of this loop's own (``AsyncAccountsDB.try_apply_batch``: one round
+        trip, no thread; a connection per batch in flight, kept between batches); what
+        that does not answer, and a store error, goes to ``apply_each`` through
+        ``run_sync(fn, ops)`` (the caller's threads), which retries with the same keys, so
+        an unconfirmed or failed try costs time, never an answer. A lone operation goes
+        there at once: ``apply``'s two simple statements cost the primary less than the
+        set statement for one row (A/B in one exclusive run, docs/benchmarks.md)."""
         import psycopg
 
         current = self._current
-        if current is not None:  # (else the synchronous path asks the coordinator first)
+        # (with no primary known yet the synchronous path asks the coordinator first)
+        if current is not None and len(ops) > 1:
             db = None
             try:
                 db = await self._async_db_for(*current)

@@ -231,15 +231,18 @@ def _payments_phase(meter: CpuMeter, client, url: str, run: str) -> dict:
 
 def _deploy_floor(replicas: int) -> None:
     """Serve's floor: a trivial deployment (reads the body, answers a constant JSON) with
-    the processors' replica settings, beside them behind the same HAProxy."""
+    the processors' replica settings (the disconnect watch off too), beside them behind
+    the same HAProxy."""
     from ray import serve
     from starlette.responses import Response
 
+    from services.ingress import DISCONNECT_WATCH_OFF_ENV
     from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
 
+    env = {**REPLICA_ENV, **DISCONNECT_WATCH_OFF_ENV}  # as the processors
+
     @serve.deployment(name="Floor", num_replicas=replicas,
-                      ray_actor_options={"num_cpus": 0,
-                                         "runtime_env": {"env_vars": REPLICA_ENV}},
+                      ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env}},
                       max_ongoing_requests=64, logging_config=REPLICA_LOGGING)
     class Floor:
         async def __call__(self, request):

@@ -25,12 +25,14 @@ Payments and deductions are coalesced in the replica: the requests that arrive w
 ``in_flight`` transactions are in flight wait and go together in the next one
 (``AccountsClient.apply_each_async``: one transaction, one commit, one standby
 confirmation for all of them), at most ``max_batch`` each (``ProcessorConfig``). A batch
-of new operations on distinct accounts is one statement on a connection of the replica's
-event loop (no thread hand-off); anything else goes to ``apply_each`` in the thread pool. A lone
-request goes at once, so it pays no delay; each request still gets its own answer (applied,
-replayed, refused at the floor, no such account, ...), and operations on one account apply
-in arrival order. Nothing is kept once the answers are out. Refunds, reads and opens go one
-at a time (a refund needs what is left of its deduction).
+of two or more new operations on distinct accounts is one statement on a connection of the
+replica's event loop (no thread hand-off); anything else, a lone request too (``apply``:
+two simple statements, cheaper for the primary than the set statement for one row), goes
+to ``apply_each`` in the thread pool. A lone request goes at once, so it pays no delay;
+each request still gets its own answer (applied, replayed, refused at the floor, no such
+account, ...), and operations on one account apply in arrival order. Nothing is kept once
+the answers are out. Refunds, reads and opens go one at a time (a refund needs what is left
+of its deduction).
 
 Each replica writes its request count, busy time and coalescing (transactions and the
 operations they carried) to ``<store>/processors/<replica>.json`` at most once a second:
@@ -61,6 +63,7 @@ from gridfare.errors import (
     UnknownAccount,
     VersionConflict,
 )
+from services.ingress import DISCONNECT_WATCH_OFF_ENV
 from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
 
 __all__ = ["APP_NAME", "STATUS_BY_ERROR", "AccountsProcessor", "ProcessorConfig",
@@ -69,7 +72,7 @@ __all__ = ["APP_NAME", "STATUS_BY_ERROR", "AccountsProcessor", "ProcessorConfig"
 APP_NAME = "gridfare-accounts"
 THREADS = 8  # blocking transactions in flight per replica (batches, reads, refunds)
 STATS_EVERY_S = 1.0
-CODE_VERSION = "accounts-4"  # bump when the processor's code or arguments change
+CODE_VERSION = "accounts-5"  # bump when the processor's code or arguments change
 KINDS = {"payments": "payment", "deductions": "deduction", "refunds": "refund"}
 COALESCED = frozenset({"payment", "deduction"})
 
@@ -129,8 +132,11 @@ def status_of(exc: GridfareError) -> int:
 # warnings and errors are still logged.
 # max_ongoing_requests: the requests a replica holds at once, most of them waiting to join
 # the next batch; Serve's router spreads the rest over the other replicas
-@serve.deployment(ray_actor_options={"num_cpus": 0,
-                                     "runtime_env": {"env_vars": REPLICA_ENV}},
+# DISCONNECT_WATCH_OFF_ENV: in HAProxy mode Serve then awaits each request directly,
+# without its disconnect-watch task and asyncio.wait (services.ingress; a request whose
+# client left is finished, and its retry by the same key gets that answer)
+@serve.deployment(ray_actor_options={"num_cpus": 0, "runtime_env": {
+                      "env_vars": {**REPLICA_ENV, **DISCONNECT_WATCH_OFF_ENV}}},
                   max_ongoing_requests=64,
                   health_check_period_s=2, health_check_timeout_s=10,
                   graceful_shutdown_timeout_s=5,
@@ -200,8 +206,13 @@ class AccountsProcessor:
 
     async def _route(self, request) -> tuple[int, object]:
         # the scope's path, not request.url (a URL object built per request: ~1.5 % of the
-        # replica's GIL time under load, py-spy)
-        parts = [p for p in request.scope["path"].split("/") if p]
+        # replica's GIL time under load, py-spy); relative to the app's route prefix, which
+        # Serve's replica server (HAProxy mode) puts in root_path and leaves in path
+        scope = request.scope
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        parts = [p for p in path.split("/") if p]
         method = request.method
         if len(parts) < 2 or parts[0] != "accounts":
             raise InvalidInput(f"no route {method} {request.url.path}")

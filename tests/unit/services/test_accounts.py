@@ -60,3 +60,14 @@ def test_a_batch_answer_is_what_the_request_alone_would_get():
     assert isinstance(overdraft, errors.Overdraft) and "d" in str(overdraft)
     missing = answer_of(pay, None)
     assert isinstance(missing, errors.UnknownAccount) and "account 7" in str(missing)
+
+
+def test_the_processors_replicas_run_without_serves_disconnect_watch():
+    # services.ingress's callback travels in the processors' own runtime_env (read by each
+    # replica's HTTP server in HAProxy mode), beside the shared replica settings
+    from services.accounts import AccountsProcessor
+    from services.ingress import DISCONNECT_WATCH_OFF_ENV
+    from services.replica_settings import REPLICA_ENV
+
+    env = AccountsProcessor.ray_actor_options["runtime_env"]["env_vars"]
+    assert env == {**REPLICA_ENV, **DISCONNECT_WATCH_OFF_ENV}
