@@ -96,7 +96,7 @@ class SeatCentre:
         fsync_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-fsync")
         snapshot_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot")
         found = _metrics(centre_id)
-        tally = MetricTally(found)
+        tally = MetricTally(lambda name, n: found[name].inc(n))
         process = psutil.Process()
         process.cpu_percent(None)
 

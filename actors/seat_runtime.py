@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+from collections.abc import Callable
 
 from gridfare.seats.store import SeatsRoot
 
@@ -42,13 +43,14 @@ def seats_suffix(root: str) -> str:
 
 
 class MetricTally:
-    """Counters' increments (``found``: name -> ``ray.util.metrics.Counter``), kept here
-    and handed to the metrics at most once a second (a timer, so the last ones are reported
-    too): ``Counter.inc`` on every ``sell_many`` call was ~2.6 % of a centre's Python
-    samples under the HTTP bench (py-spy)."""
+    """Counters' increments, kept here and handed to ``emit(name, n)`` (the actor passes
+    ``ray.util.metrics.Counter.inc``) at most once every ``every_s`` seconds, on a timer, so
+    the last ones are reported too: ``Counter.inc`` on every ``sell_many`` call was ~2.6 %
+    of a centre's Python samples under the HTTP bench (py-spy). Off an event loop (a
+    centre restoring its state) each count is handed on at once."""
 
-    def __init__(self, found: dict, every_s: float = 1.0) -> None:
-        self._found = found
+    def __init__(self, emit: Callable[[str, int], None], every_s: float = 1.0) -> None:
+        self._emit = emit
         self._every = every_s
         self._counts: dict[str, int] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -64,7 +66,10 @@ class MetricTally:
             self._timer = loop.call_later(self._every, self.report)
 
     def report(self) -> None:
+        """Hand every count kept so far on, one ``emit`` per name."""
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = None
         counts, self._counts = self._counts, {}
         for name, n in counts.items():
-            self._found[name].inc(n)
+            self._emit(name, n)
