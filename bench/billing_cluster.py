@@ -12,7 +12,8 @@ file; the two sets of bills are compared line by line. The former baseline, the 
 bills of one tariff code only, is timed for the 1st period. With the ``spark`` extra
 installed (``make bench`` installs it), PySpark ``local[2]`` runs the same query in Spark SQL
 (JVM started and warmed on a few sections first, untimed) and its bills are compared too.
-``--large`` adds a 30 M account city in its first period only.
+``--large`` adds a 30 M account city in its first period only, without the Spark row (at 30 M
+Spark would take about 20 minutes of both cores); ``--large-only`` runs that city alone.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Measured:
 
 
 def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
-               measured: dict[str, str]) -> list[Measured]:
+               measured: dict[str, str], spark: bool = True) -> list[Measured]:
     """Bill every period of the city from ``first`` through ``through`` in order on one
     local Ray cluster (each period's bills are the next ones' history), timing the periods
     in ``measured`` ({period: name}); then, for each of those, the same bills by one
@@ -133,8 +134,8 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
             agreement = compare_bills(con, written, f"'{out}/same.parquet'")
             # PySpark for the 1st period only: over 3,000 sections' small files it takes
             # minutes a period, and the 13th adds 12 bills datasets to its reads.
-            spark_s = spark_same_bills(centre, f"{out}/spark", period) if period == first \
-                else None
+            spark_s = spark_same_bills(centre, f"{out}/spark", period) \
+                if spark and period == first else None
             spark_agreement = None
             if spark_s is not None:
                 rows.append((f"PySpark local[2], the same query in Spark SQL, {name}", billed,
@@ -203,13 +204,15 @@ def spark_same_bills(centre, out: str, period: str) -> float | None:
         spark.stop()
 
 
-def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000) -> str:
-    runs = [(accounts, sections, FIRST_OF_13, LAST_OF_13,
-             {FIRST_OF_13: "1st period", LAST_OF_13: "13th period"})]
-    if large:
+def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000, *,
+         large_only: bool = False) -> str:
+    runs = [] if large_only else [(accounts, sections, FIRST_OF_13, LAST_OF_13,
+                                   {FIRST_OF_13: "1st period", LAST_OF_13: "13th period"},
+                                   True)]
+    if large or large_only:
         # Thirteen periods of 30 M accounts are not generated here (~10 min and ~4 GB a
-        # period): the 30 M city is billed in its first period only.
-        runs.append((30_000_000, 60_000, PERIOD, None, {PERIOD: "1st period"}))
+        # period): the 30 M city is billed in its first period only, without Spark.
+        runs.append((30_000_000, 60_000, PERIOD, None, {PERIOD: "1st period"}, False))
     text = ["## Billing cluster (`bench/billing_cluster.py`)", "",
             "End-to-end: request to end signal through the ControlServer on a local Ray "
             "cluster (2 CPUs), bills written to Parquet (with each section's history fold) "
@@ -227,9 +230,9 @@ def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000) 
             ">= 5x PySpark.", "",
             "| path | accounts | seconds | accounts/s |", "|---|---:|---:|---:|"]
     ratios, notes = [], []
-    for accounts, sections, first, through, measured in runs:
+    for accounts, sections, first, through, measured, spark in runs:
         results = end_to_end(accounts, sections, first=first, through=through,
-                             measured=measured)
+                             measured=measured, spark=spark)
         for result in results:
             for name, n, seconds in result.rows:
                 print(f"{name:90} {n:>11,} {seconds:8.2f} s {n / seconds:>12,.0f}/s")
@@ -248,7 +251,7 @@ def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000) 
                 note += (f"; gridfare / PySpark local[2] {gridfare / spark[0]:.2f}, "
                          f"{sa['differing']} of {sa['compared']:,} Spark bills differ "
                          f"({sa['kernel_only'] + sa['baseline_only']} on one side only)")
-            elif result.period == first:
+            elif spark and result.period == first:
                 note += "; PySpark not installed, no Spark row (`pip install -e '.[spark]'`)"
             notes.append(note)
             print(note)
@@ -265,8 +268,10 @@ def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000) 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--large", action="store_true", help="also 30 M accounts (slow)")
+    parser.add_argument("--large-only", action="store_true",
+                        help="only the 30 M city's first period (no 13-month city)")
     parser.add_argument("--accounts", type=int, default=1_500_000,
                         help="the 13-month city's size (a smaller one for a quick check)")
     parser.add_argument("--sections", type=int, default=3_000)
     args = parser.parse_args()
-    print(main(args.large, args.accounts, args.sections))
+    print(main(args.large, args.accounts, args.sections, large_only=args.large_only))
