@@ -10,8 +10,6 @@ one with Serve's disconnect watch off (``services.ingress``), as shipped:
 - ``custom``: ``async`` with PostgreSQL's default plan cache mode on the loop's
   connections (``auto``: the set statement re-planned at every batch), where the shipped
   processors use its generic plan (``actors.accounts_client.ASYNC_OPTIONS``);
-- ``cork``: ``async`` with each answer sent as one TCP segment
-  (``services.ingress.OnePacketPerResponse``);
 - ``floor``: Serve's floor, a trivial replica (``bench.accounts``), same settings.
 
 Before the rounds an idle phase (no load, 10 s) measures what each process group burns
@@ -53,13 +51,13 @@ from bench.accounts import PROCESSORS as N
 from bench.accounts import SPARES as B
 from services.haproxy import free_port
 
-VARIANTS = ("pool", "custom", "async", "cork", "floor")
+VARIANTS = ("pool", "custom", "async", "floor")
 
 
 def _processor_app(store: str, variant: str):
     """The processors as shipped (``async``), or stop 24's (``pool``: lone payments in the
     thread pool, the set statement re-planned), or with the default plan cache mode
-    (``custom``), or with each answer one TCP segment (``cork``)."""
+    (``custom``)."""
     from dataclasses import asdict
 
     from actors.accounts_client import STATEMENT_TIMEOUT
@@ -78,14 +76,7 @@ def _processor_app(store: str, variant: str):
                     return self._client.apply_each_async(ops, self._call)
                 return self._call(self._client.apply_each, ops)
         cls = Replanned
-    options = {}
-    if variant == "cork":
-        from services.ingress import ONE_PACKET_ENV
-        from services.replica_settings import REPLICA_ENV
-
-        options["ray_actor_options"] = {"num_cpus": 0, "runtime_env": {
-            "env_vars": {**REPLICA_ENV, **ONE_PACKET_ENV}}}
-    return AccountsProcessor.options(func_or_class=cls, num_replicas=N + B, **options).bind(
+    return AccountsProcessor.options(func_or_class=cls, num_replicas=N + B).bind(
         store, 10.0, asdict(ProcessorConfig()))
 
 
