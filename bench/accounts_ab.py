@@ -231,7 +231,7 @@ def main() -> None:
                       f"{_cpu_text(res['cpu'], res['requests'], 'request')}; cores busy "
                       f"{cores:.2f}", flush=True)
         print("summary (mean over rounds):")
-        for variant in variants:
+        for variant in variants if args.rounds else ():  # --rounds 0: the idle phase only
             rates = [r["rate"] for r in rows[variant]]
             cpu = [sum(v for k, v in r["cpu"].items() if k not in (
                 "wall", "other work on the machine", "load generator", "bench driver"))
