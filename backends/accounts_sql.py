@@ -609,10 +609,45 @@ class AccountsDB:
 
 class AsyncAccountsDB(AccountsDB):
     """``AccountsDB`` on an asyncio connection (``psycopg.AsyncConnection``), for a caller
-    on an event loop: it runs only the set batch's one-statement try, ``try_apply_batch``
-    (the same statement, parameters, checks and answers as ``apply_batch``'s first try, no
-    thread hand-off); what that try does not answer, the caller sends to ``AccountsDB``.
-    Only ``try_apply_batch`` may be called on it."""
+    on an event loop: it runs only the first tries, with no thread hand-off: ``try_apply``
+    (``apply``'s two statements for one new operation) and ``try_apply_batch`` (the set
+    batch's one statement), with the same parameters, checks and answers as the
+    synchronous forms; what a try does not answer, the caller sends to ``AccountsDB``.
+    Only these two may be called on it."""
+
+    async def try_apply(self, op: Operation) -> OperationResult | None:
+        """``apply``'s answer to one new payment or deduction, in its two round trips
+        (``READ_FOR_WRITE``; ``WRITE``, its own transaction, under the version and epoch
+        check): applied, or refused at the floor. None with nothing written when the try
+        cannot answer alone: a refund, a replay (its answer needs a confirmed commit of
+        its own), an unknown account, a version conflict, or no standby in sync under the
+        'accept' rule; the refusals of the checks (``StaleEpoch``, ``NotReplicated``, a
+        standby) are raised. A commit not confirmed within ``commit_timeout_s`` is
+        cancelled and raised as ``NotReplicated``; psycopg's errors are raised as they come
+        (nothing is acknowledged), so the caller's synchronous retry by the same key is
+        exact."""
+        if op.kind is OperationKind.REFUND:
+            return None
+        conn = self.conn
+        row = await (await conn.execute(READ_FOR_WRITE, (op.key, op.account_id))).fetchone()
+        if self._commit_mode(*row[:3]) is CommitMode.LOCAL or row[3] is not None or \
+                row[12] is None:
+            return None
+        account = Account(op.account_id, *row[10:13])
+        result = apply_operation(account, op, self.epoch)
+        self._warnings.clear()
+        try:
+            async with asyncio.timeout(self.commit_timeout_s):
+                written = (await conn.execute(WRITE, (
+                    result.balance_fen, result.version, op.account_id, account.version,
+                    self.epoch, op.key, op.kind.value, op.amount_fen, result.outcome.value,
+                    result.balance_fen, result.version, self.epoch, None))).rowcount
+        except TimeoutError:
+            raise NotReplicated(f"operation {op.key}: not confirmed by a standby within "
+                                f"{self.commit_timeout_s} s; retry with the same key"
+                                ) from None
+        self._check_confirmed()
+        return result if written == 1 else None  # 0: the version or the epoch moved
 
     async def try_apply_batch(self, ops: Sequence[Operation]
                               ) -> list[OperationResult | None] | None:

@@ -134,8 +134,15 @@ def _cpu_text(cpu: dict[str, float], count: int, what: str) -> str:
     ours = sum(v for k, v in cpu.items() if k not in ("wall", "other work on the machine",
                                                       "load generator", "bench driver"))
     return (f"CPU ms per {what}: {', '.join(parts)}; servers' total "
-            f"{ours / count * 1000:.2f}; other work on the machine used "
-            f"{cpu['other work on the machine'] / wall:.2f} of 2 cores")
+            f"{ours / count * 1000:.2f}; servers and load generator busy "
+            f"{_cores(cpu, ('wall', 'other work on the machine', 'bench driver')):.2f} of 2 "
+            f"cores, other work on the machine "
+            f"{cpu['other work on the machine'] / wall:.2f}")
+
+
+def _cores(cpu: dict[str, float], leave_out: tuple[str, ...]) -> float:
+    """Cores busy on average over a phase, summed over the groups not left out."""
+    return sum(v for k, v in cpu.items() if k not in leave_out) / cpu["wall"]
 
 
 def _children_cpu_s() -> float:
@@ -323,6 +330,10 @@ def main() -> str:
             _wrk(url, f"warm{standbys}", duration_s=3)
             record = client.describe()["record"]
             meter.primary = record["primary"]
+            if standbys == 1:  # what the cluster burns with nothing to do: a fixed cost
+                meter.start()
+                time.sleep(DURATION_S)
+                results["idle"] = meter.stop()
             http = _payments_phase(meter, client, url, f"http{standbys}")
             results[standbys] = http
             print(f"accounts bench: {standbys} standby(s) HTTP {http}", file=sys.stderr)
@@ -422,6 +433,14 @@ def main() -> str:
                     f"{pg_local['tps']:,.0f} /s | sync replication costs: remote_apply / "
                     f"local = **{pg_sync['tps'] / pg_local['tps']:.2f}**; "
                     f"{_cpu_text(pg_local['cpu'], pg_local['transactions'], 'transaction')} |")
+        idle = results["idle"]
+        rows.append(
+            f"| idle: the same cluster, store (1 standby) and processors up, no load, "
+            f"{DURATION_S} s | "
+            f"{_cores(idle, ('wall', 'other work on the machine', 'bench driver')):.2f} "
+            f"cores | cores by group: " + ", ".join(
+                f"{k} {v / idle['wall']:.3f}" for k, v in idle.items() if k != "wall") +
+            " |")
         busy = [s["busy_s"] for s in stats]
         counts = [s["requests"] for s in stats]
         mean_busy = sum(busy) / len(busy)

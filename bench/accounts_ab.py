@@ -1,23 +1,27 @@
 """A/B of the accounts processors' per-request paths, all in one run on one store (1 sync
 standby), each variant its own Serve app behind the same HAProxy, driven in turn by the
-same wrk script as ``bench/accounts.py`` (A/B/A/B: each variant ``--rounds`` times):
+same wrk script as ``bench/accounts.py`` (A/B/A/B: each variant ``--rounds`` times), every
+one with Serve's disconnect watch off (``services.ingress``), as shipped:
 
-- ``batch``: a lone payment takes the one-statement set batch on the replica's loop (the
-  shipped code at stop 23);
-- ``apply``: a lone payment takes ``apply`` (two simple statements) in the thread pool;
-  batches of two or more as ``batch``;
-- ``*-nw``: the same with Serve's per-request disconnect watch off (``services.ingress``);
-- ``floor`` / ``floor-nw``: Serve's floor, a trivial replica (``bench.accounts``), with and
-  without the watch.
+- ``pool``: a lone payment takes ``apply`` (two simple statements) in the replica's thread
+  pool, a batch of two or more the set statement on the replica's loop (stop 24's code);
+- ``async``: a lone payment takes the same two statements on the replica's loop
+  (``AsyncAccountsDB.try_apply``: no thread hand-off), batches as ``pool``;
+- ``custom``: ``async`` with PostgreSQL's default plan cache mode on the loop's
+  connections (``auto``: the set statement re-planned at every batch), where the shipped
+  processors use its generic plan (``actors.accounts_client.ASYNC_OPTIONS``);
+- ``floor``: Serve's floor, a trivial replica (``bench.accounts``), same settings.
 
-Each phase prints its rate, p50/p99, payments per transaction, lost / doubled and CPU ms
-per request by process group. ``--profile VARIANT`` instead records one replica of that
-variant with py-spy (only samples holding the GIL: CPU in Python; ``--native`` adds C
-frames) under the same load and prints its
-hottest frames.
+Before the rounds an idle phase (no load, 10 s) measures what each process group burns
+per second with nothing to do (the fixed part of "rest of Ray"). Each phase prints its
+rate, p50/p99, payments per transaction and the share of transactions that carried one
+payment, lost / doubled, CPU ms per request by process group and the cores busy.
+``--profile VARIANT`` instead records one replica of that variant with py-spy (only
+samples holding the GIL: CPU in Python; ``--native`` adds C frames) under the same load
+and prints its hottest frames.
 
-    python -m bench.accounts_ab [--rounds 2] [--seconds 10]
-    python -m bench.accounts_ab --profile batch --seconds 20 [--native]
+    python -m bench.accounts_ab [--rounds 2] [--seconds 10] [--variants pool,async]
+    python -m bench.accounts_ab --profile async --seconds 20 [--native]
 """
 
 from __future__ import annotations
@@ -47,32 +51,33 @@ from bench.accounts import PROCESSORS as N
 from bench.accounts import SPARES as B
 from services.haproxy import free_port
 
-VARIANTS = ("batch", "apply", "batch-nw", "apply-nw", "floor", "floor-nw")
+VARIANTS = ("pool", "custom", "async", "floor")
 
 
 def _processor_app(store: str, variant: str):
-    """The processors as shipped, or with lone payments on ``apply``; with or without the
-    disconnect watch."""
+    """The processors as shipped (``async``), or stop 24's (``pool``: lone payments in the
+    thread pool, the set statement re-planned), or with the default plan cache mode
+    (``custom``)."""
     from dataclasses import asdict
 
+    from actors.accounts_client import STATEMENT_TIMEOUT
     from services.accounts import AccountsProcessor, ProcessorConfig
-    from services.ingress import DISCONNECT_WATCH_OFF_ENV
-    from services.replica_settings import REPLICA_ENV
 
     base = AccountsProcessor.func_or_class
     cls = base
-    if variant.startswith("apply"):
-        class LoneOnApply(base):
+    if variant in ("pool", "custom"):
+        class Replanned(base):
+            def __init__(self, *args) -> None:
+                super().__init__(*args)
+                self._client.async_options = STATEMENT_TIMEOUT
+
             def _send(self, ops):
-                if len(ops) > 1:
+                if len(ops) > 1 or variant == "custom":
                     return self._client.apply_each_async(ops, self._call)
                 return self._call(self._client.apply_each, ops)
-        cls = LoneOnApply
-    env = {**REPLICA_ENV, **(DISCONNECT_WATCH_OFF_ENV if variant.endswith("-nw") else {})}
-    return AccountsProcessor.options(
-        func_or_class=cls, num_replicas=N + B,
-        ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env}}).bind(
-            store, 10.0, asdict(ProcessorConfig()))
+        cls = Replanned
+    return AccountsProcessor.options(func_or_class=cls, num_replicas=N + B).bind(
+        store, 10.0, asdict(ProcessorConfig()))
 
 
 def _floor_app(variant: str):
@@ -82,7 +87,7 @@ def _floor_app(variant: str):
     from services.ingress import DISCONNECT_WATCH_OFF_ENV
     from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
 
-    env = {**REPLICA_ENV, **(DISCONNECT_WATCH_OFF_ENV if variant.endswith("-nw") else {})}
+    env = {**REPLICA_ENV, **DISCONNECT_WATCH_OFF_ENV}
 
     @serve.deployment(name="Floor", num_replicas=N + B,
                       ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env}},
@@ -141,6 +146,18 @@ def _profile(url: str, variant: str, seconds: int, native: bool, out: Path) -> s
     return "\n".join(lines)
 
 
+def _lone_share(client, run: str) -> float:
+    """The share of the run's transactions that carried one payment (the rows one
+    transaction wrote share its xmin, as ``bench.accounts._per_transaction``)."""
+    db = client._db()
+    with db.conn.transaction():
+        lone, transactions = db.conn.execute(
+            "SELECT count(*) FILTER (WHERE n = 1), count(*) FROM (SELECT count(*) AS n "
+            "FROM account_operations WHERE key LIKE %s GROUP BY xmin::text) t",
+            (f"{run}-%",)).fetchone()
+    return lone / max(transactions, 1)
+
+
 def _prefix(variant: str) -> str:
     return "/" + variant
 
@@ -185,6 +202,12 @@ def main() -> None:
             print(_profile(url, args.profile, args.seconds, args.native,
                            work / "profile.txt"))
             return
+        meter.start()
+        time.sleep(10)
+        idle = meter.stop()
+        print("idle 10 s, cores busy by group: " + ", ".join(
+            f"{k} {v / idle['wall']:.3f}" for k, v in idle.items() if k != "wall"),
+            flush=True)
         rows: dict[str, list[dict]] = {v: [] for v in variants}
         for r in range(args.rounds):
             for variant in variants:
@@ -196,15 +219,19 @@ def main() -> None:
                     res["lost"], res["doubled"], res["unread"] = _exactly_once(
                         client, run, res["acked"])
                     res["per_tx"] = _per_transaction(client, run)
+                    res["lone"] = _lone_share(client, run)
                 rows[variant].append(res)
                 extra = "" if variant.startswith("floor") else (
-                    f" per_tx {res['per_tx']:.1f} lost {res['lost']} doubled "
-                    f"{res['doubled']}")
+                    f" per_tx {res['per_tx']:.1f} lone {res['lone']:.2f} lost "
+                    f"{res['lost']} doubled {res['doubled']}")
+                cores = sum(v for k, v in res["cpu"].items() if k != "wall") / \
+                    res["cpu"]["wall"]
                 print(f"{run}: {res['rate']:,.0f}/s p50 {res['p50_ms']:.1f} p99 "
                       f"{res['p99_ms']:.1f} non2xx {res['non_2xx']}{extra}; "
-                      f"{_cpu_text(res['cpu'], res['requests'], 'request')}", flush=True)
+                      f"{_cpu_text(res['cpu'], res['requests'], 'request')}; cores busy "
+                      f"{cores:.2f}", flush=True)
         print("summary (mean over rounds):")
-        for variant in variants:
+        for variant in variants if args.rounds else ():  # --rounds 0: the idle phase only
             rates = [r["rate"] for r in rows[variant]]
             cpu = [sum(v for k, v in r["cpu"].items() if k not in (
                 "wall", "other work on the machine", "load generator", "bench driver"))

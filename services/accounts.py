@@ -24,11 +24,12 @@ whose processor died.
 Payments and deductions are coalesced in the replica: the requests that arrive while
 ``in_flight`` transactions are in flight wait and go together in the next one
 (``AccountsClient.apply_each_async``: one transaction, one commit, one standby
-confirmation for all of them), at most ``max_batch`` each (``ProcessorConfig``). A batch
-of two or more new operations on distinct accounts is one statement on a connection of the
-replica's event loop (no thread hand-off); anything else, a lone request too (``apply``:
-two simple statements, cheaper for the primary than the set statement for one row), goes
-to ``apply_each`` in the thread pool. A lone request goes at once, so it pays no delay;
+confirmation for all of them), at most ``max_batch`` each (``ProcessorConfig``). A lone
+new operation (``apply``'s two simple statements, cheaper for the primary than the set
+statement for one row) and a batch of two or more new operations on distinct accounts (one
+statement, with its generic plan) go on a connection of the replica's event loop (no
+thread hand-off); anything else (a replay, an account twice, a store error) goes to
+``apply_each`` in the thread pool. A lone request goes at once, so it pays no delay;
 each request still gets its own answer (applied, replayed, refused at the floor, no such
 account, ...), and operations on one account apply in arrival order. Nothing is kept once
 the answers are out. Refunds, reads and opens go one at a time (a refund needs what is left
@@ -157,7 +158,7 @@ class AccountsProcessor:
         self._client = AccountsClient(coordinator, retry_s=retry_s)
         self._pool = ThreadPoolExecutor(max_workers=THREADS)
         limits = ProcessorConfig.from_mapping(config)
-        # the Batcher of the seats replica, as is: a batch is one apply_each call in the pool
+        # the Batcher of the seats replica, as is: a batch is one apply_each_async call
         self._batcher = Batcher(self._send, in_flight=limits.in_flight,
                                 max_batch=limits.max_batch)
         replica = serve.get_replica_context().replica_id.unique_id

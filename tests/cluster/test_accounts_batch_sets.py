@@ -128,10 +128,10 @@ def test_concurrent_set_batches_on_the_same_accounts_stay_exact(accounts):
 
 def test_the_async_first_try_answers_new_operations_and_leaves_the_rest(accounts):
     """``AccountsClient.apply_each_async``: new operations on distinct accounts are answered
-    by ``AsyncAccountsDB.try_apply_batch`` on the loop's own connection, as the
-    synchronous path answers them; a batch it cannot answer (a replay, an account twice, a
-    reused key) writes nothing there and is answered by ``apply_each`` as before, and so
-    is a lone operation (``apply``: cheaper for the primary than the set statement)."""
+    by ``AsyncAccountsDB.try_apply_batch`` on the loop's own connection, and a lone new
+    one by ``try_apply`` (``apply``'s two statements), as the synchronous path answers
+    them; what a try cannot answer (a replay, an account twice, a reused key, an unknown
+    account alone) writes nothing there and is answered by ``apply_each`` as before."""
     import asyncio
 
     from gridfare.errors import IdempotencyConflict, Overdraft, UnknownAccount
@@ -154,19 +154,57 @@ def test_the_async_first_try_answers_new_operations_and_leaves_the_rest(accounts
         assert (new[0].balance_fen, new[0].version, new[0].replayed) == (70, 1, False)
         assert isinstance(new[1], Overdraft) and isinstance(new[2], UnknownAccount)
         lone = await each([op("payment", 3, "a-433", 433)])
-        assert (lone[0].balance_fen, synchronous) == (3, [["a-433"]])
+        assert (lone[0].balance_fen, lone[0].version, synchronous) == (3, 1, [])
+        refused = await each([op("deduction", 9, "a-432b", 432)])
+        assert isinstance(refused[0], Overdraft) and synchronous == []
+        # alone, a replay and an unknown account are the synchronous path's
+        again = await each([op("payment", 3, "a-433", 433)])
+        assert (again[0].replayed, again[0].balance_fen) == (True, 3)
+        nobody = await each([op("payment", 1, "a-405", 405)])
+        assert isinstance(nobody[0], UnknownAccount)
+        assert synchronous == [["a-433"], ["a-405"]]
         # a replay beside a new one: the try writes nothing, the synchronous path answers
         mixed = await each([op("payment", 70, "a-431", 431), op("payment", 9, "a-433b", 433)])
-        assert synchronous == [["a-433"], ["a-431", "a-433b"]]
+        assert synchronous[2:] == [["a-431", "a-433b"]]
         assert (mixed[0].replayed, mixed[0].balance_fen) == (True, 70)
         assert (mixed[1].replayed, mixed[1].balance_fen) == (False, 12)
         twice = await each([op("payment", 1, "a-t1", 431), op("payment", 2, "a-t2", 431)])
         assert [a.balance_fen for a in twice] == [71, 73]
         reused = await each([op("payment", 4, "a-433", 432), op("payment", 4, "a-r", 433)])
         assert isinstance(reused[0], IdempotencyConflict) and reused[1].balance_fen == 16
-        assert len(synchronous) == 4
+        assert len(synchronous) == 5
 
     asyncio.run(scenario())
     assert accounts.balances([431, 432, 433]) == {431: 73, 432: 0, 433: 16}
     for account in (431, 432, 433):
         check_chain(accounts, account)
+
+
+def test_the_async_lone_try_is_fenced_by_the_epoch(accounts):
+    """A lone try written for an earlier epoch is refused (``StaleEpoch``) and writes
+    nothing, as ``apply``: the read checks the epoch, and the write checks it again."""
+    import asyncio
+
+    import psycopg
+
+    from backends.accounts_sql import AsyncAccountsDB
+    from gridfare.errors import StaleEpoch
+
+    accounts.open_batch([441])
+    accounts.get(441)
+    epoch, dsn = accounts._current
+
+    async def stale():
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        try:
+            db = AsyncAccountsDB(conn, epoch - 1)
+            with pytest.raises(StaleEpoch, match=f"epoch {epoch - 1}"):
+                await db.try_apply(op("payment", 5, "a-stale-441", 441))
+            fresh = AsyncAccountsDB(conn, epoch)
+            done = await fresh.try_apply(op("payment", 6, "a-fresh-441", 441))
+            assert (done.balance_fen, done.epoch) == (6, epoch)
+        finally:
+            await conn.close()
+
+    asyncio.run(stale())
+    assert [r.key for r in accounts.operations(441)] == ["a-fresh-441"]
