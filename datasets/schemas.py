@@ -76,12 +76,16 @@ GENERATOR_STATE = pa.schema(
 # Months a history fold (``history/period=P/section=S``: billed kWh as of the close of P,
 # written with P's bills) holds: P and the 11 before it, the next period's 12-month window.
 FOLD_MONTHS = 12
-# A fold's rows are USAGE_HISTORY's; the billed month is ``month`` in the file, since
-# ``period`` there is the partition's (the period the fold closes).
+# A fold's rows are USAGE_HISTORY's with the billed month as its index, ``year * 12 +
+# month - 1`` (``gridfare.period.index_of``), not a ``YYYY-MM`` label: billing compares
+# months, and reading labels back into months took three passes over a section's ~6,000
+# labels in each period. Billing's history rows have this schema in memory too (what
+# ``DataCentre.read_history_carry`` gives and ``fold_history`` makes). ``month``, not
+# ``period``: ``period`` in the path is the partition's (the period the fold closes).
 HISTORY_FOLD = pa.schema(
     [
         pa.field("account_id", pa.int64(), nullable=False),
-        pa.field("month", pa.string(), nullable=False),
+        pa.field("month", pa.int32(), nullable=False),
         pa.field("kwh", pa.float64(), nullable=False),
     ]
 )

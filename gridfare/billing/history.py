@@ -8,8 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from datasets.schemas import HISTORY_FOLD
 from gridfare.money import ENERGY_SCALE
-from gridfare.period import Period, index_of, month_index
+from gridfare.period import Period, history_months, index_of
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ def locate(account_ids: np.ndarray, offsets: np.ndarray | None, ids: np.ndarray,
 def summarize_history(history: pa.Table | None, account_ids: np.ndarray, period: Period,
                       months: int, *, account_offsets: np.ndarray | None = None,
                       row_segments: np.ndarray | None = None) -> HistoryProfile:
-    """Fold ``(account_id, period, kwh)`` rows of the ``months`` periods before ``period``.
+    """Fold ``(account_id, month, kwh)`` rows (``history_months``) of the ``months``
+    periods before ``period``.
 
     ``account_ids`` must be sorted (within each segment, when several sections are folded
     at once: see ``locate``). Rows of other periods or other accounts are ignored.
@@ -62,7 +64,10 @@ def summarize_history(history: pa.Table | None, account_ids: np.ndarray, period:
     count = np.zeros(n, np.int64)
     if history is None or history.num_rows == 0 or n == 0:
         return HistoryProfile(ytd, total)
-    in_window, this_year = _classify_periods(history["period"], period, months)
+    history = history_months(history)
+    index = history["month"].to_numpy()
+    end = index_of(period)
+    in_window, this_year = (index >= end - months) & (index < end), index // 12 == period.year
 
     ids = history["account_id"].to_numpy()
     pos, found = locate(account_ids, account_offsets, ids, row_segments)
@@ -77,76 +82,47 @@ def summarize_history(history: pa.Table | None, account_ids: np.ndarray, period:
     return HistoryProfile(ytd, avg)
 
 
-def _classify_periods(column: pa.ChunkedArray, period: Period,
-                      months: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: is its period one of the ``months`` before ``period``; is it in its year."""
-    index = month_index(column)
-    if index is not None:
-        # Well-formed ``YYYY-MM`` everywhere: compare month numbers, no string hashing.
-        end = period.year * 12 + period.month - 1
-        return (index >= end - months) & (index < end), index // 12 == period.year
-    # Anything else: a few distinct labels over many rows, classified once each.
-    encoded = pc.dictionary_encode(pc.fill_null(column, "")).combine_chunks()
-    window = {str(p) for p in period.previous(months)}
-    labels = encoded.dictionary.to_pylist()
-    in_window = np.array([label in window for label in labels], dtype=bool)
-    this_year = np.array([label.startswith(f"{period.year:04d}-") for label in labels],
-                         dtype=bool)
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
-    return in_window[codes], this_year[codes]
-
-
 def fold_history(carried: pa.Table, bills: pa.Table, period: Period,
                  months: int = 12) -> pa.Table:
     """The history fold as of the close of ``period``: every row the next period's history
-    needs, so that it reads one file whatever the month.
+    needs, so that it reads one file whatever the month (``HISTORY_FOLD`` rows).
 
-    ``carried`` is what this period's history was folded from (the ``months`` periods before
-    it, plus any legacy rows of ``period`` or later); ``bills`` are its bills. Rows of the
-    oldest month drop out, the bills' ``(account_id, period, kwh)`` are added, and a bill
-    takes precedence over a carried row of the same account and period, as in
-    ``DataCentre.read_history``. Folding the same inputs again gives the same table.
+    ``carried`` is what this period's history was folded from (``history_months`` rows:
+    the ``months`` periods before it, plus any legacy rows of ``period`` or later);
+    ``bills`` are its bills (all of ``period``). Rows of the oldest month drop out, the
+    bills' ``(account_id, kwh)`` are added as ``period``'s, and a bill takes precedence
+    over a carried row of the same account and month, as in ``DataCentre.read_history``.
+    Folding the same inputs again gives the same table.
     """
-    oldest, own = str(period.shift(-(months - 1))), str(period)
-    rows = carried.select(["account_id", "period", "kwh"])
-    fresh = bills.select(["account_id", "period", "kwh"]).cast(rows.schema)
+    own = index_of(period)
+    rows = history_months(carried).select(HISTORY_FOLD.names)
+    fresh = pa.table([bills["account_id"],
+                      pa.array(np.full(bills.num_rows, own, np.int32)),
+                      bills["kwh"]], schema=HISTORY_FOLD)
     if not rows.num_rows:
         return fresh.combine_chunks()
-    index = month_index(rows["period"])
-    if index is None:  # labels other than YYYY-MM: compared as strings
-        span = pc.min_max(rows["period"])
-        low, high = span["min"].as_py() < oldest, span["max"].as_py() >= own
-        keep = pc.greater_equal(rows["period"], oldest) if low else None
-        late = pc.equal(rows["period"], own) if bills.num_rows and high else None
-    else:
-        low = bool(index.min() < index_of(period) - (months - 1))
-        high = bool(index.max() >= index_of(period))
-        keep = pa.array(index >= index_of(period) - (months - 1)) if low else None
-        late = pa.array(index == index_of(period)) if bills.num_rows and high else None
-    if late is not None:
+    index = rows["month"].to_numpy()
+    oldest = own - (months - 1)
+    low, high = bool(index.min() < oldest), bool(index.max() >= own)
+    keep = index >= oldest if low else None
+    if bills.num_rows and high:
         # Only a legacy row of this month or later can meet a bill (usually there is none).
-        billed = pc.is_in(rows["account_id"], value_set=bills["account_id"])
-        shadowed = pc.and_(billed, late)
-        keep = pc.invert(shadowed) if keep is None else pc.and_(keep, pc.invert(shadowed))
+        billed = pc.is_in(rows["account_id"], value_set=bills["account_id"]).to_numpy(
+            zero_copy_only=False)
+        shadowed = billed & (index == own)
+        keep = ~shadowed if keep is None else keep & ~shadowed
     if keep is not None:
-        rows = rows.filter(keep)
+        rows = rows.filter(pa.array(keep))
     return pa.concat_tables([rows, fresh]).combine_chunks()
 
 
 def history_window(carried: pa.Table, period: Period, months: int) -> pa.Table:
-    """The rows of ``carried`` in the ``months`` periods before ``period`` (the table
-    itself when every row is: the common case, one min/max and no copy)."""
+    """The rows of ``carried`` (``history_months`` rows) in the ``months`` periods before
+    ``period`` (the table itself when every row is: the common case, no copy)."""
     if carried.num_rows == 0:
         return carried
-    first, last = period.shift(-months), period.shift(-1)
-    index = month_index(carried["period"])
-    if index is not None:
-        inside = (index >= index_of(first)) & (index <= index_of(last))
-        return carried if inside.all() else carried.filter(pa.array(inside))
-    first_label, last_label = str(first), str(last)
-    span = pc.min_max(carried["period"])
-    if span["min"].as_py() >= first_label and span["max"].as_py() <= last_label:
+    index = carried["month"].to_numpy()
+    first, last = index_of(period.shift(-months)), index_of(period) - 1
+    if index.min() >= first and index.max() <= last:
         return carried
-    inside = pc.and_(pc.greater_equal(carried["period"], first_label),
-                     pc.less_equal(carried["period"], last_label))
-    return carried.filter(inside)
+    return carried.filter(pa.array((index >= first) & (index <= last)))

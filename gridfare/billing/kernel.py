@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datasets.schemas import AUDIT_EXCEPTIONS, BILLS, CHARGE_LINES, USAGE_HISTORY
+from datasets.schemas import AUDIT_EXCEPTIONS, BILLS, CHARGE_LINES, HISTORY_FOLD
 from gridfare.billing import audit
 from gridfare.billing.audit import AuditRules
-from gridfare.billing.history import locate, summarize_history
+from gridfare.billing.history import history_months, locate, summarize_history
 from gridfare.errors import GridfareError, InvalidInput
 from gridfare.money import ENERGY_SCALE, FLOAT_EXACT_UNITS, QuantityBounds
 from gridfare.period import Period
@@ -78,7 +78,8 @@ def bill_section(
 
     ``readings`` may hold other periods (they are ignored) and several meter points per
     account (a replaced meter): an account's energy is the sum over its meter points.
-    ``history`` holds ``(account_id, period, kwh)`` of earlier months. An account that fails
+    ``history`` holds ``(account_id, period, kwh)`` of earlier months (or billing's own
+    ``(account_id, month, kwh)`` rows: ``history_months``). An account that fails
     an audit rule goes to exceptions with the rule and a detail, never to bills.
     """
     billing_period = Period.parse(period)
@@ -156,11 +157,13 @@ def _bill_segments(parts: Sequence[SectionInput], tariffs: Mapping[str, Tariff],
     findings = _Findings(account_ids, segment)
     findings.extend(metered.row_findings)
     history = None
+    # Month indices, not labels (history_months): a part's rows as it came, or read from
+    # its labels once (a caller's USAGE_HISTORY rows).
+    histories = [HISTORY_FOLD.empty_table() if part.history is None
+                 else history_months(part.history) for part in parts]
     if any(part.history is not None for part in parts):
-        history = _stack([USAGE_HISTORY.empty_table() if part.history is None
-                          else part.history for part in parts])
-    history_segment = np.repeat(np.arange(k), [0 if part.history is None
-                                               else part.history.num_rows for part in parts])
+        history = _stack(histories)
+    history_segment = np.repeat(np.arange(k), [table.num_rows for table in histories])
     if history is not None and history.num_rows:
         history, history_segment = _drop_bad_history(history, history_segment, account_ids,
                                                      offsets, findings)

@@ -2,36 +2,44 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from gridfare.billing.history import _classify_periods, locate, summarize_history
-from gridfare.period import Period
+from datasets.schemas import HISTORY_FOLD
+from gridfare.billing.history import locate, summarize_history
+from gridfare.period import NOT_A_MONTH, Period, history_months, index_of, month_indices
 
 PERIOD = Period.parse("2026-03")
 
 
-def labels_classified_one_by_one(labels, period, months):
-    window = {str(p) for p in period.previous(months)}
-    return ([label in window for label in labels],
-            [label is not None and label.startswith(f"{period.year:04d}-") for label in labels])
-
-
 @pytest.mark.parametrize("labels", [
     ["2025-03", "2025-04", "2025-12", "2026-01", "2026-02", "2026-03", "2024-12"],
-    ["2026-02", "2026-2", "2026-13", "2026-00"],  # malformed: classified label by label
+    ["2026-02", "2026-2", "2026-13", "2026-00"],  # malformed: read label by label
     ["2026-02", "20x6-01", "2026_01"],
     ["2026-02", None],
 ])
-def test_periods_are_classified_as_their_labels_say(labels):
+def test_labels_are_read_as_the_months_they_name(labels):
     column = pa.chunked_array([pa.array(labels[:2], pa.string()),
                                pa.array(labels[2:], pa.string())])
-    in_window, this_year = _classify_periods(column, PERIOD, 12)
-    expected_window, expected_year = labels_classified_one_by_one(labels, PERIOD, 12)
-    assert in_window.tolist() == expected_window
-    assert [y for y, w in zip(this_year.tolist(), expected_window, strict=True) if w] == [
-        y for y, w in zip(expected_year, expected_window, strict=True) if w]
+    expected = [index_of(Period.parse(label)) if label and re.fullmatch(
+        r"\d{4}-(0[1-9]|1[0-2])", label) else NOT_A_MONTH for label in labels]
+    assert month_indices(column).tolist() == expected
+
+
+def test_rows_whose_label_is_not_a_month_are_left_out_of_the_history():
+    history = pa.table({"account_id": pa.array([1, 1, 2, 2], pa.int64()),
+                        "period": ["2026-02", "2026-2", None, "2026-01"],
+                        "kwh": [10.0, 99.0, 99.0, 5.0]})
+    rows = history_months(history)
+    assert rows.schema == HISTORY_FOLD
+    assert rows.to_pylist() == [{"account_id": 1, "month": 2026 * 12 + 1, "kwh": 10.0},
+                                {"account_id": 2, "month": 2026 * 12, "kwh": 5.0}]
+    assert history_months(rows) is rows  # billing's own rows pass as they are
+    profile = summarize_history(history, np.array([1, 2]), PERIOD, 12)
+    assert profile.avg_kwh.tolist() == [1000, 500]
 
 
 def test_fold_keeps_the_window_and_the_year():

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from datasets.datacentre import DataCentre
+from datasets.datacentre import FOLD_PART_NAME, DataCentre, _labelled
 from datasets.generator import generate_city, span_periods
-from datasets.schemas import USAGE_HISTORY
+from datasets.schemas import HISTORY_FOLD, USAGE_HISTORY
 from gridfare.billing.history import fold_history
 from gridfare.billing.runner import bill_one_section, bill_sections
-from gridfare.period import Period
+from gridfare.period import Period, label_of
 from gridfare.tariffs import load_tariff_book
 
 FIRST, LAST = "2026-10", "2027-02"  # crosses a year: annual tiers restart
@@ -48,8 +48,9 @@ def city(tmp_path_factory, book) -> Path:
 
 def _slow(centre: DataCentre, section: str, period: str) -> pa.Table:
     """read_history as it is without folds (the legacy file and the bills files)."""
-    return centre._history_from_bills(section, [str(p) for p in
-                                                Period.parse(period).previous(12)], True)
+    rows = centre._history_from_bills(section, [str(p) for p in
+                                                Period.parse(period).previous(12)])
+    return _labelled(rows.sort_by([("account_id", "ascending"), ("month", "ascending")]))
 
 
 def test_a_fold_gives_the_rows_of_the_bills_files(city):
@@ -102,14 +103,16 @@ def test_the_bill_takes_precedence_and_the_oldest_month_drops_out():
                       "period": ["2026-10", "2026-10"], "kwh": [70.0, 40.0],
                       "tier1_fen": [1, 2]})
     fold = fold_history(carried, bills, Period.parse("2026-10"))
-    assert sorted(fold.to_pylist(), key=lambda r: (r["account_id"], r["period"])) == [
-        {"account_id": 1, "period": "2026-09", "kwh": 9.0},
-        {"account_id": 2, "period": "2026-09", "kwh": 1.0},
-        {"account_id": 2, "period": "2026-09", "kwh": 1.0},
-        {"account_id": 2, "period": "2026-10", "kwh": 70.0},  # the bill, not the legacy 7
-        {"account_id": 3, "period": "2026-10", "kwh": 3.0},  # no bill: the legacy row
-        {"account_id": 3, "period": "2026-11", "kwh": 4.0},  # a later legacy row is kept
-        {"account_id": 4, "period": "2026-10", "kwh": 40.0},
+    assert fold.schema == HISTORY_FOLD  # months as indices
+    labelled = [{**row, "month": label_of(row["month"])} for row in fold.to_pylist()]
+    assert sorted(labelled, key=lambda r: (r["account_id"], r["month"])) == [
+        {"account_id": 1, "month": "2026-09", "kwh": 9.0},
+        {"account_id": 2, "month": "2026-09", "kwh": 1.0},
+        {"account_id": 2, "month": "2026-09", "kwh": 1.0},
+        {"account_id": 2, "month": "2026-10", "kwh": 70.0},  # the bill, not the legacy 7
+        {"account_id": 3, "month": "2026-10", "kwh": 3.0},  # no bill: the legacy row
+        {"account_id": 3, "month": "2026-11", "kwh": 4.0},  # a later legacy row is kept
+        {"account_id": 4, "month": "2026-10", "kwh": 40.0},
     ]
     assert fold.equals(fold_history(carried, bills, Period.parse("2026-10")))
 
@@ -139,18 +142,20 @@ def test_legacy_rows_past_the_first_billed_month_are_carried(book, tmp_path):
     assert rows[(ids[-1], "2026-12")] != 123.0
 
 
-def test_a_fold_in_the_old_parquet_format_is_skipped_then_replaced(city, book, tmp_path):
+@pytest.mark.parametrize("old_name", ["part-0.parquet", "part-0.arrow"])
+def test_a_fold_in_an_old_format_is_skipped_then_replaced(city, book, tmp_path, old_name):
     copy = tmp_path / "copy"
     shutil.copytree(city, copy)
     bills = _files(copy, "bills")
     partition = copy / "history" / "period=2027-01" / "section=S00002"
-    (partition / "part-0.arrow").unlink()
-    old = partition / "part-0.parquet"
-    old.write_bytes(b"not read")  # a fold of before Arrow IPC: never read, never refused
+    (partition / FOLD_PART_NAME).unlink()
+    old = partition / old_name
+    # A fold of before Arrow IPC, or of before months as indices: never read, never refused.
+    old.write_bytes(b"not read")
     centre = DataCentre(str(copy))
     assert centre.periods("history") == span_periods(FIRST, LAST)
     assert centre.read_history("S00002", LAST).equals(_slow(centre, "S00002", LAST))
     _bill(centre, book, LAST)
     assert _files(copy, "bills") == bills
     _bill(centre, book, "2027-01")  # writing the fold again removes the old file
-    assert not old.exists() and (partition / "part-0.arrow").exists()
+    assert not old.exists() and (partition / FOLD_PART_NAME).exists()
