@@ -48,6 +48,7 @@ from datasets.schemas import (
     TARIFF_COMPARISONS,
     USAGE_HISTORY,
     check_section_id,
+    history_months,
 )
 from datasets.uri import identity, open_filesystem, redact
 from gridfare.errors import (
@@ -57,7 +58,7 @@ from gridfare.errors import (
     InvalidInput,
     NotADataCentre,
 )
-from gridfare.period import Period, history_months, index_of, label_of
+from gridfare.period import Period, index_of, label_of
 
 __all__ = [
     "CATALOG_NAME",

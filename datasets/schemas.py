@@ -11,6 +11,7 @@ import re
 import pyarrow as pa
 
 from gridfare.errors import InvalidInput
+from gridfare.period import NOT_A_MONTH, month_indices
 
 # A section id is a path component (``section=<id>``) and a query value: 1-64 letters,
 # digits, ``_``, ``-`` or ``.``, never a dot first (no hidden names) and never ``..``.
@@ -89,6 +90,21 @@ HISTORY_FOLD = pa.schema(
         pa.field("kwh", pa.float64(), nullable=False),
     ]
 )
+
+
+def history_months(history: pa.Table) -> pa.Table:
+    """``history`` as billing's history rows (``HISTORY_FOLD``: the month as its index):
+    as is when it has them already (a fold, ``read_history_carry``), else read from the
+    ``period`` labels of ``USAGE_HISTORY`` rows. A row whose label is not a ``YYYY-MM``
+    month is left out: no month's window holds it."""
+    if "month" in history.column_names:
+        return history
+    months = month_indices(history["period"])
+    rows = pa.table([history["account_id"], pa.array(months), history["kwh"]],
+                    schema=HISTORY_FOLD)
+    if months.size and months.min() == NOT_A_MONTH:
+        rows = rows.filter(pa.array(months != NOT_A_MONTH))
+    return rows
 
 # One row per meter point and period; an account whose meter was replaced has two rows.
 # Register values are meter readings before the multiplier (CT x PT ratio).

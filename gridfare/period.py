@@ -87,26 +87,6 @@ def month_indices(column):  # pa.Array | pa.ChunkedArray -> np.ndarray (int32)
     return months[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def history_months(history):  # pa.Table -> pa.Table
-    """``history`` as billing's history rows (``HISTORY_FOLD``: the month as its index):
-    as is when it has them already (a fold, ``read_history_carry``), else read from the
-    ``period`` labels of ``USAGE_HISTORY`` rows. A row whose label is not a ``YYYY-MM``
-    month is left out: no month's window holds it."""
-    import numpy as np
-    import pyarrow as pa
-
-    from datasets.schemas import HISTORY_FOLD
-
-    if "month" in history.column_names:
-        return history
-    months = month_indices(history["period"])
-    rows = pa.table([history["account_id"], pa.array(months.astype(np.int32)),
-                     history["kwh"]], schema=HISTORY_FOLD)
-    if months.size and months.min() == NOT_A_MONTH:
-        rows = rows.filter(pa.array(months != NOT_A_MONTH))
-    return rows
-
-
 def label_of(index: int) -> str:
     """The ``YYYY-MM`` label of a month index (``index_of``'s inverse)."""
     return f"{index // 12:04d}-{index % 12 + 1:02d}"

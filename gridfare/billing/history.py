@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datasets.schemas import HISTORY_FOLD
+from datasets.schemas import HISTORY_FOLD, history_months
 from gridfare.money import ENERGY_SCALE
-from gridfare.period import Period, history_months, index_of
+from gridfare.period import Period, index_of
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datasets.schemas import AUDIT_EXCEPTIONS, BILLS, CHARGE_LINES, HISTORY_FOLD
+from datasets.schemas import AUDIT_EXCEPTIONS, BILLS, CHARGE_LINES, HISTORY_FOLD, history_months
 from gridfare.billing import audit
 from gridfare.billing.audit import AuditRules
-from gridfare.billing.history import history_months, locate, summarize_history
+from gridfare.billing.history import locate, summarize_history
 from gridfare.errors import GridfareError, InvalidInput
 from gridfare.money import ENERGY_SCALE, FLOAT_EXACT_UNITS, QuantityBounds
 from gridfare.period import Period

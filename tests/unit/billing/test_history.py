@@ -8,9 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from datasets.schemas import HISTORY_FOLD
+from datasets.schemas import HISTORY_FOLD, history_months
 from gridfare.billing.history import locate, summarize_history
-from gridfare.period import NOT_A_MONTH, Period, history_months, index_of, month_indices
+from gridfare.period import NOT_A_MONTH, Period, index_of, month_indices
 
 PERIOD = Period.parse("2026-03")
 
