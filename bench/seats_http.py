@@ -16,11 +16,11 @@ Runs, in this order (Serve cannot switch back from HAProxy within one cluster, s
 1. baseline: Serve's default Python proxy, the same app (coalescing on);
 2. HAProxy, one centre call per order (``max_batch = 1``): what coalescing buys;
 3. HAProxy, coalesced (the shipped ``ClientConfig``): the target, >= 1,500 answered/s;
-   then the same with every request carrying ``x-request-disconnect-disabled: ?1`` (Serve
-   then skips its per-request disconnect-watch task; an order is never cancelled anyway);
 4. HAProxy, coalesced, held at 1,000 orders/s (the latency target, p99 <= 50 ms), then
-   at 700/s (below where this machine saturates, so the latency is not a queue's), each
-   without and with that header.
+   at 700/s (below where this machine saturates, so the latency is not a queue's).
+
+The app's replicas run without Serve's per-request disconnect watch in every HAProxy run
+(``services.seats_http``, ``services.ingress``); the default proxy has its own.
 
 "Answered" counts orders answered 200 (sold or sold out); "sales" those sold. After the
 runs, every request_id wrk saw sold is looked up in the centres' logs (lost = answered
@@ -75,18 +75,14 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0,
-        no_disconnect_watch: bool = False) -> dict:
-    """One wrk run; its counts, latency (from the send) and its own CPU seconds.
-    ``no_disconnect_watch``: every request carries ``x-request-disconnect-disabled: ?1``
-    (Serve then runs the handler without its per-request disconnect-watch task)."""
+def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0) -> dict:
+    """One wrk run; its counts, latency (from the send) and its own CPU seconds."""
     if shutil.which("wrk") is None:
         raise SystemExit("bench.seats_http needs wrk: apt-get install wrk (make bench does)")
     folder = out / run
     folder.mkdir(parents=True)
     env = {**os.environ, "TRAINS": str(TRAINS), "DAYS": str(DAYS), "STATIONS": str(STATIONS),
-           "RATE": str(rate), "THREADS": str(THREADS), "OUT": str(folder), "RUN": run,
-           "NO_DISCONNECT_WATCH": "1" if no_disconnect_watch else "0"}
+           "RATE": str(rate), "THREADS": str(THREADS), "OUT": str(folder), "RUN": run}
     cpu = _children_cpu_s()
     done = subprocess.run(["nice", "-n", str(WRK_NICE), "wrk", "-t", str(THREADS), "-c",
                            str(CONNECTIONS), "-d", f"{duration_s}s", "--timeout", "10s",
@@ -154,13 +150,13 @@ def _machine_cpu() -> dict[str, float]:
 
 
 def measure(url: str, app: str, run: str, out: Path, rate: int = 0,
-            duration_s: int = DURATION_S, no_disconnect_watch: bool = False) -> dict:
+            duration_s: int = DURATION_S) -> dict:
     from services.haproxy import listener
 
-    wrk(url, f"warm-{run}", out, WARM_S, no_disconnect_watch=no_disconnect_watch)
+    wrk(url, f"warm-{run}", out, WARM_S)
     calls, requests = _coalescing(app)
     cpu, machine = _cpu_by_part(), _machine_cpu()
-    figures = wrk(url, run, out, duration_s, rate, no_disconnect_watch)
+    figures = wrk(url, run, out, duration_s, rate)
     cpu2, machine2 = _cpu_by_part(), _machine_cpu()
     ours = sum(cpu2.values()) - sum(cpu.values())
     busy = machine2["busy"] - machine["busy"]
@@ -203,9 +199,9 @@ def _parts(f: dict) -> str:
     return f"{shown} (total {sum(parts.values()):.2f})"
 
 
-def _held(rate: int, f: dict, how: str = "") -> str:
+def _held(rate: int, f: dict) -> str:
     sent = f["sold"] + f["sold_out"] + f["other"]
-    return (f"- Held at {rate:,}/s{how}: {f['answered_per_s']:,.0f} answered/s, p99 "
+    return (f"- Held at {rate:,}/s: {f['answered_per_s']:,.0f} answered/s, p99 "
             f"{f['p99_ms']:.1f} ms, p99.9 {f['p99.9_ms']:.1f} ms, max {f['max_us'] / 1000:.1f} "
             f"ms (target at 1,000/s: p99 <= 50 ms); {f['late']:,} of {sent:,} requests went "
             "5 ms or more after their slot (every connection busy: wrk's latency, from the "
@@ -252,12 +248,9 @@ def main() -> str:
         url = start_serve(root, port=_port(url), haproxy=True)
         wait_http(url + _READY)
         runs["coalesced"] = measure(url, app, "coalesced", out)
-        runs["no_watch"] = measure(url, app, "no_watch", out, no_disconnect_watch=True)
         for rate in HELD_RATES:
             runs[f"held{rate}"] = measure(url, app, f"held{rate}", out, rate=rate,
                                           duration_s=HELD_S)
-            runs[f"held{rate}nw"] = measure(url, app, f"held{rate}nw", out, rate=rate,
-                                            duration_s=HELD_S, no_disconnect_watch=True)
         checked = check_orders(client, list(runs.values()))
         print(f"seats_http bench: audit {checked}", file=sys.stderr, flush=True)
         stop_serve(_port(url))
@@ -285,23 +278,14 @@ def main() -> str:
         _row("default proxy, coalesced (baseline)", proxy),
         _row("HAProxy, one centre call per order", runs["single"]),
         _row("**HAProxy, coalesced**", coalesced),
-        _row("HAProxy, coalesced, clients send `x-request-disconnect-disabled: ?1`",
-             runs["no_watch"]),
-        *(row for rate in HELD_RATES for row in (
-            _row(f"HAProxy, coalesced, held at {rate:,}/s for {HELD_S} s", runs[f"held{rate}"]),
-            _row("the same, clients send the disconnect header", runs[f"held{rate}nw"]))), "",
+        *(_row(f"HAProxy, coalesced, held at {rate:,}/s for {HELD_S} s", runs[f"held{rate}"])
+          for rate in HELD_RATES), "",
         f"- HAProxy coalesced / default proxy: **{ratio:.2f}x** answered orders/s "
         f"(target >= 1,500/s: {coalesced['answered_per_s']:,.0f}).",
-        f"- The disconnect header (Serve skips its per-request disconnect-watch task): "
-        f"{runs['no_watch']['answered_per_s'] / coalesced['answered_per_s']:.2f}x answered "
-        f"orders/s, replica {runs['no_watch']['cpu_ms_per_order'].get('replica', 0):.2f} "
-        f"against {coalesced['cpu_ms_per_order'].get('replica', 0):.2f} ms of CPU per order.",
         f"- CPU per answered order in the coalesced run, by part (ms, of the cluster's "
         f"processes; 2 cores = {2000 / coalesced['answered_per_s']:.2f} ms per order at this "
         f"rate): {_parts(coalesced)}; default proxy: {_parts(proxy)}.",
         *(_held(rate, runs[f"held{rate}"]) for rate in HELD_RATES),
-        *(_held(rate, runs[f"held{rate}nw"], " (clients send the disconnect header)")
-          for rate in HELD_RATES),
         f"- Audit after the runs: {checked['acked']:,} sales answered, lost "
         f"{checked['lost']}, request_ids sold twice {checked['sold_twice']}, double sales "
         f"{checked['double_sales']}, audit violations {checked['audit'] or 'none'} "
