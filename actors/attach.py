@@ -19,7 +19,15 @@ from typing import Any
 from actors import NAMESPACE
 from gridfare.errors import ClusterUnavailable, ConfigError
 
-__all__ = ["AttachedCluster", "attach"]
+__all__ = ["RAY_PROCESS_ENV", "AttachedCluster", "attach"]
+
+# The environment of the Ray processes gridfare starts (cluster.yaml's `ray start` lines and
+# rayjobs.devcluster say the same). RAY_worker_niceness 0: Ray's default 15 makes every
+# actor, replica and task yield to any nice-0 thread on the host (Ray's metrics agent, which
+# replays each histogram observation of the last report interval in one burst, the GCS, the
+# raylet, the workers' own gRPC threads, the kernel's), so a served path stalls whenever one
+# of those is busy (traced in docs/benchmarks.md, "Seats over HTTP").
+RAY_PROCESS_ENV = {"RAY_worker_niceness": "0"}
 
 HOW_TO_START = ("start one with `ray start --head --port 6379` (or `make demo`), "
                 "or pass its address, e.g. --cluster 127.0.0.1:6379")
@@ -82,9 +90,17 @@ def attach(address: str | None, *, start_local: bool = False, timeout_s: float =
     return _current(started_local=False)
 
 
+def _with_process_env(environ: dict[str, str]) -> None:
+    """Put RAY_PROCESS_ENV into ``environ`` (the raylet ray.init starts inherits it); a value
+    the operator set already is kept."""
+    for key, value in RAY_PROCESS_ENV.items():
+        environ.setdefault(key, value)
+
+
 def _start_local(namespace: str, options: dict[str, Any]) -> AttachedCluster:
     import ray
 
+    _with_process_env(os.environ)
     try:
         ray.init(address="local", namespace=namespace, log_to_driver=False, **options)
     except Exception as exc:

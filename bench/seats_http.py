@@ -2,25 +2,30 @@
 centre calls, next to Serve's default Python proxy in the same run; the latency at a held
 1,000 orders/s; an audit after the run (no sale lost, none doubled).
 
-Real path: a private local Ray cluster (2 CPUs, 127.0.0.1, started here), three SeatCentre
-actors with their logs fsynced on a temporary directory, the SeatDirectory and the Serve app
-``services.seats_http`` (one replica). The orders come from ``wrk`` (Debian; compiled, so
-its cost per request is a few tens of microseconds, and its CPU time is reported beside
-each figure) with ``bench/seats_orders.lua``: one order per request, a random train-date,
-trip, class and count, each with its own request_id. wrk runs at the niceness of Ray's
-workers (15), so it neither outranks the system it measures nor yields to it.
+Real path: a private local Ray cluster (2 CPUs, 127.0.0.1, started by ``actors.attach`` as
+every gridfare entry point starts one, so with ``RAY_PROCESS_ENV``: workers at nice 0),
+three SeatCentre actors with their logs fsynced on a temporary directory, the SeatDirectory
+and the Serve app ``services.seats_http`` (one replica). The orders come from ``wrk``
+(Debian; compiled, so its cost per request is a few tens of microseconds, and its CPU time
+is reported beside each figure) with ``bench/seats_orders.lua``: one order per request, a
+random train-date, trip, class and count, each with its own request_id. wrk runs at the
+niceness the cluster's workers have (read from the centres' processes), so it neither
+outranks the system it measures nor yields to it.
 
 Runs, in this order (Serve cannot switch back from HAProxy within one cluster, see
-``services.haproxy``):
+``services.haproxy``), on the project's cluster:
 
 1. baseline: Serve's default Python proxy, the same app (coalescing on);
 2. HAProxy, one centre call per order (``max_batch = 1``): what coalescing buys;
 3. HAProxy, coalesced (the shipped ``ClientConfig``): the target, >= 1,500 answered/s;
-   then the same with every request carrying ``x-request-disconnect-disabled: ?1`` (Serve
-   then skips its per-request disconnect-watch task; an order is never cancelled anyway);
 4. HAProxy, coalesced, held at 1,000 orders/s (the latency target, p99 <= 50 ms), then
-   at 700/s (below where this machine saturates, so the latency is not a queue's), each
-   without and with that header.
+   at 700/s (below where this machine saturates, so the latency is not a queue's);
+
+then, on a second cluster whose workers run at Ray's default niceness (15), runs 3 and 4
+again: the baseline of the worker niceness, in the same run.
+
+The app's replicas run without Serve's per-request disconnect watch in every HAProxy run
+(``services.seats_http``, ``services.ingress``); the default proxy has its own.
 
 "Answered" counts orders answered 200 (sold or sold out); "sales" those sold. After the
 runs, every request_id wrk saw sold is looked up in the centres' logs (lost = answered
@@ -53,7 +58,7 @@ SEATS = {"first": 60, "second": 600}
 CONNECTIONS, THREADS = 64, 2
 DURATION_S, WARM_S = 15, 3
 HELD_RATES, HELD_S = (1000, 700), 20  # the target rate, and one below saturation
-WRK_NICE = 15  # Ray's worker niceness (RAY_worker_niceness)
+RAY_DEFAULT_NICENESS = "15"  # Ray's own worker_niceness, the baseline cluster's
 DRAIN_S = 2.0  # a replaced replica stays reachable this long (services.haproxy)
 # The centres' group-commit window. The replica already coalesces every waiting order into
 # one sell_many per centre with one call in flight (ClientConfig.in_flight 1), so no second
@@ -75,20 +80,17 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0,
-        no_disconnect_watch: bool = False) -> dict:
-    """One wrk run; its counts, latency (from the send) and its own CPU seconds.
-    ``no_disconnect_watch``: every request carries ``x-request-disconnect-disabled: ?1``
-    (Serve then runs the handler without its per-request disconnect-watch task)."""
+def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0, nice: int = 0) -> dict:
+    """One wrk run at niceness ``nice``; its counts, latency (from the send) and its own CPU
+    seconds."""
     if shutil.which("wrk") is None:
         raise SystemExit("bench.seats_http needs wrk: apt-get install wrk (make bench does)")
     folder = out / run
     folder.mkdir(parents=True)
     env = {**os.environ, "TRAINS": str(TRAINS), "DAYS": str(DAYS), "STATIONS": str(STATIONS),
-           "RATE": str(rate), "THREADS": str(THREADS), "OUT": str(folder), "RUN": run,
-           "NO_DISCONNECT_WATCH": "1" if no_disconnect_watch else "0"}
+           "RATE": str(rate), "THREADS": str(THREADS), "OUT": str(folder), "RUN": run}
     cpu = _children_cpu_s()
-    done = subprocess.run(["nice", "-n", str(WRK_NICE), "wrk", "-t", str(THREADS), "-c",
+    done = subprocess.run(["nice", "-n", str(nice), "wrk", "-t", str(THREADS), "-c",
                            str(CONNECTIONS), "-d", f"{duration_s}s", "--timeout", "10s",
                            "-s", str(LUA), url + "/orders"],
                           capture_output=True, text=True, env=env, check=False)
@@ -153,14 +155,27 @@ def _machine_cpu() -> dict[str, float]:
             "steal": getattr(t, "steal", 0.0)}
 
 
+def _workers_nice() -> int:
+    """The niceness the cluster's workers run at (the SeatCentre actors' processes)."""
+    import psutil
+
+    found = {p.nice() for p in psutil.Process().children(recursive=True)
+             if "SeatCentre" in p.name()}
+    if len(found) != 1:
+        raise RuntimeError(f"seats_http bench: the centres' niceness is not one value: {found}")
+    return found.pop()
+
+
 def measure(url: str, app: str, run: str, out: Path, rate: int = 0,
-            duration_s: int = DURATION_S, no_disconnect_watch: bool = False) -> dict:
+            duration_s: int = DURATION_S) -> dict:
     from services.haproxy import listener
 
-    wrk(url, f"warm-{run}", out, WARM_S, no_disconnect_watch=no_disconnect_watch)
+    nice = _workers_nice()
+    wrk(url, f"warm-{run}", out, WARM_S, nice=nice)
     calls, requests = _coalescing(app)
     cpu, machine = _cpu_by_part(), _machine_cpu()
-    figures = wrk(url, run, out, duration_s, rate, no_disconnect_watch)
+    figures = wrk(url, run, out, duration_s, rate, nice)
+    figures["nice"] = nice
     cpu2, machine2 = _cpu_by_part(), _machine_cpu()
     ours = sum(cpu2.values()) - sum(cpu.values())
     busy = machine2["busy"] - machine["busy"]
@@ -219,62 +234,93 @@ def _row(label: str, f: dict) -> str:
             f"{f['listener']} | {f['wrk_cpu_s']:.1f} s | {f['outside_s']:.1f} s |")
 
 
-def main() -> str:
+def _cluster(work: Path, niceness: str | None, baselines: bool) -> tuple[dict, dict]:
+    """One private cluster, its runs and its audit. ``niceness``: None for the project's
+    setting (``actors.attach.RAY_PROCESS_ENV``), else the workers' niceness to start Ray with.
+    ``baselines``: also the default proxy and one centre call per order."""
     import ray
 
-    from actors import NAMESPACE
+    from actors.attach import RAY_PROCESS_ENV, attach
     from actors.seats_client import SeatsClient
     from gridfare.seats.batching import ClientConfig
     from services.haproxy import free_port, stop_serve
     from services.seats_http import app_name, start_serve
 
-    work = Path(tempfile.mkdtemp(prefix="gridfare-seats-http-bench-"))
+    key = "RAY_worker_niceness"
+    if niceness is None:
+        os.environ.pop(key, None)  # attach() puts RAY_PROCESS_ENV's value in
+    else:
+        os.environ[key] = niceness  # an operator's value, which attach() keeps
     out = work / "wrk"
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
-             log_to_driver=False)
+    attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
     try:
         root = str(work / "seats")
         client = SeatsClient.start(root, list(CENTRES), CENTRES[0],
                                    wal_window_ms=WAL_WINDOW_MS)
         client.load_timetable(timetable())
+        nice = _workers_nice()
+        if niceness is None and nice != int(RAY_PROCESS_ENV[key]):
+            raise RuntimeError(f"seats_http bench: workers at nice {nice}, not "
+                               f"{RAY_PROCESS_ENV[key]} (actors.attach.RAY_PROCESS_ENV)")
         app = app_name(str(client.aio.root.path))
         runs = {}
-        # 1. the default proxy (then shut down: Serve cannot come back from HAProxy)
-        url = start_serve(root, port=free_port())
-        wait_http(url + _READY)
-        runs["proxy"] = measure(url, app, "proxy", out)
-        stop_serve(_port(url))
-        # 2-4. HAProxy, on a new port
-        url = start_serve(root, port=free_port(), haproxy=True, haproxy_drain_s=DRAIN_S,
-                          config=ClientConfig(in_flight=100_000, max_batch=1))
-        wait_http(url + _READY)
-        runs["single"] = measure(url, app, "single", out)
-        url = start_serve(root, port=_port(url), haproxy=True)
+        if baselines:
+            # the default proxy (then shut down: Serve cannot come back from HAProxy)
+            url = start_serve(root, port=free_port())
+            wait_http(url + _READY)
+            runs["proxy"] = measure(url, app, "proxy", out)
+            stop_serve(_port(url))
+            url = start_serve(root, port=free_port(), haproxy=True, haproxy_drain_s=DRAIN_S,
+                              config=ClientConfig(in_flight=100_000, max_batch=1))
+            wait_http(url + _READY)
+            runs["single"] = measure(url, app, "single", out)
+            url = start_serve(root, port=_port(url), haproxy=True)
+        else:
+            url = start_serve(root, port=free_port(), haproxy=True, haproxy_drain_s=DRAIN_S)
         wait_http(url + _READY)
         runs["coalesced"] = measure(url, app, "coalesced", out)
-        runs["no_watch"] = measure(url, app, "no_watch", out, no_disconnect_watch=True)
         for rate in HELD_RATES:
             runs[f"held{rate}"] = measure(url, app, f"held{rate}", out, rate=rate,
                                           duration_s=HELD_S)
-            runs[f"held{rate}nw"] = measure(url, app, f"held{rate}nw", out, rate=rate,
-                                            duration_s=HELD_S, no_disconnect_watch=True)
         checked = check_orders(client, list(runs.values()))
-        print(f"seats_http bench: audit {checked}", file=sys.stderr, flush=True)
+        print(f"seats_http bench: nice {nice}: audit {checked}", file=sys.stderr, flush=True)
         stop_serve(_port(url))
         client.close()
     finally:
         ray.shutdown()
+    return runs, checked
+
+
+def _audit(checked: dict) -> str:
+    return (f"{checked['acked']:,} sales answered, lost {checked['lost']}, request_ids sold "
+            f"twice {checked['sold_twice']}, double sales {checked['double_sales']}, audit "
+            f"violations {checked['audit'] or 'none'} ({checked['open_sales']:,} open sales, "
+            "warm-ups included)")
+
+
+def main() -> str:
+    work = Path(tempfile.mkdtemp(prefix="gridfare-seats-http-bench-"))
+    try:
+        runs, checked = _cluster(work / "ours", None, baselines=True)
+        ray15, checked15 = _cluster(work / "ray15", RAY_DEFAULT_NICENESS, baselines=False)
+    finally:
+        os.environ.pop("RAY_worker_niceness", None)
         shutil.rmtree(work, ignore_errors=True)
     coalesced, proxy = runs["coalesced"], runs["proxy"]
     ratio = coalesced["answered_per_s"] / proxy["answered_per_s"]
+    nice, nice15 = coalesced["nice"], ray15["coalesced"]["nice"]
+    held = runs[f"held{HELD_RATES[0]}"]["p99_ms"]
+    held15 = ray15[f"held{HELD_RATES[0]}"]["p99_ms"]
     return "\n".join([
         "## Seats over HTTP (bench/seats_http.py)", "",
-        f"Private 2-CPU Ray cluster, {len(CENTRES)} centres (fsync before each answer, "
+        f"Private 2-CPU Ray clusters, {len(CENTRES)} centres (fsync before each answer, "
         f"wal_window_ms {WAL_WINDOW_MS:g}), one "
         f"Serve replica; `POST /orders`, one order per request, {CONNECTIONS} connections, "
-        f"{THREADS} wrk threads at nice {WRK_NICE}, {DURATION_S} s per run after {WARM_S} s "
-        f"of warm-up; {TRAINS * DAYS} train-dates x {STATIONS - 1} legs x "
-        f"{sum(SEATS.values())} seats. Answered = orders answered 200 (sold or sold out); "
+        f"{THREADS} wrk threads at the workers' niceness, {DURATION_S} s per run after "
+        f"{WARM_S} s of warm-up; {TRAINS * DAYS} train-dates x {STATIONS - 1} legs x "
+        f"{sum(SEATS.values())} seats. Workers at nice {nice} (gridfare's "
+        f"`RAY_PROCESS_ENV`) unless the row says Ray's default ({nice15}): a second cluster "
+        "in the same run. Answered = orders answered 200 (sold or sold out); "
         "latency is wrk's, from the send. Baseline: Serve's default Python proxy, same app, "
         "same run. \"CPU of other processes\": the machine's busy CPU seconds during the run "
         "minus this bench's (the cluster and wrk), i.e. what else ran on the 2 cores "
@@ -285,27 +331,27 @@ def main() -> str:
         _row("default proxy, coalesced (baseline)", proxy),
         _row("HAProxy, one centre call per order", runs["single"]),
         _row("**HAProxy, coalesced**", coalesced),
-        _row("HAProxy, coalesced, clients send `x-request-disconnect-disabled: ?1`",
-             runs["no_watch"]),
-        *(row for rate in HELD_RATES for row in (
-            _row(f"HAProxy, coalesced, held at {rate:,}/s for {HELD_S} s", runs[f"held{rate}"]),
-            _row("the same, clients send the disconnect header", runs[f"held{rate}nw"]))), "",
+        *(_row(f"HAProxy, coalesced, held at {rate:,}/s for {HELD_S} s", runs[f"held{rate}"])
+          for rate in HELD_RATES),
+        _row(f"HAProxy, coalesced, workers at Ray's default nice {nice15}", ray15["coalesced"]),
+        *(_row(f"the same, held at {rate:,}/s for {HELD_S} s", ray15[f"held{rate}"])
+          for rate in HELD_RATES), "",
         f"- HAProxy coalesced / default proxy: **{ratio:.2f}x** answered orders/s "
         f"(target >= 1,500/s: {coalesced['answered_per_s']:,.0f}).",
-        f"- The disconnect header (Serve skips its per-request disconnect-watch task): "
-        f"{runs['no_watch']['answered_per_s'] / coalesced['answered_per_s']:.2f}x answered "
-        f"orders/s, replica {runs['no_watch']['cpu_ms_per_order'].get('replica', 0):.2f} "
-        f"against {coalesced['cpu_ms_per_order'].get('replica', 0):.2f} ms of CPU per order.",
+        f"- Workers at nice {nice} / Ray's default {nice15}, same run: p99 at a held "
+        f"{HELD_RATES[0]:,}/s {held:.1f} against {held15:.1f} ms ({held / held15:.2f}x); "
+        f"flat out {coalesced['answered_per_s']:,.0f} against "
+        f"{ray15['coalesced']['answered_per_s']:,.0f} answered/s "
+        f"({coalesced['answered_per_s'] / ray15['coalesced']['answered_per_s']:.2f}x).",
         f"- CPU per answered order in the coalesced run, by part (ms, of the cluster's "
         f"processes; 2 cores = {2000 / coalesced['answered_per_s']:.2f} ms per order at this "
-        f"rate): {_parts(coalesced)}; default proxy: {_parts(proxy)}.",
+        f"rate): {_parts(coalesced)}; at Ray's default niceness: {_parts(ray15['coalesced'])}; "
+        f"default proxy: {_parts(proxy)}.",
         *(_held(rate, runs[f"held{rate}"]) for rate in HELD_RATES),
-        *(_held(rate, runs[f"held{rate}nw"], " (clients send the disconnect header)")
+        *(_held(rate, ray15[f"held{rate}"], f" (workers at nice {nice15})")
           for rate in HELD_RATES),
-        f"- Audit after the runs: {checked['acked']:,} sales answered, lost "
-        f"{checked['lost']}, request_ids sold twice {checked['sold_twice']}, double sales "
-        f"{checked['double_sales']}, audit violations {checked['audit'] or 'none'} "
-        f"({checked['open_sales']:,} open sales, warm-ups included)."])
+        f"- Audit after the runs: {_audit(checked)}; the nice-{nice15} cluster: "
+        f"{_audit(checked15)}."])
 
 
 if __name__ == "__main__":

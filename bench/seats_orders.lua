@@ -34,11 +34,6 @@ local out = os.getenv("OUT") or "/tmp"
 local run = os.getenv("RUN") or "r"
 local classes = { "second", "second", "second", "first" }
 local headers = { ["Content-Type"] = "application/json" }
--- NO_DISCONNECT_WATCH=1: every request says x-request-disconnect-disabled: ?1 (Serve then
--- skips its per-request disconnect-watch task; an order is not cancelled if its client goes)
-if os.getenv("NO_DISCONNECT_WATCH") == "1" then
-  headers["x-request-disconnect-disabled"] = "?1"
-end
 local threads = {}
 
 -- globals, not locals: setup() sets "id" in each thread's state and done() reads the counts

@@ -59,8 +59,11 @@ class DevCluster:
 
     def env(self) -> dict[str, str]:
         """The environment of every process of this cluster and of its CLI clients."""
+        from actors.attach import RAY_PROCESS_ENV
+
         venv_bin = str(Path(sys.executable).parent)
         return {
+            **RAY_PROCESS_ENV,  # the workers' niceness (actors.attach); the caller's env wins
             **os.environ,
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
             "RAY_FAKE_CLUSTER": "1",

@@ -25,7 +25,11 @@ caps near 200 requests/s), then the replica, which coalesces concurrent orders: 
 order waiting for the same centre joins one ``sell_many`` call (``Batcher``: at most
 ``ClientConfig.in_flight`` calls in flight per centre, ``max_batch`` orders each), so a
 burst of 64 orders costs a few actor calls and fsyncs, not 64. Each order still gets its
-own answer.
+own answer. Serve's per-request client-disconnect watch is off for this app's replicas
+(``services.ingress``): an order whose client went away is answered, not cancelled, which
+changes nothing for the order (its coalesced call was never cancelled; a retry with the same
+``request_id`` gets the same seats) and saves the replica a task and an ``asyncio.wait`` per
+request.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from gridfare.seats.requests import (
     SellRequest,
     TrainDateRef,
 )
+from services.ingress import DISCONNECT_WATCH_OFF_ENV
 from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
 from services.seats_edge import error_answer, json_response, read_json
 
@@ -61,9 +66,13 @@ _ACTIONS = ("pause", "resume", "rollback", "step")
 METRICS_EVERY_S = 1.0
 
 
+# DISCONNECT_WATCH_OFF_ENV: in HAProxy mode Serve then awaits each request directly, without
+# its disconnect-watch task and asyncio.wait (services.ingress); an order is sold or not as
+# part of its batch whether or not its client stays, so finishing it loses nothing
 @serve.deployment(
     name="SeatsHTTP",
-    ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": REPLICA_ENV}},
+    ray_actor_options={"num_cpus": 0, "runtime_env": {
+        "env_vars": {**REPLICA_ENV, **DISCONNECT_WATCH_OFF_ENV}}},
     max_ongoing_requests=1000,
     num_replicas=1,
     logging_config=REPLICA_LOGGING,

@@ -99,3 +99,21 @@ def test_devcluster_renders_the_gcs_address_of_its_port(tmp_path, monkeypatch):
     assert env["RAY_FAKE_CLUSTER"] == "1"
     assert env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
     assert env["RAY_AUTH_MODE"] == "disabled"
+
+
+def test_every_cluster_gridfare_starts_runs_its_workers_at_the_process_env(monkeypatch):
+    # RAY_worker_niceness 0 (actors.attach.RAY_PROCESS_ENV): with Ray's default 15 the served
+    # paths yield to every nice-0 process (docs/benchmarks.md, "Seats over HTTP")
+    from actors.attach import RAY_PROCESS_ENV
+    from rayjobs import devcluster
+
+    assert RAY_PROCESS_ENV == {"RAY_worker_niceness": "0"}
+    cluster = _load("cluster.yaml")
+    for key, value in RAY_PROCESS_ENV.items():
+        for commands in ("head_start_ray_commands", "worker_start_ray_commands"):
+            start = next(c for c in cluster[commands] if "ray start" in c)
+            assert f"export {key}={value};" in start, commands
+        monkeypatch.delenv(key, raising=False)
+        assert devcluster.DevCluster().env()[key] == value
+        monkeypatch.setenv(key, "5")  # an operator's own value wins
+        assert devcluster.DevCluster().env()[key] == "5"

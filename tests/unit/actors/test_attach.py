@@ -81,3 +81,14 @@ def test_describe_says_joined_or_started():
         "joined Ray cluster at 127.0.0.1:6379 (3 nodes)")
     assert AttachedCluster("127.0.0.1:1234", True, 1).describe().startswith(
         "started a private local Ray cluster at 127.0.0.1:1234 (1 node)")
+
+
+def test_a_local_start_gets_the_process_env_unless_the_operator_set_it():
+    from actors.attach import RAY_PROCESS_ENV, _with_process_env
+
+    environ: dict[str, str] = {}
+    _with_process_env(environ)
+    assert environ == RAY_PROCESS_ENV
+    environ = {"RAY_worker_niceness": "15", "OTHER": "x"}
+    _with_process_env(environ)
+    assert environ == {"RAY_worker_niceness": "15", "OTHER": "x"}
