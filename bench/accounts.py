@@ -298,6 +298,7 @@ def main() -> str:
 
     from actors import NAMESPACE
     from actors.accounts_client import AccountsClient, remove_store
+    from actors.attach import attach
     from services.accounts import THREADS as PROCESSOR_THREADS
     from services.accounts import ProcessorConfig, processor_stats, start_processors
 
@@ -305,8 +306,9 @@ def main() -> str:
     # short: Serve adds a 56-character folder, and HAProxy's socket paths stop at 97
     haproxy = Path(tempfile.mkdtemp(prefix="hap", dir="/tmp"))
     os.environ.update(_haproxy_env(haproxy))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
-             log_to_driver=False)
+    # the project's own start (actors.attach: its RAY_PROCESS_ENV, workers at nice 0)
+    attach("local", namespace=NAMESPACE, local_options={"num_cpus": 2,
+                                                        "include_dashboard": False})
     rows, notes, stores = [], [], []
     meter = CpuMeter(work, haproxy)
     try:
