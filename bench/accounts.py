@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench._cpu import children_cpu_s, server_cpu_s
 from bench._loadgen import wait_http
 from services.haproxy import HAPROXY_TUNING, haproxy_env
 from services.haproxy import free_port as _free_port
@@ -85,12 +85,14 @@ class CpuMeter:
             if "postgres" in cmd and f" -D {self.work}" in cmd:
                 postmasters[proc.pid] = cmd.split(" -D ", 1)[1].split("/replicas/")[1] \
                     .split("/")[0]
+        for pid, name in postmasters.items():
+            group = "postgres primary" if name == self.primary else "postgres standbys"
+            groups[group] = groups.get(group, 0.0) + server_cpu_s(pid)
         for proc in procs:
             cmd = " ".join(proc.info["cmdline"] or [])
             if proc.pid in postmasters or proc.info["ppid"] in postmasters:
-                name = postmasters.get(proc.pid) or postmasters[proc.info["ppid"]]
-                group = "postgres primary" if name == self.primary else "postgres standbys"
-            elif str(self.haproxy) in cmd and "haproxy" in cmd:
+                continue  # counted with its server
+            if str(self.haproxy) in cmd and "haproxy" in cmd:
                 group = "haproxy"
             elif proc.pid not in mine:
                 continue
@@ -106,10 +108,8 @@ class CpuMeter:
                 t = proc.cpu_times()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            # a postmaster's children_* hold the backends that ended (reaped connections)
-            groups[group] = groups.get(group, 0.0) + t.user + t.system + (
-                t.children_user + t.children_system if proc.pid in postmasters else 0.0)
-        groups["load generator"] = _children_cpu_s()
+            groups[group] = groups.get(group, 0.0) + t.user + t.system
+        groups["load generator"] = children_cpu_s()
         total = psutil.cpu_times()
         groups["machine busy"] = sum(total) - total.idle - total.iowait
         return groups
@@ -145,25 +145,20 @@ def _cores(cpu: dict[str, float], leave_out: tuple[str, ...]) -> float:
     return sum(v for k, v in cpu.items() if k not in leave_out) / cpu["wall"]
 
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _wrk(url: str, run: str, heavy: float = 0.0, duration_s: int = DURATION_S,
          prefix: str = "") -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("bench.accounts needs wrk: apt-get install wrk (make bench does)")
     env = {**os.environ, "ACCOUNTS": str(ACCOUNTS), "HEAVY": str(heavy), "RUN": run,
            "PREFIX": prefix}
-    cpu = _children_cpu_s()
+    cpu = children_cpu_s()
     done = subprocess.run(["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d",
                            f"{duration_s}s", "--timeout", "10s", "-s", str(LUA), url],
                           capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"wrk {url}: {done.stderr.strip() or done.stdout.strip()}")
     out = done.stdout
-    figures = {"wrk_cpu_s": _children_cpu_s() - cpu}
+    figures = {"wrk_cpu_s": children_cpu_s() - cpu}
     figures["requests"] = int(re.search(r"(\d+) requests in", out).group(1))
     figures["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -181,7 +176,7 @@ def _pgbench(host: str, port: int, script: Path, sync: str, duration_s: int = DU
     from backends.postgres import DB_USER, bin_dir
 
     env = {**os.environ, "PGOPTIONS": f"-c synchronous_commit={sync}"}
-    cpu = _children_cpu_s()
+    cpu = children_cpu_s()
     out = subprocess.run([str(bin_dir() / "pgbench"), "-h", host, "-p", str(port), "-U",
                           DB_USER, "-n", "-c", str(CONNECTIONS), "-j", str(THREADS), "-T",
                           str(duration_s), "-D", f"accounts={ACCOUNTS}", "-M", "prepared",
@@ -191,7 +186,7 @@ def _pgbench(host: str, port: int, script: Path, sync: str, duration_s: int = DU
             "transactions": int(re.search(r"transactions actually processed: (\d+)",
                                           out).group(1)),
             "latency_ms": float(re.search(r"latency average = ([\d.]+) ms", out).group(1)),
-            "pgbench_cpu_s": _children_cpu_s() - cpu}
+            "pgbench_cpu_s": children_cpu_s() - cpu}
 
 
 def _exactly_once(client, run: str, acked: int) -> tuple[int, int, int]:

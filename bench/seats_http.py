@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -45,6 +44,7 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench._cpu import children_cpu_s
 from bench._loadgen import wait_http
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -75,11 +75,6 @@ def timetable() -> list:
             for n in range(1, TRAINS + 1) for d in range(DAYS)]
 
 
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0, nice: int = 0) -> dict:
     """One wrk run at niceness ``nice``; its counts, latency (from the send) and its own CPU
     seconds."""
@@ -89,7 +84,7 @@ def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0, nice: int
     folder.mkdir(parents=True)
     env = {**os.environ, "TRAINS": str(TRAINS), "DAYS": str(DAYS), "STATIONS": str(STATIONS),
            "RATE": str(rate), "THREADS": str(THREADS), "OUT": str(folder), "RUN": run}
-    cpu = _children_cpu_s()
+    cpu = children_cpu_s()
     done = subprocess.run(["nice", "-n", str(nice), "wrk", "-t", str(THREADS), "-c",
                            str(CONNECTIONS), "-d", f"{duration_s}s", "--timeout", "10s",
                            "-s", str(LUA), url + "/orders"],
@@ -97,7 +92,7 @@ def wrk(url: str, run: str, out: Path, duration_s: int, rate: int = 0, nice: int
     if done.returncode != 0:
         raise RuntimeError(f"wrk {url}: {done.stderr.strip() or done.stdout.strip()}")
     text = done.stdout
-    figures: dict = {"run": run, "wrk_cpu_s": _children_cpu_s() - cpu, "seconds": duration_s}
+    figures: dict = {"run": run, "wrk_cpu_s": children_cpu_s() - cpu, "seconds": duration_s}
     for name in ("SOLD", "SOLD_OUT", "OTHER", "LATE", "MAX_US"):
         figures[name.lower()] = int(re.search(rf"^{name} (\d+)$", text, re.M).group(1))
     for p in ("50", "90", "99", "99.9"):

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._cpu import server_cpu_s
+
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
@@ -41,25 +43,8 @@ def _servers(root: Path) -> dict[str, int]:
 
 
 def _cpu(pids: dict[str, int]) -> dict[str, float]:
-    import psutil
-
-    out = {"client": time.process_time()}
-    for role, pid in pids.items():
-        total = 0.0
-        try:
-            root = psutil.Process(pid)
-            t = root.cpu_times()  # the postmaster reaps its backends: theirs are in children_*
-            total += t.user + t.system + t.children_user + t.children_system
-            for proc in root.children(recursive=True):
-                try:
-                    t = proc.cpu_times()
-                    total += t.user + t.system
-                except psutil.Error:
-                    pass
-        except psutil.Error:
-            pass
-        out[role] = total
-    return out
+    return {"client": time.process_time(),
+            **{role: server_cpu_s(pid) for role, pid in pids.items()}}
 
 
 class Pass:
