@@ -177,13 +177,14 @@ def main() -> None:
 
     from actors import NAMESPACE
     from actors.accounts_client import AccountsClient, remove_store
+    from actors.attach import attach
 
     variants = [args.profile] if args.profile else args.variants.split(",")
     work = Path(tempfile.mkdtemp(prefix="gridfare-accounts-ab-"))
     haproxy = Path(tempfile.mkdtemp(prefix="hap", dir="/tmp"))
     os.environ.update(_haproxy_env(haproxy))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace=NAMESPACE,
-             log_to_driver=False)
+    attach("local", namespace=NAMESPACE, local_options={"num_cpus": 2,
+                                                        "include_dashboard": False})
     store = str(work / "store")
     try:
         client = AccountsClient.start(store, standbys=1)

@@ -72,14 +72,15 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
     DuckDB query and by PySpark from the same files."""
     import ray
 
+    from actors.attach import attach
     from rayjobs.billing import submit_and_wait
 
     centre = ensure_city(accounts, sections, first=first, through=through)
     periods = span_periods(first, through or first)
     timed: dict[str, tuple[float, dict]] = {}
-    # address="local": a private cluster, never a running one (the demo's would be joined).
-    ray.init(address="local", num_cpus=2, include_dashboard=False, namespace="gridfare",
-             log_to_driver=False)
+    # "local": a private cluster, never a running one (the demo's would be joined), started
+    # the project's way (actors.attach: its worker niceness)
+    attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
     try:
         # A standing cluster has its workers up: bill some sections first, enough for
         # several bundles so that both worker processes start (with 4 sections, one

@@ -95,10 +95,11 @@ def _disagreements(tariffs, load, sampled) -> int:
 def _cluster(tariffs, ids, load, chunk) -> tuple[float, int]:
     import ray
 
+    from actors.attach import attach
     from rayjobs.tariff_compare import compare_on_cluster
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
     try:
         compare_on_cluster(tariffs, ids[:40], load[:40], YEAR, "warm", chunk=20)
         started = time.perf_counter()
