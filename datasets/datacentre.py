@@ -49,6 +49,7 @@ from datasets.schemas import (
     USAGE_HISTORY,
     check_section_id,
     history_months,
+    months_within,
 )
 from datasets.uri import identity, open_filesystem, redact
 from gridfare.errors import (
@@ -426,7 +427,7 @@ class DataCentre:
         if fold is not None:
             # The previous period's fold holds exactly these rows (written with its bills
             # from the same rule): one file whatever the month.
-            history = _months_within(fold, wanted[0], wanted[-1])
+            history = months_within(fold, _index(wanted[0]), _index(wanted[-1]))
         else:
             history = self._history_from_bills(section, wanted)
         if ordered:
@@ -441,7 +442,7 @@ class DataCentre:
         wanted = periods_before(period, FOLD_MONTHS)
         fold = self._read_fold(wanted[-1], section)
         if fold is not None:
-            return _months_within(fold, wanted[0])
+            return months_within(fold, _index(wanted[0]))
         return self._history_from_bills(section, wanted, later_than=wanted[-1])
 
     def write_history_fold(self, period: str, section: str, table: pa.Table) -> int:
@@ -461,16 +462,16 @@ class DataCentre:
         HISTORY_FOLD rows (months as indices: each label is read once, here); with
         ``later_than``, the legacy rows of later months too (one read of the legacy file)."""
         legacy = history_months(self.read_usage_history(section).select(list(HISTORY_COLUMNS)))
-        if later_than is not None and later_than == wanted[-1]:
+        first, last = _index(wanted[0]), _index(wanted[-1])
+        if later_than is None:
+            history = months_within(legacy, first, last)
+        elif later_than == wanted[-1]:
             # The window and every later month: one comparison (none when the file starts
             # in the window, the usual legacy file).
-            history = _months_within(legacy, wanted[0])
+            history = months_within(legacy, first)
         else:
             index = legacy["month"].to_numpy()
-            keep = (index >= index_of(Period.parse(wanted[0]))) & (
-                index <= index_of(Period.parse(wanted[-1])))
-            if later_than is not None:
-                keep |= index > index_of(Period.parse(later_than))
+            keep = ((index >= first) & (index <= last)) | (index > _index(later_than))
             history = legacy.filter(pa.array(keep))
         # One listing instead of a lookup per month: most months have no bills yet.
         billed_periods = set(self.periods("bills"))
@@ -842,18 +843,9 @@ class DataCentre:
             os.unlink(path)
 
 
-def _months_within(rows: pa.Table, first: str, last: str | None = None) -> pa.Table:
-    """The HISTORY_FOLD rows of months ``first`` through ``last`` (or later, without
-    ``last``); the table itself when every row is (one min and max, no copy)."""
-    if rows.num_rows == 0:
-        return rows
-    index = rows["month"].to_numpy()
-    low = index_of(Period.parse(first))
-    high = index_of(Period.parse(last)) if last is not None else None
-    if index.min() >= low and (high is None or index.max() <= high):
-        return rows
-    keep = index >= low if high is None else (index >= low) & (index <= high)
-    return rows.filter(pa.array(keep))
+def _index(label: str) -> int:
+    """The month index of a ``YYYY-MM`` period label (``HISTORY_FOLD.month``)."""
+    return index_of(Period.parse(label))
 
 
 def _labelled(rows: pa.Table) -> pa.Table:

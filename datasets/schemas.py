@@ -106,6 +106,18 @@ def history_months(history: pa.Table) -> pa.Table:
         rows = rows.filter(pa.array(months != NOT_A_MONTH))
     return rows
 
+
+def months_within(rows: pa.Table, first: int, last: int | None = None) -> pa.Table:
+    """The ``HISTORY_FOLD`` rows of month indices ``first`` through ``last`` (or later,
+    without ``last``); the table itself when every row is (one min and max, no copy)."""
+    if rows.num_rows == 0:
+        return rows
+    index = rows["month"].to_numpy()
+    if index.min() >= first and (last is None or index.max() <= last):
+        return rows
+    keep = index >= first if last is None else (index >= first) & (index <= last)
+    return rows.filter(pa.array(keep))
+
 # One row per meter point and period; an account whose meter was replaced has two rows.
 # Register values are meter readings before the multiplier (CT x PT ratio).
 READINGS = pa.schema(

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from datasets.schemas import HISTORY_FOLD, history_months
+from datasets.schemas import HISTORY_FOLD, history_months, months_within
 from gridfare.money import ENERGY_SCALE
 from gridfare.period import Period, index_of
 
@@ -119,10 +119,4 @@ def fold_history(carried: pa.Table, bills: pa.Table, period: Period,
 def history_window(carried: pa.Table, period: Period, months: int) -> pa.Table:
     """The rows of ``carried`` (``history_months`` rows) in the ``months`` periods before
     ``period`` (the table itself when every row is: the common case, no copy)."""
-    if carried.num_rows == 0:
-        return carried
-    index = carried["month"].to_numpy()
-    first, last = index_of(period.shift(-months)), index_of(period) - 1
-    if index.min() >= first and index.max() <= last:
-        return carried
-    return carried.filter(pa.array((index >= first) & (index <= last)))
+    return months_within(carried, index_of(period.shift(-months)), index_of(period) - 1)
