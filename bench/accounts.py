@@ -231,10 +231,10 @@ def _payments_phase(meter: CpuMeter, client, url: str, run: str) -> dict:
     return result
 
 
-def _deploy_floor(replicas: int) -> None:
+def floor_app(replicas: int):
     """Serve's floor: a trivial deployment (reads the body, answers a constant JSON) with
-    the processors' replica settings (the disconnect watch off too), beside them behind
-    the same HAProxy."""
+    the processors' replica settings (the disconnect watch off too), to run beside them
+    behind the same HAProxy."""
     from ray import serve
     from starlette.responses import Response
 
@@ -251,7 +251,7 @@ def _deploy_floor(replicas: int) -> None:
             await request.body()
             return Response(b'{"outcome":"applied"}', media_type="application/json")
 
-    serve.run(Floor.bind(), name=FLOOR_APP, route_prefix=FLOOR_PREFIX)
+    return Floor.bind()
 
 
 def _failover(client, replica_name: str) -> float:
@@ -290,6 +290,7 @@ def main() -> str:
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
+    from ray import serve
 
     from actors import NAMESPACE
     from actors.accounts_client import AccountsClient, remove_store
@@ -364,7 +365,8 @@ def main() -> str:
                 print(f"accounts bench: mixed {mixed} {stats}; pgbench local {pg_local}",
                       file=sys.stderr)
                 # Serve's floor on the same path, then the processors without coalescing
-                _deploy_floor(PROCESSORS + SPARES)
+                serve.run(floor_app(PROCESSORS + SPARES), name=FLOOR_APP,
+                          route_prefix=FLOOR_PREFIX)
                 wait_http(url + FLOOR_PREFIX + "/accounts/1")
                 _wrk(url, "floorwarm", duration_s=3, prefix=FLOOR_PREFIX)
                 meter.start()

@@ -46,6 +46,7 @@ from bench.accounts import (
     _haproxy_env,
     _per_transaction,
     _wrk,
+    floor_app,
 )
 from bench.accounts import PROCESSORS as N
 from bench.accounts import SPARES as B
@@ -78,26 +79,6 @@ def _processor_app(store: str, variant: str):
         cls = Replanned
     return AccountsProcessor.options(func_or_class=cls, num_replicas=N + B).bind(
         store, 10.0, asdict(ProcessorConfig()))
-
-
-def _floor_app(variant: str):
-    from ray import serve
-    from starlette.responses import Response
-
-    from services.ingress import DISCONNECT_WATCH_OFF_ENV
-    from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
-
-    env = {**REPLICA_ENV, **DISCONNECT_WATCH_OFF_ENV}
-
-    @serve.deployment(name="Floor", num_replicas=N + B,
-                      ray_actor_options={"num_cpus": 0, "runtime_env": {"env_vars": env}},
-                      max_ongoing_requests=64, logging_config=REPLICA_LOGGING)
-    class Floor:
-        async def __call__(self, request):
-            await request.body()
-            return Response(b'{"outcome":"applied"}', media_type="application/json")
-
-    return Floor.bind()
 
 
 def _app_name(variant: str) -> str:
@@ -193,7 +174,7 @@ def main() -> None:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         url = f"http://127.0.0.1:{port}"
         for variant in variants:
-            app = _floor_app(variant) if variant.startswith("floor") else \
+            app = floor_app(N + B) if variant.startswith("floor") else \
                 _processor_app(store, variant)
             serve.run(app, name=_app_name(variant), route_prefix=_prefix(variant))
             wait_http(url + _prefix(variant) + "/accounts/1")
