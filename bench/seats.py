@@ -21,9 +21,10 @@ cluster is up, standing in for clients on other machines: on one 2-core machine 
 otherwise take CPU from the system under test whenever both want it, and every hop of the
 freeze window would wait for it too (freeze p99 41.5 ms at equal priority, 29.5 ms with the
 driver niced, in back-to-back runs of the same migration). The cluster's processes (Ray's,
-the centres, the directory, the migrator, Serve) keep their priority. Ray starts its
-workers (the centres, the directory, the migrator) at nice 15, though, so nice 10 still
-outranks them: for the migration phase the driver goes to nice ``MIGRATION_NICE`` (19),
+the centres, the directory, the migrator, Serve) keep their priority: the cluster is
+started through ``actors.attach``, so its workers run at the project's nice 0
+(``RAY_PROCESS_ENV``; until stop 26 this bench ran them at Ray's default 15, which nice 10
+outranked). For the migration phase the driver goes to nice ``MIGRATION_NICE`` (19),
 below every process of the cluster, as the clients on other machines it stands for would
 be. The freeze window is five process wake-ups (origin, destination, directory, ...; see
 the steps the bench prints), and each one waited behind the 64 buyers' loop: in the
@@ -255,7 +256,7 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
     import ray
     from ray import serve
 
-    from actors import NAMESPACE
+    from actors.attach import attach
     from actors.seat_migrator import kill_seat_actors
     from actors.seats_client import SeatsClient
     from bench.seats_redis import compare as compare_with_redis
@@ -265,15 +266,10 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
     from services.seats_http import start_serve
 
     root = tempfile.mkdtemp(prefix="gridfare-seats-bench-")
-    # address="local": a private cluster even when another one runs on this machine (a bare
-    # ray.init() would join it and measure someone else's load).
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        namespace=NAMESPACE,
-        log_to_driver=False,
-    )
+    # "local": a private cluster even when another one runs on this machine, started with
+    # the project's Ray process environment (workers at nice 0, actors.attach.RAY_PROCESS_ENV)
+    # as every gridfare cluster is.
+    attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
     try:
         timetable = generate_timetable(seed=5, n_trains=n_trains, days=days)
         train_dates = list(timetable.train_dates())
@@ -445,7 +441,8 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         f"{len(train_dates):,} train-dates ({n_trains:,} trains x {days} sale days) on "
         f"{len(CENTRES)} SeatCentre actors, local Ray with 2 CPUs, WAL fsync on local "
         "disk, the load generator (this driver) at nice 10 as clients on other machines "
-        f"(nice {MIGRATION_NICE} in the migration phase, below Ray's workers at 15); "
+        f"(nice {MIGRATION_NICE} in the migration phase), Ray's workers at nice 0 "
+        "(`actors.attach`); "
         f"{n_requests:,} Zipf requests on the actor path, migration `{SELECTOR}` "
         f"to C4 ({there['status']['state']} in {there['moving_s']:.1f} s of moving windows) "
         f"and rolled back ({back['status']['state']} in {back['moving_s']:.1f} s). Audit "
