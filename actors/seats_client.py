@@ -215,7 +215,8 @@ class AsyncSeatsClient:
                 return got.bind(batch) if isinstance(got, SaleAnswers) else got
 
             batcher = self._batchers[centre, method] = Batcher(
-                send, self.client_config.in_flight, self.client_config.max_batch
+                send, self.client_config.in_flight, self.client_config.max_batch,
+                self.client_config.min_gap_s
             )
         return await batcher.submit(request)
 

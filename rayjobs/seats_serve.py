@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
                    help="coalesced calls in flight per centre (default %(default)s)")
     p.add_argument("--max-batch", type=int, default=defaults.max_batch,
                    help="orders per coalesced centre call, at most (default %(default)s)")
+    p.add_argument("--min-gap-s", type=float, default=defaults.min_gap_s,
+                   help="under load, seconds between one centre's coalesced calls, at least "
+                        "(default %(default)s)")
     return p
 
 
@@ -57,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_centre_id(centre, "--centres/--main: centre id")
         if not 0 < args.port < 65536:
             raise ConfigError(f"--port {args.port}: must be 1..65535")
-        config = ClientConfig(in_flight=args.in_flight, max_batch=args.max_batch)
+        config = ClientConfig(in_flight=args.in_flight, max_batch=args.max_batch,
+                              min_gap_s=args.min_gap_s)
         return _serve(args, centres, config)
     except GridfareError as exc:
         print(f"gridfare: error: {exc}", file=sys.stderr)
