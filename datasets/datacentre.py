@@ -716,6 +716,7 @@ class DataCentre:
         what = f"{dataset} file {path}"
         if columns is not None:
             schema = pa.schema([schema.field(name) for name in columns])
+        plain = schema  # what the file's columns are checked against (errors name its types)
         for name in dictionary:
             index = schema.get_field_index(name)
             schema = schema.set(index, schema.field(index).with_type(
@@ -731,7 +732,13 @@ class DataCentre:
             data = self._read_bytes(path)
             if dataset in _PART_NAMES:
                 return self._read_ipc(data, self._dataset(dataset)[0], schema, what, columns)
-            parquet = pq.ParquetFile(pa.BufferReader(data), read_dictionary=dictionary or None)
+            try:
+                parquet = pq.ParquetFile(pa.BufferReader(data),
+                                         read_dictionary=dictionary or None)
+            except KeyError:  # a column to read as a dictionary is not in the file
+                parquet = pq.ParquetFile(pa.BufferReader(data))
+                _check_columns(parquet.schema_arrow, self._dataset(dataset)[0], what)
+                raise
             if columns is not None and not set(columns) <= set(parquet.schema_arrow.names):
                 _check_columns(parquet.schema_arrow, self._dataset(dataset)[0], what)
             table = parquet.read(columns=None if columns is None else list(columns),
@@ -742,7 +749,7 @@ class DataCentre:
             raise self._error(f"cannot read {path}", exc) from exc
         # The table read is the file's schema (or the columns asked for): checked from it,
         # since the footer's own Arrow schema costs ~40 us to build, a fifth of the read.
-        _check_columns(table.schema, schema, what)
+        _check_columns(_undictionaried(table.schema, dictionary), plain, what)
         table = _conform(table, schema, what)
         for column, value in (("period", period), ("section_id", section),
                               ("comparison_id", comparison)):
@@ -917,6 +924,16 @@ def _conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
             )
         arrays.append(column)
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _undictionaried(found: pa.Schema, names: Sequence[str]) -> pa.Schema:
+    """``found`` with the dictionary columns among ``names`` as their values' type."""
+    for name in names:
+        index = found.get_field_index(name)
+        if index >= 0 and pa.types.is_dictionary(found.field(index).type):
+            found = found.set(index, found.field(index).with_type(
+                found.field(index).type.value_type))
+    return found
 
 
 def _check_columns(found: pa.Schema, schema: pa.Schema, what: str) -> None:

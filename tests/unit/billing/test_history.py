@@ -33,24 +33,6 @@ def test_labels_are_read_as_the_months_they_name(labels):
     assert month_indices(encoded).tolist() == expected
 
 
-def test_a_legacy_files_labels_read_as_a_dictionary_give_the_same_rows(tmp_path):
-    from datasets.datacentre import HISTORY_COLUMNS, DataCentre
-
-    centre = DataCentre(tmp_path / "dc", create=True)
-    history = pa.table({"account_id": pa.array([1, 1, 2, 2, 3], pa.int64()),
-                        "period": ["2026-02", "2025-13", "2026-01", "2026-02", "2026-01"],
-                        "kwh": [10.0, 99.0, 5.0, 7.0, 1.5]})
-    centre.write_history("S00001", history)
-    read = centre._read("usage_history", section="S00001", columns=HISTORY_COLUMNS,
-                        dictionary=("period",))
-    assert pa.types.is_dictionary(read["period"].type)
-    assert history_months(read).equals(history_months(history))
-    # A section without a legacy file: no rows, not an error.
-    missing = centre._read("usage_history", section="S00002", columns=HISTORY_COLUMNS,
-                           dictionary=("period",))
-    assert history_months(missing).num_rows == 0
-
-
 def test_rows_whose_label_is_not_a_month_are_left_out_of_the_history():
     history = pa.table({"account_id": pa.array([1, 1, 2, 2], pa.int64()),
                         "period": ["2026-02", "2026-2", None, "2026-01"],
