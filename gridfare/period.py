@@ -73,14 +73,27 @@ NOT_A_MONTH = -1
 def month_indices(column):  # pa.Array | pa.ChunkedArray -> np.ndarray (int32)
     """``month_index`` of every value, ``NOT_A_MONTH`` where a value is not a ``YYYY-MM``
     label (a null, another form): what billing's history rows hold instead of labels
-    (``datasets.schemas.HISTORY_FOLD``). Odd labels, rare, are looked at once each."""
+    (``datasets.schemas.HISTORY_FOLD``). Odd labels, rare, are looked at once each.
+
+    A dictionary column (a legacy file's labels read as Parquet stored them,
+    ``read_dictionary``) is parsed once per distinct label, a dozen for a section's ~6,000
+    rows, and its codes taken: no label is built or read twice."""
     import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
+    if pa.types.is_dictionary(column.type):
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        parts = [month_indices(chunk.dictionary)[chunk.indices.to_numpy(zero_copy_only=False)]
+                 if chunk.null_count == 0 else month_indices(chunk.cast(chunk.type.value_type))
+                 for chunk in chunks]
+        return np.concatenate(parts) if parts else np.empty(0, np.int32)
     index = month_index(column)
     if index is not None:
         return index.astype(np.int32)
-    encoded = pc.dictionary_encode(pc.fill_null(column, "")).combine_chunks()
+    encoded = pc.dictionary_encode(pc.fill_null(column, ""))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
     labels = encoded.dictionary.to_pylist()
     months = np.array([index_of(Period.parse(label)) if _PERIOD.fullmatch(label)
                        else NOT_A_MONTH for label in labels] or [NOT_A_MONTH], np.int32)

@@ -27,6 +27,10 @@ def test_labels_are_read_as_the_months_they_name(labels):
     expected = [index_of(Period.parse(label)) if label and re.fullmatch(
         r"\d{4}-(0[1-9]|1[0-2])", label) else NOT_A_MONTH for label in labels]
     assert month_indices(column).tolist() == expected
+    # The same labels as a legacy file's dictionary (each distinct label parsed once): the
+    # same months, a chunk with nulls included.
+    encoded = pa.chunked_array([chunk.dictionary_encode() for chunk in column.chunks])
+    assert month_indices(encoded).tolist() == expected
 
 
 def test_rows_whose_label_is_not_a_month_are_left_out_of_the_history():

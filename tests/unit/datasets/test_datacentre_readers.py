@@ -217,3 +217,39 @@ def test_the_lazy_dataset_reads_each_footer_once(dc: DataCentre) -> None:
         assert relation.aggregate("count(*)").fetchall() == [(4,)]
     scans = {path: count - checked[path] for path, count in handler.opens.items()}
     assert set(scans.values()) == {3}
+
+
+def test_a_legacy_history_read_for_billing_gives_the_rows_as_stored(tmp_path: Path) -> None:
+    # Billing reads the legacy labels as Parquet's dictionary (each distinct one parsed
+    # once): the same rows as the file read plainly, an odd label left out as before.
+    from datasets.schemas import HISTORY_FOLD, history_months
+
+    centre = DataCentre(tmp_path, create=True)
+    history = pa.table({"account_id": pa.array([1, 1, 2, 2, 3], pa.int64()),
+                        "period": ["2026-08", "2025-13", "2026-07", "2026-09", "2026-07"],
+                        "kwh": [10.0, 99.0, 5.0, 7.0, 1.5]})
+    centre.write_history("S00001", history)
+    carried = centre.read_history_carry("S00001", PERIOD)
+    assert carried.schema == HISTORY_FOLD
+    assert carried.sort_by([("account_id", "ascending"), ("month", "ascending")]).equals(
+        history_months(centre.read_usage_history("S00001")).sort_by(
+            [("account_id", "ascending"), ("month", "ascending")]))
+    assert centre.read_history_carry("S00002", PERIOD).num_rows == 0  # no legacy file
+
+
+@pytest.mark.parametrize("foreign", [
+    pa.table({"account_id": pa.array([1], pa.int64()), "period": pa.array([202609]),
+              "kwh": [1.0]}),
+    pa.table({"account_id": pa.array([1], pa.int64()), "kwh": [1.0]}),
+])
+def test_a_foreign_legacy_history_is_refused_as_the_plain_reader_refuses_it(
+        tmp_path: Path, foreign: pa.Table) -> None:
+    centre = DataCentre(tmp_path, create=True)
+    centre.write_history("S00001", pa.table({"account_id": pa.array([1], pa.int64()),
+                                             "period": ["2026-09"], "kwh": [1.0]}))
+    pq.write_table(foreign, centre.path("usage_history", section="S00001"))
+    with pytest.raises(ForeignData) as plain:
+        centre.read_usage_history("S00001")
+    with pytest.raises(ForeignData) as billing:
+        centre.read_history_carry("S00001", PERIOD)
+    assert str(billing.value) == str(plain.value)
