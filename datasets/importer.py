@@ -155,7 +155,11 @@ def import_readings(
     source = Path(source_path)
     if period is not None:
         check_period(period)
-    if not source.is_file():
+    try:
+        found = source.is_file()
+    except OSError as exc:  # a name the OS refuses to look up (too long, say)
+        raise InvalidInput(f"import {source}: cannot read: {exc.strerror}") from exc
+    if not found:
         raise InvalidInput(f"import {source}: no such file")
     rejects = Path(rejects_path) if rejects_path is not None else Path(f"{source}.rejects.csv")
     suffix = source.name.lower()

@@ -153,14 +153,16 @@ def read_tariff_files(directory: str | os.PathLike[str] | Traversable | None = N
     not yet parsed (``.book()`` parses them); the rules of ``load_tariff_book``."""
     folder = default_directory() if directory is None else directory
     folder = Path(folder) if isinstance(folder, (str, os.PathLike)) else folder
-    if isinstance(folder, Path) and not folder.is_dir():
-        raise TariffError(f"{folder}: cannot list tariff directory: no such directory")
     try:
+        # Inside the try: a path the OS refuses to look up (too long, say) raises here.
+        if isinstance(folder, Path) and not folder.is_dir():
+            raise TariffError(f"{folder}: cannot list tariff directory: no such directory")
         entries = sorted(
             (e for e in folder.iterdir() if e.name.endswith(_SUFFIX)), key=lambda e: e.name
         )
     except OSError as exc:
-        raise TariffError(f"{folder}: cannot list tariff directory: {exc}") from exc
+        raise TariffError(f"{folder}: cannot list tariff directory: {exc.strerror or exc}"
+                          ) from exc
     if not entries:
         raise TariffError(f"{folder}: no tariff files (*.toml)")
     files = []

@@ -210,6 +210,8 @@ def test_blank_lines_keep_line_numbers(dc: DataCentre, tmp_path: Path) -> None:
 def test_bad_files_are_clear_errors(dc: DataCentre, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="no such file"):
         import_readings(dc, tmp_path / "absent.csv")
+    with pytest.raises(InvalidInput, match="cannot read: File name too long"):
+        import_readings(dc, "x" * 5000)  # found by the CLI fuzzer: it had escaped as OSError
     other = tmp_path / "r.json"
     other.write_text("{}")
     with pytest.raises(InvalidInput, match="unknown format"):

@@ -109,6 +109,9 @@ def test_missing_file_and_empty_directory(tmp_path):
         load_tariff_book(tmp_path)
     with pytest.raises(TariffError, match="cannot list"):
         load_tariff_book(tmp_path / "nowhere")
+    # A name the OS will not look up (found by the CLI fuzzer: it had escaped as OSError).
+    with pytest.raises(TariffError, match="cannot list tariff directory: File name too long"):
+        load_tariff_book("x" * 5000)
 
 
 def test_kinds_registry():
