@@ -35,8 +35,8 @@ prints the driver's CPU per window kind. The freeze window (five process wake-up
 destination, directory, ...; see the steps the bench prints) now waits behind the buyers at
 equal priority; stop 23 chose 19 because at nice 10, above Ray's 15, the buyers outranked
 those wake-ups (freeze p99 51.1 ms). ``remaining`` is one query at a time; its figure is
-printed beside the bare Ray round trip to the same centres (``ping``, interleaved with the
-queries), the floor of any call.
+printed beside a bare Ray round trip to a centre (``ping``, the centres in turn, one after
+each query), the floor of any call.
 
 Baseline: Redis + Lua on the same stream (``bench/seats_redis.py``), in the same run.
 
