@@ -35,7 +35,6 @@ from gridfare.billing.runner import (
     RECORD_INTERVAL_S,
     SectionOutcome,
     history_files,
-    history_periods,
     start_or_resume,
 )
 from gridfare.errors import ConfigError, InvalidInput
@@ -318,13 +317,14 @@ class ControlServer:
             tariffs = read_tariff_files()
         # Largest first, once: each dispatch then looks only at the head of the queue.
         ordered = sorted(sections, key=lambda s: (-sizes.get(s, 0), s))
-        files = history_files(self._catalog.section_files(
-            self._centre, periods=history_periods(period), sections=sections),
-            sections, period)
+        files = history_files(self._section_files, sections, period)
         self._runs[run_id] = _Run(run_id, period, ray.put(tariffs),
                                   {s: sizes.get(s, 0) for s in ordered}, files)
         if self._wake is not None:
             self._wake.set()
+
+    def _section_files(self, periods: list[str], sections: list[str]) -> SectionFiles:
+        return self._catalog.section_files(self._centre, periods=periods, sections=sections)
 
     def _ensure_loop(self) -> None:
         if self._loop is None or self._loop.done():

@@ -290,7 +290,7 @@ def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000, 
         # The write path alone, A/B in one process on the same sections (untimed above).
         city = ensure_city(accounts, sections, first=FIRST_OF_13, through=LAST_OF_13)
         old_ms, new_ms = write_path_ab(city, FIRST_OF_13)
-        note = (f"write path alone, one process, the same 96 sections' bills and history "
+        note = (f"write path alone, one process, the same {2 * 48} sections' bills and history "
                 f"folds of {FIRST_OF_13} (best of 6, alternating): a file each a section "
                 f"{old_ms:.2f} ms a section, one file each a bundle of 48 {new_ms:.2f} ms "
                 f"(new / old {new_ms / old_ms:.2f})")

@@ -24,14 +24,15 @@ def bill_bundled(centre: DataCentre, book, period: str, sections: list[str] | No
     finished and swept. Returns the outcomes."""
     from datetime import datetime
 
-    from gridfare.billing.runner import bill_sections, history_files, history_periods
+    from gridfare.billing.runner import bill_sections, history_files
 
     catalog = Catalog(centre.catalog_path)
     sections = centre.sections(period) if sections is None else sections
     run_id = run_id or f"{period}-bundled-{datetime.now():%H%M%S%f}"
     catalog.start_run(run_id, period, sections, datetime(2026, 11, 1))
-    files = history_files(catalog.section_files(centre, periods=history_periods(period),
-                                                sections=sections), sections, period)
+    files = history_files(
+        lambda periods, some: catalog.section_files(centre, periods=periods, sections=some),
+        sections, period)
     size = bundle_max or max(len(sections), 1)
     outcomes = []
     for start in range(0, len(sections), size):

@@ -176,19 +176,25 @@ def history_periods(period: str, rules: AuditRules = AuditRules()) -> list[str]:
                                                               rules.history_months))]
 
 
-def history_files(files: Files, sections: Iterable[str], period: str,
-                  rules: AuditRules = AuditRules()) -> Files:  # noqa: B008
-    """The manifest rows billing ``sections`` of ``period`` reads: the previous period's
-    fold alone where there is one (and the rules want no more months than it holds), else
-    the earlier bills; what a task is sent."""
+def history_files(lookup: Callable[[list[str], list[str]], Files], sections: Sequence[str],
+                  period: str, rules: AuditRules = AuditRules()) -> Files:  # noqa: B008
+    """The manifest rows billing ``sections`` of ``period`` reads, what a task is sent:
+    the previous period's fold alone where there is one (and the rules want no more months
+    than it holds), else the earlier periods' bills and folds. ``lookup(periods,
+    sections)`` reads manifest rows (the ledger's); the earlier bills are looked up only
+    for sections without a fold (none, in steady monthly billing)."""
     previous = str(Period.parse(period).shift(-1))
-    wanted = set(history_periods(period, rules))
-    keep: list[ManifestRow] = []
-    for section in sections:
-        rows = [row for row in files.of_section(section) if row[1] in wanted]
-        fold = [row for row in rows if row[0] == "history" and row[1] == previous]
-        keep += fold if fold and rules.history_months <= FOLD_MONTHS else rows
-    return SectionFiles(keep)
+    sections = list(sections)
+    rows: list[ManifestRow] = []
+    if rules.history_months <= FOLD_MONTHS:
+        folds = lookup([previous], sections)
+        rows = [row for section in sections for row in folds.of_section(section)
+                if row[0] == "history"]
+        sections = [s for s in sections if folds.get("history", previous, s) is None]
+    if sections:
+        earlier = lookup(history_periods(period, rules), sections)
+        rows += [row for section in sections for row in earlier.of_section(section)]
+    return SectionFiles(rows)
 
 
 def bill_one_section(store: SectionStore, tariffs: Mapping[str, Tariff], period: str,
@@ -377,8 +383,10 @@ def run_billing(
     run = start_or_resume(store, ledger, request, clock)
     run_id, period, todo, tariffs = run.run_id, run.period, run.sections, run.tariffs
     # The earlier periods' manifest rows, read once: this run writes only its own period.
-    reader = store.reading(ledger.section_files(store, periods=history_periods(period, rules),
-                                                sections=todo))
+    reader = store.reading(history_files(
+        lambda periods, sections: ledger.section_files(store, periods=periods,
+                                                       sections=sections),
+        todo, period, rules))
     outcomes: list[SectionOutcome] = []
     unrecorded: list[dict[str, object]] = []
     last_flush = time.monotonic()
