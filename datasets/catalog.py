@@ -357,8 +357,6 @@ class Catalog:
         same rows the migration would record), so that every reader has one read path."""
         from datasets.datacentre import SectionFiles
 
-        if self._file.writer:
-            self.migrate(centre)
         periods = None if periods is None else sorted(set(periods))
         sections = None if sections is None else sorted(set(sections))
         sql = "SELECT dataset, period, section_id, file, part FROM section_files WHERE true"
@@ -370,6 +368,9 @@ class Catalog:
         with self._connect() as con:
             rows = con.execute(sql, params).fetchall()
             migrated = _is_migrated(con)
+        if not migrated and self._file.writer:  # once: then the rows again, one read
+            self.migrate(centre)
+            return self.section_files(centre, periods=periods, sections=sections)
         if not migrated:
             known = {(d, p, s) for d, p, s, _, _ in rows}
             rows += [row for row in centre.legacy_files()
@@ -386,13 +387,16 @@ class Catalog:
         have all returned. Returns the files deleted."""
         from datasets.datacentre import bundle_run
 
-        self.migrate(centre)  # never sweep files of the older layout that have no rows yet
         with self._connect() as con:
+            migrated = _is_migrated(con)
             referenced = {file for (file,) in con.execute(
                 "SELECT DISTINCT file FROM section_files WHERE period = ?", [period]
             ).fetchall()}
             running = {run for (run,) in con.execute(
                 "SELECT run_id FROM runs WHERE status = 'running'").fetchall()}
+        if not migrated:  # never sweep files of the older layout that have no rows yet
+            self.migrate(centre)
+            return self.sweep(centre, period, finished_run)
         running.discard(finished_run)
         return centre.remove_files(
             file for file in centre.bundled_files(period)
