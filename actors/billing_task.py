@@ -7,6 +7,7 @@ import os
 
 import ray
 
+from datasets.schemas import SectionFiles
 from gridfare.billing.runner import SectionOutcome, bill_sections
 from gridfare.tariffs import TariffBook, TariffFiles
 
@@ -37,20 +38,24 @@ def _book(tariffs: TariffFiles) -> TariffBook:
 
 @ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)
 def bill_bundle_task(uri: str, tariffs: TariffFiles, period: str, sections: list[str],
-                     run_id: str) -> tuple[list[SectionOutcome], str]:
+                     run_id: str, files: SectionFiles) -> tuple[list[SectionOutcome], str]:
     """Bill a bundle of sections (one, or several small ones) where Ray placed it; returns
-    one outcome per section, in order, and the node that ran it.
+    one outcome per section, in order (each naming the files its bills went to), and the
+    node that ran it.
 
-    Ray retries it (``max_retries``) when its worker or node dies: each section's files are
-    replaced atomically, so a retry rewrites the same bytes and never duplicates bills. A
-    GridfareError (bad data) is not retried: it fails its section alone, as a failed outcome.
-    ``tariffs`` is the run's own book (a reference the ControlServer put once per run).
-    Anything else fails the task, and the ControlServer then bills the bundle's sections one
-    by one, so only the bad section ends failed.
+    Ray retries it (``max_retries``) when its worker or node dies: every attempt writes
+    files of its own name, and only the attempt whose outcomes the ControlServer records
+    is named by the manifest, so a retry never duplicates bills (the dead attempt's files
+    are swept). A GridfareError (bad data) is not retried: it fails its section alone, as
+    a failed outcome. ``tariffs`` is the run's own book (a reference the ControlServer put
+    once per run); ``files`` the manifest rows of the earlier periods these sections read.
+    Anything else fails the task, and the ControlServer then bills the bundle's sections
+    one by one, so only the bad section ends failed.
     """
     failing = os.environ.get("GRIDFARE_FAIL_SECTION")
     if failing is not None and failing in sections:
         # Fault injection for the tests: a node-service that crashes on one section.
         raise RuntimeError(f"injected failure billing section {failing}")
-    outcomes = bill_sections(_centre(uri), _book(tariffs), period, sections, run_id)
+    outcomes = bill_sections(_centre(uri).reading(files), _book(tariffs), period, sections,
+                             run_id)
     return outcomes, ray.get_runtime_context().get_node_id()

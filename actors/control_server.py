@@ -31,7 +31,12 @@ from actors import named_detached, one_line
 from actors.billing_task import bill_bundle_task
 from actors.node_agent import NodeAgent
 from gridfare.billing.request import RunRequest
-from gridfare.billing.runner import RECORD_INTERVAL_S, SectionOutcome, start_or_resume
+from gridfare.billing.runner import (
+    RECORD_INTERVAL_S,
+    SectionOutcome,
+    history_files,
+    start_or_resume,
+)
 from gridfare.errors import ConfigError, InvalidInput
 from gridfare.scheduling import (
     BillingCommand,
@@ -48,6 +53,7 @@ from gridfare.tariffs import TariffFiles
 
 if TYPE_CHECKING:
     from datasets.catalog import RunRecord
+    from datasets.schemas import SectionFiles
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +127,9 @@ class _Run:
     period: str
     tariffs: ray.ObjectRef  # the run's TariffFiles, put once, passed to each of its tasks
     queue: dict[str, int]  # section -> weight, waiting for a node
+    # The manifest rows of the earlier periods the sections read (read once: the run
+    # writes only its own period); each task is sent its sections' rows.
+    files: SectionFiles
     running: dict[str, str] = field(default_factory=dict)  # section -> node
     tasks: dict[int, str] = field(default_factory=dict)  # task in flight -> node
     alone: set[str] = field(default_factory=set)  # their bundle crashed: bill them alone
@@ -308,10 +317,14 @@ class ControlServer:
             tariffs = read_tariff_files()
         # Largest first, once: each dispatch then looks only at the head of the queue.
         ordered = sorted(sections, key=lambda s: (-sizes.get(s, 0), s))
+        files = history_files(self._section_files, sections, period)
         self._runs[run_id] = _Run(run_id, period, ray.put(tariffs),
-                                  {s: sizes.get(s, 0) for s in ordered})
+                                  {s: sizes.get(s, 0) for s in ordered}, files)
         if self._wake is not None:
             self._wake.set()
+
+    def _section_files(self, periods: list[str], sections: list[str]) -> SectionFiles:
+        return self._catalog.section_files(self._centre, periods=periods, sections=sections)
 
     def _ensure_loop(self) -> None:
         if self._loop is None or self._loop.done():
@@ -421,7 +434,8 @@ class ControlServer:
         node = command.node_id
         ref = bill_bundle_task.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
-        ).remote(self._uri, run.tariffs, run.period, list(command.sections), run.run_id)
+        ).remote(self._uri, run.tariffs, run.period, list(command.sections), run.run_id,
+                 run.files.only(command.sections))
         try:
             outcomes, node = await ref
         except ray.exceptions.RayError as exc:
@@ -446,9 +460,9 @@ class ControlServer:
         for outcome in outcomes:
             run.unrecorded.append(outcome.as_record(node_id=node, finished_at=finished_at))
             run.running.pop(outcome.section_id, None)
-            # Its exception rows go to the catalog with the record above; the run keeps
-            # the rest (a 30 M run's rows would stay in this long-lived actor's memory).
-            run.outcomes[outcome.section_id] = replace(outcome, exception_rows=())
+            # Its exception and manifest rows go to the catalog with the record above; the
+            # run keeps the rest (a 30 M run's rows would stay in this actor's memory).
+            run.outcomes[outcome.section_id] = replace(outcome, exception_rows=(), files=())
             ended[outcome.status] = ended.get(outcome.status, 0) + 1
             billed += outcome.billed
             self._metrics.latency.observe(outcome.seconds, tags={"node_id": node})
@@ -484,6 +498,13 @@ class ControlServer:
                 run.ended.set()
                 self._metrics.queued.set(0, tags={"run_id": run.run_id})
                 self._metrics.running.set(0, tags={"run_id": run.run_id})
+                try:
+                    # Every task of the run has returned: bundles no manifest row names
+                    # (a killed attempt's, sections billed again) go now.
+                    self._catalog.sweep(self._centre, run.period, run.run_id)
+                except Exception:
+                    logger.exception("run %s: sweeping %s's unrecorded files failed; the "
+                                     "next run sweeps them", run.run_id, run.period)
         if all(run.finished for run in self._runs.values()):
             self._catalog.release()  # cheap when nothing is held; lets a `bill` in
 

@@ -104,18 +104,40 @@ class Sources:
     history: str
 
 
+def bills_files(centre: DataCentre, periods: Iterable[str]) -> list[str]:
+    """The bills files of ``periods`` as the catalog's manifest names them (absolute
+    paths), for an engine that reads whole files: refused if a file holds a row group no
+    manifest row names (a section billed again since, in another bundle), which such an
+    engine would count twice."""
+    import pyarrow.parquet as pq
+
+    periods = list(periods)
+    files = centre.section_files(periods=periods)
+    parts: dict[str, set[int]] = {}
+    for period in periods:
+        for _, file, part in files.of_period("bills", period):
+            parts.setdefault(file, set()).add(part)
+    for file, named in parts.items():
+        groups = pq.read_metadata(f"{centre.root}/{file}").num_row_groups
+        if len(named - {-1}) != groups:
+            raise RuntimeError(f"{file}: {groups} row groups, {len(named - {-1})} named by "
+                               "the manifest; bill its period again whole first")
+    return [f"{centre.root}/{file}" for file in sorted(parts)]
+
+
 def parquet_sources(centre: DataCentre, period: str, months: int = 12) -> Sources:
-    """The data centre's Parquet files as table expressions (hive paths give ``section``)."""
+    """The data centre's Parquet files as table expressions (hive paths give ``section``;
+    bills files, found through the manifest, their ``section_id``)."""
     root = centre.uri
     window = [str(p) for p in Period.parse(period).previous(months)]
     legacy = (f"SELECT account_id, period, kwh, section FROM read_parquet("
               f"'{root}/usage_history/*/*.parquet', hive_partitioning = true)")
-    billed_periods = sorted(set(window) & set(centre.periods("bills")))
+    billed_files = bills_files(centre, window)
     history = f"({legacy})"
-    if billed_periods:
-        files = ", ".join(f"'{root}/bills/period={p}/*/*.parquet'" for p in billed_periods)
-        billed = (f"SELECT account_id, period, kwh, section FROM read_parquet([{files}], "
-                  "hive_partitioning = true)")
+    if billed_files:
+        files = ", ".join(f"'{file}'" for file in billed_files)
+        billed = (f"SELECT account_id, period, kwh, section_id AS section FROM "
+                  f"read_parquet([{files}])")
         # A bill of an earlier period takes precedence over a legacy row, as read_history.
         history = (f"(SELECT * FROM ({legacy}) ANTI JOIN ({billed}) b "
                    f"USING (section, account_id, period) UNION ALL {billed})")
@@ -518,11 +540,10 @@ def spark_sources(spark, centre: DataCentre, period: str, months: int = 12,
     history = spark.read.parquet(f"{root}/usage_history").select(
         "account_id", "period", "kwh", "section")
     window = [str(p) for p in Period.parse(period).previous(months)]
-    billed_periods = sorted(set(window) & set(centre.periods("bills")))
-    if billed_periods:
-        billed = (spark.read.option("basePath", f"{root}/bills")
-                  .parquet(*[f"{root}/bills/period={p}" for p in billed_periods])
-                  .select("account_id", "period", "kwh", "section"))
+    billed_files = bills_files(centre, window)
+    if billed_files:
+        billed = (spark.read.parquet(*billed_files)
+                  .select("account_id", "period", "kwh", F.col("section_id").alias("section")))
         keys = ["section", "account_id", "period"]
         history = history.join(billed, keys, "left_anti").unionByName(billed)
     if sections is not None:

@@ -37,6 +37,7 @@ from bench._city import (
 )
 from bench._duckdb_bills import (
     SPARK,
+    bills_files,
     bills_sql,
     compare_bills,
     spark_installed,
@@ -44,8 +45,9 @@ from bench._duckdb_bills import (
     spark_sources,
 )
 from bench._duckdb_bills import parquet_sources as same_bills_sources
-from datasets.datacentre import FOLD_PART_NAME, PART_NAME
+from datasets.datacentre import BUNDLED
 from datasets.generator import span_periods
+from gridfare.billing.runner import history_periods
 from gridfare.period import Period
 from gridfare.tariffs import load_tariff_book
 
@@ -131,7 +133,9 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
                     f"SELECT count(*) FROM '{out}/bills.parquet'").fetchall()[0][0]
                 rows.append((f"(former baseline) DuckDB single query, one tiered tariff only, "
                              f"{name}", tiered_rows, tiered_s))
-            written = f"read_parquet('{centre.uri}/bills/period={period}/*/*.parquet')"
+            # The bills gridfare wrote, as the catalog's manifest names them.
+            written = "read_parquet([{}])".format(
+                ", ".join(f"'{file}'" for file in bills_files(centre, [period])))
             agreement = compare_bills(con, written, f"'{out}/same.parquet'")
             # PySpark for the 1st period only: over 3,000 sections' small files it takes
             # minutes a period, and the 13th adds 12 bills datasets to its reads.
@@ -150,23 +154,74 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
 
 
 def _folded(centre, period: str) -> bool:
-    """Whether every section of ``period`` has its bills and its history fold."""
-    root = Path(centre.root)
-    sections = len(centre.sections(period))
-    return all(len(list((root / dataset / f"period={period}").glob(f"*/{name}"))) == sections
-               for dataset, name in (("bills", PART_NAME), ("history", FOLD_PART_NAME)))
+    """Whether every section of ``period`` has its bills and its history fold (manifest
+    rows naming them)."""
+    files = centre.section_files(periods=[period])
+    return all(files.get(dataset, period, section) is not None
+               for section in centre.sections(period) for dataset in BUNDLED)
 
 
 def _clear_outputs(centre, period: str) -> None:
-    """Remove ``period``'s bills and history folds (untimed), so that a timed period is a
-    first billing of it, as every month's is, also on a city cached by an earlier run:
-    re-billing replaces each section's files, and a rename over an existing file costs
-    about 0.4 ms here against far less for a fresh one (two per section; at 1.5 M
-    accounts the 1st period took 13.3 s re-billed against 10.0 s fresh, consecutive runs)."""
+    """Forget ``period``'s bills and history folds (untimed): their manifest rows and their
+    files, so that a timed period is a first billing of it, as every month's is, also on a
+    city cached by an earlier run (billed again, a run would also move every section's
+    rows and sweep the files they leave)."""
     import shutil
 
-    for dataset in ("bills", "history"):
+    from datasets.duckdb_files import connect_waiting
+
+    con = connect_waiting(centre.catalog_path, lock_timeout_s=60.0, what="bench catalog")
+    try:
+        con.execute("DELETE FROM section_files WHERE period = ?", [period])
+    finally:
+        con.close()
+    for dataset in BUNDLED:
         shutil.rmtree(Path(centre.root) / dataset / f"period={period}", ignore_errors=True)
+
+
+def write_path_ab(centre, period: str, bundles: int = 2, bundle: int = 48,
+                  rounds: int = 6) -> tuple[float, float]:
+    """The write path alone, one process: the same sections' bills and history folds
+    written as the section layout wrote them (two files a section) and as bundles (two
+    files a bundle of ``bundle``), alternately into fresh directories, best of
+    ``rounds``. Returns ms a section (old, new)."""
+    import shutil
+
+    from datasets.datacentre import DataCentre
+    from gridfare.billing.audit import AuditRules
+    from gridfare.billing.history import fold_history
+    from gridfare.billing.kernel import bill_section
+    from gridfare.billing.runner import _read_history
+
+    book = load_tariff_book()
+    reader = centre.reading(centre.section_files(periods=history_periods(period)))
+    items = []
+    for section in centre.sections(period)[:bundles * bundle]:
+        carried, history = _read_history(reader, section, period, AuditRules())
+        result = bill_section(reader.read_accounts(section),
+                              reader.read_readings(period, section), book, period,
+                              history=history, run_id="ab", section_id=section)
+        items.append((section, result.bills,
+                      fold_history(carried, result.bills, Period.parse(period))))
+    scratch = Path(centre.root).parent / f".write-ab-{os.getpid()}"
+    best = {"old": float("inf"), "new": float("inf")}
+    try:
+        for round_ in range(rounds):
+            for way in ("old", "new") if round_ % 2 == 0 else ("new", "old"):
+                shutil.rmtree(scratch, ignore_errors=True)
+                target = DataCentre(str(scratch), create=True)
+                started = time.perf_counter()
+                if way == "old":
+                    for section, bills, fold in items:
+                        target._write("bills", bills, period=period, section=section)
+                        target._write("history", fold, period=period, section=section)
+                else:
+                    for start in range(0, len(items), bundle):
+                        target.write_bundle(period, f"ab-{start}", items[start:start + bundle])
+                best[way] = min(best[way], time.perf_counter() - started)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return best["old"] * 1e3 / len(items), best["new"] * 1e3 / len(items)
 
 
 def _warm_page_cache(centre, period: str) -> None:
@@ -231,6 +286,16 @@ def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000, 
             ">= 5x PySpark.", "",
             "| path | accounts | seconds | accounts/s |", "|---|---:|---:|---:|"]
     ratios, notes = [], []
+    if not large_only:
+        # The write path alone, A/B in one process on the same sections (untimed above).
+        city = ensure_city(accounts, sections, first=FIRST_OF_13, through=LAST_OF_13)
+        old_ms, new_ms = write_path_ab(city, FIRST_OF_13)
+        note = (f"write path alone, one process, the same {2 * 48} sections' bills and history "
+                f"folds of {FIRST_OF_13} (best of 6, alternating): a file each a section "
+                f"{old_ms:.2f} ms a section, one file each a bundle of 48 {new_ms:.2f} ms "
+                f"(new / old {new_ms / old_ms:.2f})")
+        print(note, flush=True)
+        notes.append(note)
     for accounts, sections, first, through, measured, spark in runs:
         results = end_to_end(accounts, sections, first=first, through=through,
                              measured=measured, spark=spark)

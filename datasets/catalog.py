@@ -13,7 +13,7 @@ the object ``<root>/catalog.duckdb.zst``, written under a lease
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +29,7 @@ from gridfare.errors import DataCentreError, UnknownRun
 
 if TYPE_CHECKING:
     from datasets.catalog_remote import RemoteCatalogFile
-    from datasets.datacentre import DataCentre
+    from datasets.datacentre import DataCentre, SectionFiles
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -65,6 +65,22 @@ CREATE TABLE IF NOT EXISTS run_tariffs (
 -- One section's rows are replaced in the transaction that records it done. No key: at
 -- most one row per (period, section_id, account_id, rule) by construction, and DuckDB
 -- refuses a key deleted and inserted again in one transaction.
+-- The manifest: where each section's bills and history fold are (a file per bundle of
+-- sections, ``part`` the section's row group or record batch, -1 for no rows). Moved in the
+-- transaction that records the section done, so a file is visible exactly when its section
+-- is; no key, for the reason audit_exceptions has none.
+CREATE TABLE IF NOT EXISTS section_files (
+    period VARCHAR NOT NULL,
+    section_id VARCHAR NOT NULL,
+    dataset VARCHAR NOT NULL,         -- bills | history
+    file VARCHAR NOT NULL,            -- relative to the data centre's root
+    part INTEGER NOT NULL,
+    run_id VARCHAR                    -- NULL: recorded by the migration of older files
+);
+CREATE TABLE IF NOT EXISTS catalog_meta (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_exceptions (
     account_id BIGINT NOT NULL,
     period VARCHAR NOT NULL,
@@ -76,9 +92,13 @@ CREATE TABLE IF NOT EXISTS audit_exceptions (
 """
 
 _VIEWS = ("accounts", "readings", "bills")
+_MANIFEST_VIEWS = ("bills",)
 _RETIRED_VIEWS = ("exceptions",)  # over the Parquet files exceptions used to be
 _OUTCOME_FIELDS = ("accounts", "billed", "exceptions", "total_fen", "node_id", "seconds",
                    "error", "finished_at")
+_MIGRATED = "section_files_migrated"  # catalog_meta: the older files have manifest rows
+_FILE_ROWS = pa.schema([("section_id", pa.string()), ("dataset", pa.string()),
+                        ("file", pa.string()), ("part", pa.int32())])
 _EXCEPTION_ROWS = pa.schema([("section_id", pa.string()), ("account_id", pa.int64()),
                              ("rule", pa.string()), ("detail", pa.string())])
 _OUTCOME_SCHEMA = pa.schema([
@@ -301,6 +321,87 @@ class Catalog:
             con.commit()
             return self._run_in(con, run_id)
 
+    # -- the manifest (where sections' bills and folds are) --------------------------------
+
+    def migrate(self, centre: DataCentre) -> int:
+        """Give the bills and folds of the older layout (a file a section) manifest rows,
+        once per catalog (a section that has a row already keeps it); the writer does it
+        before it reads or sweeps the manifest. Returns the rows added."""
+        with self._connect() as con:
+            if _is_migrated(con):
+                return 0
+        rows = centre.legacy_files()  # one listing, outside the transaction
+        with self._connect(write=True) as con:
+            con.begin()
+            if _is_migrated(con):  # another writer got there first
+                con.rollback()
+                return 0
+            added = 0
+            if rows:
+                con.register("legacy_files", pa.table(
+                    list(zip(*rows, strict=True)),
+                    names=["dataset", "period", "section_id", "file", "part"]))
+                (added,) = con.execute(
+                    "INSERT INTO section_files SELECT l.period, l.section_id, l.dataset, "
+                    "l.file, l.part, NULL FROM legacy_files l ANTI JOIN section_files f "
+                    "USING (period, section_id, dataset)").fetchone()
+                con.unregister("legacy_files")
+            con.execute("INSERT INTO catalog_meta VALUES (?, 'yes')", [_MIGRATED])
+            con.commit()
+            return added
+
+    def section_files(self, centre: DataCentre, *, periods: Iterable[str] | None = None,
+                      sections: Iterable[str] | None = None) -> SectionFiles:
+        """The manifest rows of ``periods`` and ``sections`` (all when None). A reader of a
+        catalog not yet migrated gets the older files' rows too, read from the layout (the
+        same rows the migration would record), so that every reader has one read path."""
+        from datasets.datacentre import SectionFiles
+
+        periods = None if periods is None else sorted(set(periods))
+        sections = None if sections is None else sorted(set(sections))
+        sql = "SELECT dataset, period, section_id, file, part FROM section_files WHERE true"
+        params: list[object] = []
+        for column, values in (("period", periods), ("section_id", sections)):
+            if values is not None:
+                sql += f" AND list_contains(?::VARCHAR[], {column})"
+                params.append(values)
+        with self._connect() as con:
+            rows = con.execute(sql, params).fetchall()
+            migrated = _is_migrated(con)
+        if not migrated and self._file.writer:  # once: then the rows again, one read
+            self.migrate(centre)
+            return self.section_files(centre, periods=periods, sections=sections)
+        if not migrated:
+            known = {(d, p, s) for d, p, s, _, _ in rows}
+            rows += [row for row in centre.legacy_files()
+                     if row[:3] not in known
+                     and (periods is None or row[1] in periods)
+                     and (sections is None or row[2] in sections)]
+        return SectionFiles(rows)
+
+    def sweep(self, centre: DataCentre, period: str, finished_run: str | None = None) -> int:
+        """Delete ``period``'s bills and fold files that no manifest row names: a bundle
+        renamed into place whose run never recorded it (a crash, a retried task), or one
+        whose sections were all billed again since. Files of runs still running are kept
+        (their tasks may not have reported yet), except ``finished_run``'s, whose tasks
+        have all returned. Returns the files deleted."""
+        from datasets.datacentre import bundle_run
+
+        with self._connect() as con:
+            migrated = _is_migrated(con)
+            referenced = {file for (file,) in con.execute(
+                "SELECT DISTINCT file FROM section_files WHERE period = ?", [period]
+            ).fetchall()}
+            running = {run for (run,) in con.execute(
+                "SELECT run_id FROM runs WHERE status = 'running'").fetchall()}
+        if not migrated:  # never sweep files of the older layout that have no rows yet
+            self.migrate(centre)
+            return self.sweep(centre, period, finished_run)
+        running.discard(finished_run)
+        return centre.remove_files(
+            file for file in centre.bundled_files(period)
+            if file not in referenced and bundle_run(file) not in running)
+
     def refresh_views(self, globs: dict[str, str]) -> None:
         """(Re)create views over the Parquet datasets that have files (dataset -> glob).
 
@@ -314,11 +415,20 @@ class Catalog:
                 pattern = globs.get(name)
                 if pattern is None:
                     continue
+                scan = (f"read_parquet('{pattern}', hive_partitioning = false, "
+                        "union_by_name = true")
+                if name in _MANIFEST_VIEWS:
+                    # Through the manifest: a section's rows from the file it names, never
+                    # a bundle no row names nor a section's rows in a file billed again.
+                    root = pattern[:pattern.rindex(f"/{name}/")]
+                    select = (f"SELECT b.* EXCLUDE (filename) FROM {scan}, filename = true) "
+                              f"b SEMI JOIN section_files m ON m.dataset = '{name}' AND "
+                              "m.period = b.period AND m.section_id = b.section_id AND "
+                              f"b.filename = '{root}/' || m.file")
+                else:
+                    select = f"SELECT * FROM {scan})"
                 try:
-                    con.execute(
-                        f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet("
-                        f"'{pattern}', hive_partitioning = false, union_by_name = true)"
-                    )
+                    con.execute(f"CREATE OR REPLACE VIEW {name} AS {select}")
                 except duckdb.IOException:
                     continue  # no files yet: the view appears after the first write
                 except duckdb.InvalidInputException:
@@ -393,6 +503,11 @@ class Catalog:
             yield con
 
 
+def _is_migrated(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute("SELECT 1 FROM catalog_meta WHERE key = ?",
+                       [_MIGRATED]).fetchone() is not None
+
+
 def _run_records(con: duckdb.DuckDBPyConnection, where: str, params: list) -> list[RunRecord]:
     rows = con.execute(
         "SELECT r.run_id, r.period, r.status, r.sections_total, "
@@ -408,8 +523,9 @@ def _run_records(con: duckdb.DuckDBPyConnection, where: str, params: list) -> li
 
 
 def _outcome_batch(outcomes: Sequence[Mapping[str, object]]
-                   ) -> tuple[pa.Table, pa.Table] | None:
-    """The outcomes as a table of section states, and the done ones' exception rows."""
+                   ) -> tuple[pa.Table, pa.Table, pa.Table] | None:
+    """The outcomes as a table of section states, the done ones' exception rows and the
+    done ones' manifest rows (``files``: (dataset, file, part) of the section)."""
     if not outcomes:
         return None
     for outcome in outcomes:
@@ -432,12 +548,20 @@ def _outcome_batch(outcomes: Sequence[Mapping[str, object]]
          for column, field in zip(by_column, _EXCEPTION_ROWS, strict=True)],
         schema=_EXCEPTION_ROWS,
     )
-    return states, exceptions
+    file_rows = [(outcome["section_id"], *row) for outcome in latest
+                 if outcome["status"] == "done" for row in outcome.get("files", ())]
+    by_column = list(zip(*file_rows, strict=True)) or [()] * len(_FILE_ROWS)
+    files = pa.Table.from_arrays(
+        [pa.array(column, field.type)
+         for column, field in zip(by_column, _FILE_ROWS, strict=True)], schema=_FILE_ROWS)
+    return states, exceptions, files
 
 
 def _record(con: duckdb.DuckDBPyConnection, run_id: str, states: pa.Table,
-            exceptions: pa.Table) -> None:
-    """Record section states and the done sections' exceptions (inside a transaction)."""
+            exceptions: pa.Table, files: pa.Table) -> None:
+    """Record section states, the done sections' exceptions and their manifest rows
+    (inside a transaction): a done section's files replace the ones it had, so a reader
+    sees its new bills exactly when the catalog says it is done."""
     con.register("outcome_batch", states)
     unknown = con.execute(
         "SELECT section_id FROM outcome_batch EXCEPT SELECT section_id FROM "
@@ -461,4 +585,13 @@ def _record(con: duckdb.DuckDBPyConnection, run_id: str, states: pa.Table,
             "INSERT INTO audit_exceptions SELECT account_id, ?, section_id, rule, detail, ? "
             "FROM exception_batch", [period, run_id])
         con.unregister("exception_batch")
+    if files.num_rows:
+        con.register("file_batch", files)
+        con.execute(
+            "DELETE FROM section_files WHERE period = ? AND section_id IN "
+            "(SELECT DISTINCT section_id FROM file_batch)", [period])
+        con.execute(
+            "INSERT INTO section_files SELECT ?, section_id, dataset, file, part, ? "
+            "FROM file_batch", [period, run_id])
+        con.unregister("file_batch")
     con.unregister("outcome_batch")

@@ -5,7 +5,8 @@ Layout under the root (a local directory or a filesystem URI such as ``s3://buck
     accounts/section=S00001/part-0.parquet
     readings/period=2026-10/section=S00001/part-0.parquet
     usage_history/section=S00001/part-0.parquet
-    bills/period=2026-10/section=S00001/part-0.parquet
+    bills/period=2026-10/bundle=<run_id>-<hex>/part-0.parquet   (a row group a section)
+    history/period=2026-10/bundle=<run_id>-<hex>/part-0.v2.arrow (a record batch a section)
     catalog.duckdb         (runs, section states, audit exceptions: ``datasets/catalog.py``;
                             remote: catalog.duckdb.zst, the file as one compressed object)
     catalog.lease          (remote data centres: the catalog writer's lease)
@@ -16,16 +17,27 @@ file read alone matches its schema in ``datasets/schemas.py``. Every write is at
 idempotent: the table goes to a dot-named temporary file in the target directory and is
 then moved over ``part-0.parquet``; a rerun replaces, never duplicates. Lower-layer errors
 become :class:`~gridfare.errors.DataCentreError` (``DataCentreFull`` for ENOSPC).
+
+Bills and history folds are written a file per *bundle* (the sections one task bills): a
+bundle's files always have new names, and a section's bills are found only through the
+catalog's manifest (``section_files``: period, section, dataset -> file, part), which the
+one catalog writer moves in the transaction that marks the section done. A bundle file
+that no manifest row names (a crash between its rename and the commit, a section billed
+again elsewhere) is invisible to every reader and removed by the next run's sweep
+(``Catalog.sweep``). Files of the older ``section=`` layout get manifest rows once
+(``Catalog.migrate``), so that there is one read path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import functools
 import os
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +59,8 @@ from datasets.schemas import (
     READINGS,
     TARIFF_COMPARISONS,
     USAGE_HISTORY,
+    ManifestRow,
+    SectionFiles,
     check_section_id,
     history_months,
     months_within,
@@ -62,6 +76,7 @@ from gridfare.errors import (
 from gridfare.period import Period, index_of, label_of
 
 __all__ = [
+    "BUNDLED",
     "CATALOG_NAME",
     "DATASETS",
     "FOLD_PART_NAME",
@@ -69,6 +84,9 @@ __all__ = [
     "PART_NAME",
     "REMOTE_CATALOG_NAME",
     "DataCentre",
+    "SectionFiles",
+    "bundle_run",
+    "check_bundle",
     "check_period",
     "periods_before",
     "shift_period",
@@ -138,6 +156,30 @@ def _writer_options(schema: pa.Schema) -> dict[str, Any]:
 
 
 _WRITER_OPTIONS = {name: _writer_options(schema) for name, (schema, _) in DATASETS.items()}
+
+# Datasets written a file per bundle and found through the catalog's manifest: a bills
+# file with a row group a section, a fold file with a record batch a section. One file of
+# 48 sections each cost 0.59-0.63 ms a section where a file a section cost 1.70-2.15 ms
+# (stop 26's measurement, docs/benchmarks.md).
+BUNDLED = ("bills", "history")
+_BUNDLE_ID = re.compile(r"(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def check_bundle(bundle: object) -> str:
+    """``bundle`` if it is a valid bundle name (``<run_id>-<hex>``), else InvalidInput."""
+    if not isinstance(bundle, str) or not _BUNDLE_ID.fullmatch(bundle):
+        raise InvalidInput(f"bundle {bundle!r} is not a valid bundle name: 1-128 letters, "
+                           "digits, '_', '-' or '.' (not first, no '..')")
+    return bundle
+
+
+def bundle_run(file: str) -> str | None:
+    """The run that wrote a bundle file (``.../bundle=<run_id>-<hex>/...``); None for a file
+    of the older ``section=`` layout."""
+    for part in file.split("/"):
+        if part.startswith("bundle="):
+            return part[len("bundle="):].rsplit("-", 1)[0]
+    return None
 
 
 def check_period(period: str) -> str:
@@ -210,6 +252,7 @@ class DataCentre:
         self._local = type(self._fs) is pafs.LocalFileSystem
         self._root_known = False
         self._centre_known = False
+        self._files: SectionFiles | None = None  # bound manifest rows (``reading``)
         if create:
             self._create()
 
@@ -343,6 +386,8 @@ class DataCentre:
         if ("period" in keys) != (period is not None):
             needs = "needs a period" if "period" in keys else "has no period"
             raise DataCentreError(f"data centre {self._shown}: {dataset} {needs}")
+        if dataset in BUNDLED:
+            return self._bundled_dataset(dataset, check_period(period))
         files = self._layout(dataset, None if period is None else check_period(period))
         if not files:
             return ds.dataset(schema.empty_table())
@@ -365,6 +410,64 @@ class DataCentre:
         # several at once, as Arrow's own scan would read them.
         with ThreadPoolExecutor(max_workers=_FOOTER_READERS) as pool:
             fragments = list(pool.map(checked, files))
+        return ds.FileSystemDataset(fragments, schema, parquet, self._fs)
+
+    def _bundled_dataset(self, dataset: str, period: str) -> pyarrow.dataset.Dataset:
+        """``dataset`` for the bundled datasets: each section's part of the file the manifest
+        names (a Parquet fragment of its one row group), in section order; a row group of a
+        file no manifest row names for it (a section billed again since) is never read."""
+        import pyarrow.dataset as ds
+
+        schema, _ = self._dataset(dataset)
+        located = [(section, file, part) for section, file, part in
+                   self.section_files(periods=[period]).of_period(dataset, period)
+                   if part >= 0]
+        if dataset in _PART_NAMES:  # the folds: small derived rows, read as they are
+            return ds.dataset(pa.concat_tables(
+                [self._read(dataset, period=period, section=section)
+                 for section, _, _ in located] or [schema.empty_table()]))
+        if not located:
+            return ds.dataset(schema.empty_table())
+        self._require_root()
+        parquet = ds.ParquetFileFormat()
+
+        def footer(file: str) -> tuple[str, pq.FileMetaData]:
+            path = f"{self._root}/{file}"
+            try:
+                metadata = parquet.make_fragment(path, filesystem=self._fs).metadata
+            except FileNotFoundError as exc:
+                raise DataCentreError(f"data centre {self._shown}: {dataset} file {path} is "
+                                      "named by the catalog's manifest but missing") from exc
+            except (OSError, pa.ArrowException) as exc:
+                raise self._error(f"cannot read {path}", exc) from exc
+            _check_columns(metadata.schema.to_arrow_schema(), schema, f"{dataset} file {path}")
+            return file, metadata
+
+        # Footers are small reads that wait on the filesystem (a round trip each on S3):
+        # several at once, as Arrow's own scan would read them; once a file.
+        with ThreadPoolExecutor(max_workers=_FOOTER_READERS) as pool:
+            footers = dict(pool.map(footer, sorted({file for _, file, _ in located})))
+        fragments = []
+        for section, file, part in located:
+            path, metadata = f"{self._root}/{file}", footers[file]
+            what = f"{dataset} file {path} (part {part})"
+            if part >= metadata.num_row_groups:
+                raise ForeignData(f"{what}: the file has {metadata.num_row_groups} row "
+                                  "groups; the manifest names another")
+            fragment = parquet.make_fragment(path, filesystem=self._fs, row_groups=[part])
+            for column, value in (("period", period), ("section_id", section)):
+                if _stats_say(metadata, column, value, part):
+                    continue
+                stats = metadata.row_group(part).column(
+                    metadata.schema.names.index(column)).statistics
+                if (stats is not None and stats.has_min_max and stats.has_null_count
+                        and stats.null_count == 0):
+                    raise ForeignData(f"{what}: {column} is {stats.min!r}..{stats.max!r}, "
+                                      f"not {value!r} (its partition)")
+                # No usable statistics: read that one column to be sure.
+                _check_partition_column(fragment.to_table(columns=[column]), what, column,
+                                        value)
+            fragments.append(fragment)
         return ds.FileSystemDataset(fragments, schema, parquet, self._fs)
 
     def read_accounts(self, section: str) -> pa.Table:
@@ -411,7 +514,7 @@ class DataCentre:
         ``ordered=False`` the same rows come in no particular order (billing folds them
         per account and does not need the sort).
 
-        When the previous period's history fold is there (``history/period=P-1``, written
+        When the previous period's history fold is there (the manifest names it: written
         with that period's bills) the rows come from it alone, one file whatever the
         month; otherwise from the legacy file and the bills files. Both give the same rows.
         """
@@ -421,15 +524,16 @@ class DataCentre:
         wanted = periods_before(period, months)
         if not wanted:
             return USAGE_HISTORY.empty_table()
+        centre = self._bound([section])
         fold = None
         if months <= FOLD_MONTHS:
-            fold = self._read_fold(wanted[-1], section)
+            fold = centre._read_fold(wanted[-1], section)
         if fold is not None:
             # The previous period's fold holds exactly these rows (written with its bills
             # from the same rule): one file whatever the month.
             history = months_within(fold, _index(wanted[0]), _index(wanted[-1]))
         else:
-            history = self._history_from_bills(section, wanted)
+            history = centre._history_from_bills(section, wanted)
         if ordered:
             history = history.sort_by([("account_id", "ascending"), ("month", "ascending")])
         return _labelled(history)
@@ -440,16 +544,18 @@ class DataCentre:
         file may reach past the first billed period; the window leaves them out), as
         billing's history rows (``HISTORY_FOLD``: months as indices, not labels)."""
         wanted = periods_before(period, FOLD_MONTHS)
-        fold = self._read_fold(wanted[-1], section)
+        centre = self._bound([section])
+        fold = centre._read_fold(wanted[-1], section)
         if fold is not None:
             return months_within(fold, _index(wanted[0]))
-        return self._history_from_bills(section, wanted, later_than=wanted[-1])
+        return centre._history_from_bills(section, wanted, later_than=wanted[-1])
 
-    def write_history_fold(self, period: str, section: str, table: pa.Table) -> int:
-        """Replace one section's history fold as of the close of ``period``
-        (``gridfare.billing.history.fold_history``); returns the bytes written."""
-        return self._write("history", table.select(HISTORY_FOLD.names), period=period,
-                           section=section)
+    def _bound(self, sections: Sequence[str]) -> DataCentre:
+        """This data centre with its manifest rows of ``sections`` at hand: one catalog
+        read for a reader's several files, none when bound already (a task)."""
+        if self._files is not None:
+            return self
+        return self.reading(self.section_files(sections=sections))
 
     def _read_fold(self, period: str, section: str) -> pa.Table | None:
         """The section's fold as of the close of ``period`` (HISTORY_FOLD rows); None if
@@ -476,8 +582,8 @@ class DataCentre:
             index = legacy["month"].to_numpy()
             keep = ((index >= first) & (index <= last)) | (index > _index(later_than))
             history = legacy.filter(pa.array(keep))
-        # One listing instead of a lookup per month: most months have no bills yet.
-        billed_periods = set(self.periods("bills"))
+        # The manifest's rows of those months, looked up once (most have no bills yet).
+        billed_periods = self.section_files(periods=wanted).periods("bills")
         # Only the three columns: in steady monthly billing this is up to 12 files a
         # section, and decoding the whole bill costs three times as much (0.29 vs 0.10 ms).
         billed = [
@@ -505,8 +611,11 @@ class DataCentre:
         return self._write("generator_state", table, section=section)
 
     def read_bills(self, period: str, section: str) -> pa.Table:
-        """One section's bills for ``period`` (empty if not billed)."""
-        return self._read("bills", period=period, section=section)
+        """One section's bills for ``period`` (empty if not billed), found through the
+        catalog's manifest."""
+        check_period(period)
+        check_section_id(section)
+        return self._bound([section])._read("bills", period=period, section=section)
 
     # ------------------------------------------------------------------ writers
     def write_accounts(self, section: str, table: pa.Table) -> int:
@@ -521,14 +630,148 @@ class DataCentre:
         """Replace one section's legacy usage history; returns the bytes written."""
         return self._write("usage_history", table, section=section)
 
-    def write_section_result(self, period: str, section: str, bills: pa.Table) -> int:
-        """Replace one section's bills for ``period``; returns the bytes written.
+    def write_bundle(self, period: str, bundle: str,
+                     sections: Sequence[tuple[str, pa.Table, pa.Table]]) -> list[ManifestRow]:
+        """Write a bundle's bills and history folds: ``sections`` are ``(section_id, bills,
+        fold)``; one bills file with a row group a section and one fold file
+        (``HISTORY_FOLD``) with a record batch a section, each moved into place under
+        ``bills|history/period=P/bundle=B/``. Returns the manifest rows that make them
+        visible (``(dataset, period, section_id, file, part)``, part -1 for a section
+        with no rows); until the catalog records them, no reader sees these files.
 
-        Its audit exceptions are not a file: they go with the section's outcome to the
-        catalog, recorded in the transaction that marks the section done (a few rows per
-        section, and a second small file per section was a tenth of a run's time).
+        Every table is checked first (a section's own error names it, and nothing is
+        written). Audit exceptions are not a file: they go with the section's outcome to
+        the catalog, recorded in the transaction that marks the section done.
         """
-        return self._write("bills", bills, period=period, section=section)
+        check_period(period)
+        check_bundle(bundle)
+        bills_parts, fold_parts = [], []
+        for section, bills, fold in sections:
+            check_section_id(section)
+            what = f"bills of section {section}"
+            if not isinstance(bills, pa.Table) or not isinstance(fold, pa.Table):
+                raise DataCentreError(f"{what}: expected pyarrow.Tables")
+            table = _conform(bills, BILLS, what)
+            _check_partition_column(table, what, "period", period, DataCentreError)
+            _check_partition_column(table, what, "section_id", section, DataCentreError)
+            bills_parts.append((section, table))
+            fold_parts.append((section, _conform(fold.select(HISTORY_FOLD.names),
+                                                 HISTORY_FOLD, f"history fold of section "
+                                                 f"{section}")))
+        rows: list[ManifestRow] = []
+        for dataset, parts in (("bills", bills_parts), ("history", fold_parts)):
+            name = _PART_NAMES.get(dataset, PART_NAME)
+            file = f"{dataset}/period={period}/bundle={bundle}/{name}"
+            data, numbers = self._encode_bundle(dataset, parts)
+            self._put(f"{self._root}/{file}", data)
+            rows += [(dataset, period, section, file, number)
+                     for (section, _), number in zip(parts, numbers, strict=True)]
+        return rows
+
+    @staticmethod
+    def _encode_bundle(dataset: str, parts: list[tuple[str, pa.Table]]
+                       ) -> tuple[pa.Buffer, list[int]]:
+        """A bundle file in memory and each section's part in it (-1: no rows, no part)."""
+        schema = DATASETS[dataset][0]
+        encoded = pa.BufferOutputStream()
+        numbers, next_part = [], 0
+        if dataset in _PART_NAMES:
+            with pa.ipc.new_file(encoded, schema) as writer:
+                for _, table in parts:
+                    # One batch a section, an empty one too (a batch is what part counts).
+                    writer.write_batch(pa.RecordBatch.from_arrays(
+                        [column.combine_chunks() for column in table.columns], schema=schema))
+                    numbers.append(next_part)
+                    next_part += 1
+            return encoded.getvalue(), numbers
+        options = {k: v for k, v in _WRITER_OPTIONS[dataset].items() if k != "row_group_size"}
+        with pq.ParquetWriter(encoded, schema, **options) as writer:
+            for _, table in parts:
+                if not table.num_rows:
+                    numbers.append(-1)
+                    continue
+                writer.write_table(table, row_group_size=table.num_rows)
+                numbers.append(next_part)
+                next_part += 1
+        return encoded.getvalue(), numbers
+
+    def _put(self, path: str, data: pa.Buffer) -> None:
+        """``data`` to a temporary name beside ``path``, then moved onto it (atomic)."""
+        self._require_root(writing=True)
+        directory, name = path.rsplit("/", 1)
+        temp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex}"
+        try:
+            if self._local:
+                self._write_local(directory, temp, path, data)
+            else:
+                self._fs.create_dir(directory, recursive=True)
+                with self._fs.open_output_stream(temp) as sink:
+                    sink.write(data)
+                self._fs.move(temp, path)
+        except Exception as exc:
+            # Best effort: a temporary name starts with a dot, so readers skip a leftover.
+            with contextlib.suppress(OSError, pa.ArrowException):
+                self._fs.delete_file(temp)
+            if _is_enospc(exc):
+                raise DataCentreFull(
+                    f"data centre {self._shown}: no space left writing {path}; nothing "
+                    f"partial is visible: {exc}"
+                ) from exc
+            raise self._error(f"cannot write {path}", exc) from exc
+
+    # ------------------------------------------------------------------ the manifest
+    def reading(self, files: SectionFiles) -> DataCentre:
+        """This data centre, its bills and folds found through ``files`` (the manifest rows
+        a task was sent with) instead of the catalog."""
+        bound = copy.copy(self)
+        bound._files = files
+        return bound
+
+    def section_files(self, periods: Iterable[str] | None = None,
+                      sections: Iterable[str] | None = None) -> SectionFiles:
+        """The manifest rows of ``periods`` (and ``sections``) from the catalog, read-only;
+        the rows this data centre was bound to (``reading``) when it was."""
+        if self._files is not None:
+            return self._files
+        from datasets.catalog import open_catalog
+
+        return open_catalog(self).section_files(self, periods=periods, sections=sections)
+
+    def legacy_files(self) -> list[ManifestRow]:
+        """Manifest rows for the bills and folds of the older layout (a file a section,
+        ``section=`` directories): what ``Catalog.migrate`` records once."""
+        rows: list[ManifestRow] = []
+        for dataset in BUNDLED:
+            for values, info in self._layout(dataset):
+                if "section" in values:
+                    rows.append((dataset, values["period"], values["section"],
+                                 info.path[len(self._root) + 1:], 0))
+        return rows
+
+    def bundled_files(self, period: str) -> list[str]:
+        """Every bills and fold file of ``period`` (either layout), relative to the root."""
+        check_period(period)
+        return [info.path[len(self._root) + 1:] for dataset in BUNDLED
+                for _, info in self._layout(dataset, period, old_formats=True)]
+
+    def remove_files(self, files: Iterable[str]) -> int:
+        """Delete files (relative to the root) and the directories they leave empty; best
+        effort (a file already gone is not an error). Returns how many were deleted."""
+        removed = 0
+        for file in files:
+            path = f"{self._root}/{file}"
+            try:
+                self._fs.delete_file(path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+            except (OSError, pa.ArrowException) as exc:
+                raise self._error(f"cannot remove {path}", exc) from exc
+            directory = path.rsplit("/", 1)[0]
+            with contextlib.suppress(OSError, pa.ArrowException):
+                if not self._fs.get_file_info(pafs.FileSelector(directory)):
+                    self._fs.delete_dir(directory)
+        return removed
 
     def write_comparison(self, comparison: str, table: pa.Table) -> int:
         """Replace one tariff comparison's table; returns the bytes written."""
@@ -617,18 +860,27 @@ class DataCentre:
         return ForeignData(f"data centre {self._shown}: {path}: {rule} (move it out of the "
                            "data centre)")
 
+    @staticmethod
+    def _bundle_key(dataset: str, key: str, name: str) -> str:
+        """A bundled dataset's directory below the period is a bundle (or, in the older
+        layout, a section)."""
+        if dataset in BUNDLED and key == "section" and name.startswith("bundle="):
+            return "bundle"
+        return key
+
     def _partition_value(self, name: str, key: str, path: str) -> str:
         """The value of a ``key=value`` directory name, checked as that key's values are."""
         prefix = f"{key}="
         if not name.startswith(prefix):
             raise self._foreign(path, f"expected a {prefix}... directory here")
         value = name[len(prefix):]
+        checks = {"period": check_period, "bundle": check_bundle}
         try:
-            return check_period(value) if key == "period" else check_section_id(value)
+            return checks.get(key, check_section_id)(value)
         except InvalidInput as exc:
             raise self._foreign(path, f"not a valid partition: {exc}") from None
 
-    def _layout(self, dataset: str, period: str | None = None
+    def _layout(self, dataset: str, period: str | None = None, *, old_formats: bool = False
                 ) -> list[tuple[dict[str, str], pafs.FileInfo]]:
         """Every file of ``dataset`` (of one ``period``), with its partition values, in
         path order, checked against the layout: ``key=value`` directories in the dataset's
@@ -657,9 +909,12 @@ class DataCentre:
             if info.type == pafs.FileType.Directory:
                 if len(parts) > len(keys):
                     raise self._foreign(info.path, "a directory below the partitions")
-                self._partition_value(parts[-1], keys[len(parts) - 1], info.path)
+                key = self._bundle_key(dataset, keys[len(parts) - 1], parts[-1])
+                self._partition_value(parts[-1], key, info.path)
             elif info.type == pafs.FileType.File:
                 if len(parts) == len(keys) + 1 and parts[-1] in old_names:
+                    if old_formats:  # never read; listed for the sweep to remove
+                        found.append(({}, info))
                     continue
                 if len(parts) != len(keys) + 1 or parts[-1] != part_name:
                     layout = "/".join(f"{key}=..." for key in keys) + f"/{part_name}"
@@ -667,6 +922,7 @@ class DataCentre:
                                                    f"{dataset}/{layout})")
                 values = dict(fixed)
                 for key, part in zip(keys, parts, strict=False):
+                    key = self._bundle_key(dataset, key, part)
                     values[key] = self._partition_value(part, key, info.path)
                 found.append((values, info))
         return sorted(found, key=lambda item: item[1].path)
@@ -706,44 +962,67 @@ class DataCentre:
     def _read(self, dataset: str, *, period: str | None = None, section: str | None = None,
               comparison: str | None = None, columns: Sequence[str] | None = None,
               missing_ok: bool = False, dictionary: Sequence[str] = ()) -> pa.Table | None:
-        """One partition's file, checked against the schema and against its partition;
-        a missing file reads as an empty table (None with ``missing_ok``). The string
-        columns named in ``dictionary`` come as Parquet's dictionary (``dictionary<int32,
-        string>``), for a caller that wants each distinct value once, not a table to hand
-        on; they must not be partition columns."""
+        """One partition's file (for the bundled datasets: the section's part of the file
+        the manifest names), checked against the schema and against its partition; a
+        missing file (a section with no manifest row) reads as an empty table (None with
+        ``missing_ok``). The string columns named in ``dictionary`` come as Parquet's
+        dictionary (``dictionary<int32, string>``), for a caller that wants each distinct
+        value once, not a table to hand on; they must not be partition columns."""
         schema, _ = self._dataset(dataset)
-        path = self.path(dataset, period=period, section=section, comparison=comparison)
-        what = f"{dataset} file {path}"
-        if columns is not None:
-            schema = pa.schema([schema.field(name) for name in columns])
+        part = None
+        if dataset in BUNDLED:
+            check_period(period)
+            check_section_id(section)
+            location = self.section_files(periods=[period]).get(dataset, period, section)
+            if location is None:
+                return None if missing_ok else self._columns(schema, columns).empty_table()
+            path, part = f"{self._root}/{location[0]}", location[1]
+        else:
+            path = self.path(dataset, period=period, section=section, comparison=comparison)
+        what = f"{dataset} file {path}" + ("" if part is None else f" (part {part})")
+        schema = self._columns(schema, columns)
         plain = schema  # what the file's columns are checked against (errors name its types)
         for name in dictionary:
             index = schema.get_field_index(name)
             schema = schema.set(index, schema.field(index).with_type(
                 pa.dictionary(pa.int32(), schema.field(index).type)))
         self._require_root()
+        if part is not None and part < 0:  # the manifest says: billed, no rows
+            return schema.empty_table()
         try:
             # A section file is small: one read of the whole of it, then the plain Parquet
             # reader over memory. read_table's dataset machinery (a scan plan, a thread
             # pool) cost several times the read, and reading column chunks from the file
             # one by one cost 0.23-0.46 ms a file where this takes 0.14-0.27 ms (and one
             # request, not one per column, on a remote filesystem). No stat first: a
-            # missing partition is the open's FileNotFoundError.
-            data = self._read_bytes(path)
+            # missing partition is the open's FileNotFoundError. A bundle file (one part
+            # of it wanted) is mapped, not read, when local.
+            data = (pa.memory_map(path) if part is not None and self._local
+                    else self._read_bytes(path))
             if dataset in _PART_NAMES:
-                return self._read_ipc(data, self._dataset(dataset)[0], schema, what, columns)
+                return self._read_ipc(data, self._dataset(dataset)[0], schema, what, columns,
+                                      part)
+            source = data if isinstance(data, pa.NativeFile) else pa.BufferReader(data)
             try:
-                parquet = pq.ParquetFile(pa.BufferReader(data),
-                                         read_dictionary=dictionary or None)
+                parquet = pq.ParquetFile(source, read_dictionary=dictionary or None)
             except KeyError:  # a column to read as a dictionary is not in the file
-                parquet = pq.ParquetFile(pa.BufferReader(data))
+                parquet = pq.ParquetFile(pa.BufferReader(self._read_bytes(path)))
                 _check_columns(parquet.schema_arrow, self._dataset(dataset)[0], what)
                 raise
             if columns is not None and not set(columns) <= set(parquet.schema_arrow.names):
                 _check_columns(parquet.schema_arrow, self._dataset(dataset)[0], what)
-            table = parquet.read(columns=None if columns is None else list(columns),
-                                 use_threads=False)
-        except FileNotFoundError:
+            wanted = None if columns is None else list(columns)
+            if part is None:
+                table = parquet.read(columns=wanted, use_threads=False)
+            elif part >= parquet.metadata.num_row_groups:
+                raise ForeignData(f"{what}: the file has {parquet.metadata.num_row_groups} "
+                                  "row groups; the manifest names another")
+            else:
+                table = parquet.read_row_group(part, columns=wanted, use_threads=False)
+        except FileNotFoundError as exc:
+            if part is not None:  # the manifest names it: a lost file, never "no bills"
+                raise DataCentreError(f"data centre {self._shown}: {what} is named by the "
+                                      "catalog's manifest but missing") from exc
             return None if missing_ok else schema.empty_table()
         except (OSError, pa.ArrowException) as exc:
             raise self._error(f"cannot read {path}", exc) from exc
@@ -755,9 +1034,13 @@ class DataCentre:
                               ("comparison_id", comparison)):
             # The footer's statistics say it for our own files (2-3 us); the values are
             # looked at only when they do not (a hash of the column: 30-40 us a file).
-            if value is not None and not _stats_say(parquet.metadata, column, value):
+            if value is not None and not _stats_say(parquet.metadata, column, value, part):
                 _check_partition_column(table, what, column, value)
         return table
+
+    @staticmethod
+    def _columns(schema: pa.Schema, columns: Sequence[str] | None) -> pa.Schema:
+        return schema if columns is None else pa.schema([schema.field(n) for n in columns])
 
     def _read_bytes(self, path: str) -> bytes | pa.Buffer:
         """A whole file (FileNotFoundError when missing). A local one through plain file I/O:
@@ -769,12 +1052,21 @@ class DataCentre:
             return source.read()
 
     @staticmethod
-    def _read_ipc(data: bytes | pa.Buffer, full: pa.Schema, schema: pa.Schema, what: str,
-                  columns: Sequence[str] | None) -> pa.Table:
-        """An Arrow IPC file (the history folds), checked against its dataset's schema as a
-        Parquet file is (it has no partition columns to check); ``schema``: the columns
-        asked for."""
-        table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    def _read_ipc(data: bytes | pa.Buffer | pa.NativeFile, full: pa.Schema, schema: pa.Schema,
+                  what: str, columns: Sequence[str] | None, part: int | None = None
+                  ) -> pa.Table:
+        """An Arrow IPC file (the history folds), or its record batch ``part``, checked
+        against its dataset's schema as a Parquet file is (it has no partition columns to
+        check); ``schema``: the columns asked for."""
+        source = data if isinstance(data, pa.NativeFile) else pa.BufferReader(data)
+        reader = pa.ipc.open_file(source)
+        if part is None:
+            table = reader.read_all()
+        elif part >= reader.num_record_batches:
+            raise ForeignData(f"{what}: the file has {reader.num_record_batches} record "
+                              "batches; the manifest names another")
+        else:
+            table = pa.Table.from_batches([reader.get_batch(part)])
         _check_columns(table.schema, full, what)
         if columns is not None:
             table = table.select(list(columns))
@@ -802,40 +1094,20 @@ class DataCentre:
         _check_partition_column(conformed, dataset, "section_id", section, DataCentreError)
         _check_partition_column(conformed, dataset, "comparison_id", comparison,
                                 DataCentreError)
-        self._require_root(writing=True)
-        directory, name = path.rsplit("/", 1)
-        temp = f"{directory}/.{name}.tmp-{uuid.uuid4().hex}"
+        # Encoded in memory, then one write: the Parquet writer makes ~50 small writes a
+        # file (0.08 ms of a section's 0.8 ms write) and, on a remote filesystem, would
+        # make as many requests.
+        encoded = pa.BufferOutputStream()
         try:
-            # Encoded in memory, then one write: the Parquet writer makes ~50 small writes
-            # a file (0.08 ms of a section's 0.8 ms write) and, on a remote filesystem,
-            # would make as many requests.
-            encoded = pa.BufferOutputStream()
-            if dataset in _PART_NAMES:
+            if dataset in _PART_NAMES:  # a fold of the section layout (Arrow IPC)
                 with pa.ipc.new_file(encoded, conformed.schema) as writer:
                     writer.write_table(conformed)
             else:
                 pq.write_table(conformed, encoded, **_WRITER_OPTIONS[dataset])
-            data = encoded.getvalue()
-            if self._local:
-                self._write_local(directory, temp, path, data)
-            else:
-                self._fs.create_dir(directory, recursive=True)
-                with self._fs.open_output_stream(temp) as sink:
-                    sink.write(data)
-                self._fs.move(temp, path)
-            if dataset in _OLD_PART_NAMES and self._local:
-                for old_name in _OLD_PART_NAMES[dataset]:
-                    self._remove_old_part(f"{directory}/{old_name}")
-        except Exception as exc:
-            # Best effort: a temporary name starts with a dot, so readers skip a leftover.
-            with contextlib.suppress(OSError, pa.ArrowException):
-                self._fs.delete_file(temp)
-            if _is_enospc(exc):
-                raise DataCentreFull(
-                    f"data centre {self._shown}: no space left writing {path}; nothing "
-                    f"partial is visible: {exc}"
-                ) from exc
+        except (OSError, pa.ArrowException) as exc:
             raise self._error(f"cannot write {path}", exc) from exc
+        data = encoded.getvalue()
+        self._put(path, data)
         return data.size
 
     @staticmethod
@@ -851,13 +1123,6 @@ class DataCentre:
         with sink:
             sink.write(data)
         os.replace(temp, path)
-
-    def _remove_old_part(self, path: str) -> None:
-        """Best effort: an older format's file of the partition just written (stale; a
-        remote one stays, since a request per write would cost more than it is worth, and
-        readers skip it)."""
-        with contextlib.suppress(OSError):
-            os.unlink(path)
 
 
 def _index(label: str) -> int:
@@ -958,14 +1223,16 @@ def _check_columns(found: pa.Schema, schema: pa.Schema, what: str) -> None:
                               f"{field.type}")
 
 
-def _stats_say(metadata: pq.FileMetaData, column: str, value: str) -> bool:
-    """Whether every row group's statistics show ``column`` equal to ``value`` throughout
-    (False when a column has no statistics, or they say otherwise: look at the values)."""
+def _stats_say(metadata: pq.FileMetaData, column: str, value: str,
+               part: int | None = None) -> bool:
+    """Whether every row group's statistics (row group ``part``'s alone, if given) show
+    ``column`` equal to ``value`` throughout (False when a column has no statistics, or
+    they say otherwise: look at the values)."""
     try:
         index = metadata.schema.names.index(column)
     except ValueError:
         return False
-    for group in range(metadata.num_row_groups):
+    for group in (range(metadata.num_row_groups) if part is None else (part,)):
         chunk = metadata.row_group(group)
         stats = chunk.column(index).statistics
         if chunk.num_rows and not (stats is not None and stats.has_min_max

@@ -7,6 +7,7 @@ in ``_fen``. Partition keys (``period``, ``section``) live in the hive path, not
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import pyarrow as pa
 
@@ -299,3 +300,55 @@ TARIFF_COMPARISONS = pa.schema(
         pa.field("rank", pa.int32(), nullable=False),
     ]
 )
+
+
+# The catalog's manifest (``section_files``): where each section's bills and history fold
+# are, a file per bundle of sections (``datasets/datacentre.py``).
+ManifestRow = tuple[str, str, str, str, int]  # dataset, period, section_id, file, part
+
+
+class SectionFiles:
+    """Where sections' bills and folds are: rows of the catalog's manifest, looked up by
+    ``(dataset, period, section)``. ``file`` is relative to the data centre's root; ``part``
+    is the section's row group (bills) or record batch (folds), -1 when it has no rows."""
+
+    def __init__(self, rows: Iterable[ManifestRow] = ()) -> None:
+        self._rows: dict[tuple[str, str, str], tuple[str, int]] = {}
+        self._by_section: dict[str, list[ManifestRow]] = {}
+        for dataset, period, section, file, part in rows:
+            key = (dataset, period, section)
+            if key in self._rows:
+                self._by_section[section].remove((*key, *self._rows[key]))
+            self._rows[key] = (file, int(part))
+            self._by_section.setdefault(section, []).append(
+                (dataset, period, section, file, int(part)))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SectionFiles) and other._rows == self._rows
+
+    def __reduce__(self):  # pickled as its rows (it crosses to the billing tasks)
+        return SectionFiles, (self.rows(),)
+
+    def get(self, dataset: str, period: str, section: str) -> tuple[str, int] | None:
+        return self._rows.get((dataset, period, section))
+
+    def periods(self, dataset: str) -> set[str]:
+        return {period for d, period, _ in self._rows if d == dataset}
+
+    def of_period(self, dataset: str, period: str) -> list[tuple[str, str, int]]:
+        """``(section, file, part)`` of one period's sections, in section order."""
+        return sorted((section, *location) for (d, p, section), location in
+                      self._rows.items() if d == dataset and p == period)
+
+    def rows(self) -> list[ManifestRow]:
+        return sorted((*key, *location) for key, location in self._rows.items())
+
+    def of_section(self, section: str) -> list[ManifestRow]:
+        return list(self._by_section.get(section, ()))
+
+    def only(self, sections: Iterable[str]) -> SectionFiles:
+        """The rows of ``sections`` alone (what one task needs to be sent)."""
+        return SectionFiles(row for section in sections for row in self.of_section(section))

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Protocol
 
 import pyarrow as pa
 
-from datasets.schemas import FOLD_MONTHS
+from datasets.schemas import FOLD_MONTHS, ManifestRow, SectionFiles
 from gridfare.billing.audit import AuditRules
 from gridfare.billing.history import fold_history, history_window
-from gridfare.billing.kernel import SectionBills, SectionInput, bill_bundle, bill_section
+from gridfare.billing.kernel import SectionBills, SectionInput, bill_bundle
 from gridfare.billing.request import (
     RunRequest,
     new_run_sections,
@@ -37,6 +37,9 @@ __all__ = [
     "StartedRun",
     "bill_one_section",
     "bill_sections",
+    "history_files",
+    "history_periods",
+    "new_bundle",
     "new_run_id",
     "run_billing",
     "select_sections",
@@ -56,8 +59,19 @@ class SectionStore(Protocol):
     def read_history(self, section: str, period: str, months: int = 12, *,
                      ordered: bool = True) -> pa.Table: ...
     def read_history_carry(self, section: str, period: str) -> pa.Table: ...
-    def write_section_result(self, period: str, section: str, bills: pa.Table) -> object: ...
-    def write_history_fold(self, period: str, section: str, table: pa.Table) -> object: ...
+    def write_bundle(self, period: str, bundle: str,
+                     sections: Sequence[tuple[str, pa.Table, pa.Table]]
+                     ) -> list[ManifestRow]: ...
+    def reading(self, files: Files) -> SectionStore: ...
+
+
+class Files(Protocol):
+    """Manifest rows (``datasets.datacentre.SectionFiles``): where earlier bills and folds
+    are."""
+
+    def get(self, dataset: str, period: str, section: str) -> tuple[str, int] | None: ...
+    def of_section(self, section: str) -> list[ManifestRow]: ...
+    def only(self, sections: Iterable[str]) -> Files: ...
 
 
 class RunLedger(Protocol):
@@ -73,6 +87,10 @@ class RunLedger(Protocol):
     def pending_sections(self, run_id: str) -> list[str]: ...
     def run(self, run_id: str) -> _RecordedRun: ...
     def run_tariffs(self, run_id: str) -> str | None: ...
+    def section_files(self, centre: SectionStore, *, periods: Iterable[str] | None = None,
+                      sections: Iterable[str] | None = None) -> Files: ...
+    def sweep(self, centre: SectionStore, period: str, finished_run: str | None = None
+              ) -> int: ...
 
 
 class _RecordedRun(Protocol):
@@ -80,15 +98,17 @@ class _RecordedRun(Protocol):
 
 
 ExceptionRow = tuple[int, str, str]  # account_id, rule, detail
+FileRow = tuple[str, str, int]  # dataset, file (relative to the root), part
 
 
 @dataclass(frozen=True)
 class SectionOutcome:
     """What billing one section did; ``error`` is set when it failed.
 
-    A done section's audit exceptions travel with its outcome (``exception_rows``) to the
-    ledger, which records them with the section's state in one transaction: they are a
-    few rows per section, and the section is done only once they are recorded.
+    A done section's audit exceptions (``exception_rows``) and the files its bills and
+    fold went to (``files``: its manifest rows) travel with its outcome to the ledger,
+    which records them with the section's state in one transaction: the section is done,
+    and its new bills visible, only once they are recorded.
     """
 
     section_id: str
@@ -100,6 +120,7 @@ class SectionOutcome:
     seconds: float = 0.0
     error: str | None = None
     exception_rows: tuple[ExceptionRow, ...] = ()
+    files: tuple[FileRow, ...] = ()
 
     def as_record(self, **extra: object) -> dict[str, object]:
         """The outcome as a catalog row (``extra``: node_id, finished_at)."""
@@ -108,7 +129,7 @@ class SectionOutcome:
             "billed": self.billed,
             "exceptions": self.exceptions, "total_fen": self.total_fen,
             "seconds": self.seconds, "error": self.error,
-            "exception_rows": self.exception_rows, **extra,
+            "exception_rows": self.exception_rows, "files": self.files, **extra,
         }
 
 
@@ -143,27 +164,45 @@ def new_run_id(period: str, now: datetime) -> str:
     return f"{period}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
+def new_bundle(run_id: str) -> str:
+    """A bundle's name: its run and a random part, so that no two attempts (a retried task,
+    a restarted ControlServer's) ever write the same file."""
+    return f"{run_id}-{uuid.uuid4().hex[:8]}"
+
+
+def history_periods(period: str, rules: AuditRules = AuditRules()) -> list[str]:  # noqa: B008
+    """The periods whose bills and folds billing ``period`` may read (its history)."""
+    return [str(p) for p in Period.parse(period).previous(max(FOLD_MONTHS,
+                                                              rules.history_months))]
+
+
+def history_files(lookup: Callable[[list[str], list[str]], Files], sections: Sequence[str],
+                  period: str, rules: AuditRules = AuditRules()) -> Files:  # noqa: B008
+    """The manifest rows billing ``sections`` of ``period`` reads, what a task is sent:
+    the previous period's fold alone where there is one (and the rules want no more months
+    than it holds), else the earlier periods' bills and folds. ``lookup(periods,
+    sections)`` reads manifest rows (the ledger's); the earlier bills are looked up only
+    for sections without a fold (none, in steady monthly billing)."""
+    previous = str(Period.parse(period).shift(-1))
+    sections = list(sections)
+    rows: list[ManifestRow] = []
+    if rules.history_months <= FOLD_MONTHS:
+        folds = lookup([previous], sections)
+        rows = [row for section in sections for row in folds.of_section(section)
+                if row[0] == "history"]
+        sections = [s for s in sections if folds.get("history", previous, s) is None]
+    if sections:
+        earlier = lookup(history_periods(period, rules), sections)
+        rows += [row for section in sections for row in earlier.of_section(section)]
+    return SectionFiles(rows)
+
+
 def bill_one_section(store: SectionStore, tariffs: Mapping[str, Tariff], period: str,
                      section: str, run_id: str, rules: AuditRules = AuditRules(),  # noqa: B008
                      ) -> SectionOutcome:
-    """Read, audit, rate and atomically store one section; a GridfareError fails it alone."""
-    started = time.perf_counter()
-    try:
-        carried, history = _read_history(store, section, period, rules)
-        result = bill_section(
-            store.read_accounts(section),
-            store.read_readings(period, section),
-            tariffs,
-            period,
-            history=history,
-            rules=rules,
-            run_id=run_id,
-            section_id=section,
-        )
-        _write(store, period, section, result, carried)
-    except GridfareError as exc:
-        return _failed(section, exc, time.perf_counter() - started)
-    return _done(result, time.perf_counter() - started)
+    """Read, audit, rate and atomically store one section (a bundle of one); a
+    GridfareError fails it alone. Its files are visible once its outcome is recorded."""
+    return bill_sections(store, tariffs, period, [section], run_id, rules)[0]
 
 
 def bill_sections(store: SectionStore, tariffs: Mapping[str, Tariff], period: str,
@@ -173,10 +212,12 @@ def bill_sections(store: SectionStore, tariffs: Mapping[str, Tariff], period: st
     """Bill a bundle of sections in one call: one outcome per section, in order.
 
     The sections are read one by one, rated together in one kernel pass (``bill_bundle``)
-    and written one by one, each atomically, exactly as ``bill_one_section`` would. Each
-    fails alone: a GridfareError reading, rating or writing one section fails that section
-    and leaves its bundle-mates untouched. A section's ``seconds`` is its share (by
-    accounts) of the joint read and rating, plus its own write.
+    and written together: one bills file and one fold file for the bundle
+    (``write_bundle``), each section's manifest rows in its outcome. Each fails alone: a
+    GridfareError reading or rating one section fails that section; if the bundle cannot
+    be written, each section is written as a bundle of its own, so that only one that
+    cannot be fails. A section's ``seconds`` is its share (by accounts) of the joint read,
+    rating and write.
     """
     started = time.perf_counter()
     failed: dict[str, SectionOutcome] = {}
@@ -198,22 +239,29 @@ def bill_sections(store: SectionStore, tariffs: Mapping[str, Tariff], period: st
             parts, tariffs, period, rules=rules, run_id=run_id)
     except GridfareError as exc:  # a bad period: every section fails the same way
         rated = [exc] * len(parts)
-    shared = time.perf_counter() - started
-    accounts = sum(part.accounts.num_rows for part in parts) or 1
-    outcomes: dict[str, SectionOutcome] = dict(failed)
+    billed: list[tuple[SectionBills, pa.Table]] = []
     for part, result in zip(parts, rated, strict=True):
-        share = shared * part.accounts.num_rows / accounts
-        begun = time.perf_counter()
         if isinstance(result, GridfareError):
-            outcomes[part.section_id] = _failed(part.section_id, result, share)
+            failed[part.section_id] = _failed(part.section_id, result, 0.0)
             continue
         try:
-            _write(store, period, part.section_id, result, carried[part.section_id])
+            fold = fold_history(carried[part.section_id], result.bills, Period.parse(period))
         except GridfareError as exc:
-            outcomes[part.section_id] = _failed(part.section_id, exc,
-                                                share + time.perf_counter() - begun)
+            failed[part.section_id] = _failed(part.section_id, exc, 0.0)
             continue
-        outcomes[part.section_id] = _done(result, share + time.perf_counter() - begun)
+        billed.append((result, fold))
+    written = _write(store, period, run_id, billed, failed)
+    elapsed = time.perf_counter() - started
+    accounts = {part.section_id: part.accounts.num_rows for part in parts}
+    total = sum(accounts.values()) or 1
+    outcomes: dict[str, SectionOutcome] = {}
+    for section in sections:
+        share = elapsed * accounts.get(section, 0) / total
+        if section in failed:
+            outcomes[section] = replace(failed[section], seconds=share)
+        else:
+            result, files = written[section]
+            outcomes[section] = _done(result, share, files)
     return [outcomes[section] for section in sections]
 
 
@@ -228,14 +276,33 @@ def _read_history(store: SectionStore, section: str, period: str,
     return carried, history_window(carried, Period.parse(period), rules.history_months)
 
 
-def _write(store: SectionStore, period: str, section: str, result: SectionBills,
-           carried: pa.Table) -> None:
-    """The bills, then the history fold the next period reads (a fold is only ever there
-    beside the bills it was made with: a failure between the two leaves the next period
-    reading the bills files, which gives the same rows)."""
-    store.write_section_result(period, section, result.bills)
-    store.write_history_fold(period, section,
-                             fold_history(carried, result.bills, Period.parse(period)))
+def _write(store: SectionStore, period: str, run_id: str,
+           billed: list[tuple[SectionBills, pa.Table]],
+           failed: dict[str, SectionOutcome]) -> dict[str, tuple[SectionBills, tuple]]:
+    """Write the bills and history folds of ``billed`` as one bundle; if that fails, each
+    section as a bundle of its own (one that cannot be written fails alone, into
+    ``failed``). Returns each written section's result and manifest rows. The bills and
+    the fold of a section are in one bundle's two files: both are named in its outcome,
+    and neither is visible before the ledger records it."""
+    written: dict[str, tuple[SectionBills, tuple]] = {}
+    groups = [billed] if billed else []
+    while groups:
+        group = groups.pop(0)
+        try:
+            rows = store.write_bundle(period, new_bundle(run_id), [
+                (result.section_id, result.bills, fold) for result, fold in group])
+        except GridfareError as exc:
+            if len(group) > 1:
+                groups = [[item] for item in group] + groups
+            else:
+                failed[group[0][0].section_id] = _failed(group[0][0].section_id, exc, 0.0)
+            continue
+        by_section: dict[str, list[FileRow]] = {}
+        for dataset, _, section, file, part in rows:
+            by_section.setdefault(section, []).append((dataset, file, part))
+        for result, _ in group:
+            written[result.section_id] = (result, tuple(by_section[result.section_id]))
+    return written
 
 
 def _failed(section: str, exc: GridfareError, seconds: float) -> SectionOutcome:
@@ -243,7 +310,8 @@ def _failed(section: str, exc: GridfareError, seconds: float) -> SectionOutcome:
                           error=f"{type(exc).__name__}: {exc}")
 
 
-def _done(result: SectionBills, seconds: float) -> SectionOutcome:
+def _done(result: SectionBills, seconds: float, files: tuple[FileRow, ...] = ()
+          ) -> SectionOutcome:
     exceptions = result.exceptions
     return SectionOutcome(
         result.section_id,
@@ -258,6 +326,7 @@ def _done(result: SectionBills, seconds: float) -> SectionOutcome:
         exception_rows=tuple(zip(exceptions["account_id"].to_pylist(),
                                  exceptions["rule"].to_pylist(),
                                  exceptions["detail"].to_pylist(), strict=True)),
+        files=files,
     )
 
 
@@ -313,11 +382,16 @@ def run_billing(
     started = time.perf_counter()
     run = start_or_resume(store, ledger, request, clock)
     run_id, period, todo, tariffs = run.run_id, run.period, run.sections, run.tariffs
+    # The earlier periods' manifest rows, read once: this run writes only its own period.
+    reader = store.reading(history_files(
+        lambda periods, sections: ledger.section_files(store, periods=periods,
+                                                       sections=sections),
+        todo, period, rules))
     outcomes: list[SectionOutcome] = []
     unrecorded: list[dict[str, object]] = []
     last_flush = time.monotonic()
     for section in todo:
-        outcome = bill_one_section(store, tariffs, period, section, run_id, rules)
+        outcome = bill_one_section(reader, tariffs, period, section, run_id, rules)
         outcomes.append(outcome)
         unrecorded.append(outcome.as_record(finished_at=clock()))
         # One catalog transaction per second, not per section: a crash loses at most a
@@ -328,4 +402,5 @@ def run_billing(
         if on_section is not None:
             on_section(outcome)
     ledger.finish_run(run_id, clock(), unrecorded)
+    ledger.sweep(store, period, run_id)
     return RunSummary(run_id, period, tuple(outcomes), time.perf_counter() - started)

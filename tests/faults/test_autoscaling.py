@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from datasets.datacentre import DataCentre
 from rayjobs import devcluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -126,8 +127,9 @@ def test_billing_run_scales_workers_up_from_zero_and_back(autoscaling_cluster, c
         ended = time.monotonic() - sampler.t0
         assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
         assert f"{SECTIONS} sections done, 0 failed" in job.stdout, job.stdout[-3000:]
-        billed = Path(city, "bills", f"period={PERIOD}")
-        assert len(list(billed.glob("section=*"))) == SECTIONS
+        # Every section's bills are named by the catalog's manifest (a file per bundle).
+        billed = DataCentre(city).section_files(periods=[PERIOD]).of_period("bills", PERIOD)
+        assert len(billed) == SECTIONS
 
         during = sampler.between(submitted, ended)
         assert during and max(during) > 0, f"no worker node came up: {sampler.changes()}"

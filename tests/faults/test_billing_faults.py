@@ -78,6 +78,21 @@ def test_worker_node_killed_mid_run(ray_cluster, big_city, tmp_path):
     # Audit exceptions neither lost nor doubled (recorded with the section's state).
     assert exceptions_without_run_id(big_city).equals(
         exceptions_without_run_id(str(tmp_path / "reference")))
+    # A killed attempt's bundle (renamed, never recorded) was swept at the run's end:
+    # every file left is one the manifest names.
+    assert on_disk(big_city) == named(big_city)
+
+
+def on_disk(uri: str) -> set[str]:
+    root = Path(uri)
+    return {str(p.relative_to(root)) for dataset in ("bills", "history")
+            for p in (root / dataset / f"period={PERIOD}").rglob("part-0.*")}
+
+
+def named(uri: str) -> set[str]:
+    files = DataCentre(uri).section_files(periods=[PERIOD])
+    return {file for dataset in ("bills", "history")
+            for _, file, _ in files.of_period(dataset, PERIOD)}
 
 
 def test_a_task_that_raises_fails_its_section_alone(ray_cluster, city):
@@ -87,7 +102,9 @@ def test_a_task_that_raises_fails_its_section_alone(ray_cluster, city):
     assert signal["status"] == "failed"
     assert signal["sections_done"] == 15 and signal["sections_failed"] == 1
     assert "injected failure billing section S00005" in signal["failed"]["S00005"]
-    assert not Path(DataCentre(city).path("bills", period=PERIOD, section="S00005")).exists()
+    centre = DataCentre(city)
+    assert centre.read_bills(PERIOD, "S00005").num_rows == 0
+    assert centre.section_files(sections=["S00005"]).get("bills", PERIOD, "S00005") is None
 
 
 def test_control_server_killed_mid_run_restarts_from_the_catalog(ray_cluster, big_city,
@@ -110,16 +127,24 @@ def test_control_server_killed_mid_run_restarts_from_the_catalog(ray_cluster, bi
         exceptions_without_run_id(str(tmp_path / "reference")))
 
 
-def test_unwritable_section_fails_cleanly_with_no_partial_file(ray_cluster, city):
+def test_unwritable_period_fails_cleanly_with_no_partial_file(ray_cluster, city):
     centre = DataCentre(city)
-    # Where S00007's bills directory must go, a file stands: the write cannot happen.
-    blocked = Path(centre.path("bills", period=PERIOD, section="S00007")).parent
+    # A data centre billed before (its catalog has the manifest), where the period's bills
+    # directory must go a file stands: no bundle can be written (each section is then
+    # tried alone, and fails alone with the error naming its file).
+    Catalog(centre.catalog_path).migrate(centre)
+    blocked = Path(city, "bills", f"period={PERIOD}")
     blocked.parent.mkdir(parents=True, exist_ok=True)
     blocked.write_text("in the way")
-    control, run_id = start_run(city)
-    signal = end_signal(control, run_id)
-    assert signal["sections_done"] == 15 and list(signal["failed"]) == ["S00007"]
-    assert "S00007" in signal["failed"]["S00007"]
-    assert "\n" not in signal["failed"]["S00007"]
-    leftovers = [p for p in Path(city, "bills").rglob("*") if ".tmp" in p.name]
-    assert leftovers == [] and blocked.read_text() == "in the way"
+    try:
+        control, run_id = start_run(city)
+        signal = end_signal(control, run_id)
+        assert signal["sections_done"] == 0 and len(signal["failed"]) == 16
+        assert all("\n" not in error and "cannot write" in error
+                   for error in signal["failed"].values())
+        leftovers = [p for p in Path(city).rglob("*") if ".tmp" in p.name]
+        assert leftovers == [] and blocked.read_text() == "in the way"
+        # No fold went visible without its bills: the manifest names nothing.
+        assert len(centre.section_files(periods=[PERIOD])) == 0
+    finally:
+        blocked.unlink()

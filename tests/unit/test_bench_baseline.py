@@ -1,7 +1,7 @@
 """The benchmark's DuckDB baseline (bench/_duckdb_bills.py) computes the kernel's bills.
 
-A small generated city (continued month by month) is billed by the kernel (``bill_one_section``, the
-runner's unit of work, writing its bills so that later months read them as history); the
+A small generated city (continued month by month) is billed by the kernel (``bill_sections``
+in bundles, as a cluster run, its bills recorded so that later months read them as history); the
 single DuckDB query over the same Parquet must give the same bills, line by line and to the
 fen, and the same audit exceptions. The city is widened beyond the generator's tariff mix so
 that every component is priced: some industrial accounts bill by demand with a capacity
@@ -25,9 +25,9 @@ from datasets.generator import MAX_ACCOUNTS, generate_city, section_ids
 from datasets.schemas import ACCOUNTS as ACCOUNTS_SCHEMA
 from datasets.schemas import CHARGE_LINES, READINGS, USAGE_HISTORY
 from gridfare.billing.audit import IMPOSSIBLE_INPUT, RULES
-from gridfare.billing.runner import bill_one_section
 from gridfare.tariffs import load_tariff_book
 from gridfare.tariffs.loader import default_directory
+from tests.billing_reference import bill_bundled
 
 ACCOUNTS, SECTIONS, SEED = 5_000, 8, 5
 # July and August have critical-peak prices; October does not and reads both as history.
@@ -87,10 +87,10 @@ def billed(tmp_path_factory):
     kernel = {}
     for period in PERIODS:
         rows = []
-        for section in centre.sections(period):
-            outcome = bill_one_section(centre, book, period, section, run_id="test")
+        for outcome in bill_bundled(centre, book, period, run_id=f"{period}-test",
+                                    bundle_max=3):
             assert outcome.status == "done", outcome.error
-            rows += [(section, *row) for row in outcome.exception_rows]
+            rows += [(outcome.section_id, *row) for row in outcome.exception_rows]
         kernel[period] = (
             pa.concat_tables(centre.read_bills(period, s) for s in centre.sections(period)),
             pa.table(dict(zip(("section_id", "account_id", "rule", "detail"),

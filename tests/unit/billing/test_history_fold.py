@@ -9,13 +9,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from datasets.datacentre import FOLD_PART_NAME, DataCentre, _labelled
+from datasets.datacentre import DataCentre, _labelled
 from datasets.generator import generate_city, span_periods
 from datasets.schemas import HISTORY_FOLD, USAGE_HISTORY
 from gridfare.billing.history import fold_history
-from gridfare.billing.runner import bill_one_section, bill_sections
 from gridfare.period import Period, label_of
 from gridfare.tariffs import load_tariff_book
+from tests.billing_reference import bill_bundled
 
 FIRST, LAST = "2026-10", "2027-02"  # crosses a year: annual tiers restart
 
@@ -25,15 +25,28 @@ def book():
     return load_tariff_book()
 
 
-def _bill(centre: DataCentre, book, period: str) -> None:
-    sections = centre.sections(period)
-    for outcome in bill_sections(centre, book, period, sections, "fold-test"):
+def _bill(centre: DataCentre, book, period: str, bundle_max: int | None = None) -> None:
+    # One run id a period: a period billed again is the same run's bills, byte for byte.
+    for outcome in bill_bundled(centre, book, period, run_id=f"{period}-fold-test",
+                                bundle_max=bundle_max):
         assert outcome.status == "done", outcome.error
 
 
-def _files(root: Path, dataset: str) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes()
-            for p in sorted((root / dataset).rglob("part-0.*"))}
+def _stored(centre: DataCentre) -> dict[tuple[str, str, str], pa.Table]:
+    """Every section's bills and fold of every period, as the manifest finds them."""
+    centre = centre.reading(centre.section_files())  # one read of the catalog
+    return {(dataset, period, section): centre._read(dataset, period=period, section=section)
+            for period in centre.periods("bills") for section in centre.sections(period)
+            for dataset in ("bills", "history")}
+
+
+def _delete_rows(root: Path, dataset: str, period: str, section: str) -> None:
+    """As if a section's file had never been recorded (its manifest row gone)."""
+    import duckdb
+
+    with duckdb.connect(str(root / "catalog.duckdb")) as con:
+        con.execute("DELETE FROM section_files WHERE dataset = ? AND period = ? AND "
+                    "section_id = ?", [dataset, period, section])
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +61,8 @@ def city(tmp_path_factory, book) -> Path:
 
 def _slow(centre: DataCentre, section: str, period: str) -> pa.Table:
     """read_history as it is without folds (the legacy file and the bills files)."""
-    rows = centre._history_from_bills(section, [str(p) for p in
-                                                Period.parse(period).previous(12)])
+    rows = centre._bound([section])._history_from_bills(
+        section, [str(p) for p in Period.parse(period).previous(12)])
     return _labelled(rows.sort_by([("account_id", "ascending"), ("month", "ascending")]))
 
 
@@ -71,22 +84,30 @@ def test_rerunning_a_period_gives_identical_bills_and_folds(city, book, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(city, copy)
     centre = DataCentre(str(copy))
-    bills, folds = _files(copy, "bills"), _files(copy, "history")
+    before = _stored(centre)
     _bill(centre, book, "2026-12")  # a closed period, billed again
-    _bill(centre, book, LAST)
-    for section in centre.sections(LAST):  # and one section by the one-section path
-        assert bill_one_section(centre, book, LAST, section, "fold-test").status == "done"
-    assert _files(copy, "bills") == bills and _files(copy, "history") == folds
+    _bill(centre, book, LAST, bundle_max=4)  # in other bundles than the first time
+    _bill(centre, book, LAST, bundle_max=1)  # and each section a bundle of its own
+    after = _stored(centre)
+    assert after.keys() == before.keys()
+    assert all(after[key].equals(before[key]) for key in before), [
+        key for key in before if not after[key].equals(before[key])]
+    # The bundles the reruns replaced were swept: one bills and one fold file a bundle.
+    assert len(list((copy / "bills" / f"period={LAST}").rglob("*.parquet"))) == 6
+    assert len(list((copy / "history" / f"period={LAST}").rglob("*.arrow"))) == 6
+    assert len(list((copy / "bills" / "period=2026-12").rglob("*.parquet"))) == 1
 
 
 def test_without_a_fold_the_bills_files_give_the_same_bills(city, book, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(city, copy)
-    bills = _files(copy, "bills")
-    # As if a section's fold had not been written (a failure after its bills).
-    shutil.rmtree(copy / "history" / "period=2027-01" / "section=S00002")
-    _bill(DataCentre(str(copy)), book, LAST)
-    assert _files(copy, "bills") == bills
+    centre = DataCentre(str(copy))
+    before = _stored(centre)
+    # As if a section's fold had not been recorded: its history comes from the bills.
+    _delete_rows(copy, "history", "2027-01", "S00002")
+    _bill(centre, book, LAST)
+    after = _stored(centre)
+    assert all(after[key].equals(before[key]) for key in before if key[0] == "bills")
 
 
 def _history(rows: list[tuple[int, str, float]]) -> pa.Table:
@@ -143,19 +164,23 @@ def test_legacy_rows_past_the_first_billed_month_are_carried(book, tmp_path):
 
 
 @pytest.mark.parametrize("old_name", ["part-0.parquet", "part-0.arrow"])
-def test_a_fold_in_an_old_format_is_skipped_then_replaced(city, book, tmp_path, old_name):
+def test_a_fold_in_an_old_format_is_skipped_then_swept(city, book, tmp_path, old_name):
     copy = tmp_path / "copy"
     shutil.copytree(city, copy)
-    bills = _files(copy, "bills")
-    partition = copy / "history" / "period=2027-01" / "section=S00002"
-    (partition / FOLD_PART_NAME).unlink()
-    old = partition / old_name
-    # A fold of before Arrow IPC, or of before months as indices: never read, never refused.
-    old.write_bytes(b"not read")
     centre = DataCentre(str(copy))
+    before = _stored(centre)
+    _delete_rows(copy, "history", "2027-01", "S00002")
+    old = copy / "history" / "period=2027-01" / "section=S00002" / old_name
+    old.parent.mkdir(parents=True)
+    # A fold of before Arrow IPC, or of before months as indices, in the section layout of
+    # before bundles: never read, never refused.
+    old.write_bytes(b"not read")
     assert centre.periods("history") == span_periods(FIRST, LAST)
     assert centre.read_history("S00002", LAST).equals(_slow(centre, "S00002", LAST))
     _bill(centre, book, LAST)
-    assert _files(copy, "bills") == bills
-    _bill(centre, book, "2027-01")  # writing the fold again removes the old file
-    assert not old.exists() and (partition / FOLD_PART_NAME).exists()
+    after = _stored(centre)
+    assert all(after[key].equals(before[key]) for key in before if key[0] == "bills")
+    _bill(centre, book, "2027-01")  # the period's sweep removes the old file
+    assert not old.exists() and not old.parent.exists()
+    assert centre._read_fold("2027-01", "S00002").equals(before[("history", "2027-01",
+                                                                 "S00002")])

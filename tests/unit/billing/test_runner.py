@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pyarrow.parquet as pq
 import pytest
 
 from datasets.catalog import Catalog
@@ -53,9 +52,11 @@ def test_a_run_bills_every_section_and_records_it(centre):
     assert (record.status, record.sections_done, record.billed) == ("done", 12, summary.billed)
     assert record.total_fen == summary.total_fen
     assert summary.billed + summary.exceptions >= 2_900  # inactive accounts are neither
-    assert sum(pq.read_metadata(f).num_rows for f in
-               (centre.path("bills", period=PERIOD, section=s) for s in
-                centre.sections(PERIOD))) == summary.billed
+    assert sum(centre.read_bills(PERIOD, s).num_rows
+               for s in centre.sections(PERIOD)) == summary.billed
+    # A bundle of one a section (this runner bills them one by one): one file each.
+    assert len(bill_files(centre)) == 12 and centre.dataset(
+        "bills", PERIOD).count_rows() == summary.billed
     # The audit exceptions are in the catalog, recorded with their sections.
     exceptions = catalog.exceptions(PERIOD)
     assert exceptions.num_rows == summary.exceptions == record.exceptions > 0
@@ -187,22 +188,47 @@ def _now():
     return datetime(2026, 11, 1, 8, 0)
 
 
-def test_a_bundle_writes_the_same_files_as_section_by_section(centre, tmp_path):
+def test_a_bundle_writes_the_same_bills_as_section_by_section(centre, tmp_path):
     import shutil
 
-    from gridfare.billing.runner import bill_one_section, bill_sections
+    from tests.billing_reference import bill_bundled
 
     book = load_tariff_book()
     other = DataCentre(str(shutil.copytree(centre.root, tmp_path / "other")))
     sections = centre.sections(PERIOD)
-    one = [bill_one_section(centre, book, PERIOD, s, "run-1") for s in sections]
-    bundled = bill_sections(other, book, PERIOD, sections[:5], "run-1") + bill_sections(
-        other, book, PERIOD, sections[5:], "run-1")
+    one = bill_bundled(centre, book, PERIOD, run_id="run-1", bundle_max=1)
+    bundled = bill_bundled(other, book, PERIOD, run_id="run-1", bundle_max=5)
     assert [o.section_id for o in bundled] == sections
     assert [(o.status, o.billed, o.exceptions, o.total_fen, o.exception_rows)
             for o in bundled] == [
         (o.status, o.billed, o.exceptions, o.total_fen, o.exception_rows) for o in one]
-    assert bill_files(other) == bill_files(centre)
+    # 12 files against 3, the same bills section by section and as one dataset.
+    assert (len(bill_files(centre)), len(bill_files(other))) == (12, 3)
+    for section in sections:
+        assert other.read_bills(PERIOD, section).equals(centre.read_bills(PERIOD, section))
+    assert other.dataset("bills", PERIOD).to_table().equals(
+        centre.dataset("bills", PERIOD).to_table())
+    # Each section's outcome names its row group in its bundle's file, and its fold.
+    files = {(o.section_id, dataset): (file, part) for o in bundled
+             for dataset, file, part in o.files}
+    assert [files[(s, "bills")][1] for s in sections[:5]] == [0, 1, 2, 3, 4]
+    assert len({files[(s, "history")][0] for s in sections}) == 3
+
+
+class _FailingBundles:
+    """The real data centre, except that a bundle holding ``section`` cannot be written
+    (what a full disk or a bad table does to that one write)."""
+
+    def __init__(self, centre: DataCentre, section: str) -> None:
+        self._centre, self._section = centre, section
+
+    def __getattr__(self, name: str):
+        return getattr(self._centre, name)
+
+    def write_bundle(self, period, bundle, sections):
+        if any(section == self._section for section, _, _ in sections):
+            raise DataCentreError(f"cannot write {bundle} (section {self._section})")
+        return self._centre.write_bundle(period, bundle, sections)
 
 
 def test_a_section_that_cannot_be_read_or_written_fails_alone_in_its_bundle(centre):
@@ -211,15 +237,21 @@ def test_a_section_that_cannot_be_read_or_written_fails_alone_in_its_bundle(cent
     from gridfare.billing.runner import bill_sections
 
     Path(centre.path("accounts", section="S00002")).write_bytes(b"not parquet")
-    blocked = Path(centre.path("bills", period=PERIOD, section="S00004")).parent
-    blocked.parent.mkdir(parents=True, exist_ok=True)
-    blocked.write_text("in the way")
-    outcomes = bill_sections(centre, load_tariff_book(), PERIOD,
+    store = _FailingBundles(centre, "S00004")
+    outcomes = bill_sections(store, load_tariff_book(), PERIOD,
                              ["S00001", "S00002", "S00003", "S00004", "S00005"], "run-1")
     assert [o.status for o in outcomes] == ["done", "failed", "done", "failed", "done"]
     assert "S00002" in outcomes[1].error and "S00004" in outcomes[3].error
     assert all(o.seconds >= 0 for o in outcomes)
+    # The bundle was written again section by section: the others each in a file.
+    assert len({o.files[0][1] for o in outcomes if o.status == "done"}) == 3
+    assert outcomes[3].files == ()
+    catalog = Catalog(centre.catalog_path)
+    catalog.start_run("run-1", PERIOD, ["S00001", "S00003", "S00004", "S00005"], _now())
+    catalog.finish_run("run-1", _now(), [o.as_record() for o in outcomes
+                                          if o.section_id != "S00002"])
     assert centre.read_bills(PERIOD, "S00003").num_rows == outcomes[2].billed > 0
+    assert centre.read_bills(PERIOD, "S00004").num_rows == 0
 
 
 def test_a_catalog_whose_file_was_replaced_gets_its_tables_again(centre):

@@ -90,6 +90,13 @@ def bills_table(
     return pa.table(columns, schema=BILLS)
 
 
+def legacy_bills(dc: DataCentre, period: str, section: str, table: pa.Table) -> int:
+    """A bills file of the older layout (``section=`` directories, a file a section), as a
+    data centre from before bundles holds it: readers find it through the manifest rows
+    the migration gives it (or, before that, the same rows read from the layout)."""
+    return dc._write("bills", table, period=period, section=section)
+
+
 def visible_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -135,7 +142,7 @@ def test_file_uri_and_non_local_glob(tmp_path: Path) -> None:
 def test_duckdb_reads_the_glob_with_hive_partitioning(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path)
     for section in ("S00001", "S00002"):
-        dc.write_section_result(PERIOD, section, bills_table(section=section))
+        legacy_bills(dc, PERIOD, section, bills_table(section=section))
     query = (
         f"select section, period, count(*) from read_parquet('{dc.glob('bills')}', "
         "hive_partitioning=true) group by all order by 1"
@@ -153,7 +160,7 @@ def test_round_trip_every_dataset(tmp_path: Path) -> None:
     dc.write_accounts("S00001", accounts_table())
     dc.write_readings(PERIOD, "S00001", readings_table())
     dc.write_history("S00001", history)
-    written = dc.write_section_result(PERIOD, "S00001", bills_table())
+    written = legacy_bills(dc, PERIOD, "S00001", bills_table())
 
     assert dc.read_accounts("S00001").equals(accounts_table())
     assert dc.read_readings(PERIOD, "S00001").equals(readings_table())
@@ -189,8 +196,8 @@ def test_parquet_bytes_are_deterministic(tmp_path: Path) -> None:
     table = bills_table()
     first = DataCentre(tmp_path / "a", create=True)
     second = DataCentre(tmp_path / "b", create=True)
-    first.write_section_result(PERIOD, "S00001", table)
-    second.write_section_result(PERIOD, "S00001", table)
+    legacy_bills(first, PERIOD, "S00001", table)
+    legacy_bills(second, PERIOD, "S00001", table)
     a = Path(first.path("bills", period=PERIOD, section="S00001")).read_bytes()
     b = Path(second.path("bills", period=PERIOD, section="S00001")).read_bytes()
     assert a == b
@@ -200,9 +207,9 @@ def test_parquet_bytes_are_deterministic(tmp_path: Path) -> None:
 def test_rerun_replaces_not_duplicates(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path)
     for _ in range(3):
-        dc.write_section_result(PERIOD, "S00001", bills_table())
+        legacy_bills(dc, PERIOD, "S00001", bills_table())
     assert dc.read_bills(PERIOD, "S00001").num_rows == 2
-    dc.write_section_result(PERIOD, "S00001", bills_table(kwh={7: 1.0}))
+    legacy_bills(dc, PERIOD, "S00001", bills_table(kwh={7: 1.0}))
     assert dc.read_bills(PERIOD, "S00001")["account_id"].to_pylist() == [7]
     assert visible_files(tmp_path) == ["bills/period=2026-10/section=S00001/part-0.parquet"]
 
@@ -211,7 +218,7 @@ def test_whole_dataset_reads_every_section_in_order(tmp_path: Path) -> None:
     dc = DataCentre(tmp_path, create=True)
     assert dc.dataset("bills", PERIOD).to_table().equals(BILLS.empty_table())
     for section in ("S00002", "S00001"):
-        dc.write_section_result(PERIOD, section, bills_table(section=section))
+        legacy_bills(dc, PERIOD, section, bills_table(section=section))
         dc.write_accounts(section, accounts_table(section, ids=(int(section[-1]),)))
     bills = dc.dataset("bills", PERIOD).to_table()
     assert bills.schema == BILLS
@@ -276,7 +283,7 @@ def test_read_history_bill_beats_usage_history(tmp_path: Path) -> None:
         ),
     )
     # A bill for 2026-09 replaces account 1's legacy figure; account 3 exists only in bills.
-    dc.write_section_result(
+    legacy_bills(dc,
         "2026-09",
         "S00001",
         bills_table("2026-09", kwh={1: 30.0, 3: 60.0}),
@@ -402,13 +409,13 @@ def test_enospc_raises_full_and_leaves_nothing_partial(tmp_path: Path, budget: i
     handler = _Handler()
     dc = DataCentre(str(tmp_path), filesystem=pafs.PyFileSystem(handler))
     good_bills = bills_table()
-    dc.write_section_result(PERIOD, "S00001", good_bills)
+    legacy_bills(dc, PERIOD, "S00001", good_bills)
     before = {name: (tmp_path / name).read_bytes() for name in visible_files(tmp_path)}
 
     handler.budget = budget
     bigger = bills_table(kwh={i: float(i) for i in range(1, 500)})
     with pytest.raises(DataCentreFull, match=r"no space left writing .*/bills/") as caught:
-        dc.write_section_result(PERIOD, "S00001", bigger)
+        legacy_bills(dc, PERIOD, "S00001", bigger)
     assert caught.value.__cause__ is not None
     after = {name: (tmp_path / name).read_bytes() for name in visible_files(tmp_path)}
     assert after == before  # no temp file, no partial part-0, the good file intact
