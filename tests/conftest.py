@@ -16,30 +16,23 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 PERIOD = "2026-10"
 
-# `make test` runs two pytest-xdist workers (-n 2 --dist loadscope) and two queues, each
-# worker one, in collection order. The test run waits on real clocks far more than it
-# computes (stop 27: 15:18 wall, one queue of ~900 s of tests beside one of ~150 s), so
-# both queues carry a share of the cluster modules; each worker starts its own session
-# cluster when a module of its queue first asks for one. The second queue ("scenarios")
-# takes the pure-logic tests (tests/unit, but the HAProxy settings test, which checks that
-# ports it picked are free), the modules below that drive their own private cluster or
-# process and wait on real clocks (the autoscaler's scale-up and idle timeout, the CLI
-# fuzzing), and the billing and seat modules that start no server of their own (no port
-# picked for a later bind that a test of the other queue could take meanwhile; S3's moto
-# retries its bind) and judge no timing on a busy machine (the load-sharing burst's node
-# count stays in the main queue: beside another queue it launched a third node). The
-# scheduler sees node ids only, so the queues are named by module here (xdist's loadgroup
-# marks do not reach the node ids under pytest 9).
+# `make test` runs two pytest-xdist workers (-n 2 --dist loadscope) and two queues: the
+# scenario modules below, each driving its own private cluster or its own processes and
+# spending most of its time waiting on real clocks (the autoscaler's scale-up and idle
+# timeout) or in its own process (the CLI fuzzing), on one worker; every other test on the
+# other, in collection order, on the one shared session cluster. Only modules that neither
+# pick a free port for a later bind (another test could take it meanwhile) nor judge
+# timing-sensitive behaviour on a busy machine (the load-sharing burst's node count) are
+# listed. The pure-logic tests (tests/unit) join them, so the two workers finish closer
+# together; the HAProxy settings test stays in the main queue, as it checks that ports it
+# picked are free. Stop 27 also moved the billing and seat cluster modules to this queue
+# (a second session cluster): 15:18 -> 14:07 in one exclusive run, but 19:41 and a Serve
+# proxy dead at its start (load average 27) in the next, so they stay in the main queue.
+# The scheduler sees node ids only, so the queues are named by module here (xdist's
+# loadgroup marks do not reach the node ids under pytest 9).
 SCENARIO_MODULES = frozenset({
     "tests/faults/test_autoscaling.py",
     "tests/faults/test_cli_fuzz.py",
-    "tests/faults/test_remote_datacentre.py",
-    "tests/faults/test_billing_faults.py",
-    "tests/faults/test_seat_faults.py",
-    "tests/cluster/test_seats.py",
-    "tests/cluster/test_seats_rotation.py",
-    "tests/cluster/test_billing_run_options.py",
-    "tests/cluster/test_billing_cluster.py",
 })
 SCENARIO_FOLDERS = ("tests/unit/",)
 MAIN_QUEUE_MODULES = frozenset({"tests/unit/services/test_haproxy.py"})
@@ -109,15 +102,45 @@ def _copy(template: str, tmp_path) -> str:
     return str(copy)
 
 
+def _retire_control_server(uri: str) -> None:
+    """Kill the data centre's ControlServer and its NodeAgents, if a test started them.
+
+    They are detached (one per data centre, for the operators' jobs to find again), so
+    each test's copy of a city would otherwise leave them running to the session's end:
+    every agent reads the whole process table each second for its load report (stop 27's
+    CI run of `make test`, 19:41: the agents took 228 s of CPU, their ControlServers ~130)."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    from actors.control_server import control_server_name
+    from datasets.datacentre import DataCentre
+
+    names = {control_server_name(uri), control_server_name(DataCentre(uri).uri)}
+    # The ControlServer first: it starts an agent on any node that has none.
+    for agents in (False, True):
+        for actor in ray.util.list_named_actors(all_namespaces=True):
+            name = actor["name"]
+            if (name in names) if not agents else any(
+                    name.startswith(f"{n}-agent-") for n in names):
+                with contextlib.suppress(ValueError):  # gone meanwhile
+                    ray.kill(ray.get_actor(name, namespace=actor["namespace"]),
+                             no_restart=True)
+
+
 @pytest.fixture
 def city(city_template, tmp_path):
     """A fresh copy of the city per test: runs write bills and the catalog."""
-    return _copy(city_template, tmp_path)
+    copy = _copy(city_template, tmp_path)
+    yield copy
+    _retire_control_server(copy)
 
 
 @pytest.fixture
 def big_city(big_city_template, tmp_path):
-    return _copy(big_city_template, tmp_path)
+    copy = _copy(big_city_template, tmp_path)
+    yield copy
+    _retire_control_server(copy)
 
 
 # ----------------------------------------------------------------- a local S3 server
