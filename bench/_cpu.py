@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import resource
 
-__all__ = ["children_cpu_s", "server_cpu_s"]
+__all__ = ["children_cpu_s", "seat_centres_nice", "server_cpu_s"]
 
 
 def server_cpu_s(pid: int) -> float:
@@ -35,3 +35,15 @@ def children_cpu_s() -> float:
     for (a finished wrk or pgbench run)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def seat_centres_nice() -> int:
+    """The niceness the cluster's workers run at, read from this driver's SeatCentre actor
+    processes (a load generator runs at it: neither outranking the cluster nor yielding)."""
+    import psutil
+
+    found = {p.nice() for p in psutil.Process().children(recursive=True)
+             if "SeatCentre" in p.name()}
+    if len(found) != 1:
+        raise RuntimeError(f"the seat centres' niceness is not one value: {found}")
+    return found.pop()

@@ -56,6 +56,7 @@ import time
 
 import numpy as np
 
+from bench._cpu import seat_centres_nice
 from bench.seats_redis import N_TRAIN_DATES, SEATS
 from gridfare.errors import GridfareError
 
@@ -265,17 +266,6 @@ def _own_cpu_s() -> float:
     return times.user + times.system
 
 
-def _workers_nice() -> int:
-    """The niceness the cluster's workers run at (the SeatCentre actors' processes)."""
-    import psutil
-
-    found = {p.nice() for p in psutil.Process().children(recursive=True)
-             if "SeatCentre" in p.name()}
-    if len(found) != 1:
-        raise RuntimeError(f"seats bench: the centres' niceness is not one value: {found}")
-    return found.pop()
-
-
 def _set_driver_nice(niceness: int) -> None:
     """Set every thread of this process (the load generator) to ``niceness``: on Linux a
     nice value is per thread, and Ray's threads in the driver already run. The cluster
@@ -315,7 +305,7 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         client.aio.client_config = ClientConfig(bulk_max_batch=BATCH, bulk_in_flight=IN_FLIGHT)
         seats = client.aio
         url = start_serve(root, port=HTTP_PORT)
-        workers_nice = _workers_nice()
+        workers_nice = seat_centres_nice()
         _set_driver_nice(THROUGHPUT_NICE)
         started = time.perf_counter()
         client.load_timetable(train_dates)

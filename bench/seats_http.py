@@ -44,7 +44,7 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
-from bench._cpu import children_cpu_s
+from bench._cpu import children_cpu_s, seat_centres_nice
 from bench._loadgen import wait_http
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -150,22 +150,11 @@ def _machine_cpu() -> dict[str, float]:
             "steal": getattr(t, "steal", 0.0)}
 
 
-def _workers_nice() -> int:
-    """The niceness the cluster's workers run at (the SeatCentre actors' processes)."""
-    import psutil
-
-    found = {p.nice() for p in psutil.Process().children(recursive=True)
-             if "SeatCentre" in p.name()}
-    if len(found) != 1:
-        raise RuntimeError(f"seats_http bench: the centres' niceness is not one value: {found}")
-    return found.pop()
-
-
 def measure(url: str, app: str, run: str, out: Path, rate: int = 0,
             duration_s: int = DURATION_S) -> dict:
     from services.haproxy import listener
 
-    nice = _workers_nice()
+    nice = seat_centres_nice()
     wrk(url, f"warm-{run}", out, WARM_S, nice=nice)
     calls, requests = _coalescing(app)
     cpu, machine = _cpu_by_part(), _machine_cpu()
@@ -253,7 +242,7 @@ def _cluster(work: Path, niceness: str | None, baselines: bool) -> tuple[dict, d
         client = SeatsClient.start(root, list(CENTRES), CENTRES[0],
                                    wal_window_ms=WAL_WINDOW_MS)
         client.load_timetable(timetable())
-        nice = _workers_nice()
+        nice = seat_centres_nice()
         if niceness is None and nice != int(RAY_PROCESS_ENV[key]):
             raise RuntimeError(f"seats_http bench: workers at nice {nice}, not "
                                f"{RAY_PROCESS_ENV[key]} (actors.attach.RAY_PROCESS_ENV)")
