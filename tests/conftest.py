@@ -117,14 +117,14 @@ def _retire_control_server(uri: str) -> None:
     from datasets.datacentre import DataCentre
 
     names = {control_server_name(uri), control_server_name(DataCentre(uri).uri)}
-    # The ControlServer first: it starts an agent on any node that has none.
-    for agents in (False, True):
+    agents = tuple(f"{name}-agent-" for name in names)
+    # The ControlServer first (it starts an agent on any node that has none), then the
+    # agents, listed again after it is gone.
+    for doomed in (lambda name: name in names, lambda name: name.startswith(agents)):
         for actor in ray.util.list_named_actors(all_namespaces=True):
-            name = actor["name"]
-            if (name in names) if not agents else any(
-                    name.startswith(f"{n}-agent-") for n in names):
+            if doomed(actor["name"]):
                 with contextlib.suppress(ValueError):  # gone meanwhile
-                    ray.kill(ray.get_actor(name, namespace=actor["namespace"]),
+                    ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]),
                              no_restart=True)
 
 
