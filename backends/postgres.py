@@ -16,6 +16,7 @@ Unix socket (no path-length limits, no shared /tmp).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -87,20 +88,40 @@ def connect(dsn: str, autocommit: bool = False, **options):
         raise StoreUnavailable(f"postgres {where or dsn}: {first}") from exc
 
 
-def _system_user() -> pwd.struct_passwd | None:
+def _system_user(name: str = SYSTEM_USER) -> pwd.struct_passwd | None:
     if os.geteuid() != 0:
         return None
     try:
-        return pwd.getpwnam(SYSTEM_USER)
+        return pwd.getpwnam(name)
     except KeyError:
         pass
-    result = subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/bin/false",
-                             SYSTEM_USER], capture_output=True, text=True, check=False)
-    try:  # two replicas may race to create it: whoever won, the user now exists
-        return pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        raise StoreError(f"cannot create system user {SYSTEM_USER} to run PostgreSQL as "
-                         f"(it refuses root): {result.stderr.strip()}") from None
+    # Concurrent useradds are not safe here: three at once all exit 0 and the last file
+    # written wins, so a replica that looked the user up in between ran initdb as a uid
+    # that no longer existed ("could not look up effective user ID 999", stop 28's first
+    # make test). The replicas of one store start in parallel, so creation is serialised.
+    with _user_creation_lock():
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+        result = subprocess.run(["useradd", "--system", "--no-create-home", "-s",
+                                 "/bin/false", name], capture_output=True, text=True,
+                                check=False)
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            raise StoreError(f"cannot create system user {name} to run PostgreSQL as "
+                             f"(it refuses root): {result.stderr.strip()}") from None
+
+
+@contextlib.contextmanager
+def _user_creation_lock():
+    """An exclusive lock across the host's processes (root only, like useradd itself)."""
+    directory = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
+    with open(directory / "gridfare-useradd.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _make_traversable(path: Path) -> None:
