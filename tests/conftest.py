@@ -20,10 +20,12 @@ PERIOD = "2026-10"
 # scenario modules below, each driving its own private cluster or its own processes and
 # spending most of its time waiting on real clocks (the autoscaler's scale-up and idle
 # timeout) or in its own process (the CLI fuzzing), on one worker; every other test on the
-# other, in collection order, on the one shared session cluster. Only modules that neither
-# pick a free port for a later bind (another test could take it meanwhile) nor judge
-# timing-sensitive behaviour on a busy machine (the load-sharing burst's node count) are
-# listed. The pure-logic tests (tests/unit) join them, so the two workers finish closer
+# other, in collection order, on the one shared session cluster. The load-sharing scenario
+# (its own fake multi-node cluster in a subprocess, about 125 s) joined them at stop 28:
+# the main queue held ~790 s of tests against ~175 s here. Its free ports come from the
+# kernel's bind(0) (a clash with another test's pick is as unlikely as with Ray's own), and
+# its burst is capped at two environments whatever the machine's load. The pure-logic
+# tests (tests/unit) join them, so the two workers finish closer
 # together; the HAProxy settings test stays in the main queue, as it checks that ports it
 # picked are free. Stop 27 also moved the billing and seat cluster modules to this queue
 # (a second session cluster): 15:18 -> 14:07 in one exclusive run, but 19:41 and a Serve
@@ -33,6 +35,7 @@ PERIOD = "2026-10"
 SCENARIO_MODULES = frozenset({
     "tests/faults/test_autoscaling.py",
     "tests/faults/test_cli_fuzz.py",
+    "tests/faults/test_loadshare.py",
 })
 SCENARIO_FOLDERS = ("tests/unit/",)
 MAIN_QUEUE_MODULES = frozenset({"tests/unit/services/test_haproxy.py"})

@@ -38,7 +38,8 @@ def report(tmp_path_factory):
     report = json.loads(out.read_text())
     burst = report["burst"]
     print(f"\nload sharing: burst {burst['sent']} requests, {burst['lost']} lost, events "
-          f"{ {k: round(v, 1) for k, v in burst['events'].items()} }, trigger -> first "
+          f"{ {k: round(v, 1) for k, v in burst['events'].items()} }, autoscaler overshoots "
+          f"{burst['autoscaler_overshoots']}, trigger -> first "
           f"served {burst['trigger_to_first_served_s']} s; kill: {report['kill'].get('sent')}"
           f" requests, {report['kill'].get('retried')} retried, "
           f"{report['kill'].get('lost')} lost")
@@ -59,7 +60,10 @@ def test_a_10x_burst_opens_environments_serves_every_request_and_closes_after(re
     assert len(environments) == 2
     assert all(e["state"] == "closed" and e["reason"] == "drained" for e in environments)
     assert sum(e["tasks_done"] for e in environments) > 0, "the burst nodes served nothing"
-    assert events["max_workers"] == 2
+    # Burst nodes only, two of them, beside any that Ray's autoscaler launched past the
+    # burst type's max_workers and removed at once itself (bench/loadshare.py).
+    assert events.get("max_billing_workers", 0) == 0
+    assert 2 <= events["max_burst_workers"] <= 2 + burst["autoscaler_overshoots"]
 
 
 def test_a_signal_and_a_volume_trigger_at_once_are_one_opening(report):
