@@ -19,19 +19,18 @@ PERIOD = "2026-10"
 # `make test` runs two pytest-xdist workers (-n 2 --dist loadscope) and two queues: the
 # scenario modules below, each driving its own private cluster or its own processes and
 # spending most of its time waiting on real clocks (the autoscaler's scale-up and idle
-# timeout) or in its own process (the CLI fuzzing), on one worker; every other test on the
-# other, in collection order, on the one shared session cluster. The load-sharing scenario
-# (its own fake multi-node cluster in a subprocess, about 125 s) joined them at stop 28:
-# the main queue held ~790 s of tests against ~175 s here. Its free ports come from the
-# kernel's bind(0) (a clash with another test's pick is as unlikely as with Ray's own), and
-# its burst is capped at two environments whatever the machine's load. The pure-logic
-# tests (tests/unit) join them, so the two workers finish closer
+# timeout, the load-sharing burst) or in its own process (the CLI fuzzing), on one worker;
+# every other test on the other, in collection order, on the one shared session cluster.
+# The pure-logic tests (tests/unit) join the scenarios, so the two workers finish closer
 # together; the HAProxy settings test stays in the main queue, as it checks that ports it
-# picked are free. Stop 27 also moved the billing and seat cluster modules to this queue
-# (a second session cluster): 15:18 -> 14:07 in one exclusive run, but 19:41 and a Serve
-# proxy dead at its start (load average 27) in the next, so they stay in the main queue.
-# The scheduler sees node ids only, so the queues are named by module here (xdist's
-# loadgroup marks do not reach the node ids under pytest 9).
+# picked are free. The load-sharing scenario (about 125 s) joined at stop 28, when the main
+# queue held ~790 s of tests against ~175 s here (one exclusive run 13:25 -> 11:23); its
+# free ports come from the kernel's bind(0), and its node counts allow for the autoscaler's
+# own overshoots (bench/loadshare.py). Stop 27 also moved the billing and seat cluster
+# modules here (a second session cluster): 15:18 -> 14:07 in one exclusive run, but 19:41
+# and a Serve proxy dead at its start (load average 27) in the next, so they stay in the
+# main queue. The scheduler sees node ids only, so the queues are named by module here
+# (xdist's loadgroup marks do not reach the node ids under pytest 9).
 SCENARIO_MODULES = frozenset({
     "tests/faults/test_autoscaling.py",
     "tests/faults/test_cli_fuzz.py",
