@@ -144,16 +144,20 @@ async def http_path(url, requests, concurrency=64) -> tuple[float, int, list[flo
     return len(requests) / seconds, sold, latencies
 
 
-async def query_latency(seats, requests) -> tuple[list[float], list[float]]:
-    """``remaining`` one query at a time through the client, each followed by a bare
-    ``ping`` of a centre (the next in turn): Ray's round trip with nothing of ours in it
+def query_latency(client, requests) -> tuple[list[float], list[float]]:
+    """``remaining`` one query at a time through the public sync client (``SeatsClient``:
+    one ``ray.get`` when the owner is in its map), each followed by a bare ``ping`` of a
+    centre (the next in turn, also ``ray.get``): Ray's round trip with nothing of ours in it
     but an attribute read, so the floor of any call is measured beside the figure."""
+    import ray
+
     latencies, pings = [], []
+    centres = [client.centre(c) for c in CENTRES]
     for i, r in enumerate(requests):
         t0 = time.perf_counter()
-        await seats.remaining(r.train_no, r.date, r.from_station, r.to_station)
+        client.remaining(r.train_no, r.date, r.from_station, r.to_station)
         t1 = time.perf_counter()
-        await seats.centre(CENTRES[i % len(CENTRES)]).ping.remote()
+        ray.get(centres[i % len(centres)].ping.remote())
         latencies.append(t1 - t0)
         pings.append(time.perf_counter() - t1)
     return latencies, pings
@@ -343,8 +347,8 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
 
         queries = generate_demand(timetable, seed=2, n_requests=1000)
         _set_driver_nice(workers_nice)
-        client._run(query_latency(seats, queries[:50]))  # warm the caches
-        q_actor, q_ping = client._run(query_latency(seats, queries))
+        query_latency(client, queries[:50])  # warm the caches
+        q_actor, q_ping = query_latency(client, queries)
         _set_driver_nice(THROUGHPUT_NICE)
         print(
             f"remaining (client -> actor): p50 {_pct(q_actor, 50):.2f} ms, "
