@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import os
 import shutil
@@ -263,6 +264,11 @@ def _freeze_steps(freeze: list[float], steps: list[dict[str, float]]) -> str:
             f"(mean ms): {tail}")
 
 
+def _checkpoint_lsns(client) -> list[int]:
+    """Each centre's last checkpoint (its ``snapshot_lsn``)."""
+    return [r["snapshot_lsn"] for r in client.reports()]
+
+
 def _own_cpu_s() -> float:
     """CPU seconds of this process (every thread: the buyers' loop and Ray's driver
     threads)."""
@@ -348,13 +354,17 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
         queries = generate_demand(timetable, seed=2, n_requests=1000)
         _set_driver_nice(workers_nice)
         query_latency(client, queries[:50])  # warm the caches
+        lsns, full_gcs = _checkpoint_lsns(client), gc.get_stats()[2]["collections"]
         q_actor, q_ping = query_latency(client, queries)
+        q_checkpoints = sum(a != b for a, b in zip(lsns, _checkpoint_lsns(client), strict=True))
+        full_gcs = gc.get_stats()[2]["collections"] - full_gcs
         _set_driver_nice(THROUGHPUT_NICE)
         print(
             f"remaining (client -> actor): p50 {_pct(q_actor, 50):.2f} ms, "
             f"p99 {_pct(q_actor, 99):.2f} ms; a bare ping of a centre, interleaved: p50 "
             f"{_pct(q_ping, 50):.2f} ms, p99 {_pct(q_ping, 99):.2f} ms (driver at nice "
-            f"{workers_nice})",
+            f"{workers_nice}; meanwhile {q_checkpoints} centre checkpoints and {full_gcs} "
+            "full collections in the driver)",
             flush=True,
         )
 
