@@ -37,9 +37,9 @@ from gridfare.seats.answers import (
     Moved,
     Refunded,
     Refused,
-    Remaining,
     SaleAnswers,
     Sold,
+    remaining_wire,
 )
 from gridfare.seats.inventory import Inventory
 from gridfare.seats.service import CentreIO, CentreService
@@ -145,9 +145,10 @@ class SeatCentre:
     async def refund_many(self, requests: list[tuple]) -> list[Answer]:
         return await self._centre.refund_many(requests)
 
-    async def remaining(self, train_no: str, day: str, from_station: str, to_station: str
-                        ) -> Remaining | Moved:
-        return self._centre.remaining(train_no, day, from_station, to_station)
+    async def remaining(self, query: list[str]) -> list:
+        """Seats left per class for ``[train_no, day, from, to]``, as plain values
+        (``remaining_wire``; the client types them)."""
+        return remaining_wire(self._centre.remaining(*query))
 
     async def report(self) -> dict:
         return {**self._centre.report(), "node_id": ray.get_runtime_context().get_node_id()}

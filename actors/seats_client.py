@@ -41,7 +41,9 @@ from gridfare.seats.answers import (
     Frozen,
     Moved,
     Refused,
+    Remaining,
     SaleAnswers,
+    remaining_from_wire,
     settled,
 )
 from gridfare.seats.batching import Batcher, ClientConfig
@@ -230,12 +232,13 @@ class AsyncSeatsClient:
         return await self.remaining_query(RemainingQuery(train_no, day, from_station, to_station))
 
     async def remaining_query(self, q: RemainingQuery) -> dict:
-        return await self._routed(
-            q.key,
-            lambda c: self._call(
-                self.centre(c).remaining.remote(q.train_no, q.date, q.from_station, q.to_station)
-            ),
-        )
+        key, query = q.key, q.as_list()
+
+        async def ask(centre: str) -> Remaining | Moved:
+            wire = await self._call(self.centre(centre).remaining.remote(query))
+            return remaining_from_wire(key, q.from_station, q.to_station, wire)
+
+        return await self._routed(key, ask)
 
     async def sell_many(self, requests: Iterable[SellRequest | Sequence]) -> BulkAnswers:
         """Sell many at once: each request (a ``SellRequest`` or ``sell``'s arguments) is
@@ -490,6 +493,25 @@ class SeatsClient:
 
     def _run(self, coro):
         return self._loop.run_until_complete(coro)
+
+    def remaining(self, train_no: str, day, from_station: str, to_station: str) -> dict:
+        """As ``AsyncSeatsClient.remaining``. A query of a train-date whose owner is in the
+        map is one ``ray.get`` in this thread rather than a turn of the private event loop
+        (which waits for Ray's thread to hand the answer over); any other case (no map
+        entry, ``Moved``, an error) goes the async client's routed path, which asks
+        again: a query changes nothing, so asking twice is safe."""
+        q = RemainingQuery(train_no, day, from_station, to_station)
+        entry = self.aio._map.get(q.key)
+        if entry is not None:
+            try:
+                wire = ray.get(self.aio.centre(entry[0]).remaining.remote(q.as_list()))
+            except ray.exceptions.RayError:
+                wire = None  # the routed path below raises it as the async client does
+            if wire is not None:
+                answer = remaining_from_wire(q.key, q.from_station, q.to_station, wire)
+                if isinstance(answer, Remaining):
+                    return answer.to_dict()
+        return self._run(self.aio.remaining_query(q))
 
     def __getattr__(self, name: str):
         attr = getattr(self.aio, name)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import os
 import shutil
@@ -144,16 +145,20 @@ async def http_path(url, requests, concurrency=64) -> tuple[float, int, list[flo
     return len(requests) / seconds, sold, latencies
 
 
-async def query_latency(seats, requests) -> tuple[list[float], list[float]]:
-    """``remaining`` one query at a time through the client, each followed by a bare
-    ``ping`` of a centre (the next in turn): Ray's round trip with nothing of ours in it
+def query_latency(client, requests) -> tuple[list[float], list[float]]:
+    """``remaining`` one query at a time through the public sync client (``SeatsClient``:
+    one ``ray.get`` when the owner is in its map), each followed by a bare ``ping`` of a
+    centre (the next in turn, also ``ray.get``): Ray's round trip with nothing of ours in it
     but an attribute read, so the floor of any call is measured beside the figure."""
+    import ray
+
     latencies, pings = [], []
+    centres = [client.centre(c) for c in CENTRES]
     for i, r in enumerate(requests):
         t0 = time.perf_counter()
-        await seats.remaining(r.train_no, r.date, r.from_station, r.to_station)
+        client.remaining(r.train_no, r.date, r.from_station, r.to_station)
         t1 = time.perf_counter()
-        await seats.centre(CENTRES[i % len(CENTRES)]).ping.remote()
+        ray.get(centres[i % len(centres)].ping.remote())
         latencies.append(t1 - t0)
         pings.append(time.perf_counter() - t1)
     return latencies, pings
@@ -259,6 +264,11 @@ def _freeze_steps(freeze: list[float], steps: list[dict[str, float]]) -> str:
             f"(mean ms): {tail}")
 
 
+def _checkpoint_lsns(client) -> list[int]:
+    """Each centre's last checkpoint (its ``snapshot_lsn``)."""
+    return [r["snapshot_lsn"] for r in client.reports()]
+
+
 def _own_cpu_s() -> float:
     """CPU seconds of this process (every thread: the buyers' loop and Ray's driver
     threads)."""
@@ -343,14 +353,18 @@ def main(n_trains: int = 2000, days: int = 15, n_requests: int = 60_000) -> str:
 
         queries = generate_demand(timetable, seed=2, n_requests=1000)
         _set_driver_nice(workers_nice)
-        client._run(query_latency(seats, queries[:50]))  # warm the caches
-        q_actor, q_ping = client._run(query_latency(seats, queries))
+        query_latency(client, queries[:50])  # warm the caches
+        lsns, full_gcs = _checkpoint_lsns(client), gc.get_stats()[2]["collections"]
+        q_actor, q_ping = query_latency(client, queries)
+        q_checkpoints = sum(a != b for a, b in zip(lsns, _checkpoint_lsns(client), strict=True))
+        full_gcs = gc.get_stats()[2]["collections"] - full_gcs
         _set_driver_nice(THROUGHPUT_NICE)
         print(
             f"remaining (client -> actor): p50 {_pct(q_actor, 50):.2f} ms, "
             f"p99 {_pct(q_actor, 99):.2f} ms; a bare ping of a centre, interleaved: p50 "
             f"{_pct(q_ping, 50):.2f} ms, p99 {_pct(q_ping, 99):.2f} ms (driver at nice "
-            f"{workers_nice})",
+            f"{workers_nice}; meanwhile {q_checkpoints} centre checkpoints and {full_gcs} "
+            "full collections in the driver)",
             flush=True,
         )
 

@@ -36,6 +36,8 @@ __all__ = [
     "Sold",
     "SoldOut",
     "Status",
+    "remaining_from_wire",
+    "remaining_wire",
     "settled",
 ]
 
@@ -139,6 +141,31 @@ def settled(answer: Answer) -> Answer:
     if isinstance(answer, Frozen):
         raise TrainFrozen(answer.message)
     return answer
+
+
+def remaining_wire(answer: Remaining | Moved) -> list:
+    """A query's answer as plain values, what the centre's ``remaining`` sends back:
+    ``["ok", {class: seats}]`` or ``["moved", centre, version]``. Ray serialises lists,
+    dicts, str and int with msgpack alone; anything else (a dataclass, and even a tuple)
+    goes to its pickle path as well, on both ends. The names a ``Remaining`` repeats are
+    the query's, so they stay with the caller (``remaining_from_wire``)."""
+    if isinstance(answer, Remaining):
+        return [Status.OK.value, answer.classes]
+    if isinstance(answer, Moved):
+        return [Status.MOVED.value, answer.centre, answer.version]
+    raise SeatError(f"not a query's answer: {answer!r}")
+
+
+def remaining_from_wire(key: str, from_station: str, to_station: str, wire: Sequence
+                        ) -> Remaining | Moved:
+    """The typed answer of the query ``(key, from, to)`` from ``remaining_wire``'s
+    values."""
+    status = wire[0] if len(wire) else None
+    if status == Status.OK.value and len(wire) == 2:
+        return Remaining(key, from_station, to_station, dict(wire[1]))
+    if status == Status.MOVED.value and len(wire) == 3:
+        return Moved(key, wire[1], int(wire[2]))
+    raise SeatError(f"not a query's answer on the wire: {wire!r}")
 
 
 class SaleKind(IntEnum):

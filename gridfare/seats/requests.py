@@ -243,6 +243,11 @@ class RemainingQuery:
     def key(self) -> str:
         return train_key(self.train_no, date.fromisoformat(self.date))
 
+    def as_list(self) -> list[str]:
+        """The one argument of ``SeatCentre.remaining``: a list, which Ray sends with
+        msgpack alone (a tuple would take its pickle path too)."""
+        return [self.train_no, self.date, self.from_station, self.to_station]
+
 
 @dataclass(frozen=True)
 class MigrateRequest:

@@ -153,6 +153,14 @@ def test_the_switch_drops_at_the_origin_and_measures_the_freeze_there(seats):
     assert answer == Moved("G1@2026-10-01", "B", answer.version)
     (frozen,) = ray.get(seats.aio.migrator.freeze_times.remote())
     assert 0 < frozen < 1.5
+    # A query with the same old map (the sync client's one-ray.get path asks the origin
+    # first) is followed to the new owner as well.
+    key = "G1@2026-10-01"
+    assert seats.aio._map[key][0] == "A"
+    assert ray.get(origin.remaining.remote(["G1", "2026-10-01", "Beijing", "Jinan"]))[0] == "moved"
+    left = seats.remaining("G1", DAY, "Beijing", "Jinan")
+    assert left["key"] == key and left["classes"]["second"] > 0
+    assert seats.aio._map[key][0] == "B"
     assert seats.step(m["id"])["state"] == "done"  # finish: unfreeze and drop, idempotent
     assert seats.sell("G1", DAY, "Beijing", "Jinan", "second", 1, "fresh")["status"] == "sold"
     assert seats.audit().ok

@@ -12,10 +12,13 @@ from gridfare.seats.answers import (
     BulkAnswers,
     Moved,
     Refused,
+    Remaining,
     SaleAnswers,
     SaleKind,
     Sold,
     SoldOut,
+    remaining_from_wire,
+    remaining_wire,
 )
 
 ROWS = [("G1", "2026-10-01", "A", "C", "second", 2, "r1"),
@@ -74,3 +77,46 @@ def test_bulk_answers_follow_the_last_part_that_answered_each_request():
                           Sold("D7@2026-10-02", "r3", "business", "B", "C", (7,), False),
                           refused, EXPECTED[0]]
     assert bulk.sold_count == 3  # r1, its repeat, r3; the "moved" answer is no sale
+
+
+# ---- a query's answer on the wire (``remaining_wire``) --------------------------------
+
+
+def _msgpack_round_trip(value):
+    """What Ray does to plain values: msgpack."""
+    msgpack = pytest.importorskip("msgpack")
+    return msgpack.unpackb(msgpack.packb(value), raw=False, strict_map_key=False)
+
+
+@pytest.mark.parametrize("answer", [
+    Remaining("G1@2026-10-01", "A", "C", {"business": 0, "second": 17}),
+    Remaining("G1@2026-10-01", "A", "C", {}),
+    Moved("G1@2026-10-01", "C2", 9),
+])
+def test_a_query_answer_crosses_as_plain_values(answer):
+    wire = remaining_wire(answer)
+    assert type(wire) is list  # Ray sends a tuple through pickle, a list with msgpack
+    assert _msgpack_round_trip(wire) == wire
+    again = remaining_from_wire(answer.key, "A", "C", _msgpack_round_trip(wire))
+    assert again == answer and type(again) is type(answer)
+    assert remaining_from_wire(answer.key, "A", "C", wire) == answer
+
+
+def test_the_names_of_a_remaining_answer_are_the_query_s():
+    wire = remaining_wire(Remaining("G1@2026-10-01", "A", "C", {"second": 3}))
+    assert wire == ["ok", {"second": 3}]
+    assert remaining_from_wire("G1@2026-10-01", "A", "C", wire).to_dict() == {
+        "status": "ok", "key": "G1@2026-10-01", "from": "A", "to": "C",
+        "classes": {"second": 3}}
+
+
+@pytest.mark.parametrize("wire", [(), ("ok",), ("ok", {}, 1), ("moved", "C2"), ("sold", 1),
+                                  [None, 1]])
+def test_anything_else_on_the_wire_is_a_seat_error(wire):
+    with pytest.raises(SeatError, match="not a query's answer"):
+        remaining_from_wire("G1@2026-10-01", "A", "C", wire)
+
+
+def test_only_a_query_answer_goes_on_the_query_wire():
+    with pytest.raises(SeatError, match="not a query's answer"):
+        remaining_wire(SoldOut("G1@2026-10-01", "second", "A", "B", 1, 0))

@@ -75,6 +75,8 @@ def test_refund_remaining_and_train_refs():
     query = RemainingQuery.from_query({"train_no": "G1", "date": "2026-10-01", "from": "A",
                                        "to": "B"})
     assert query.key == "G1@2026-10-01"
+    assert query.as_list() == ["G1", "2026-10-01", "A", "B"]
+    assert RemainingQuery("G1", date(2026, 10, 1), "A", "B").as_list()[1] == "2026-10-01"
     with pytest.raises(InvalidInput, match="'to' is required"):
         RemainingQuery.from_query({"train_no": "G1", "date": "2026-10-01", "from": "A"})
     with pytest.raises(InvalidInput, match="unknown field"):
