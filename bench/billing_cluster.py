@@ -35,6 +35,7 @@ from bench._city import (
     ensure_city,
     parquet_sources,
 )
+from bench._cpu import process_tree_cpu, tree_cpu_by_kind
 from bench._duckdb_bills import (
     SPARK,
     bills_files,
@@ -64,6 +65,7 @@ class Measured:
     rows: list[tuple[str, int, float]]  # (path, accounts audited and rated, seconds)
     agreement: dict
     spark_agreement: dict | None
+    cpu: str  # where the gridfare run's CPU went, by process kind
 
 
 def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
@@ -79,7 +81,7 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
 
     centre = ensure_city(accounts, sections, first=first, through=through)
     periods = span_periods(first, through or first)
-    timed: dict[str, tuple[float, dict]] = {}
+    timed: dict[str, tuple[float, dict, dict[str, float]]] = {}
     # "local": a private cluster, never a running one (the demo's would be joined), started
     # the project's way (actors.attach: its worker niceness)
     attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
@@ -98,12 +100,14 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
                 # its bills and folds are what the 13th reads): not billed again.
                 print(f"{period}: bills and history folds already there")
                 continue
+            cpu_before = process_tree_cpu()
             started = time.perf_counter()
             signal = submit_and_wait(centre.uri, period, show_progress=False, poll_s=0.05)
             seconds = time.perf_counter() - started
+            cpu = tree_cpu_by_kind(cpu_before, process_tree_cpu())
             assert signal["status"] == "done", signal
             if period in measured:
-                timed[period] = (seconds, signal)
+                timed[period] = (seconds, signal, cpu)
             else:
                 print(f"billed {period} (history for the later periods) in {seconds:.1f} s")
     finally:
@@ -111,7 +115,9 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
 
     results = []
     for period, name in measured.items():
-        gridfare_s, signal = timed[period]
+        gridfare_s, signal, cpu = timed[period]
+        cpu_note = _cpu_note(centre, signal["run_id"], gridfare_s, cpu)
+        print(cpu_note, flush=True)
         _warm_page_cache(centre, period)
         con = duckdb.connect()
         same_sql = bills_sql(load_tariff_book(), period, same_bills_sources(centre, period))
@@ -149,8 +155,34 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
                     con, written, f"read_parquet('{out}/spark/*.parquet')")
         for row in rows:  # as they come: a long run's figures are not lost to a timeout
             print(f"{row[0]:90} {row[1]:>11,} {row[2]:8.2f} s", flush=True)
-        results.append(Measured(period, name, rows, agreement, spark_agreement))
+        results.append(Measured(period, name, rows, agreement, spark_agreement, cpu_note))
     return results
+
+
+def _cpu_note(centre, run_id: str, seconds: float, cpu: dict[str, float]) -> str:
+    """Where a run's CPU went: seconds by kind of process of the bench's cluster (and the
+    driver), against the cores' 2 x wall time; the sections' own billing time (read, rate,
+    write, as the tasks measured it) inside the billing workers' CPU; and the run's
+    timeline on the ControlServer's clock (recorded start, first and last section back,
+    recorded end)."""
+    from datasets.duckdb_files import connect_waiting
+
+    con = connect_waiting(centre.catalog_path, read_only=True, lock_timeout_s=60.0,
+                          what="bench catalog")
+    try:
+        own, first, last, start, end = con.execute(
+            "SELECT sum(s.seconds), min(s.finished_at), max(s.finished_at), r.started_at, "
+            "r.finished_at FROM section_runs s JOIN runs r USING (run_id) "
+            "WHERE run_id = ? GROUP BY r.started_at, r.finished_at", [run_id]).fetchone()
+    finally:
+        con.close()
+    kinds = ", ".join(f"{kind} {spent:.2f}" for kind, spent in cpu.items())
+    return (f"CPU seconds during the {seconds:.2f} s run (2 cores: {2 * seconds:.2f}): "
+            f"{kinds}; total {sum(cpu.values()):.2f}; the sections' own time in the tasks "
+            f"(wall, summed) {own:.2f}; from the recorded start, first section back at "
+            f"{(first - start).total_seconds():.2f} s, last at "
+            f"{(last - start).total_seconds():.2f} s, run recorded done at "
+            f"{(end - start).total_seconds():.2f} s")
 
 
 def _folded(centre, period: str) -> bool:
@@ -320,6 +352,7 @@ def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000, 
             elif spark and result.period == first:
                 note += "; PySpark not installed, no Spark row (`pip install -e '.[spark]'`)"
             notes.append(note)
+            notes.append(f"{accounts:,}, {result.name}: {result.cpu}")
             print(note)
         if len(results) == 2:
             first_s, last_s = (result.rows[0][2] for result in results)
