@@ -317,10 +317,10 @@ def spark_same_bills(centre, out: str, period: str) -> float | None:
 
 
 def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000, *,
-         large_only: bool = False) -> str:
+         large_only: bool = False, spark: bool = True) -> str:
     runs = [] if large_only else [(accounts, sections, FIRST_OF_13, LAST_OF_13,
                                    {FIRST_OF_13: "1st period", LAST_OF_13: "13th period"},
-                                   True)]
+                                   spark)]
     if large or large_only:
         # Thirteen periods of 30 M accounts are not generated here (~10 min and ~4 GB a
         # period): the 30 M city is billed in its first period only, without Spark.
@@ -396,5 +396,8 @@ if __name__ == "__main__":
     parser.add_argument("--accounts", type=int, default=1_500_000,
                         help="the 13-month city's size (a smaller one for a quick check)")
     parser.add_argument("--sections", type=int, default=3_000)
+    parser.add_argument("--no-spark", action="store_true",
+                        help="without the PySpark row (repeated runs of the other rows)")
     args = parser.parse_args()
-    print(main(args.large, args.accounts, args.sections, large_only=args.large_only))
+    print(main(args.large, args.accounts, args.sections, large_only=args.large_only,
+               spark=not args.no_spark))
