@@ -35,6 +35,7 @@ from bench._city import (
     ensure_city,
     parquet_sources,
 )
+from bench._cpu import process_tree_cpu, tree_cpu_by_kind
 from bench._duckdb_bills import (
     SPARK,
     bills_files,
@@ -64,6 +65,7 @@ class Measured:
     rows: list[tuple[str, int, float]]  # (path, accounts audited and rated, seconds)
     agreement: dict
     spark_agreement: dict | None
+    cpu: str  # where the gridfare run's CPU went, by process kind
 
 
 def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
@@ -79,7 +81,7 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
 
     centre = ensure_city(accounts, sections, first=first, through=through)
     periods = span_periods(first, through or first)
-    timed: dict[str, tuple[float, dict]] = {}
+    timed: dict[str, tuple[float, dict, dict[str, float]]] = {}
     # "local": a private cluster, never a running one (the demo's would be joined), started
     # the project's way (actors.attach: its worker niceness)
     attach("local", local_options={"num_cpus": 2, "include_dashboard": False})
@@ -87,8 +89,12 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
         # A standing cluster has its workers up: bill some sections first, enough for
         # several bundles so that both worker processes start (with 4 sections, one
         # bundle, the second worker started inside the timed run: 0.9 s of one core).
-        submit_and_wait(centre.uri, first, sections=centre.sections(first)[:64],
-                        show_progress=False, poll_s=0.05)
+        # Twice: in the first, one worker took every bundle while Ray started the second
+        # process, which then spent 0.37 s of the timed 1st period alone on its imports
+        # (timeline of the stop-28 run; the 13th period's bundles started together).
+        for _ in range(2):
+            submit_and_wait(centre.uri, first, sections=centre.sections(first)[:128],
+                            show_progress=False, poll_s=0.05)
         for period in periods:
             if period in measured:
                 _clear_outputs(centre, period)
@@ -98,12 +104,14 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
                 # its bills and folds are what the 13th reads): not billed again.
                 print(f"{period}: bills and history folds already there")
                 continue
+            cpu_before = process_tree_cpu()
             started = time.perf_counter()
             signal = submit_and_wait(centre.uri, period, show_progress=False, poll_s=0.05)
             seconds = time.perf_counter() - started
+            cpu = tree_cpu_by_kind(cpu_before, process_tree_cpu())
             assert signal["status"] == "done", signal
             if period in measured:
-                timed[period] = (seconds, signal)
+                timed[period] = (seconds, signal, cpu)
             else:
                 print(f"billed {period} (history for the later periods) in {seconds:.1f} s")
     finally:
@@ -111,7 +119,9 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
 
     results = []
     for period, name in measured.items():
-        gridfare_s, signal = timed[period]
+        gridfare_s, signal, cpu = timed[period]
+        cpu_note = _cpu_note(centre, signal["run_id"], gridfare_s, cpu)
+        print(cpu_note, flush=True)
         _warm_page_cache(centre, period)
         con = duckdb.connect()
         same_sql = bills_sql(load_tariff_book(), period, same_bills_sources(centre, period))
@@ -149,8 +159,54 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
                     con, written, f"read_parquet('{out}/spark/*.parquet')")
         for row in rows:  # as they come: a long run's figures are not lost to a timeout
             print(f"{row[0]:90} {row[1]:>11,} {row[2]:8.2f} s", flush=True)
-        results.append(Measured(period, name, rows, agreement, spark_agreement))
+        results.append(Measured(period, name, rows, agreement, spark_agreement, cpu_note))
     return results
+
+
+def _cpu_note(centre, run_id: str, seconds: float, cpu: dict[str, float]) -> str:
+    """Where a run's CPU went: seconds by kind of process of the bench's cluster (and the
+    driver), against the cores' 2 x wall time; the sections' own billing time (read, rate,
+    write, as the tasks measured it) inside the billing workers' CPU; and the run's
+    timeline on the ControlServer's clock (recorded start, first and last section back,
+    recorded end)."""
+    from datasets.duckdb_files import connect_waiting
+
+    con = connect_waiting(centre.catalog_path, read_only=True, lock_timeout_s=60.0,
+                          what="bench catalog")
+    try:
+        own, first, last, start, end = con.execute(
+            "SELECT sum(s.seconds), min(s.finished_at), max(s.finished_at), r.started_at, "
+            "r.finished_at FROM section_runs s JOIN runs r USING (run_id) "
+            "WHERE run_id = ? GROUP BY r.started_at, r.finished_at", [run_id]).fetchone()
+        # A bundle's sections end together: its end and its time in the task.
+        bundles = con.execute(
+            "SELECT finished_at, sum(seconds) FROM section_runs WHERE run_id = ? "
+            "GROUP BY finished_at", [run_id]).fetchall()
+    finally:
+        con.close()
+    idle = _idle_core_seconds([((at - start).total_seconds(), spent)
+                               for at, spent in bundles], cores=2)
+    kinds = ", ".join(f"{kind} {spent:.2f}" for kind, spent in cpu.items())
+    return (f"CPU seconds during the {seconds:.2f} s run (2 cores: {2 * seconds:.2f}): "
+            f"{kinds}; total {sum(cpu.values()):.2f}; the sections' own time in the tasks "
+            f"(wall, summed) {own:.2f}; from the recorded start, first section back at "
+            f"{(first - start).total_seconds():.2f} s, last at "
+            f"{(last - start).total_seconds():.2f} s, run recorded done at "
+            f"{(end - start).total_seconds():.2f} s; {len(bundles)} bundles, cores without "
+            f"one from the recorded start to the last back {idle:.2f} core-s")
+
+
+def _idle_core_seconds(bundles: list[tuple[float, float]], cores: int) -> float:
+    """Core-seconds in which fewer than ``cores`` bundles ran, from 0 to the last end:
+    each bundle ran from (end - its time) to its end (ends as the ControlServer received
+    them: a late receipt moves a bundle later, never shortens it)."""
+    events = sorted([(end - spent, 1) for end, spent in bundles] +
+                    [(end, -1) for end, _ in bundles])
+    idle, running, at = 0.0, 0, 0.0
+    for when, step in events:
+        idle += max(0, cores - running) * max(0.0, when - at)
+        running, at = running + step, max(at, when)
+    return idle
 
 
 def _folded(centre, period: str) -> bool:
@@ -261,10 +317,10 @@ def spark_same_bills(centre, out: str, period: str) -> float | None:
 
 
 def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000, *,
-         large_only: bool = False) -> str:
+         large_only: bool = False, spark: bool = True) -> str:
     runs = [] if large_only else [(accounts, sections, FIRST_OF_13, LAST_OF_13,
                                    {FIRST_OF_13: "1st period", LAST_OF_13: "13th period"},
-                                   True)]
+                                   spark)]
     if large or large_only:
         # Thirteen periods of 30 M accounts are not generated here (~10 min and ~4 GB a
         # period): the 30 M city is billed in its first period only, without Spark.
@@ -320,6 +376,7 @@ def main(large: bool = False, accounts: int = 1_500_000, sections: int = 3_000, 
             elif spark and result.period == first:
                 note += "; PySpark not installed, no Spark row (`pip install -e '.[spark]'`)"
             notes.append(note)
+            notes.append(f"{accounts:,}, {result.name}: {result.cpu}")
             print(note)
         if len(results) == 2:
             first_s, last_s = (result.rows[0][2] for result in results)
@@ -339,5 +396,8 @@ if __name__ == "__main__":
     parser.add_argument("--accounts", type=int, default=1_500_000,
                         help="the 13-month city's size (a smaller one for a quick check)")
     parser.add_argument("--sections", type=int, default=3_000)
+    parser.add_argument("--no-spark", action="store_true",
+                        help="without the PySpark row (repeated runs of the other rows)")
     args = parser.parse_args()
-    print(main(args.large, args.accounts, args.sections, large_only=args.large_only))
+    print(main(args.large, args.accounts, args.sections, large_only=args.large_only,
+               spark=not args.no_spark))
