@@ -172,13 +172,28 @@ def test_a_small_run_is_spread_over_every_free_slot_rather_than_bundled_whole():
 
 def test_bundles_shrink_so_the_queue_fills_the_slots_several_times():
     snap = ClusterSnapshot(100.0, (node("a"), node("b")))  # 4 slots
-    policy = DispatchPolicy(bundle_weight=5000, bundle_rounds=4)
+    policy = DispatchPolicy(bundle_weight=5000, bundle_rounds=4, bundle_floor=1)
     # 16,000 queued over 4 slots x 4 rounds: bundles of 1,000 (two 500-sections).
     plan = choose_nodes(snap, sections(*[500] * 8), policy, queued_weight=16_000)
     assert [len(c.sections) for c in plan.commands] == [2, 2, 2, 2]
     # The tail of the run: little left, every section goes alone.
     plan = choose_nodes(snap, sections(*[500] * 4), policy, queued_weight=2_000)
     assert [len(c.sections) for c in plan.commands] == [1, 1, 1, 1]
+
+
+def test_tail_bundles_keep_a_floor_while_every_slot_still_gets_one():
+    snap = ClusterSnapshot(100.0, (node("a"), node("b")))  # 4 slots, 16 a round x 4
+    policy = DispatchPolicy(bundle_weight=5000, bundle_rounds=4, bundle_floor=2000)
+    # 40 sections of 500 left: 20,000 / 16 would be bundles of 1,250 (two sections);
+    # the floor makes them four, and 20,000 still fills the 4 slots.
+    plan = choose_nodes(snap, sections(*[500] * 16), policy, queued_weight=20_000)
+    assert [len(c.sections) for c in plan.commands] == [4, 4, 4, 4]
+    # 12 left: the floor would leave a slot without a bundle, so they are spread (3 each).
+    plan = choose_nodes(snap, sections(*[500] * 12), policy)
+    assert [len(c.sections) for c in plan.commands] == [3, 3, 3, 3]
+    assert counts(plan) == {"a": 2, "b": 2}
+    with pytest.raises(ConfigError, match="bundle_floor"):
+        DispatchPolicy(bundle_floor=0)
 
 
 def test_sections_of_bundles_that_find_no_node_stay_queued_each_with_the_reason():

@@ -20,6 +20,8 @@ PERIOD = Period.parse("2026-03")
     ["2026-02", "2026-2", "2026-13", "2026-00"],  # malformed: read label by label
     ["2026-02", "20x6-01", "2026_01"],
     ["2026-02", None],
+    # More distinct labels than a small dictionary (read label by label): the byte pass.
+    [f"{2020 + k // 12}-{k % 12 + 1:02d}" for k in range(70)] + ["2026-13", "2026-02"],
 ])
 def test_labels_are_read_as_the_months_they_name(labels):
     column = pa.chunked_array([pa.array(labels[:2], pa.string()),
