@@ -255,7 +255,7 @@ def _autoscaler_overshoots(cluster: Cluster) -> int:
     once: v1 queues a launch while earlier ones are still starting on a busy machine
     (ray-project/ray#36926), then its own cap removes the extra node. In stop 28's make
     test a third burst node was launched so and terminated 15 ms later (monitor.log), yet
-    the state API still listed it alive in one 0.5 s sample."""
+    the state API listed it alive when the burst was sampled (every 0.5 s)."""
     log = Path(cluster.spec.temp_dir) / "session_latest" / "logs" / "monitor.log"
     try:
         lines = log.read_text(errors="replace").splitlines()
