@@ -99,8 +99,7 @@ def month_indices(column):  # pa.Array | pa.ChunkedArray -> np.ndarray (int32)
     if isinstance(encoded, pa.ChunkedArray):
         encoded = encoded.combine_chunks()
     labels = encoded.dictionary.to_pylist()
-    months = np.array([index_of(Period.parse(label)) if _PERIOD.fullmatch(label)
-                       else NOT_A_MONTH for label in labels] or [NOT_A_MONTH], np.int32)
+    months = np.array([_label_month(label) for label in labels] or [NOT_A_MONTH], np.int32)
     return months[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
@@ -122,7 +121,7 @@ def _dictionary_months(dictionary):  # pa.Array of strings -> np.ndarray (int32)
 def _label_month(label: str) -> int:
     """The month index a ``YYYY-MM`` label names, else ``NOT_A_MONTH``."""
     match = _PERIOD.fullmatch(label)
-    return int(match.group(1)) * 12 + int(match.group(2)) - 1 if match else NOT_A_MONTH
+    return index_of(Period(int(match.group(1)), int(match.group(2)))) if match else NOT_A_MONTH
 
 
 def label_of(index: int) -> str:
