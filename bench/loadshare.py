@@ -142,19 +142,11 @@ class Cluster:
         return sum(self.worker_groups().values())
 
     def worker_groups(self) -> dict[str, int]:
-        """Live worker nodes by node type, told by the ``burst`` resource only burst nodes
-        have (the state API has no node-type label for fake nodes); {"?": -1} when
-        unreadable."""
+        """Live worker nodes by node type (burst, billing); {"?": -1} when unreadable."""
         try:
-            live = self.devcluster.nodes(self.spec)
+            return self.devcluster.worker_counts(self.spec)
         except OSError:
             return {"?": -1}
-        groups: dict[str, int] = {}
-        for node in live:
-            if not node.get("is_head_node"):
-                kind = "burst" if node.get("resources_total", {}).get("burst") else "billing"
-                groups[kind] = groups.get(kind, 0) + 1
-        return groups
 
 
 class Timeline:

@@ -157,9 +157,27 @@ def nodes(cluster: DevCluster, timeout_s: float = 5.0) -> list[dict]:
     return [n for n in body["data"]["result"]["result"] if n.get("state") == "ALIVE"]
 
 
+def node_kind(node: dict) -> str:
+    """A node's type in the dev config: ``head``, ``burst`` (the only type with the
+    ``burst`` resource) or ``billing``. The state API gives fake nodes no node-type label."""
+    if node.get("is_head_node"):
+        return "head"
+    return "burst" if node.get("resources_total", {}).get("burst") else "billing"
+
+
+def worker_counts(cluster: DevCluster) -> dict[str, int]:
+    """Live worker (non-head) nodes by type."""
+    counts: dict[str, int] = {}
+    for node in nodes(cluster):
+        kind = node_kind(node)
+        if kind != "head":
+            counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 def worker_count(cluster: DevCluster) -> int:
     """Live worker (non-head) nodes."""
-    return sum(not n.get("is_head_node") for n in nodes(cluster))
+    return sum(worker_counts(cluster).values())
 
 
 def status(cluster: DevCluster) -> int:
@@ -172,8 +190,7 @@ def status(cluster: DevCluster) -> int:
     print(f"gridfare dev cluster on {cluster.gcs_address}: {len(alive)} live nodes "
           f"(dashboard {cluster.dashboard_url})")
     for node in sorted(alive, key=lambda n: (not n.get("is_head_node"), n["node_id"])):
-        kind = "head" if node.get("is_head_node") else node.get("labels", {}).get(
-            "ray.io/node-group", "worker")
+        kind = node_kind(node)
         cpus = node.get("resources_total", {}).get("CPU", 0)
         # The fake provider's node ids differ only at the end.
         print(f"  ...{node['node_id'][-12:]}  {kind:<8} CPU {cpus:g}")

@@ -101,6 +101,17 @@ def test_devcluster_renders_the_gcs_address_of_its_port(tmp_path, monkeypatch):
     assert env["RAY_AUTH_MODE"] == "disabled"
 
 
+def test_devcluster_tells_each_node_type_of_its_config_by_its_resources():
+    # The state API gives fake nodes no node-type label: `status` printed every worker as
+    # "worker" until stop 28, and the load-sharing bench counts burst nodes by this.
+    from rayjobs import devcluster
+
+    types = yaml.safe_load(devcluster.DEFAULT_CONFIG.read_text())["available_node_types"]
+    for name, spec in types.items():
+        node = {"is_head_node": name == "ray.head.default", "resources_total": spec["resources"]}
+        assert devcluster.node_kind(node) == ("head" if node["is_head_node"] else name)
+
+
 def test_every_cluster_gridfare_starts_runs_its_workers_at_the_process_env(monkeypatch):
     # RAY_worker_niceness 0 (actors.attach.RAY_PROCESS_ENV): with Ray's default 15 the served
     # paths yield to every nice-0 process (docs/benchmarks.md, "Seats over HTTP")
