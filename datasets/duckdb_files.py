@@ -49,15 +49,15 @@ _INSTANCES_GUARD = threading.Lock()
 _ALIASES = itertools.count()
 
 
-def _instance() -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
-    """A new connection (cursor) to this process's in-memory instance, and the instance.
-    By pid: a forked child makes its own (DuckDB's threads do not survive a fork)."""
+def _cursor() -> duckdb.DuckDBPyConnection:
+    """A new connection (cursor) to this process's in-memory instance. By pid: a forked
+    child makes its own (DuckDB's threads do not survive a fork) and never closes the
+    parent's copy (closing it would join threads the child does not have)."""
     with _INSTANCES_GUARD:
         base = _INSTANCES.get(os.getpid())
         if base is None:
-            _INSTANCES.clear()
             base = _INSTANCES[os.getpid()] = duckdb.connect(":memory:")
-        return base.cursor(), base
+        return base.cursor()
 
 
 @contextmanager
@@ -70,7 +70,7 @@ def attached(path: Path | str, *, read_only: bool = False, lock_timeout_s: float
     unfinished transaction rolled back, as a close does). Callers of one process take
     turns on one file (the catalog's per-process lock): DuckDB refuses a file attached
     twice in one instance."""
-    con, base = _instance()
+    con = _cursor()
     alias = f"attached_{next(_ALIASES)}"
     quoted = str(path).replace("'", "''")
     deadline = time.monotonic() + lock_timeout_s
@@ -93,7 +93,7 @@ def attached(path: Path | str, *, read_only: bool = False, lock_timeout_s: float
         yield con
     finally:
         con.close()  # its open transaction, if any, rolled back
-        detach = base.cursor()
+        detach = _cursor()
         try:
             detach.execute(f"DETACH {alias}")
         finally:

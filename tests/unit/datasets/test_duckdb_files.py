@@ -73,3 +73,24 @@ def test_not_a_duckdb_file_is_a_datacentre_error(tmp_path):
             attached(path, lock_timeout_s=0, what="test"):
         pass
     assert isinstance(caught.value.__cause__, duckdb.Error)  # mapped at the edge
+
+
+def _child_writes(path: str) -> None:
+    with attached(path, lock_timeout_s=0, what="child") as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+        con.execute("INSERT INTO t VALUES (7)")
+
+
+def test_a_forked_child_attaches_with_an_instance_of_its_own(tmp_path):
+    import multiprocessing
+
+    with attached(tmp_path / "parent.duckdb", lock_timeout_s=0, what="parent") as con:
+        con.execute("CREATE TABLE t (x INTEGER)")  # the parent's instance exists
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_writes, args=(str(tmp_path / "child.duckdb"),))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    with attached(tmp_path / "child.duckdb", read_only=True, lock_timeout_s=0,
+                  what="parent") as con:
+        assert con.execute("SELECT x FROM t").fetchone() == (7,)
