@@ -105,13 +105,14 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
                 print(f"{period}: bills and history folds already there")
                 continue
             cpu_before = process_tree_cpu()
+            requested = _utc_now()  # the catalog's clock (the ControlServer's, this host's)
             started = time.perf_counter()
             signal = submit_and_wait(centre.uri, period, show_progress=False, poll_s=0.05)
             seconds = time.perf_counter() - started
             cpu = tree_cpu_by_kind(cpu_before, process_tree_cpu())
             assert signal["status"] == "done", signal
             if period in measured:
-                timed[period] = (seconds, signal, cpu)
+                timed[period] = (seconds, signal, cpu, requested)
             else:
                 print(f"billed {period} (history for the later periods) in {seconds:.1f} s")
     finally:
@@ -119,8 +120,8 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
 
     results = []
     for period, name in measured.items():
-        gridfare_s, signal, cpu = timed[period]
-        cpu_note = _cpu_note(centre, signal["run_id"], gridfare_s, cpu)
+        gridfare_s, signal, cpu, requested = timed[period]
+        cpu_note = _cpu_note(centre, signal["run_id"], gridfare_s, cpu, requested)
         print(cpu_note, flush=True)
         _warm_page_cache(centre, period)
         con = duckdb.connect()
@@ -163,12 +164,20 @@ def end_to_end(accounts: int, sections: int, *, first: str, through: str | None,
     return results
 
 
-def _cpu_note(centre, run_id: str, seconds: float, cpu: dict[str, float]) -> str:
+def _utc_now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _cpu_note(centre, run_id: str, seconds: float, cpu: dict[str, float],
+              requested=None) -> str:
     """Where a run's CPU went: seconds by kind of process of the bench's cluster (and the
     driver), against the cores' 2 x wall time; the sections' own billing time (read, rate,
     write, as the tasks measured it) inside the billing workers' CPU; and the run's
-    timeline on the ControlServer's clock (recorded start, first and last section back,
-    recorded end)."""
+    timeline on the ControlServer's clock (recorded start, first bundle started, first and
+    last section back, recorded end), with, given the request's time (``requested``, the
+    same host's UTC clock), how long before the recorded start the request was made."""
     from datasets.duckdb_files import connect_waiting
 
     con = connect_waiting(centre.catalog_path, read_only=True, lock_timeout_s=60.0,
@@ -184,12 +193,16 @@ def _cpu_note(centre, run_id: str, seconds: float, cpu: dict[str, float]) -> str
             "GROUP BY finished_at", [run_id]).fetchall()
     finally:
         con.close()
-    idle = _idle_core_seconds([((at - start).total_seconds(), spent)
-                               for at, spent in bundles], cores=2)
+    ends = [((at - start).total_seconds(), spent) for at, spent in bundles]
+    idle = _idle_core_seconds(ends, cores=2)
     kinds = ", ".join(f"{kind} {spent:.2f}" for kind, spent in cpu.items())
+    before = ("" if requested is None else
+              f"the request {(start - requested).total_seconds():.3f} s before the recorded "
+              "start; ")
     return (f"CPU seconds during the {seconds:.2f} s run (2 cores: {2 * seconds:.2f}): "
             f"{kinds}; total {sum(cpu.values()):.2f}; the sections' own time in the tasks "
-            f"(wall, summed) {own:.2f}; from the recorded start, first section back at "
+            f"(wall, summed) {own:.2f}; {before}from the recorded start, first bundle "
+            f"started at {min(end - spent for end, spent in ends):.3f} s, first section back at "
             f"{(first - start).total_seconds():.2f} s, last at "
             f"{(last - start).total_seconds():.2f} s, run recorded done at "
             f"{(end - start).total_seconds():.2f} s; {len(bundles)} bundles, cores without "

@@ -343,11 +343,12 @@ class StartedRun:
 
 def start_or_resume(store: SectionStore, ledger: RunLedger, request: RunRequest,
                     clock: Callable[[], datetime], *,
-                    with_readings: Sequence[str] | None = None) -> StartedRun:
+                    with_readings: Sequence[str] | None = None,
+                    with_accounts: Sequence[str] | None = None) -> StartedRun:
     """Check ``request`` against the data centre and record it. Nothing is written unless
     every check passed (the book is parsed first); a resume keeps its run's period and book
-    (``resume_options``). ``with_readings``: the period's sections with readings, when the
-    caller has listed them already."""
+    (``resume_options``). ``with_readings`` / ``with_accounts``: the period's sections with
+    readings and every section with accounts, when the caller has listed them already."""
     if request.resume_run_id is not None:
         run_id = request.resume_run_id
         recorded = ledger.run_tariffs(run_id)
@@ -361,7 +362,9 @@ def start_or_resume(store: SectionStore, ledger: RunLedger, request: RunRequest,
     book = tariffs.book()
     if with_readings is None:
         with_readings = store.sections(period)
-    todo = new_run_sections(request, with_readings, store.all_sections())
+    if with_accounts is None:
+        with_accounts = store.all_sections()
+    todo = new_run_sections(request, with_readings, with_accounts)
     run_id = new_run_id(period, clock())
     ledger.start_run(run_id, period, todo, clock(), tariff_digest=tariffs.digest,
                      tariff_files=tariffs.to_json())

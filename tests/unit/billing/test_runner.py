@@ -261,3 +261,21 @@ def test_a_catalog_whose_file_was_replaced_gets_its_tables_again(centre):
     os.remove(centre.catalog_path)
     catalog.start_run("new", PERIOD, ["S00001"], started_at=_now())
     assert [r.run_id for r in catalog.runs()] == ["new"]
+
+
+def test_a_start_takes_the_callers_listings_or_lists_them_itself(centre):
+    from datetime import datetime
+
+    from gridfare.billing.runner import start_or_resume
+
+    catalog = Catalog(centre.catalog_path)
+    clock = lambda: datetime(2026, 11, 1, 8)  # noqa: E731
+    listed = start_or_resume(centre, catalog, RunRequest(PERIOD), clock)
+    assert listed.sections == centre.sections(PERIOD) == centre.all_sections()
+    # Given (the ControlServer lists both at once): a section with accounts and no
+    # readings file is billed all the same (its active accounts get exceptions).
+    readings = centre.sections(PERIOD)
+    given = start_or_resume(centre, catalog, RunRequest(PERIOD), clock,
+                            with_readings=readings[1:], with_accounts=readings)
+    assert given.sections == readings
+    assert catalog.pending_sections(given.run_id) == readings
