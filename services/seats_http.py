@@ -50,7 +50,7 @@ from gridfare.seats.requests import (
 )
 from services.ingress import DISCONNECT_WATCH_OFF_ENV
 from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
-from services.seats_edge import error_answer, json_response, read_json
+from services.seats_edge import JsonApp, ReadDeadlines, read_json
 
 __all__ = ["SeatsHTTP", "app_name", "start_serve"]
 
@@ -77,7 +77,13 @@ METRICS_EVERY_S = 1.0
     num_replicas=1,
     logging_config=REPLICA_LOGGING,
 )
+@serve.ingress()
 class SeatsHTTP:
+    """An ASGI ingress (``__serve_build_asgi_app__``: ``seats_edge.JsonApp`` around
+    ``_route``), so Serve hands each request's ``scope, receive, send`` straight to it: no
+    starlette ``Request`` and ``Response`` per order, nor Serve's handling of a returned
+    response."""
+
     def __init__(self, root: str, config: ClientConfig | None = None) -> None:
         from ray.util import metrics
 
@@ -92,6 +98,10 @@ class SeatsHTTP:
         # request was ~3 % of the replica's CPU under 64 connections (py-spy)
         self._unreported: dict[int, int] = {}
         self._reported_at = time.monotonic()
+        self._deadlines = ReadDeadlines()
+
+    def __serve_build_asgi_app__(self) -> JsonApp:
+        return JsonApp(self._route, self._answered)
 
     def root(self) -> str:
         """The seats root served (asked by a second ``start_serve``)."""
@@ -101,15 +111,10 @@ class SeatsHTTP:
         """The coalesced centre calls this replica sent and the orders they carried."""
         return self._seats.coalescing()
 
-    async def __call__(self, request):
-        try:
-            status, body = await self._route(request)
-        except Exception as exc:  # every fault is answered, by its class
-            status, body = error_answer(exc)
+    def _answered(self, status: int) -> None:
         self._unreported[status] = self._unreported.get(status, 0) + 1
         if time.monotonic() - self._reported_at >= METRICS_EVERY_S:
             self._report()
-        return json_response(status, body)
 
     def _report(self) -> None:
         self._reported_at = time.monotonic()
@@ -117,25 +122,29 @@ class SeatsHTTP:
             self._answers.inc(count, {"status": str(status)})
         self._unreported.clear()
 
-    async def _route(self, request) -> tuple[int, object]:
-        method = request.method
-        # the scope's path, not request.url (a URL object built per request)
-        parts = [p for p in request.scope["path"].split("/") if p]
+    async def _route(self, scope, receive) -> tuple[int, object]:
+        method = scope["method"]
+        path = scope["path"]
+        parts = [p for p in path.split("/") if p]
         seats = self._seats
+
+        async def body() -> dict:
+            return await read_json(scope, receive, deadlines=self._deadlines)
+
         match (method, parts):
             case ("POST", ["orders"]):
-                body = await read_json(request)
-                return 200, await seats.sell_request(SellRequest.from_json(body))
+                return 200, await seats.sell_request(SellRequest.from_json(await body()))
             case ("POST", ["orders", "refund"]):
-                body = await read_json(request)
-                return 200, await seats.refund_request(RefundRequest.from_json(body))
+                return 200, await seats.refund_request(RefundRequest.from_json(await body()))
             case ("GET", ["remaining"]):
+                from starlette.datastructures import QueryParams
+
                 return 200, await seats.remaining_query(
-                    RemainingQuery.from_query(request.query_params))
+                    RemainingQuery.from_query(QueryParams(scope["query_string"])))
             case ("POST", ["trains"]):
                 from gridfare.seats.train import TrainDate
 
-                train = TrainDate.from_dict(await read_json(request))
+                train = TrainDate.from_dict(await body())
                 return 201, await seats.create_train(train)
             case ("GET", ["trains", train_no, day]):
                 return 200, await seats.owner(TrainDateRef(train_no, day))
@@ -144,13 +153,12 @@ class SeatsHTTP:
             case ("GET", ["migrations"]):
                 return 200, await seats.migrations()
             case ("POST", ["migrations"]):
-                body = await read_json(request)
-                return 202, await seats.migrate_request(MigrateRequest.from_json(body))
+                return 202, await seats.migrate_request(MigrateRequest.from_json(await body()))
             case ("GET", ["migrations", mid]):
                 return 200, await seats.migration(check_migration_id(mid))
             case ("POST", ["migrations", mid, action]) if action in _ACTIONS:
                 return 200, await getattr(seats, action)(check_migration_id(mid))
-        return 404, {"error": "NotFound", "message": f"no route {method} {request.url.path}"}
+        return 404, {"error": "NotFound", "message": f"no route {method} {path}"}
 
 
 def start_serve(
