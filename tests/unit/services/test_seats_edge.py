@@ -166,7 +166,7 @@ def test_the_app_answers_json_with_its_length_and_errors_by_class():
         return 200, {"path": scope["path"], "body": await read_json(scope, receive)}
 
     app = JsonApp(route, seen.append)
-    scope, receive = _request([b'{"a": 1}'], 8)
+    scope, _ = _request([b'{"a": 1}'], 8)
     sent = _serve(app, scope, [{"type": "http.request", "body": b'{"a": 1}'}])
     start, body = sent
     assert start == {"type": "http.response.start", "status": 200, "headers": [
