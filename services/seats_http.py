@@ -34,6 +34,7 @@ request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from ray import serve
@@ -48,9 +49,9 @@ from gridfare.seats.requests import (
     SellRequest,
     TrainDateRef,
 )
-from services.ingress import DISCONNECT_WATCH_OFF_ENV
+from services import seats_edge
 from services.replica_settings import REPLICA_ENV, REPLICA_LOGGING
-from services.seats_edge import JsonApp, ReadDeadlines, read_json
+from services.seats_edge import INGRESS_ENV, JsonApp, ReadDeadlines, read_json
 
 __all__ = ["SeatsHTTP", "app_name", "start_serve"]
 
@@ -64,15 +65,17 @@ def app_name(root: str) -> str:
 
 _ACTIONS = ("pause", "resume", "rollback", "step")
 METRICS_EVERY_S = 1.0
+STOP_WAIT_S = 10.0  # longest a stopping replica waits for the orders on its fast path
 
 
-# DISCONNECT_WATCH_OFF_ENV: in HAProxy mode Serve then awaits each request directly, without
-# its disconnect-watch task and asyncio.wait (services.ingress); an order is sold or not as
+# INGRESS_ENV: in HAProxy mode the replica's HTTP server answers POST /orders itself
+# (seats_edge.OrdersFastPath), and Serve awaits every other request directly, without its
+# disconnect-watch task and asyncio.wait (services.ingress); an order is sold or not as
 # part of its batch whether or not its client stays, so finishing it loses nothing
 @serve.deployment(
     name="SeatsHTTP",
     ray_actor_options={"num_cpus": 0, "runtime_env": {
-        "env_vars": {**REPLICA_ENV, **DISCONNECT_WATCH_OFF_ENV}}},
+        "env_vars": {**REPLICA_ENV, **INGRESS_ENV}}},
     max_ongoing_requests=1000,
     num_replicas=1,
     logging_config=REPLICA_LOGGING,
@@ -84,7 +87,8 @@ class SeatsHTTP:
     starlette ``Request`` and ``Response`` per order, nor Serve's handling of a returned
     response."""
 
-    def __init__(self, root: str, config: ClientConfig | None = None) -> None:
+    def __init__(self, root: str, config: ClientConfig | None = None,
+                 route_prefix: str = "/") -> None:
         from ray.util import metrics
 
         from actors.seats_client import AsyncSeatsClient
@@ -99,9 +103,24 @@ class SeatsHTTP:
         self._unreported: dict[int, int] = {}
         self._reported_at = time.monotonic()
         self._deadlines = ReadDeadlines()
+        self._app = JsonApp(self._route, self._answered)
+        # through the module, not a name bound here: Serve pickles this class by value (its
+        # ingress wrapper is a local class), and with it a global object's copy
+        self._fast = seats_edge.FAST_PATH
+        if route_prefix == "/":  # the fast path knows only the root's POST /orders
+            self._fast.serve(self._app)
 
     def __serve_build_asgi_app__(self) -> JsonApp:
-        return JsonApp(self._route, self._answered)
+        return self._app
+
+    async def __del__(self) -> None:
+        """Serve's graceful shutdown (after its own requests drained): no new order takes
+        the fast path, and the ones in flight there are answered first (at most
+        ``STOP_WAIT_S``)."""
+        self._fast.stop()
+        deadline = time.monotonic() + STOP_WAIT_S
+        while self._fast.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     def root(self) -> str:
         """The seats root served (asked by a second ``start_serve``)."""
@@ -229,6 +248,6 @@ def start_serve(
                    **HAPROXY_TUNING}
             options["controller_options"] = controller_options(env)
         serve.start(http_options={"host": host, "port": port}, **options)
-    app = SeatsHTTP.options(num_replicas=replicas).bind(root, config)
+    app = SeatsHTTP.options(num_replicas=replicas).bind(root, config, route_prefix)
     serve.run(app, name=ours, route_prefix=route_prefix)
     return f"http://{host}:{port}{route_prefix.rstrip('/')}"
