@@ -30,6 +30,15 @@ own answer. Serve's per-request client-disconnect watch is off for this app's re
 changes nothing for the order (its coalesced call was never cancelled; a retry with the same
 ``request_id`` gets the same seats) and saves the replica a task and an ``asyncio.wait`` per
 request.
+
+The deployment is a bare ASGI app (``seats_edge.JsonApp``: no starlette ``Request`` or
+``Response`` per request), and in HAProxy mode the replica's own HTTP server hands
+``POST /orders`` to it directly (``seats_edge.OrdersFastPath``), ahead of Serve's
+per-request work (request ids, metadata, ongoing-request accounting, request metrics): the
+replica's CPU per order at a held 1,000/s went 0.35-0.41 -> 0.25-0.26 ms
+(``docs/benchmarks.md``). Those orders are counted by ``gridfare_seats_http_answers``, not
+by Serve's request metrics, and carry no ``x-request-id``; every other route goes Serve's
+way.
 """
 
 from __future__ import annotations
