@@ -116,7 +116,10 @@ class SeatsHTTP:
         # through the module, not a name bound here: Serve pickles this class by value (its
         # ingress wrapper is a local class), and with it a global object's copy
         self._fast = seats_edge.FAST_PATH
-        if route_prefix == "/":  # the fast path knows only the root's POST /orders
+        # the fast path runs this app on the HTTP server's event loop: the one the handler
+        # runs on too (REPLICA_ENV: RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0), where
+        # the client's batchers live; it knows only the root's POST /orders
+        if route_prefix == "/":
             self._fast.serve(self._app)
 
     def __serve_build_asgi_app__(self) -> JsonApp:
