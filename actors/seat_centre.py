@@ -37,7 +37,6 @@ from gridfare.seats.answers import (
     Moved,
     Refunded,
     Refused,
-    SaleAnswers,
     Sold,
     remaining_wire,
 )
@@ -133,9 +132,11 @@ class SeatCentre:
             [(train_no, day, from_station, to_station, cls, count, request_id)])
         return _raised(answer)
 
-    async def sell_many(self, requests: list[tuple]) -> SaleAnswers:
-        """Sell a batch: one columnar answer (``SaleAnswers``; the caller binds its rows)."""
-        return await self._centre.sell_many(requests)
+    async def sell_many(self, requests: list[list]) -> list:
+        """Sell a batch (rows as lists: ``SellRequest.as_list``): one columnar answer as
+        plain values (``SaleAnswers.to_wire``; the caller reads it with ``from_wire`` and
+        binds its rows), so Ray sends both ways with msgpack alone."""
+        return (await self._centre.sell_many(requests)).to_wire()
 
     async def refund(self, train_no: str, day: str, request_id: str) -> Refunded | Moved:
         """Refund an order; a repeat answers the same seats with ``repeat`` set."""

@@ -195,7 +195,7 @@ class AsyncSeatsClient:
         return await self.sell_request(request)
 
     async def sell_request(self, request: SellRequest) -> dict:
-        row = request.as_tuple()
+        row = request.as_list()
         return await self._routed(request.key, lambda c: self._batched(c, "sell_many", row))
 
     async def refund(self, train_no: str, day, request_id: str) -> dict:
@@ -207,14 +207,17 @@ class AsyncSeatsClient:
         row = request.as_tuple()
         return await self._routed(request.key, lambda c: self._batched(c, "refund_many", row))
 
-    async def _batched(self, centre: str, method: str, request: tuple) -> Answer:
+    async def _batched(self, centre: str, method: str, request: Sequence) -> Answer:
         batcher = self._batchers.get((centre, method))
         if batcher is None:
             remote = getattr(self.centre(centre), method).remote
 
-            async def send(batch: list[tuple]):
-                got = await self._call(remote(batch))
-                return got.bind(batch) if isinstance(got, SaleAnswers) else got
+            if method == "sell_many":
+                async def send(batch: list[list]):
+                    return SaleAnswers.from_wire(await self._call(remote(batch))).bind(batch)
+            else:
+                async def send(batch: list[tuple]):
+                    return await self._call(remote(batch))
 
             batcher = self._batchers[centre, method] = Batcher(
                 send, self.client_config.in_flight, self.client_config.max_batch,
@@ -302,8 +305,8 @@ class AsyncSeatsClient:
         rows = [row for _, row in requests]
         async with gate:
             got = await self._call(getattr(self.centre(centre), method).remote(rows))
-        if isinstance(got, SaleAnswers):
-            got.bind(rows)
+        if method == "sell_many":
+            got = SaleAnswers.from_wire(got).bind(rows)
             odd = got.others.items()
         else:
             odd = enumerate(got)

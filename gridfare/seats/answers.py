@@ -10,7 +10,8 @@ the ``GridfareError`` itself, so it is raised as its own class, never revived by
 
 A batch of sales is answered as one ``SaleAnswers``: the same answers in columns (a kind
 byte and the seats or seats remaining per request; ``Moved``, ``Frozen`` and ``Refused``
-kept as themselves), typed on access from the request rows they answer.
+kept as themselves), typed on access from the request rows they answer; it crosses
+processes as plain values (``SaleAnswers.to_wire`` / ``from_wire``).
 """
 
 from __future__ import annotations
@@ -253,6 +254,27 @@ class SaleAnswers(_AnswerSequence):
     def __reduce__(self):
         return _from_wire, (bytes(self.kinds), self.values, self.others)
 
+    def to_wire(self) -> list:
+        """The answers as plain values, what the centre's ``sell_many`` sends back:
+        ``[kind bytes, values, others]``, each sale's seats a list. Ray sends bytes, lists,
+        dicts, str and int with msgpack alone; a tuple (a sale's seats as the inventory
+        gives them) or the object itself would take its pickle path as well, on both ends.
+        Only the rare ``others`` (``Moved``, ``Frozen``, ``Refused``) are pickled."""
+        return [bytes(self.kinds),
+                [list(v) if v.__class__ is tuple else v for v in self.values], self.others]
+
+    @classmethod
+    def from_wire(cls, wire: Sequence) -> SaleAnswers:
+        """The answers ``to_wire`` gave (unbound: ``bind`` the rows they answer)."""
+        try:
+            kinds, values, others = wire
+            if (not isinstance(kinds, bytes) or not isinstance(values, list)
+                    or not isinstance(others, dict) or len(values) != len(kinds)):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise SeatError(f"not a batch of sale answers on the wire: {wire!r:.200}") from None
+        return _from_wire(kinds, values, others)
+
     # ---- reading (the caller) ---------------------------------------------------------
 
     def bind(self, rows: Sequence, keys: Sequence | str | None = None, first: int = 2
@@ -292,7 +314,7 @@ class SaleAnswers(_AnswerSequence):
         value = self.values[i]
         if kind == SaleKind.SOLD_OUT:
             return SoldOut(key, row[f + 2], row[f], row[f + 1], row[f + 3], value)
-        return Sold(key, row[f + 4], row[f + 2], row[f], row[f + 1], value,
+        return Sold(key, row[f + 4], row[f + 2], row[f], row[f + 1], tuple(value),
                     kind == SaleKind.REPEAT)
 
 

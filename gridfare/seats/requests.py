@@ -153,13 +153,20 @@ class SellRequest:
         return _key(self.train_no, self.date)
 
     def as_tuple(self) -> tuple:
-        """The arguments of ``SeatCentre.sell`` (and one row of ``sell_many``)."""
+        """The arguments of ``SeatCentre.sell``."""
         return (self.train_no, self.date, self.from_station, self.to_station, self.cls,
                 self.count, self.request_id)
 
+    def as_list(self) -> list:
+        """One row of ``SeatCentre.sell_many``: a list, which Ray sends with msgpack alone
+        (a tuple row would send the whole batch through its pickle path too)."""
+        return [self.train_no, self.date, self.from_station, self.to_station, self.cls,
+                self.count, self.request_id]
 
-def check_sell_rows(requests: Iterable[SellRequest | Sequence]) -> list[tuple[str, tuple]]:
-    """``(train-date key, sell's arguments)`` for each request, checked by ``SellRequest``'s
+
+def check_sell_rows(requests: Iterable[SellRequest | Sequence]) -> list[tuple[str, list]]:
+    """``(train-date key, sell_many's row)`` for each request (the row a list:
+    ``SellRequest.as_list``), checked by ``SellRequest``'s
     rules (a row that breaks one raises ``SellRequest``'s own error). A bulk call names a
     few trains, days and stations again and again: each distinct one is checked once, so
     300,000 rows cost a third of building as many ``SellRequest``s (the client checks them
@@ -169,7 +176,7 @@ def check_sell_rows(requests: Iterable[SellRequest | Sequence]) -> list[tuple[st
     checked = []
     for request in requests:
         if isinstance(request, SellRequest):
-            checked.append((request.key, request.as_tuple()))
+            checked.append((request.key, request.as_list()))
             continue
         try:
             train_no, day, first, last, cls, count, request_id = request
@@ -189,7 +196,7 @@ def check_sell_rows(requests: Iterable[SellRequest | Sequence]) -> list[tuple[st
         except (InvalidInput, TypeError, ValueError):
             SellRequest(*request)  # raises the same error a SellRequest would
             raise
-        checked.append((trip[0], (train_no, trip[1], first, last, cls, count, request_id)))
+        checked.append((trip[0], [train_no, trip[1], first, last, cls, count, request_id]))
     return checked
 
 

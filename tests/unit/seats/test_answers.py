@@ -57,6 +57,42 @@ def test_answers_are_typed_from_their_rows_and_the_same_after_a_pickle():
         pickle.loads(pickle.dumps(answers)).bind(ROWS[:3])
 
 
+def _plain(value) -> bool:
+    """Only what Ray's msgpack layer sends itself: no tuple, no object (bytes, lists,
+    dicts, str, int, None)."""
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return value is None or isinstance(value, (bytes, str, int))
+
+
+def test_a_batch_of_answers_crosses_as_plain_values():
+    answers = SaleAnswers(3, ROWS[:3])
+    answers.sold(0, (1, 2))
+    answers.sold_out(1, 0)
+    answers.sold(2, (5,), repeat=True)
+    wire = answers.to_wire()
+    assert _plain(wire) and wire[1] == [[1, 2], 0, [5]] and wire[2] == {}
+    again = SaleAnswers.from_wire(_msgpack_round_trip(wire)).bind(ROWS[:3])
+    assert again == list(answers)
+    assert again[0].seats == (1, 2) and type(again[0].seats) is tuple  # typed as before
+    assert again.sold_count == 2
+
+
+def test_a_batch_with_a_moved_answer_keeps_it_whole():
+    wire = _answers().to_wire()
+    assert _plain(wire[:2]) and wire[2] == {2: EXPECTED[2]}  # only the rare one is an object
+    assert SaleAnswers.from_wire(wire).bind(ROWS) == EXPECTED
+
+
+@pytest.mark.parametrize("wire", [None, [], [b"\x01", [], {}], [b"\x01", [1]],
+                                  ["x", [1], {}], [b"\x01", (1,), {}]])
+def test_anything_else_on_the_sale_wire_is_a_seat_error(wire):
+    with pytest.raises(SeatError, match="not a batch of sale answers"):
+        SaleAnswers.from_wire(wire)
+
+
 def test_a_typed_answer_put_in_a_slot_reads_back_the_same():
     answers = SaleAnswers(len(ROWS), ROWS)
     for i, answer in enumerate(EXPECTED):

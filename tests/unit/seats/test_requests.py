@@ -158,4 +158,4 @@ def test_bulk_rows_are_checked_by_the_sell_request_rules():
                 check_sell_rows([tuple(row)])
             assert str(caught.value) == str(exc)
         else:
-            assert check_sell_rows([tuple(row)]) == [(expected.key, expected.as_tuple())]
+            assert check_sell_rows([tuple(row)]) == [(expected.key, expected.as_list())]
