@@ -18,13 +18,16 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from gridfare.errors import DataCentreError
+
+T = TypeVar("T")
 
 
 def connect_waiting(path: Path | str, *, read_only: bool = False, lock_timeout_s: float,
@@ -32,10 +35,18 @@ def connect_waiting(path: Path | str, *, read_only: bool = False, lock_timeout_s
     """A DuckDB connection to the file at ``path``, waiting up to ``lock_timeout_s`` while
     another process holds its write lock (one short transaction); any other DuckDB error,
     or the wait running out, is a DataCentreError beginning with ``what``."""
+    return _waiting(lambda: duckdb.connect(str(path), read_only=read_only),
+                    lock_timeout_s, what)
+
+
+def _waiting(open_file: Callable[[], T], lock_timeout_s: float, what: str) -> T:
+    """``open_file()``, tried again every 50 ms while another process holds the file's
+    lock, for up to ``lock_timeout_s``; any other DuckDB error, or the wait running out, is
+    a DataCentreError beginning with ``what``."""
     deadline = time.monotonic() + lock_timeout_s
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return open_file()
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise DataCentreError(f"{what}: {exc}") from exc
@@ -73,18 +84,9 @@ def attached(path: Path | str, *, read_only: bool = False, lock_timeout_s: float
     con = _cursor()
     alias = f"attached_{next(_ALIASES)}"
     quoted = str(path).replace("'", "''")
-    deadline = time.monotonic() + lock_timeout_s
+    statement = f"ATTACH '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else "")
     try:
-        while True:
-            try:
-                con.execute(f"ATTACH '{quoted}' AS {alias}" + (" (READ_ONLY)" if read_only else ""))
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise DataCentreError(f"{what}: {exc}") from exc
-                time.sleep(0.05)
-            except duckdb.Error as exc:
-                raise DataCentreError(f"{what}: {exc}") from exc
+        _waiting(lambda: con.execute(statement), lock_timeout_s, what)
     except BaseException:
         con.close()
         raise
