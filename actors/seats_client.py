@@ -76,6 +76,13 @@ def _raise_cause(exc: BaseException) -> None:
         raise cause from None
 
 
+def _batch_answers(method: str, wire, rows: list):
+    """A batch call's answer as the client reads it: a sale batch's plain values
+    (``SaleAnswers.to_wire``) as ``SaleAnswers`` bound to the ``rows`` sent; a refund
+    batch's list of answers as it came."""
+    return SaleAnswers.from_wire(wire).bind(rows) if method == "sell_many" else wire
+
+
 class AsyncSeatsClient:
     def __init__(self, root: str, config: ClientConfig | None = None) -> None:
         self.client_config = config or ClientConfig()
@@ -212,12 +219,8 @@ class AsyncSeatsClient:
         if batcher is None:
             remote = getattr(self.centre(centre), method).remote
 
-            if method == "sell_many":
-                async def send(batch: list[list]):
-                    return SaleAnswers.from_wire(await self._call(remote(batch))).bind(batch)
-            else:
-                async def send(batch: list[tuple]):
-                    return await self._call(remote(batch))
+            async def send(batch: list):
+                return _batch_answers(method, await self._call(remote(batch)), batch)
 
             batcher = self._batchers[centre, method] = Batcher(
                 send, self.client_config.in_flight, self.client_config.max_batch,
@@ -304,12 +307,9 @@ class AsyncSeatsClient:
         answers (``others``: moved, frozen, refused) are looked at here."""
         rows = [row for _, row in requests]
         async with gate:
-            got = await self._call(getattr(self.centre(centre), method).remote(rows))
-        if method == "sell_many":
-            got = SaleAnswers.from_wire(got).bind(rows)
-            odd = got.others.items()
-        else:
-            odd = enumerate(got)
+            got = _batch_answers(method, await self._call(
+                getattr(self.centre(centre), method).remote(rows)), rows)
+        odd = got.others.items() if isinstance(got, SaleAnswers) else enumerate(got)
         answers.put(indices, got)
         again: list[int] = []
         stale: set[str] = set()

@@ -207,8 +207,8 @@ class SaleAnswers(_AnswerSequence):
 
     Per request a ``SaleKind`` byte and a value (the seat numbers of a sale, the seats
     remaining of a sold-out); the rare ``Moved``, ``Frozen`` and ``Refused`` answers are
-    kept whole in ``others``. Over the wire (pickle) it is the kind bytes, one list of
-    small ints and tuples, and that dict: a few C-level objects per request, where a list
+    kept whole in ``others``. Over the wire (``to_wire``) it is the kind bytes, one list of
+    small ints and lists, and that dict: a few C-level objects per request, where a list
     of answer dataclasses was a Python-level reduce per answer on the centre and a dict
     per answer in the caller (profiled on ``bench/seats.py``'s Redis stream: pickling and
     unpickling the dataclasses cost a centre and the driver ~14 us per request).
@@ -216,7 +216,7 @@ class SaleAnswers(_AnswerSequence):
     The names an answer repeats (train-date, stations, class, request_id) are the
     request's, so they do not travel back: the caller ``bind``s the rows it sent, and
     indexing gives the typed answer (``Sold``, ``SoldOut``, ...), built on access.
-    ``rows`` are ``sell``'s argument tuples, read from ``first`` on (2: the 7-tuples of
+    ``rows`` are ``sell``'s arguments, read from ``first`` on (2: the 7-item rows of
     ``sell_many``; 0: an inventory's ``(from, to, cls, count, request_id)`` rows, with
     ``keys`` naming their train-date).
     """
